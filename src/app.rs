@@ -1,0 +1,338 @@
+//! Startup: turn a [`Config`] into running parts (store, keys, limiter, sender, provider,
+//! verifier), bind the listener, serve until a shutdown signal, and stop background work.
+//! The CLI's `send` and `check` use the same [`Components`] without the listener.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, DatabaseUrl, ProviderKind, SenderKind};
+use crate::crypto::{Keys, ServerSecret, api_key_digest};
+use crate::domain::Lifecycle;
+use crate::http::{self, ApiKeys, AppState};
+use crate::limiter::{Limiter, MemoryLimiter};
+use crate::policy::{Policy, TrustedProxies};
+use crate::provider::{LocalProvider, Provider};
+use crate::service::Verifier;
+use crate::sms::{ConsoleSender, Outbox, SmsSender};
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// How long finished verifications are kept before the purge deletes them.
+const RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How often the purge runs.
+const PURGE_EVERY: Duration = Duration::from_secs(300);
+
+/// Why the service could not start. The binary exits 64 for configuration problems and 69
+/// (`EX_UNAVAILABLE`) for unreachable dependencies.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Config(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Io(String),
+}
+
+impl StartupError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartupError::Config(_) => 64,
+            StartupError::Store(_) | StartupError::Bind { .. } | StartupError::Io(_) => 69,
+        }
+    }
+}
+
+/// The assembled service, ready to serve or to run one CLI command.
+pub struct Components {
+    pub verifier: Arc<Verifier>,
+    pub store: Arc<dyn Store>,
+    pub outbox: Option<Arc<Outbox>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Components {
+    /// Builds every part from the settings.
+    ///
+    /// # Errors
+    /// [`StartupError`] naming the part that could not be built.
+    pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        if config.provider == ProviderKind::TwilioVerify {
+            return Err(StartupError::Config(format!(
+                "provider twilio-verify (chosen because {}) is not available in this build yet; \
+                 set VERIFYD_PROVIDER=local to use the built-in engine",
+                config.provider_reason
+            )));
+        }
+        crate::domain::phone::warm_metadata();
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::connect(
+                config.database_url.as_str(),
+                config.sqlite_synchronous,
+                config.store_timeout,
+            )
+            .await?,
+        );
+        let secret = resolve_secret(config)?;
+        let keys = Arc::new(Keys::derive(&secret));
+
+        let (sender, outbox): (Arc<dyn SmsSender>, Option<Arc<Outbox>>) = match config.sms_sender {
+            SenderKind::Console => {
+                let console = ConsoleSender::new(Arc::clone(&clock));
+                let outbox = console.outbox();
+                (Arc::new(console), Some(outbox))
+            }
+        };
+        let provider: Arc<dyn Provider> = Arc::new(LocalProvider::new(
+            Arc::clone(&store),
+            sender,
+            keys,
+            Lifecycle::with_ttl(config.code_ttl),
+            config.code_length,
+        ));
+        let limiter: Arc<dyn Limiter> = Arc::new(MemoryLimiter::new());
+        let verifier = Arc::new(Verifier::new(
+            Policy::from_config(config),
+            limiter,
+            provider,
+            Arc::clone(&clock),
+        ));
+        Ok(Self {
+            verifier,
+            store,
+            outbox,
+            clock,
+        })
+    }
+}
+
+/// `VERIFYD_SECRET`, or the secret kept beside the SQLite file (generated on first start).
+fn resolve_secret(config: &Config) -> Result<ServerSecret, StartupError> {
+    if let Some(secret) = &config.secret {
+        return Ok(secret.clone());
+    }
+    match &config.database_url {
+        DatabaseUrl::SqliteMemory { .. } => Ok(ServerSecret::generate()),
+        DatabaseUrl::SqliteFile { path, .. } => load_or_create_secret(&secret_path(path)),
+    }
+}
+
+/// `verifyd.db` → `verifyd.secret`, in the same directory.
+pub fn secret_path(database: &Path) -> PathBuf {
+    database.with_extension("secret")
+}
+
+fn load_or_create_secret(path: &Path) -> Result<ServerSecret, StartupError> {
+    let io = |what: &str, e: std::io::Error| StartupError::Io(format!("{what} {}: {e}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let secret = ServerSecret::new(secrecy::SecretString::from(text.trim().to_owned())).map_err(|e| {
+                StartupError::Config(format!("the secret in {} {e}", path.display()))
+            })?;
+            tracing::info!(path = %path.display(), "using the server secret generated on first start");
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = ServerSecret::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path).map_err(|e| io("cannot create", e))?;
+            file.write_all(secret.expose().as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io("cannot write", e))?;
+            tracing::warn!(
+                path = %path.display(),
+                "VERIFYD_SECRET is unset: generated a server secret and saved it (mode 0600); \
+                 back it up with the database, or set VERIFYD_SECRET"
+            );
+            Ok(secret)
+        }
+        Err(e) => Err(io("cannot read", e)),
+    }
+}
+
+/// Configured keys, else the generated key(s) kept hashed in the store; on the very first start
+/// one key is generated and printed once to stdout.
+async fn resolve_api_keys(config: &Config, store: &dyn Store, clock: &dyn Clock) -> Result<ApiKeys, StartupError> {
+    if !config.api_keys.is_empty() {
+        return Ok(ApiKeys::from_digests(
+            config.api_keys.iter().map(|k| api_key_digest(k.expose_secret())).collect(),
+        ));
+    }
+    let stored = store.api_key_digests().await?;
+    if !stored.is_empty() {
+        tracing::info!("VERIFYD_API_KEYS is unset: accepting the API key generated on first start");
+        return Ok(ApiKeys::from_digests(stored));
+    }
+    let key = {
+        use rand::RngCore;
+        let mut bytes = [0u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        format!("vfy_{}", hex::encode(bytes))
+    };
+    store.add_api_key_digest(api_key_digest(&key), clock.now()).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "verifyd: generated an API key (shown only this once; only its hash is kept):\n\n    {key}\n\n\
+             Send it as `Authorization: Bearer <key>`, or set VERIFYD_API_KEYS to choose your own."
+        );
+        let _ = out.flush();
+    }
+    tracing::warn!("VERIFYD_API_KEYS is unset: generated an API key and printed it once on stdout");
+    Ok(ApiKeys::from_digests(vec![api_key_digest(&key)]))
+}
+
+/// A bound, ready-to-serve verifyd.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    grace: Duration,
+    purge: JoinHandle<()>,
+}
+
+impl Application {
+    /// Builds everything on the system clock and binds `VERIFYD_ADDR`.
+    ///
+    /// # Errors
+    /// [`StartupError`].
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds with the given clock (tests pass a manual one) and binds `VERIFYD_ADDR`.
+    ///
+    /// # Errors
+    /// [`StartupError`].
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+        let parts = Components::build(&config, clock).await?;
+        let api_keys = resolve_api_keys(&config, parts.store.as_ref(), parts.clock.as_ref()).await?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartupError::Bind { addr: config.addr, source })?;
+        let state = AppState {
+            verifier: Arc::clone(&parts.verifier),
+            store: Arc::clone(&parts.store),
+            api_keys: Arc::new(api_keys),
+            outbox: parts.outbox,
+            trusted_proxies: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
+            code_length: config.code_length,
+            request_timeout: config.request_timeout,
+        };
+        let purge = tokio::spawn(purge_loop(Arc::clone(&parts.store), Arc::clone(&parts.clock)));
+        let addr = listener.local_addr().map_err(|e| StartupError::Io(e.to_string()))?;
+        tracing::info!(
+            %addr,
+            provider = parts.verifier.provider().name(),
+            provider_reason = config.provider_reason,
+            sender = config.sms_sender.as_str(),
+            store = parts.store.name(),
+            limiter = parts.verifier.limiter().name(),
+            countries = %config.valid_country_codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            "verifyd listening on {addr}"
+        );
+        for warning in &config.warnings {
+            tracing::warn!("{warning}");
+        }
+        Ok(Self {
+            listener,
+            state,
+            grace: config.shutdown_grace,
+            purge,
+        })
+    }
+
+    /// The bound address (the real port when the setting asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish within the grace.
+    ///
+    /// # Errors
+    /// I/O errors of the listener.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then drains for at most the shutdown grace.
+    ///
+    /// # Errors
+    /// I/O errors of the listener.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Self {
+            listener,
+            state,
+            grace,
+            purge,
+        } = self;
+        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            stop.await;
+            let _ = stopping_tx.send(());
+        });
+        let server = tokio::spawn(async move { server.await });
+        let drained = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            result = server => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            () = drained => {
+                tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace ran out; dropping unfinished requests");
+                Ok(())
+            }
+        };
+        purge.abort();
+        tracing::info!("verifyd stopped");
+        result
+    }
+}
+
+async fn purge_loop(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        match store.purge(clock.now().minus(RETENTION)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "purged finished verifications"),
+            Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM, logging which arrived.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+        "SIGTERM"
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<&str>();
+    let which = tokio::select! { s = ctrl_c => s, s = term => s };
+    tracing::info!(signal = which, "shutting down: finishing in-flight requests");
+}

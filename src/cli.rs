@@ -1,0 +1,133 @@
+//! The `verifyd` command line: `serve` (the default), `send` and `check` (the same engine and
+//! policy, in-process, against the configured store), and `config` (effective settings, secrets
+//! redacted; exit 64 naming every bad variable).
+
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{Application, Components};
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::domain::{Channel, OtpCode, PhoneNumber};
+use crate::http::ApiError;
+use crate::http::mfa::{Envelope, VerificationData};
+
+/// Exit code for bad usage or configuration (`EX_USAGE`).
+pub const EXIT_USAGE: i32 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "verifyd", version, about = "Self-hosted SMS one-time-code (2FA) service")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API on VERIFYD_ADDR (the default command).
+    Serve,
+    /// Send a code to a number (policy applies; no client IP, so no IP bucket).
+    Send {
+        /// The number in international format, e.g. +14155552671.
+        number: String,
+        /// The channel (must be enabled in VERIFYD_CHANNELS).
+        #[arg(long, default_value = "sms")]
+        channel: String,
+    },
+    /// Check a code for a number.
+    Check {
+        /// The number in international format.
+        number: String,
+        /// The code the user received.
+        code: String,
+    },
+    /// Print the effective settings (secrets redacted) and exit 64 if any is invalid.
+    Config,
+}
+
+/// Runs the command line and returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("verifyd: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config => {
+            print!("{}", config.describe());
+            for w in &config.warnings {
+                println!("warning: {w}");
+            }
+            0
+        }
+        Command::Serve => {
+            crate::telemetry::init(config.log_format, &config.log_filter);
+            let app = match Application::build(config).await {
+                Ok(app) => app,
+                Err(e) => {
+                    tracing::error!("cannot start: {e}");
+                    eprintln!("verifyd: cannot start: {e}");
+                    return e.exit_code();
+                }
+            };
+            match app.run_until_stopped().await {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::error!(error = %e, "server failed");
+                    1
+                }
+            }
+        }
+        Command::Send { number, channel } => {
+            one_shot(config, |parts| async move {
+                let phone = PhoneNumber::parse(&number)?;
+                let channel = channel.parse::<Channel>().map_err(|_| ApiError::ChannelNotAllowed)?;
+                Ok(parts.verifier.send_code(phone, channel, None).await?)
+            }, "Verification code sent!")
+            .await
+        }
+        Command::Check { number, code } => {
+            let length = config.code_length;
+            one_shot(config, |parts| async move {
+                let phone = PhoneNumber::parse(&number)?;
+                let code = OtpCode::parse(&code, length)?;
+                Ok(parts.verifier.verify_code(phone, code).await?)
+            }, "Verification code is correct!")
+            .await
+        }
+    }
+}
+
+async fn one_shot<F, Fut>(config: Config, act: F, message: &'static str) -> i32
+where
+    F: FnOnce(Components) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::domain::Verification, ApiError>>,
+{
+    crate::telemetry::init(config.log_format, &config.log_filter);
+    let parts = match Components::build(&config, Arc::new(SystemClock)).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("verifyd: {e}");
+            return e.exit_code();
+        }
+    };
+    match act(parts).await {
+        Ok(v) => {
+            let body = Envelope {
+                status_code: 200,
+                message,
+                data: VerificationData::from(v),
+            };
+            println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+            0
+        }
+        Err(e) => {
+            let (status, code) = e.status_and_code();
+            eprintln!("verifyd: {} {code}: {e}", status.as_u16());
+            1
+        }
+    }
+}

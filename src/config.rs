@@ -1,0 +1,861 @@
+//! Every setting, read once at start from layered sources and validated before any port is
+//! bound. Precedence: the process environment, then `.env.development`, then `.env` (both in the
+//! working directory), then `verifyd.toml` (or the file named by `VERIFYD_CONFIG`), then the
+//! defaults. Nothing else in the crate reads the environment.
+//!
+//! Every problem is collected and reported together as `NAME=value is not valid: reason`
+//! (secret values redacted); the binary exits 64 (`EX_USAGE`) on any of them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::crypto::ServerSecret;
+use crate::domain::{Channel, CodeLength, NumberType, Region};
+
+pub const ENV_ADDR: &str = "VERIFYD_ADDR";
+pub const ENV_DATABASE_URL: &str = "VERIFYD_DATABASE_URL";
+pub const ENV_SECRET: &str = "VERIFYD_SECRET";
+pub const ENV_API_KEYS: &str = "VERIFYD_API_KEYS";
+pub const ENV_PROVIDER: &str = "VERIFYD_PROVIDER";
+pub const ENV_SMS_SENDER: &str = "VERIFYD_SMS_SENDER";
+pub const ENV_VALID_COUNTRY_CODES: &str = "VERIFYD_VALID_COUNTRY_CODES";
+pub const ENV_CHANNELS: &str = "VERIFYD_CHANNELS";
+pub const ENV_BLOCKED_NUMBER_TYPES: &str = "VERIFYD_BLOCKED_NUMBER_TYPES";
+pub const ENV_RATE_LIMIT_IP_MAX: &str = "VERIFYD_RATE_LIMIT_IP_MAX";
+pub const ENV_RATE_LIMIT_IP_INTERVAL: &str = "VERIFYD_RATE_LIMIT_IP_INTERVAL";
+pub const ENV_TRUSTED_PROXIES: &str = "VERIFYD_TRUSTED_PROXIES";
+pub const ENV_CODE_LENGTH: &str = "VERIFYD_CODE_LENGTH";
+pub const ENV_CODE_TTL: &str = "VERIFYD_CODE_TTL";
+pub const ENV_LOG_FORMAT: &str = "VERIFYD_LOG_FORMAT";
+pub const ENV_RUST_LOG: &str = "RUST_LOG";
+pub const ENV_SHUTDOWN_GRACE: &str = "VERIFYD_SHUTDOWN_GRACE";
+pub const ENV_REQUEST_TIMEOUT: &str = "VERIFYD_REQUEST_TIMEOUT";
+pub const ENV_STORE_TIMEOUT: &str = "VERIFYD_STORE_TIMEOUT";
+pub const ENV_SQLITE_SYNCHRONOUS: &str = "VERIFYD_SQLITE_SYNCHRONOUS";
+pub const ENV_CONFIG: &str = "VERIFYD_CONFIG";
+pub const ENV_TWILIO_ACCOUNT_SID: &str = "TWILIO_ACCOUNT_SID";
+pub const ENV_TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
+pub const ENV_TWILIO_SERVICE_SID: &str = "TWILIO_SERVICE_SID";
+
+/// One documented setting: its variable, default (as text) and whether its value is secret.
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub secret: bool,
+    pub doc: &'static str,
+}
+
+/// Every setting verifyd reads, in the order `verifyd config` prints them.
+pub const SETTINGS: &[Setting] = &[
+    Setting { name: ENV_ADDR, default: "127.0.0.1:8080", secret: false, doc: "Listen address (port 0 picks a free port; the log prints the bound one)." },
+    Setting { name: ENV_DATABASE_URL, default: "sqlite://verifyd.db", secret: false, doc: "Store: a SQLite file (created if missing)." },
+    Setting { name: ENV_SECRET, default: "", secret: true, doc: "Server secret (>= 32 chars) for HMAC and encryption keys; unset: generated once into <database>.secret (0600)." },
+    Setting { name: ENV_API_KEYS, default: "", secret: true, doc: "Comma-separated API keys accepted as `Authorization: Bearer <key>`; unset: one is generated on first start, printed once, stored hashed." },
+    Setting { name: ENV_PROVIDER, default: "local", secret: false, doc: "`local` (our code engine) or `twilio-verify`; unset: twilio-verify when all three TWILIO_* are set, else local." },
+    Setting { name: ENV_SMS_SENDER, default: "console", secret: false, doc: "How the local engine delivers codes: `console` (stdout and GET /dev/outbox)." },
+    Setting { name: ENV_VALID_COUNTRY_CODES, default: "US", secret: false, doc: "ISO 3166-1 alpha-2 regions that may receive codes (seed S2)." },
+    Setting { name: ENV_CHANNELS, default: "sms", secret: false, doc: "Channels a send-code may use (seed S3): sms, call, whatsapp, email, sna." },
+    Setting { name: ENV_BLOCKED_NUMBER_TYPES, default: "premium_rate,shared_cost,uan,voicemail,pager,unknown", secret: false, doc: "libphonenumber line types refused with 403 number_type_not_allowed (empty list: none)." },
+    Setting { name: ENV_RATE_LIMIT_IP_MAX, default: "4", secret: false, doc: "Send-codes per client IP per interval (seed S4); 0 turns the bucket off." },
+    Setting { name: ENV_RATE_LIMIT_IP_INTERVAL, default: "60", secret: false, doc: "Interval of the IP bucket, in seconds (or with s/m/h/d suffix)." },
+    Setting { name: ENV_TRUSTED_PROXIES, default: "", secret: false, doc: "CIDRs of reverse proxies whose X-Forwarded-For is believed (right-most untrusted entry wins)." },
+    Setting { name: ENV_CODE_LENGTH, default: "6", secret: false, doc: "Digits per code, 4 to 10." },
+    Setting { name: ENV_CODE_TTL, default: "600", secret: false, doc: "How long a code stays valid, in seconds (Twilio: 10 minutes)." },
+    Setting { name: ENV_LOG_FORMAT, default: "pretty", secret: false, doc: "`pretty` or `json` logs on stderr." },
+    Setting { name: ENV_RUST_LOG, default: "info", secret: false, doc: "Log filter (tracing EnvFilter syntax)." },
+    Setting { name: ENV_SHUTDOWN_GRACE, default: "20", secret: false, doc: "Seconds in-flight requests get to finish after SIGTERM/SIGINT." },
+    Setting { name: ENV_REQUEST_TIMEOUT, default: "15", secret: false, doc: "Seconds before a request is answered 503 unavailable." },
+    Setting { name: ENV_STORE_TIMEOUT, default: "2", secret: false, doc: "Seconds to wait for a store connection or lock before answering 503." },
+    Setting { name: ENV_SQLITE_SYNCHRONOUS, default: "full", secret: false, doc: "SQLite `synchronous` with WAL: `full` (survives power loss) or `normal` (survives process crashes)." },
+    Setting { name: ENV_CONFIG, default: "verifyd.toml", secret: false, doc: "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase)." },
+    Setting { name: ENV_TWILIO_ACCOUNT_SID, default: "", secret: false, doc: "Twilio Account SID (AC + 32 hex), seed S1." },
+    Setting { name: ENV_TWILIO_AUTH_TOKEN, default: "", secret: true, doc: "Twilio Auth Token, seed S1." },
+    Setting { name: ENV_TWILIO_SERVICE_SID, default: "", secret: false, doc: "Twilio Verify Service SID (VA + 32 hex), seed S1." },
+];
+
+fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// Which engine answers send-code and verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    Local,
+    TwilioVerify,
+}
+
+impl ProviderKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Local => "local",
+            ProviderKind::TwilioVerify => "twilio-verify",
+        }
+    }
+}
+
+/// How the local engine delivers a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SenderKind {
+    Console,
+}
+
+impl SenderKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SenderKind::Console => "console",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// SQLite's `synchronous` level in WAL mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+/// One rate-limit bucket's size: at most `max` requests per `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketConfig {
+    pub max: u32,
+    pub interval: Duration,
+}
+
+impl BucketConfig {
+    /// A max of 0 turns the bucket off.
+    pub fn enabled(&self) -> bool {
+        self.max > 0
+    }
+}
+
+/// The seed's three Twilio values, format-checked.
+#[derive(Clone)]
+pub struct TwilioCredentials {
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    pub service_sid: String,
+}
+
+impl fmt::Debug for TwilioCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioCredentials")
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"<redacted>")
+            .field("service_sid", &self.service_sid)
+            .finish()
+    }
+}
+
+/// Where the store lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file.
+    SqliteFile { url: String, path: PathBuf },
+    /// A SQLite database in memory: nothing survives the process (tests and demos).
+    SqliteMemory { url: String },
+}
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        match self {
+            DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => url,
+        }
+    }
+}
+
+/// The validated settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: DatabaseUrl,
+    /// `None`: generated once and kept beside the SQLite file.
+    pub secret: Option<ServerSecret>,
+    /// Empty: one key is generated on first start and stored hashed.
+    pub api_keys: Vec<SecretString>,
+    pub provider: ProviderKind,
+    /// Why this provider was chosen (for the startup log).
+    pub provider_reason: &'static str,
+    pub sms_sender: SenderKind,
+    pub valid_country_codes: BTreeSet<Region>,
+    pub channels: BTreeSet<Channel>,
+    pub blocked_number_types: BTreeSet<NumberType>,
+    pub rate_limit_ip: BucketConfig,
+    pub trusted_proxies: Vec<IpNet>,
+    pub code_length: CodeLength,
+    pub code_ttl: Duration,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub shutdown_grace: Duration,
+    pub request_timeout: Duration,
+    pub store_timeout: Duration,
+    pub sqlite_synchronous: SqliteSync,
+    pub twilio: Option<TwilioCredentials>,
+    /// Not errors, but worth a line at startup and in `verifyd config`.
+    pub warnings: Vec<String>,
+    /// Each setting's effective value and where it came from, secrets redacted.
+    pub effective: Vec<(&'static str, String, Origin)>,
+}
+
+/// Where a setting's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Env,
+    DotEnvDevelopment,
+    DotEnv,
+    TomlFile,
+    Default,
+}
+
+impl Origin {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Origin::Env => "env",
+            Origin::DotEnvDevelopment => ".env.development",
+            Origin::DotEnv => ".env",
+            Origin::TomlFile => "verifyd.toml",
+            Origin::Default => "default",
+        }
+    }
+}
+
+/// One bad setting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub name: String,
+    /// The offending value, already redacted when secret.
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={} is not valid: {}", self.name, self.value, self.reason)
+    }
+}
+
+/// Every problem found while loading the settings.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The layered sources, highest precedence first.
+pub struct Sources {
+    layers: Vec<(Origin, HashMap<String, String>)>,
+    env: Box<dyn Fn(&str) -> Option<String>>,
+}
+
+impl Sources {
+    /// Only `lookup` (tests pass a map; the binary passes the environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + 'static) -> Self {
+        Self {
+            layers: Vec::new(),
+            env: Box::new(lookup),
+        }
+    }
+
+    /// The process environment, `.env.development` and `.env` from `dir`, and the TOML file
+    /// (`VERIFYD_CONFIG`, relative to `dir`, default `verifyd.toml`, optional unless named).
+    ///
+    /// # Errors
+    /// A file that exists but cannot be read or parsed.
+    pub fn load(
+        dir: &Path,
+        env: impl Fn(&str) -> Option<String> + 'static,
+    ) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut layers = Vec::new();
+        for (origin, file) in [
+            (Origin::DotEnvDevelopment, ".env.development"),
+            (Origin::DotEnv, ".env"),
+        ] {
+            let path = dir.join(file);
+            if !path.exists() {
+                continue;
+            }
+            match dotenvy::from_path_iter(&path)
+                .and_then(|it| it.collect::<Result<HashMap<_, _>, _>>())
+            {
+                Ok(map) => layers.push((origin, map)),
+                Err(e) => problems.push(Problem {
+                    name: file.to_owned(),
+                    value: path.display().to_string(),
+                    reason: format!("cannot be read: {e}"),
+                }),
+            }
+        }
+        let named = env(ENV_CONFIG).or_else(|| {
+            layers
+                .iter()
+                .find_map(|(_, m)| m.get(ENV_CONFIG).cloned())
+        });
+        let toml_path = dir.join(named.as_deref().unwrap_or("verifyd.toml"));
+        if toml_path.exists() {
+            match read_toml(&toml_path) {
+                Ok(map) => layers.push((Origin::TomlFile, map)),
+                Err(reason) => problems.push(Problem {
+                    name: ENV_CONFIG.to_owned(),
+                    value: toml_path.display().to_string(),
+                    reason,
+                }),
+            }
+        } else if named.is_some() {
+            problems.push(Problem {
+                name: ENV_CONFIG.to_owned(),
+                value: toml_path.display().to_string(),
+                reason: "file does not exist".to_owned(),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Self {
+            layers,
+            env: Box::new(env),
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<(String, Origin)> {
+        if let Some(v) = (self.env)(name) {
+            return Some((v, Origin::Env));
+        }
+        self.layers
+            .iter()
+            .find_map(|(origin, map)| map.get(name).map(|v| (v.clone(), *origin)))
+    }
+}
+
+/// Reads `verifyd.toml`: a flat table whose keys are the variable names in lowercase without
+/// `VERIFYD_` (`rate_limit_ip_max = 4`, `valid_country_codes = ["US", "CA"]`,
+/// `twilio_account_sid = "AC…"`). Unknown keys are errors, so typos do not pass silently.
+fn read_toml(path: &Path) -> Result<HashMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let table: toml::Table = text.parse().map_err(|e| format!("is not valid TOML: {e}"))?;
+    let mut out = HashMap::new();
+    for (key, value) in table {
+        let upper = key.to_ascii_uppercase();
+        let name = if upper.starts_with("TWILIO_") || upper == ENV_RUST_LOG {
+            upper
+        } else {
+            format!("VERIFYD_{upper}")
+        };
+        if setting(&name).is_none() || name == ENV_CONFIG {
+            return Err(format!("unknown setting `{key}`"));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s),
+                    toml::Value::Integer(i) => Ok(i.to_string()),
+                    _ => Err(format!("`{key}` must be a list of strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join(","),
+            _ => return Err(format!("`{key}` must be a string, number, boolean or list")),
+        };
+        out.insert(name, text);
+    }
+    Ok(out)
+}
+
+/// Collects values and problems while the settings are read.
+struct Reader<'a> {
+    sources: &'a Sources,
+    problems: Vec<Problem>,
+    effective: Vec<(&'static str, String, Origin)>,
+}
+
+impl Reader<'_> {
+    /// The raw value (or default) of a documented setting, recorded for `verifyd config`.
+    fn raw(&mut self, name: &'static str) -> (Option<String>, Origin) {
+        let spec = setting(name).expect("every ENV_* constant is in SETTINGS");
+        let (value, origin) = match self.sources.get(name) {
+            Some((v, o)) => (Some(v), o),
+            None => (None, Origin::Default),
+        };
+        let shown = match (&value, spec.secret) {
+            (Some(v), true) if !v.is_empty() => "<redacted>".to_owned(),
+            (Some(v), _) => v.clone(),
+            (None, _) if spec.default.is_empty() => "<unset>".to_owned(),
+            (None, _) => spec.default.to_owned(),
+        };
+        self.effective.push((name, shown, origin));
+        (value, origin)
+    }
+
+    /// The value, or the default when unset.
+    fn text(&mut self, name: &'static str) -> String {
+        let (value, _) = self.raw(name);
+        value.unwrap_or_else(|| setting(name).map(|s| s.default.to_owned()).unwrap_or_default())
+    }
+
+    /// Parses the value (or default) with `parse`, recording a problem on failure.
+    fn parse<T>(&mut self, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let text = self.text(name);
+        match parse(text.trim()) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                self.problem(name, &text, reason);
+                None
+            }
+        }
+    }
+
+    fn problem(&mut self, name: &str, value: &str, reason: impl Into<String>) {
+        let secret = setting(name).is_some_and(|s| s.secret);
+        self.problems.push(Problem {
+            name: name.to_owned(),
+            value: if secret { "<redacted>".to_owned() } else { format!("{value:?}") },
+            reason: reason.into(),
+        });
+    }
+}
+
+fn list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn parse_list<T: FromStr + Ord>(text: &str, what: &str) -> Result<BTreeSet<T>, String> {
+    list(text)
+        .map(|item| item.parse::<T>().map_err(|_| format!("`{item}` is not {what}")))
+        .collect()
+}
+
+/// Seconds as a plain integer, or with a unit suffix: `90`, `90s`, `10m`, `1h`, `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "expected whole seconds, or a number with s, m, h or d".to_owned())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err("expected whole seconds, or a number with s, m, h or d".to_owned()),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(d)
+}
+
+fn sid(text: &str, prefix: &str) -> Result<String, String> {
+    let ok = text
+        .strip_prefix(prefix)
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("must be `{prefix}` followed by 32 hex digits"))
+    }
+}
+
+impl Config {
+    /// Reads the binary's sources: the environment and the files in the working directory.
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every bad setting.
+    pub fn load() -> Result<Self, ConfigError> {
+        let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let sources = Sources::load(&dir, |k| std::env::var(k).ok())?;
+        Self::from_sources(&sources)
+    }
+
+    /// Reads the settings from a lookup function only (tests use a map).
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every bad setting.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + 'static) -> Result<Self, ConfigError> {
+        Self::from_sources(&Sources::from_lookup(lookup))
+    }
+
+    /// Reads and validates every setting from `sources`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] listing every bad setting.
+    pub fn from_sources(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            sources,
+            problems: Vec::new(),
+            effective: Vec::new(),
+        };
+        let mut warnings = Vec::new();
+
+        let addr = r.parse(ENV_ADDR, |t| {
+            t.parse::<SocketAddr>()
+                .map_err(|_| "expected IP:port, for example 127.0.0.1:8080".to_owned())
+        });
+        let database_url = r.parse(ENV_DATABASE_URL, parse_database_url);
+        let secret = {
+            let (value, _) = r.raw(ENV_SECRET);
+            match value.filter(|v| !v.is_empty()) {
+                None => Some(None),
+                Some(v) => match ServerSecret::new(SecretString::from(v.clone())) {
+                    Ok(s) => Some(Some(s)),
+                    Err(e) => {
+                        r.problem(ENV_SECRET, &v, e.to_string());
+                        None
+                    }
+                },
+            }
+        };
+        let api_keys = {
+            let (value, _) = r.raw(ENV_API_KEYS);
+            let keys: Vec<String> = value.as_deref().map(list).into_iter().flatten().map(str::to_owned).collect();
+            if keys.iter().any(|k| k.len() < 16) {
+                r.problem(ENV_API_KEYS, "", "every key must be at least 16 characters long");
+            }
+            keys.into_iter().map(SecretString::from).collect::<Vec<_>>()
+        };
+
+        let twilio_sid = r.raw(ENV_TWILIO_ACCOUNT_SID).0.filter(|v| !v.is_empty());
+        let twilio_token = r.raw(ENV_TWILIO_AUTH_TOKEN).0.filter(|v| !v.is_empty());
+        let twilio_service = r.raw(ENV_TWILIO_SERVICE_SID).0.filter(|v| !v.is_empty());
+        let all_twilio = twilio_sid.is_some() && twilio_token.is_some() && twilio_service.is_some();
+        let any_twilio = twilio_sid.is_some() || twilio_token.is_some() || twilio_service.is_some();
+        if let Some(v) = &twilio_sid {
+            if let Err(e) = sid(v, "AC") {
+                r.problem(ENV_TWILIO_ACCOUNT_SID, v, e);
+            }
+        }
+        if let Some(v) = &twilio_service {
+            if let Err(e) = sid(v, "VA") {
+                r.problem(ENV_TWILIO_SERVICE_SID, v, e);
+            }
+        }
+        if let Some(v) = &twilio_token {
+            if v.len() < 32 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                r.problem(ENV_TWILIO_AUTH_TOKEN, v, "must be the 32-character Auth Token from the Twilio console");
+            }
+        }
+        let twilio = all_twilio.then(|| TwilioCredentials {
+            account_sid: twilio_sid.clone().unwrap_or_default(),
+            auth_token: SecretString::from(twilio_token.clone().unwrap_or_default()),
+            service_sid: twilio_service.clone().unwrap_or_default(),
+        });
+
+        let (provider_raw, _) = r.raw(ENV_PROVIDER);
+        let (provider, provider_reason) = match provider_raw.as_deref().map(str::trim) {
+            Some("local") => (Some(ProviderKind::Local), "VERIFYD_PROVIDER=local"),
+            Some("twilio-verify") => {
+                if !all_twilio {
+                    r.problem(
+                        ENV_PROVIDER,
+                        "twilio-verify",
+                        "needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SERVICE_SID",
+                    );
+                }
+                (Some(ProviderKind::TwilioVerify), "VERIFYD_PROVIDER=twilio-verify")
+            }
+            Some(other) => {
+                r.problem(ENV_PROVIDER, other, "expected `local` or `twilio-verify`");
+                (None, "")
+            }
+            None if all_twilio => (
+                Some(ProviderKind::TwilioVerify),
+                "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SERVICE_SID are all set",
+            ),
+            None => {
+                if any_twilio {
+                    warnings.push(
+                        "some but not all of TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SERVICE_SID are set; \
+                         set all three to use Twilio Verify"
+                            .to_owned(),
+                    );
+                }
+                (Some(ProviderKind::Local), "no Twilio credentials set (the embedded default)")
+            }
+        };
+        let sms_sender = r.parse(ENV_SMS_SENDER, |t| match t {
+            "console" => Ok(SenderKind::Console),
+            _ => Err("expected `console`".to_owned()),
+        });
+        let valid_country_codes = r.parse(ENV_VALID_COUNTRY_CODES, |t| {
+            let set: BTreeSet<Region> = parse_list(t, "an ISO 3166-1 alpha-2 region code")?;
+            if set.is_empty() {
+                return Err("list at least one region".to_owned());
+            }
+            Ok(set)
+        });
+        let channels = r.parse(ENV_CHANNELS, |t| {
+            let set: BTreeSet<Channel> = parse_list(t, "a channel (sms, call, whatsapp, email, sna)")?;
+            if set.is_empty() {
+                return Err("list at least one channel".to_owned());
+            }
+            Ok(set)
+        });
+        let blocked_number_types = r.parse(ENV_BLOCKED_NUMBER_TYPES, |t| {
+            parse_list::<NumberType>(t, "a number type (premium_rate, shared_cost, uan, voicemail, pager, unknown, toll_free, voip, fixed_line, mobile, fixed_line_or_mobile, personal_number)")
+        });
+        let ip_max = r.parse(ENV_RATE_LIMIT_IP_MAX, |t| {
+            t.parse::<u32>().map_err(|_| "expected a whole number (0 turns the bucket off)".to_owned())
+        });
+        let ip_interval = r.parse(ENV_RATE_LIMIT_IP_INTERVAL, positive_duration);
+        let trusted_proxies = r.parse(ENV_TRUSTED_PROXIES, |t| {
+            list(t)
+                .map(|item| {
+                    item.parse::<IpNet>()
+                        .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                        .map(|n| n.trunc())
+                        .map_err(|_| format!("`{item}` is not a CIDR or IP address"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let code_length = r.parse(ENV_CODE_LENGTH, |t| {
+            t.parse::<u8>()
+                .ok()
+                .and_then(CodeLength::new)
+                .ok_or_else(|| "expected a number from 4 to 10".to_owned())
+        });
+        let code_ttl = r.parse(ENV_CODE_TTL, |t| {
+            let d = positive_duration(t)?;
+            if d > Duration::from_secs(86_400) {
+                return Err("must be at most one day".to_owned());
+            }
+            Ok(d)
+        });
+        let log_format = r.parse(ENV_LOG_FORMAT, |t| match t {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected `pretty` or `json`".to_owned()),
+        });
+        let log_filter = r.parse(ENV_RUST_LOG, |t| {
+            tracing_subscriber::EnvFilter::try_new(t)
+                .map(|_| t.to_owned())
+                .map_err(|e| format!("not a log filter: {e}"))
+        });
+        let shutdown_grace = r.parse(ENV_SHUTDOWN_GRACE, parse_duration);
+        let request_timeout = r.parse(ENV_REQUEST_TIMEOUT, positive_duration);
+        let store_timeout = r.parse(ENV_STORE_TIMEOUT, positive_duration);
+        let sqlite_synchronous = r.parse(ENV_SQLITE_SYNCHRONOUS, |t| match t {
+            "full" => Ok(SqliteSync::Full),
+            "normal" => Ok(SqliteSync::Normal),
+            _ => Err("expected `full` or `normal`".to_owned()),
+        });
+        let _ = r.raw(ENV_CONFIG);
+
+        if let (Some(DatabaseUrl::SqliteMemory { .. }), Some(None)) = (&database_url, &secret) {
+            warnings.push(
+                "the store is in memory and VERIFYD_SECRET is unset: a secret is generated for this process only"
+                    .to_owned(),
+            );
+        }
+        if trusted_proxies.as_ref().is_some_and(|p| p.iter().any(|n| n.prefix_len() == 0)) {
+            warnings.push(
+                "VERIFYD_TRUSTED_PROXIES trusts every address: any client can choose its own IP bucket".to_owned(),
+            );
+        }
+
+        let Reader { problems, effective, .. } = r;
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        // Every `None` above recorded a problem, so all are `Some` here.
+        let missing = || ConfigError { problems: Vec::new() };
+        Ok(Config {
+            addr: addr.ok_or_else(missing)?,
+            database_url: database_url.ok_or_else(missing)?,
+            secret: secret.ok_or_else(missing)?,
+            api_keys,
+            provider: provider.ok_or_else(missing)?,
+            provider_reason,
+            sms_sender: sms_sender.ok_or_else(missing)?,
+            valid_country_codes: valid_country_codes.ok_or_else(missing)?,
+            channels: channels.ok_or_else(missing)?,
+            blocked_number_types: blocked_number_types.ok_or_else(missing)?,
+            rate_limit_ip: BucketConfig {
+                max: ip_max.ok_or_else(missing)?,
+                interval: ip_interval.ok_or_else(missing)?,
+            },
+            trusted_proxies: trusted_proxies.ok_or_else(missing)?,
+            code_length: code_length.ok_or_else(missing)?,
+            code_ttl: code_ttl.ok_or_else(missing)?,
+            log_format: log_format.ok_or_else(missing)?,
+            log_filter: log_filter.ok_or_else(missing)?,
+            shutdown_grace: shutdown_grace.ok_or_else(missing)?,
+            request_timeout: request_timeout.ok_or_else(missing)?,
+            store_timeout: store_timeout.ok_or_else(missing)?,
+            sqlite_synchronous: sqlite_synchronous.ok_or_else(missing)?,
+            twilio,
+            warnings,
+            effective,
+        })
+    }
+
+    /// The effective settings as `NAME=value  (origin)` lines, secrets redacted.
+    pub fn describe(&self) -> String {
+        let width = SETTINGS.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (name, value, origin) in &self.effective {
+            out.push_str(&format!("{name:<width$} = {value}  ({})\n", origin.as_str()));
+        }
+        out.push_str(&format!(
+            "{:<width$} = {}  (because {})\n",
+            "provider (effective)",
+            self.provider.as_str(),
+            self.provider_reason
+        ));
+        out
+    }
+
+    /// Whether an API key is configured, for tests and the startup line.
+    pub fn api_keys_exposed(&self) -> Vec<&str> {
+        self.api_keys.iter().map(|k| k.expose_secret()).collect()
+    }
+}
+
+fn parse_database_url(text: &str) -> Result<DatabaseUrl, String> {
+    let rest = text
+        .strip_prefix("sqlite://")
+        .or_else(|| text.strip_prefix("sqlite:"))
+        .ok_or_else(|| "expected sqlite://<path> (or sqlite::memory:)".to_owned())?;
+    let path_part = rest.split('?').next().unwrap_or_default();
+    if path_part.is_empty() {
+        return Err("expected sqlite://<path> (or sqlite::memory:)".to_owned());
+    }
+    if path_part == ":memory:" {
+        return Ok(DatabaseUrl::SqliteMemory {
+            url: text.to_owned(),
+        });
+    }
+    Ok(DatabaseUrl::SqliteFile {
+        url: text.to_owned(),
+        path: PathBuf::from(path_part),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.provider, ProviderKind::Local);
+        assert_eq!(c.valid_country_codes.iter().map(ToString::to_string).collect::<Vec<_>>(), ["US"]);
+        assert_eq!(c.channels.iter().copied().collect::<Vec<_>>(), [Channel::Sms]);
+        assert_eq!(c.rate_limit_ip, BucketConfig { max: 4, interval: Duration::from_secs(60) });
+        assert_eq!(c.code_length.get(), 6);
+        assert_eq!(c.code_ttl, Duration::from_secs(600));
+        assert!(c.secret.is_none() && c.api_keys.is_empty() && c.twilio.is_none());
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_at_once_with_secrets_redacted() {
+        let err = config(&[
+            (ENV_ADDR, "nope"),
+            (ENV_VALID_COUNTRY_CODES, "US,XX"),
+            (ENV_CHANNELS, "sms,pigeon"),
+            (ENV_RATE_LIMIT_IP_MAX, "-1"),
+            (ENV_CODE_LENGTH, "12"),
+            (ENV_SECRET, "short-secret-value"),
+            (ENV_TWILIO_ACCOUNT_SID, "XX123"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        for name in [ENV_ADDR, ENV_VALID_COUNTRY_CODES, ENV_CHANNELS, ENV_RATE_LIMIT_IP_MAX, ENV_CODE_LENGTH, ENV_SECRET, ENV_TWILIO_ACCOUNT_SID] {
+            assert!(text.contains(&format!("{name}=")), "{name} missing from:\n{text}");
+        }
+        assert!(!text.contains("short-secret-value"), "{text}");
+        assert_eq!(err.problems.len(), 7);
+    }
+
+    #[test]
+    fn all_three_twilio_values_select_twilio_verify() {
+        let c = config(&[
+            (ENV_TWILIO_ACCOUNT_SID, "AC0123456789abcdef0123456789abcdef"),
+            (ENV_TWILIO_AUTH_TOKEN, "fedcba9876543210fedcba9876543210"),
+            (ENV_TWILIO_SERVICE_SID, "VA0123456789abcdef0123456789abcdef"),
+        ])
+        .unwrap();
+        assert_eq!(c.provider, ProviderKind::TwilioVerify);
+        assert!(!format!("{:?}", c.twilio).contains("fedcba98"));
+        assert!(!c.describe().contains("fedcba98"));
+    }
+
+    #[test]
+    fn partial_twilio_values_warn_and_stay_local() {
+        let c = config(&[(ENV_TWILIO_ACCOUNT_SID, "AC0123456789abcdef0123456789abcdef")]).unwrap();
+        assert_eq!(c.provider, ProviderKind::Local);
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn durations_accept_units() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn layers_follow_precedence_env_then_dotenv_development_then_dotenv_then_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".env"), "VERIFYD_CODE_LENGTH=7\nVERIFYD_CODE_TTL=300\nVERIFYD_RATE_LIMIT_IP_MAX=9\n").unwrap();
+        std::fs::write(dir.path().join(".env.development"), "VERIFYD_CODE_LENGTH=8\n").unwrap();
+        std::fs::write(
+            dir.path().join("verifyd.toml"),
+            "code_length = 9\nrate_limit_ip_max = 2\nvalid_country_codes = [\"US\", \"CA\"]\n",
+        )
+        .unwrap();
+        let sources = Sources::load(dir.path(), |k| (k == ENV_CODE_TTL).then(|| "120".to_owned())).unwrap();
+        let c = Config::from_sources(&sources).unwrap();
+        assert_eq!(c.code_length.get(), 8, ".env.development beats .env and toml");
+        assert_eq!(c.code_ttl, Duration::from_secs(120), "real env beats files");
+        assert_eq!(c.rate_limit_ip.max, 9, ".env beats toml");
+        assert_eq!(c.valid_country_codes.len(), 2, "toml beats defaults");
+    }
+
+    #[test]
+    fn toml_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("verifyd.toml"), "rate_limit_ip_maxx = 4\n").unwrap();
+        let err = Sources::load(dir.path(), |_| None).err().unwrap();
+        assert!(err.to_string().contains("rate_limit_ip_maxx"), "{err}");
+    }
+}

@@ -1,0 +1,41 @@
+//! verifyd: a self-hosted SMS one-time-code (2FA) service.
+//!
+//! An app calls `POST /mfa/send-code` to send a code to a phone and `POST /mfa/verify` to check
+//! the code the user typed. In front of the engine sit the protections that keep a fintech safe
+//! and solvent: a country allowlist, a channel allowlist, number-type rules and rate-limit
+//! buckets keyed by client IP.
+//!
+//! # Layout
+//!
+//! The request path is `http` → `service` (policy, then provider) → `provider` → `store` /
+//! `sms`:
+//!
+//! - [`config`]: every setting, read and validated once.
+//! - [`domain`]: `PhoneNumber`, `Channel`, `OtpCode`, `Verification` and its lifecycle (pure).
+//! - [`policy`]: geo allowlist, number types, buckets, client IP behind trusted proxies (pure).
+//! - [`service`]: the ordered request path shared by HTTP and CLI.
+//! - [`provider`]: the engines (`local`).
+//! - [`sms`]: senders (`console`).
+//! - [`store`]: persistence (`sqlite`).
+//! - [`limiter`]: GCRA buckets (`memory`).
+//! - [`crypto`]: keys derived from the server secret; HMAC lookups and AEAD at rest.
+//! - [`clock`]: the time source, controllable in tests.
+//! - [`http`]: routes, auth, the error envelope, probes.
+//! - [`app`], [`cli`], [`telemetry`]: startup, the command line, logging.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod limiter;
+pub mod policy;
+pub mod provider;
+pub mod service;
+pub mod sms;
+pub mod store;
+pub mod telemetry;

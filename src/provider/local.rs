@@ -1,0 +1,181 @@
+//! The local engine: codes from a CSPRNG, kept only as an HMAC (for comparison) and a
+//! ciphertext (so a resend within the TTL delivers the same code), delivered by an
+//! [`SmsSender`], with Twilio Verify's rules: one pending verification per number, a TTL,
+//! 5 checks and 5 sends per verification, single use under any concurrency.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{CheckRequest, Provider, ProviderError, StartRequest};
+use crate::crypto::Keys;
+use crate::domain::{
+    AttemptSid, CodeLength, Lifecycle, LiveState, OtpCode, PhoneNumber, SendAttempt, Timestamp,
+    Verification, VerificationSid, VerificationStatus,
+};
+use crate::sms::{OutgoingMessage, SmsSender, message_body};
+use crate::store::{CheckRecord, NewVerification, SendOutcome, Store, StoredVerification};
+
+const PHONE_CONTEXT: &[u8] = b"verifyd/phone";
+
+/// Our own code engine.
+pub struct LocalProvider {
+    store: Arc<dyn Store>,
+    sender: Arc<dyn SmsSender>,
+    keys: Arc<Keys>,
+    life: Lifecycle,
+    code_length: CodeLength,
+}
+
+impl LocalProvider {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sender: Arc<dyn SmsSender>,
+        keys: Arc<Keys>,
+        life: Lifecycle,
+        code_length: CodeLength,
+    ) -> Self {
+        Self {
+            store,
+            sender,
+            keys,
+            life,
+            code_length,
+        }
+    }
+
+    fn view(&self, stored: StoredVerification, to: &PhoneNumber) -> Verification {
+        Verification {
+            sid: stored.sid,
+            to: to.clone(),
+            channel: stored.channel,
+            status: stored.status,
+            send_attempts: stored.send_attempts,
+            created: stored.created,
+            updated: stored.updated,
+        }
+    }
+
+    fn stored_code(&self, stored: &StoredVerification) -> Result<OtpCode, ProviderError> {
+        let plain = self
+            .keys
+            .open(&stored.code_sealed, stored.sid.as_str().as_bytes())
+            .map_err(|e| ProviderError::Data(e.to_string()))?;
+        String::from_utf8(plain)
+            .ok()
+            .and_then(OtpCode::from_stored)
+            .ok_or_else(|| ProviderError::Data("stored code is not a run of digits".to_owned()))
+    }
+
+    async fn deliver(&self, stored: &StoredVerification, to: &PhoneNumber, code: &OtpCode) -> Result<(), ProviderError> {
+        let message = OutgoingMessage {
+            to: to.clone(),
+            channel: stored.channel,
+            body: message_body(code.expose()),
+            code_length: code.expose().len(),
+            verification_sid: stored.sid.clone(),
+        };
+        self.sender
+            .send(&message)
+            .await
+            .map_err(|e| ProviderError::Delivery(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Provider for LocalProvider {
+    async fn start(&self, request: StartRequest) -> Result<Verification, ProviderError> {
+        let StartRequest { phone, channel, now, .. } = request;
+        let sid = VerificationSid::generate();
+        let code = OtpCode::generate(self.code_length);
+        let new = NewVerification {
+            phone_lookup: self.keys.phone_lookup(phone.e164()),
+            phone_sealed: self.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
+            channel,
+            code_digest: self.keys.code_digest(sid.as_str(), code.expose()),
+            code_sealed: self.keys.seal(code.expose().as_bytes(), sid.as_str().as_bytes()),
+            attempt: SendAttempt {
+                sid: AttemptSid::generate(),
+                channel,
+                time: now,
+            },
+            expires_at: now.plus(self.life.ttl),
+            sid,
+        };
+        match self.store.start_or_resend(new, now, self.life).await? {
+            SendOutcome::Created(stored) => {
+                if let Err(e) = self.deliver(&stored, &phone, &code).await {
+                    // Nobody holds this code: close the verification so a retry starts afresh.
+                    let _ = self.store.close(&stored.sid, VerificationStatus::Failed, now).await;
+                    return Err(e);
+                }
+                Ok(self.view(stored, &phone))
+            }
+            SendOutcome::Resent(stored) => {
+                let code = self.stored_code(&stored)?;
+                self.deliver(&stored, &phone, &code).await?;
+                Ok(self.view(stored, &phone))
+            }
+            SendOutcome::MaxSendAttempts => Err(ProviderError::MaxSendAttempts),
+        }
+    }
+
+    async fn check(&self, request: CheckRequest) -> Result<Verification, ProviderError> {
+        let CheckRequest { phone, code, now } = request;
+        let lookup = self.keys.phone_lookup(phone.e164());
+        let Some(pending) = self.store.find_pending(&lookup).await? else {
+            return Err(ProviderError::NotFound);
+        };
+        match self.life.state(pending.counters(), now) {
+            LiveState::Gone => return Err(ProviderError::NotFound),
+            LiveState::Locked => return Err(ProviderError::MaxCheckAttempts),
+            LiveState::Open { .. } => {}
+        }
+        let digest = self.keys.code_digest(pending.sid.as_str(), code.expose());
+        let right = Keys::digests_match(&pending.code_digest, &digest);
+        match self
+            .store
+            .record_check(&pending.sid, right, now, self.life.max_checks)
+            .await?
+        {
+            CheckRecord::Counted(stored) if stored.status == VerificationStatus::Approved => {
+                Ok(self.view(stored, &phone))
+            }
+            CheckRecord::Counted(stored) => Err(ProviderError::IncorrectCode {
+                attempts_remaining: self.life.max_checks.saturating_sub(stored.check_attempts),
+            }),
+            // Another check got there first (approved it, used the last attempt) or the TTL
+            // ended in between: answer from what the row says now.
+            CheckRecord::NotOpen => match self.store.get(&pending.sid).await? {
+                Some(now_stored) if self.life.state(now_stored.counters(), now) == LiveState::Locked => {
+                    Err(ProviderError::MaxCheckAttempts)
+                }
+                _ => Err(ProviderError::NotFound),
+            },
+        }
+    }
+
+    async fn cancel(&self, sid: &VerificationSid, now: Timestamp) -> Result<Verification, ProviderError> {
+        let stored = self.store.get(sid).await?.ok_or(ProviderError::NotFound)?;
+        if !self.store.close(sid, VerificationStatus::Canceled, now).await? {
+            return Err(ProviderError::NotFound);
+        }
+        let plain = self
+            .keys
+            .open(&stored.phone_sealed, PHONE_CONTEXT)
+            .map_err(|e| ProviderError::Data(e.to_string()))?;
+        let phone = String::from_utf8(plain)
+            .ok()
+            .and_then(|s| PhoneNumber::parse(&s).ok())
+            .ok_or_else(|| ProviderError::Data("stored phone number is unreadable".to_owned()))?;
+        let mut view = self.view(stored, &phone);
+        view.status = VerificationStatus::Canceled;
+        view.updated = now;
+        Ok(view)
+    }
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+}
+

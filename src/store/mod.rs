@@ -1,0 +1,134 @@
+//! Persistence of verifications, their send attempts and generated API keys. Every method is
+//! one atomic step (a single conditional statement or one transaction), so concurrent requests
+//! on any number of connections cannot double-approve, over-count or lose an attempt. Business
+//! rules live in the engine; the store only applies the updates it is told to, atomically.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    Channel, Counters, Lifecycle, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
+};
+
+pub use sqlite::SqliteStore;
+
+/// What the store failed at. Neither variant's text reaches a client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached in time (pool or lock timeout, I/O): answer 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug, corrupt data): answer an opaque 500.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// A verification row as stored.
+#[derive(Clone, Debug)]
+pub struct StoredVerification {
+    pub sid: VerificationSid,
+    pub phone_sealed: Vec<u8>,
+    pub channel: Channel,
+    pub status: VerificationStatus,
+    pub code_digest: Vec<u8>,
+    pub code_sealed: Vec<u8>,
+    pub check_attempts: u32,
+    pub send_attempts: Vec<SendAttempt>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl StoredVerification {
+    /// The counters the lifecycle rules read.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            status: self.status,
+            check_attempts: self.check_attempts,
+            send_attempts: u32::try_from(self.send_attempts.len()).unwrap_or(u32::MAX),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+/// A verification to create if the number has no live one.
+pub struct NewVerification {
+    pub sid: VerificationSid,
+    pub phone_lookup: [u8; 32],
+    pub phone_sealed: Vec<u8>,
+    pub channel: Channel,
+    pub code_digest: [u8; 32],
+    pub code_sealed: Vec<u8>,
+    pub attempt: SendAttempt,
+    pub expires_at: Timestamp,
+}
+
+/// What a send did.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// A new verification; its code is the new one.
+    Created(StoredVerification),
+    /// The live verification got another attempt; its code is the stored one.
+    Resent(StoredVerification),
+    /// The live verification has had all its sends; nothing changed.
+    MaxSendAttempts,
+}
+
+/// What a counted check did.
+#[derive(Debug)]
+pub enum CheckRecord {
+    /// The check was counted (and, if right, approved the verification).
+    Counted(StoredVerification),
+    /// The verification was no longer open when the check arrived; nothing changed.
+    NotOpen,
+}
+
+/// The persistence backend.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// In one transaction: closes the number's pending verification if it expired or is locked,
+    /// then either adds `new.attempt` to the live one (a resend) or inserts `new`.
+    async fn start_or_resend(
+        &self,
+        new: NewVerification,
+        now: Timestamp,
+        life: Lifecycle,
+    ) -> Result<SendOutcome, StoreError>;
+
+    /// The number's pending verification, if any (possibly expired or locked: the caller
+    /// applies the lifecycle rules).
+    async fn find_pending(&self, phone_lookup: &[u8; 32]) -> Result<Option<StoredVerification>, StoreError>;
+
+    /// Counts one check of `sid` if it is still pending, unexpired and has checks left, and
+    /// approves it when `approve`; all in one conditional update, so at most `max_checks`
+    /// checks are ever counted and at most one approves.
+    async fn record_check(
+        &self,
+        sid: &VerificationSid,
+        approve: bool,
+        now: Timestamp,
+        max_checks: u32,
+    ) -> Result<CheckRecord, StoreError>;
+
+    /// Moves a pending verification to `status` (canceled, failed). False if it was not pending.
+    async fn close(&self, sid: &VerificationSid, status: VerificationStatus, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// One verification by id.
+    async fn get(&self, sid: &VerificationSid) -> Result<Option<StoredVerification>, StoreError>;
+
+    /// Deletes verifications that stopped being live before `before`. Returns how many.
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// Digests of generated API keys.
+    async fn api_key_digests(&self) -> Result<Vec<[u8; 32]>, StoreError>;
+
+    /// Keeps the digest of a newly generated API key.
+    async fn add_api_key_digest(&self, digest: [u8; 32], now: Timestamp) -> Result<(), StoreError>;
+
+    /// Whether the database answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// `sqlite` or `postgres`, for logs.
+    fn name(&self) -> &'static str;
+}

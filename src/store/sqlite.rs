@@ -1,0 +1,361 @@
+//! The embedded store: one SQLite file in WAL mode, schema from embedded migrations. Writers
+//! that read first take the write lock up front (`BEGIN IMMEDIATE`), so a send never races
+//! another send for the same number; checks are a single conditional `UPDATE … RETURNING`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use super::{CheckRecord, NewVerification, SendOutcome, Store, StoreError, StoredVerification};
+use crate::config::SqliteSync;
+use crate::domain::{
+    AttemptSid, Channel, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid,
+    VerificationStatus,
+};
+
+const SELECT_PENDING: &str = "SELECT sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
+     created_at, updated_at, expires_at FROM verifications WHERE phone_lookup = ?1 AND status = 'pending'";
+
+/// Connections in the pool. SQLite has one writer at a time; readers run in parallel in WAL.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// A SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database at `url`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened or migrated.
+    pub async fn connect(url: &str, sync: SqliteSync, timeout: Duration) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match sync {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
+            .foreign_keys(true)
+            .busy_timeout(timeout);
+        let in_memory = url.contains(":memory:");
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database exists per connection: keep exactly one.
+            .max_connections(if in_memory { 1 } else { MAX_CONNECTIONS })
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("SQLite migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    async fn attempts_of(
+        conn: &mut sqlx::SqliteConnection,
+        sid: &str,
+    ) -> Result<Vec<SendAttempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sid, channel, sent_at FROM send_attempts WHERE verification_sid = ?1 ORDER BY sent_at, rowid",
+        )
+        .bind(sid)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SendAttempt {
+                    sid: AttemptSid::parse(&r.try_get::<String, _>(0).map_err(db_error)?)
+                        .ok_or_else(|| corrupt("attempt sid"))?,
+                    channel: r
+                        .try_get::<String, _>(1)
+                        .map_err(db_error)?
+                        .parse::<Channel>()
+                        .map_err(|_| corrupt("attempt channel"))?,
+                    time: Timestamp::from_millis(r.try_get(2).map_err(db_error)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn full(
+        conn: &mut sqlx::SqliteConnection,
+        row: &SqliteRow,
+    ) -> Result<StoredVerification, StoreError> {
+        let mut v = from_row(row)?;
+        v.send_attempts = Self::attempts_of(conn, v.sid.as_str()).await?;
+        Ok(v)
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("corrupt {what} in the verifications table"))
+}
+
+/// Timeouts, busy locks and I/O mean "unavailable" (503); everything else is internal.
+fn db_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517")) => {
+            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_SNAPSHOT
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+fn from_row(row: &SqliteRow) -> Result<StoredVerification, StoreError> {
+    let get_i64 = |i: usize| row.try_get::<i64, _>(i).map_err(db_error);
+    Ok(StoredVerification {
+        sid: VerificationSid::parse(&row.try_get::<String, _>(0).map_err(db_error)?)
+            .ok_or_else(|| corrupt("sid"))?,
+        phone_sealed: row.try_get(1).map_err(db_error)?,
+        channel: row
+            .try_get::<String, _>(2)
+            .map_err(db_error)?
+            .parse()
+            .map_err(|_| corrupt("channel"))?,
+        status: VerificationStatus::parse(&row.try_get::<String, _>(3).map_err(db_error)?)
+            .ok_or_else(|| corrupt("status"))?,
+        code_digest: row.try_get(4).map_err(db_error)?,
+        code_sealed: row.try_get(5).map_err(db_error)?,
+        check_attempts: u32::try_from(get_i64(6)?).map_err(|_| corrupt("check count"))?,
+        send_attempts: Vec::new(),
+        created: Timestamp::from_millis(get_i64(7)?),
+        updated: Timestamp::from_millis(get_i64(8)?),
+        expires_at: Timestamp::from_millis(get_i64(9)?),
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn start_or_resend(
+        &self,
+        new: NewVerification,
+        now: Timestamp,
+        life: Lifecycle,
+    ) -> Result<SendOutcome, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        let row = sqlx::query(SELECT_PENDING)
+            .bind(&new.phone_lookup[..])
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if let Some(row) = row {
+            let existing = Self::full(&mut tx, &row).await?;
+            match life.state(existing.counters(), now) {
+                LiveState::Open { sends_left: 0, .. } => {
+                    tx.rollback().await.map_err(db_error)?;
+                    return Ok(SendOutcome::MaxSendAttempts);
+                }
+                LiveState::Open { .. } => {
+                    sqlx::query(
+                        "UPDATE verifications SET send_count = send_count + 1, channel = ?1, updated_at = ?2 WHERE sid = ?3",
+                    )
+                    .bind(new.attempt.channel.as_str())
+                    .bind(now.as_millis())
+                    .bind(existing.sid.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                    insert_attempt(&mut tx, &existing.sid, &new.attempt).await?;
+                    tx.commit().await.map_err(db_error)?;
+                    let mut resent = existing;
+                    resent.channel = new.attempt.channel;
+                    resent.updated = now;
+                    resent.send_attempts.push(new.attempt);
+                    return Ok(SendOutcome::Resent(resent));
+                }
+                state => {
+                    let closed = if state == LiveState::Locked {
+                        VerificationStatus::MaxAttemptsReached
+                    } else {
+                        VerificationStatus::Expired
+                    };
+                    sqlx::query("UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3")
+                        .bind(closed.as_str())
+                        .bind(now.as_millis())
+                        .bind(existing.sid.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+            }
+        }
+        sqlx::query(
+            "INSERT INTO verifications (sid, phone_lookup, phone_sealed, channel, status, code_digest, code_sealed, \
+             check_count, send_count, created_at, updated_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, 0, 1, ?7, ?7, ?8)",
+        )
+        .bind(new.sid.as_str())
+        .bind(&new.phone_lookup[..])
+        .bind(&new.phone_sealed)
+        .bind(new.channel.as_str())
+        .bind(&new.code_digest[..])
+        .bind(&new.code_sealed)
+        .bind(now.as_millis())
+        .bind(new.expires_at.as_millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_attempt(&mut tx, &new.sid, &new.attempt).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(SendOutcome::Created(StoredVerification {
+            sid: new.sid,
+            phone_sealed: new.phone_sealed,
+            channel: new.channel,
+            status: VerificationStatus::Pending,
+            code_digest: new.code_digest.to_vec(),
+            code_sealed: new.code_sealed,
+            check_attempts: 0,
+            send_attempts: vec![new.attempt],
+            created: now,
+            updated: now,
+            expires_at: new.expires_at,
+        }))
+    }
+
+    async fn find_pending(&self, phone_lookup: &[u8; 32]) -> Result<Option<StoredVerification>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let row = sqlx::query(SELECT_PENDING)
+            .bind(&phone_lookup[..])
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        match row {
+            Some(row) => Ok(Some(Self::full(&mut conn, &row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn record_check(
+        &self,
+        sid: &VerificationSid,
+        approve: bool,
+        now: Timestamp,
+        max_checks: u32,
+    ) -> Result<CheckRecord, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let row = sqlx::query(
+            "UPDATE verifications SET check_count = check_count + 1, \
+             status = CASE WHEN ?1 THEN 'approved' ELSE status END, updated_at = ?2 \
+             WHERE sid = ?3 AND status = 'pending' AND check_count < ?4 AND expires_at > ?2 \
+             RETURNING sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, created_at, updated_at, expires_at",
+        )
+        .bind(approve)
+        .bind(now.as_millis())
+        .bind(sid.as_str())
+        .bind(i64::from(max_checks))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        match row {
+            Some(row) => Ok(CheckRecord::Counted(Self::full(&mut conn, &row).await?)),
+            None => Ok(CheckRecord::NotOpen),
+        }
+    }
+
+    async fn close(&self, sid: &VerificationSid, status: VerificationStatus, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3 AND status = 'pending'",
+        )
+        .bind(status.as_str())
+        .bind(now.as_millis())
+        .bind(sid.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get(&self, sid: &VerificationSid) -> Result<Option<StoredVerification>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let row = sqlx::query(
+            "SELECT sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, created_at, updated_at, expires_at \
+             FROM verifications WHERE sid = ?1",
+        )
+        .bind(sid.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+        match row {
+            Some(row) => Ok(Some(Self::full(&mut conn, &row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM verifications WHERE (status <> 'pending' AND updated_at < ?1) OR expires_at < ?1",
+        )
+        .bind(before.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn api_key_digests(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        let rows = sqlx::query("SELECT digest FROM api_keys ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                let bytes: Vec<u8> = r.try_get(0).map_err(db_error)?;
+                <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| corrupt("api key digest"))
+            })
+            .collect()
+    }
+
+    async fn add_api_key_digest(&self, digest: [u8; 32], now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO api_keys (digest, created_at) VALUES (?1, ?2)")
+            .bind(&digest[..])
+            .bind(now.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+async fn insert_attempt(
+    conn: &mut sqlx::SqliteConnection,
+    verification: &VerificationSid,
+    attempt: &SendAttempt,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) VALUES (?1, ?2, ?3, ?4)")
+        .bind(attempt.sid.as_str())
+        .bind(verification.as_str())
+        .bind(attempt.channel.as_str())
+        .bind(attempt.time.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
