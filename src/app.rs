@@ -38,7 +38,10 @@ pub enum StartupError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Io(String),
 }
@@ -133,12 +136,14 @@ pub fn secret_path(database: &Path) -> PathBuf {
 }
 
 fn load_or_create_secret(path: &Path) -> Result<ServerSecret, StartupError> {
-    let io = |what: &str, e: std::io::Error| StartupError::Io(format!("{what} {}: {e}", path.display()));
+    let io =
+        |what: &str, e: std::io::Error| StartupError::Io(format!("{what} {}: {e}", path.display()));
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let secret = ServerSecret::new(secrecy::SecretString::from(text.trim().to_owned())).map_err(|e| {
-                StartupError::Config(format!("the secret in {} {e}", path.display()))
-            })?;
+            let secret = ServerSecret::new(secrecy::SecretString::from(text.trim().to_owned()))
+                .map_err(|e| {
+                    StartupError::Config(format!("the secret in {} {e}", path.display()))
+                })?;
             tracing::info!(path = %path.display(), "using the server secret generated on first start");
             Ok(secret)
         }
@@ -165,10 +170,18 @@ fn load_or_create_secret(path: &Path) -> Result<ServerSecret, StartupError> {
 
 /// Configured keys, else the generated key(s) kept hashed in the store; on the very first start
 /// one key is generated and printed once to stdout.
-async fn resolve_api_keys(config: &Config, store: &dyn Store, clock: &dyn Clock) -> Result<ApiKeys, StartupError> {
+async fn resolve_api_keys(
+    config: &Config,
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> Result<ApiKeys, StartupError> {
     if !config.api_keys.is_empty() {
         return Ok(ApiKeys::from_digests(
-            config.api_keys.iter().map(|k| api_key_digest(k.expose_secret())).collect(),
+            config
+                .api_keys
+                .iter()
+                .map(|k| api_key_digest(k.expose_secret()))
+                .collect(),
         ));
     }
     let stored = store.api_key_digests().await?;
@@ -182,7 +195,9 @@ async fn resolve_api_keys(config: &Config, store: &dyn Store, clock: &dyn Clock)
         rand::rng().fill_bytes(&mut bytes);
         format!("vfy_{}", hex::encode(bytes))
     };
-    store.add_api_key_digest(api_key_digest(&key), clock.now()).await?;
+    store
+        .add_api_key_digest(api_key_digest(&key), clock.now())
+        .await?;
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
@@ -217,12 +232,20 @@ impl Application {
     ///
     /// # Errors
     /// [`StartupError`].
-    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
+    pub async fn build_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
         let parts = Components::build(&config, clock).await?;
-        let api_keys = resolve_api_keys(&config, parts.store.as_ref(), parts.clock.as_ref()).await?;
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| StartupError::Bind { addr: config.addr, source })?;
+        let api_keys =
+            resolve_api_keys(&config, parts.store.as_ref(), parts.clock.as_ref()).await?;
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
         let state = AppState {
             verifier: Arc::clone(&parts.verifier),
             store: Arc::clone(&parts.store),
@@ -232,8 +255,13 @@ impl Application {
             code_length: config.code_length,
             request_timeout: config.request_timeout,
         };
-        let purge = tokio::spawn(purge_loop(Arc::clone(&parts.store), Arc::clone(&parts.clock)));
-        let addr = listener.local_addr().map_err(|e| StartupError::Io(e.to_string()))?;
+        let purge = tokio::spawn(purge_loop(
+            Arc::clone(&parts.store),
+            Arc::clone(&parts.clock),
+        ));
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartupError::Io(e.to_string()))?;
         tracing::info!(
             %addr,
             provider = parts.verifier.provider().name(),
@@ -257,7 +285,9 @@ impl Application {
 
     /// The bound address (the real port when the setting asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish within the grace.
@@ -272,7 +302,10 @@ impl Application {
     ///
     /// # Errors
     /// I/O errors of the listener.
-    pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let Self {
             listener,
             state,
@@ -334,5 +367,8 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<&str>();
     let which = tokio::select! { s = ctrl_c => s, s = term => s };
-    tracing::info!(signal = which, "shutting down: finishing in-flight requests");
+    tracing::info!(
+        signal = which,
+        "shutting down: finishing in-flight requests"
+    );
 }

@@ -17,7 +17,11 @@ use crate::http::mfa::{Envelope, VerificationData};
 pub const EXIT_USAGE: i32 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "verifyd", version, about = "Self-hosted SMS one-time-code (2FA) service")]
+#[command(
+    name = "verifyd",
+    version,
+    about = "Self-hosted SMS one-time-code (2FA) service"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -82,20 +86,30 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Send { number, channel } => {
-            one_shot(config, |parts| async move {
-                let phone = PhoneNumber::parse(&number)?;
-                let channel = channel.parse::<Channel>().map_err(|_| ApiError::ChannelNotAllowed)?;
-                Ok(parts.verifier.send_code(phone, channel, None).await?)
-            }, "Verification code sent!")
+            one_shot(
+                config,
+                |parts| async move {
+                    let phone = PhoneNumber::parse(&number)?;
+                    let channel = channel
+                        .parse::<Channel>()
+                        .map_err(|_| ApiError::ChannelNotAllowed)?;
+                    Ok(parts.verifier.send_code(phone, channel, None).await?)
+                },
+                "Verification code sent!",
+            )
             .await
         }
         Command::Check { number, code } => {
             let length = config.code_length;
-            one_shot(config, |parts| async move {
-                let phone = PhoneNumber::parse(&number)?;
-                let code = OtpCode::parse(&code, length)?;
-                Ok(parts.verifier.verify_code(phone, code).await?)
-            }, "Verification code is correct!")
+            one_shot(
+                config,
+                |parts| async move {
+                    let phone = PhoneNumber::parse(&number)?;
+                    let code = OtpCode::parse(&code, length)?;
+                    Ok(parts.verifier.verify_code(phone, code).await?)
+                },
+                "Verification code is correct!",
+            )
             .await
         }
     }
@@ -121,7 +135,10 @@ where
                 message,
                 data: VerificationData::from(v),
             };
-            println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&body).unwrap_or_default()
+            );
             0
         }
         Err(e) => {

@@ -54,30 +54,150 @@ pub struct Setting {
 
 /// Every setting verifyd reads, in the order `verifyd config` prints them.
 pub const SETTINGS: &[Setting] = &[
-    Setting { name: ENV_ADDR, default: "127.0.0.1:8080", secret: false, doc: "Listen address (port 0 picks a free port; the log prints the bound one)." },
-    Setting { name: ENV_DATABASE_URL, default: "sqlite://verifyd.db", secret: false, doc: "Store: a SQLite file (created if missing)." },
-    Setting { name: ENV_SECRET, default: "", secret: true, doc: "Server secret (>= 32 chars) for HMAC and encryption keys; unset: generated once into <database>.secret (0600)." },
-    Setting { name: ENV_API_KEYS, default: "", secret: true, doc: "Comma-separated API keys accepted as `Authorization: Bearer <key>`; unset: one is generated on first start, printed once, stored hashed." },
-    Setting { name: ENV_PROVIDER, default: "local", secret: false, doc: "`local` (our code engine) or `twilio-verify`; unset: twilio-verify when all three TWILIO_* are set, else local." },
-    Setting { name: ENV_SMS_SENDER, default: "console", secret: false, doc: "How the local engine delivers codes: `console` (stdout and GET /dev/outbox)." },
-    Setting { name: ENV_VALID_COUNTRY_CODES, default: "US", secret: false, doc: "ISO 3166-1 alpha-2 regions that may receive codes (seed S2)." },
-    Setting { name: ENV_CHANNELS, default: "sms", secret: false, doc: "Channels a send-code may use (seed S3): sms, call, whatsapp, email, sna." },
-    Setting { name: ENV_BLOCKED_NUMBER_TYPES, default: "premium_rate,shared_cost,uan,voicemail,pager,unknown", secret: false, doc: "libphonenumber line types refused with 403 number_type_not_allowed (empty list: none)." },
-    Setting { name: ENV_RATE_LIMIT_IP_MAX, default: "4", secret: false, doc: "Send-codes per client IP per interval (seed S4); 0 turns the bucket off." },
-    Setting { name: ENV_RATE_LIMIT_IP_INTERVAL, default: "60", secret: false, doc: "Interval of the IP bucket, in seconds (or with s/m/h/d suffix)." },
-    Setting { name: ENV_TRUSTED_PROXIES, default: "", secret: false, doc: "CIDRs of reverse proxies whose X-Forwarded-For is believed (right-most untrusted entry wins)." },
-    Setting { name: ENV_CODE_LENGTH, default: "6", secret: false, doc: "Digits per code, 4 to 10." },
-    Setting { name: ENV_CODE_TTL, default: "600", secret: false, doc: "How long a code stays valid, in seconds (Twilio: 10 minutes)." },
-    Setting { name: ENV_LOG_FORMAT, default: "pretty", secret: false, doc: "`pretty` or `json` logs on stderr." },
-    Setting { name: ENV_RUST_LOG, default: "info", secret: false, doc: "Log filter (tracing EnvFilter syntax)." },
-    Setting { name: ENV_SHUTDOWN_GRACE, default: "20", secret: false, doc: "Seconds in-flight requests get to finish after SIGTERM/SIGINT." },
-    Setting { name: ENV_REQUEST_TIMEOUT, default: "15", secret: false, doc: "Seconds before a request is answered 503 unavailable." },
-    Setting { name: ENV_STORE_TIMEOUT, default: "2", secret: false, doc: "Seconds to wait for a store connection or lock before answering 503." },
-    Setting { name: ENV_SQLITE_SYNCHRONOUS, default: "full", secret: false, doc: "SQLite `synchronous` with WAL: `full` (survives power loss) or `normal` (survives process crashes)." },
-    Setting { name: ENV_CONFIG, default: "verifyd.toml", secret: false, doc: "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase)." },
-    Setting { name: ENV_TWILIO_ACCOUNT_SID, default: "", secret: false, doc: "Twilio Account SID (AC + 32 hex), seed S1." },
-    Setting { name: ENV_TWILIO_AUTH_TOKEN, default: "", secret: true, doc: "Twilio Auth Token, seed S1." },
-    Setting { name: ENV_TWILIO_SERVICE_SID, default: "", secret: false, doc: "Twilio Verify Service SID (VA + 32 hex), seed S1." },
+    Setting {
+        name: ENV_ADDR,
+        default: "127.0.0.1:8080",
+        secret: false,
+        doc: "Listen address (port 0 picks a free port; the log prints the bound one).",
+    },
+    Setting {
+        name: ENV_DATABASE_URL,
+        default: "sqlite://verifyd.db",
+        secret: false,
+        doc: "Store: a SQLite file (created if missing).",
+    },
+    Setting {
+        name: ENV_SECRET,
+        default: "",
+        secret: true,
+        doc: "Server secret (>= 32 chars) for HMAC and encryption keys; unset: generated once into <database>.secret (0600).",
+    },
+    Setting {
+        name: ENV_API_KEYS,
+        default: "",
+        secret: true,
+        doc: "Comma-separated API keys accepted as `Authorization: Bearer <key>`; unset: one is generated on first start, printed once, stored hashed.",
+    },
+    Setting {
+        name: ENV_PROVIDER,
+        default: "local",
+        secret: false,
+        doc: "`local` (our code engine) or `twilio-verify`; unset: twilio-verify when all three TWILIO_* are set, else local.",
+    },
+    Setting {
+        name: ENV_SMS_SENDER,
+        default: "console",
+        secret: false,
+        doc: "How the local engine delivers codes: `console` (stdout and GET /dev/outbox).",
+    },
+    Setting {
+        name: ENV_VALID_COUNTRY_CODES,
+        default: "US",
+        secret: false,
+        doc: "ISO 3166-1 alpha-2 regions that may receive codes (seed S2).",
+    },
+    Setting {
+        name: ENV_CHANNELS,
+        default: "sms",
+        secret: false,
+        doc: "Channels a send-code may use (seed S3): sms, call, whatsapp, email, sna.",
+    },
+    Setting {
+        name: ENV_BLOCKED_NUMBER_TYPES,
+        default: "premium_rate,shared_cost,uan,voicemail,pager,unknown",
+        secret: false,
+        doc: "libphonenumber line types refused with 403 number_type_not_allowed (empty list: none).",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_IP_MAX,
+        default: "4",
+        secret: false,
+        doc: "Send-codes per client IP per interval (seed S4); 0 turns the bucket off.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_IP_INTERVAL,
+        default: "60",
+        secret: false,
+        doc: "Interval of the IP bucket, in seconds (or with s/m/h/d suffix).",
+    },
+    Setting {
+        name: ENV_TRUSTED_PROXIES,
+        default: "",
+        secret: false,
+        doc: "CIDRs of reverse proxies whose X-Forwarded-For is believed (right-most untrusted entry wins).",
+    },
+    Setting {
+        name: ENV_CODE_LENGTH,
+        default: "6",
+        secret: false,
+        doc: "Digits per code, 4 to 10.",
+    },
+    Setting {
+        name: ENV_CODE_TTL,
+        default: "600",
+        secret: false,
+        doc: "How long a code stays valid, in seconds (Twilio: 10 minutes).",
+    },
+    Setting {
+        name: ENV_LOG_FORMAT,
+        default: "pretty",
+        secret: false,
+        doc: "`pretty` or `json` logs on stderr.",
+    },
+    Setting {
+        name: ENV_RUST_LOG,
+        default: "info",
+        secret: false,
+        doc: "Log filter (tracing EnvFilter syntax).",
+    },
+    Setting {
+        name: ENV_SHUTDOWN_GRACE,
+        default: "20",
+        secret: false,
+        doc: "Seconds in-flight requests get to finish after SIGTERM/SIGINT.",
+    },
+    Setting {
+        name: ENV_REQUEST_TIMEOUT,
+        default: "15",
+        secret: false,
+        doc: "Seconds before a request is answered 503 unavailable.",
+    },
+    Setting {
+        name: ENV_STORE_TIMEOUT,
+        default: "2",
+        secret: false,
+        doc: "Seconds to wait for a store connection or lock before answering 503.",
+    },
+    Setting {
+        name: ENV_SQLITE_SYNCHRONOUS,
+        default: "full",
+        secret: false,
+        doc: "SQLite `synchronous` with WAL: `full` (survives power loss) or `normal` (survives process crashes).",
+    },
+    Setting {
+        name: ENV_CONFIG,
+        default: "verifyd.toml",
+        secret: false,
+        doc: "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase).",
+    },
+    Setting {
+        name: ENV_TWILIO_ACCOUNT_SID,
+        default: "",
+        secret: false,
+        doc: "Twilio Account SID (AC + 32 hex), seed S1.",
+    },
+    Setting {
+        name: ENV_TWILIO_AUTH_TOKEN,
+        default: "",
+        secret: true,
+        doc: "Twilio Auth Token, seed S1.",
+    },
+    Setting {
+        name: ENV_TWILIO_SERVICE_SID,
+        default: "",
+        secret: false,
+        doc: "Twilio Verify Service SID (VA + 32 hex), seed S1.",
+    },
 ];
 
 fn setting(name: &str) -> Option<&'static Setting> {
@@ -243,7 +363,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={} is not valid: {}", self.name, self.value, self.reason)
+        write!(
+            f,
+            "{}={} is not valid: {}",
+            self.name, self.value, self.reason
+        )
     }
 }
 
@@ -255,7 +379,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} problem(s)):", self.problems.len())?;
+        writeln!(
+            f,
+            "invalid configuration ({} problem(s)):",
+            self.problems.len()
+        )?;
         for p in &self.problems {
             writeln!(f, "  {p}")?;
         }
@@ -263,10 +391,13 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// A function from a variable name to its value, if set.
+type Lookup = dyn Fn(&str) -> Option<String>;
+
 /// The layered sources, highest precedence first.
 pub struct Sources {
     layers: Vec<(Origin, HashMap<String, String>)>,
-    env: Box<dyn Fn(&str) -> Option<String>>,
+    env: Box<Lookup>,
 }
 
 impl Sources {
@@ -308,11 +439,8 @@ impl Sources {
                 }),
             }
         }
-        let named = env(ENV_CONFIG).or_else(|| {
-            layers
-                .iter()
-                .find_map(|(_, m)| m.get(ENV_CONFIG).cloned())
-        });
+        let named =
+            env(ENV_CONFIG).or_else(|| layers.iter().find_map(|(_, m)| m.get(ENV_CONFIG).cloned()));
         let toml_path = dir.join(named.as_deref().unwrap_or("verifyd.toml"));
         if toml_path.exists() {
             match read_toml(&toml_path) {
@@ -354,7 +482,9 @@ impl Sources {
 /// `twilio_account_sid = "AC…"`). Unknown keys are errors, so typos do not pass silently.
 fn read_toml(path: &Path) -> Result<HashMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot be read: {e}"))?;
-    let table: toml::Table = text.parse().map_err(|e| format!("is not valid TOML: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("is not valid TOML: {e}"))?;
     let mut out = HashMap::new();
     for (key, value) in table {
         let upper = key.to_ascii_uppercase();
@@ -414,11 +544,19 @@ impl Reader<'_> {
     /// The value, or the default when unset.
     fn text(&mut self, name: &'static str) -> String {
         let (value, _) = self.raw(name);
-        value.unwrap_or_else(|| setting(name).map(|s| s.default.to_owned()).unwrap_or_default())
+        value.unwrap_or_else(|| {
+            setting(name)
+                .map(|s| s.default.to_owned())
+                .unwrap_or_default()
+        })
     }
 
     /// Parses the value (or default) with `parse`, recording a problem on failure.
-    fn parse<T>(&mut self, name: &'static str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    fn parse<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let text = self.text(name);
         match parse(text.trim()) {
             Ok(v) => Some(v),
@@ -433,7 +571,11 @@ impl Reader<'_> {
         let secret = setting(name).is_some_and(|s| s.secret);
         self.problems.push(Problem {
             name: name.to_owned(),
-            value: if secret { "<redacted>".to_owned() } else { format!("{value:?}") },
+            value: if secret {
+                "<redacted>".to_owned()
+            } else {
+                format!("{value:?}")
+            },
             reason: reason.into(),
         });
     }
@@ -445,7 +587,10 @@ fn list(text: &str) -> impl Iterator<Item = &str> {
 
 fn parse_list<T: FromStr + Ord>(text: &str, what: &str) -> Result<BTreeSet<T>, String> {
     list(text)
-        .map(|item| item.parse::<T>().map_err(|_| format!("`{item}` is not {what}")))
+        .map(|item| {
+            item.parse::<T>()
+                .map_err(|_| format!("`{item}` is not {what}"))
+        })
         .collect()
 }
 
@@ -503,7 +648,9 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`] listing every bad setting.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + 'static) -> Result<Self, ConfigError> {
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String> + 'static,
+    ) -> Result<Self, ConfigError> {
         Self::from_sources(&Sources::from_lookup(lookup))
     }
 
@@ -539,9 +686,19 @@ impl Config {
         };
         let api_keys = {
             let (value, _) = r.raw(ENV_API_KEYS);
-            let keys: Vec<String> = value.as_deref().map(list).into_iter().flatten().map(str::to_owned).collect();
+            let keys: Vec<String> = value
+                .as_deref()
+                .map(list)
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect();
             if keys.iter().any(|k| k.len() < 16) {
-                r.problem(ENV_API_KEYS, "", "every key must be at least 16 characters long");
+                r.problem(
+                    ENV_API_KEYS,
+                    "",
+                    "every key must be at least 16 characters long",
+                );
             }
             keys.into_iter().map(SecretString::from).collect::<Vec<_>>()
         };
@@ -551,20 +708,24 @@ impl Config {
         let twilio_service = r.raw(ENV_TWILIO_SERVICE_SID).0.filter(|v| !v.is_empty());
         let all_twilio = twilio_sid.is_some() && twilio_token.is_some() && twilio_service.is_some();
         let any_twilio = twilio_sid.is_some() || twilio_token.is_some() || twilio_service.is_some();
-        if let Some(v) = &twilio_sid {
-            if let Err(e) = sid(v, "AC") {
-                r.problem(ENV_TWILIO_ACCOUNT_SID, v, e);
-            }
+        if let Some(v) = &twilio_sid
+            && let Err(e) = sid(v, "AC")
+        {
+            r.problem(ENV_TWILIO_ACCOUNT_SID, v, e);
         }
-        if let Some(v) = &twilio_service {
-            if let Err(e) = sid(v, "VA") {
-                r.problem(ENV_TWILIO_SERVICE_SID, v, e);
-            }
+        if let Some(v) = &twilio_service
+            && let Err(e) = sid(v, "VA")
+        {
+            r.problem(ENV_TWILIO_SERVICE_SID, v, e);
         }
-        if let Some(v) = &twilio_token {
-            if v.len() < 32 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                r.problem(ENV_TWILIO_AUTH_TOKEN, v, "must be the 32-character Auth Token from the Twilio console");
-            }
+        if let Some(v) = &twilio_token
+            && (v.len() < 32 || !v.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            r.problem(
+                ENV_TWILIO_AUTH_TOKEN,
+                v,
+                "must be the 32-character Auth Token from the Twilio console",
+            );
         }
         let twilio = all_twilio.then(|| TwilioCredentials {
             account_sid: twilio_sid.clone().unwrap_or_default(),
@@ -583,7 +744,10 @@ impl Config {
                         "needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SERVICE_SID",
                     );
                 }
-                (Some(ProviderKind::TwilioVerify), "VERIFYD_PROVIDER=twilio-verify")
+                (
+                    Some(ProviderKind::TwilioVerify),
+                    "VERIFYD_PROVIDER=twilio-verify",
+                )
             }
             Some(other) => {
                 r.problem(ENV_PROVIDER, other, "expected `local` or `twilio-verify`");
@@ -601,7 +765,10 @@ impl Config {
                             .to_owned(),
                     );
                 }
-                (Some(ProviderKind::Local), "no Twilio credentials set (the embedded default)")
+                (
+                    Some(ProviderKind::Local),
+                    "no Twilio credentials set (the embedded default)",
+                )
             }
         };
         let sms_sender = r.parse(ENV_SMS_SENDER, |t| match t {
@@ -616,7 +783,8 @@ impl Config {
             Ok(set)
         });
         let channels = r.parse(ENV_CHANNELS, |t| {
-            let set: BTreeSet<Channel> = parse_list(t, "a channel (sms, call, whatsapp, email, sna)")?;
+            let set: BTreeSet<Channel> =
+                parse_list(t, "a channel (sms, call, whatsapp, email, sna)")?;
             if set.is_empty() {
                 return Err("list at least one channel".to_owned());
             }
@@ -626,7 +794,8 @@ impl Config {
             parse_list::<NumberType>(t, "a number type (premium_rate, shared_cost, uan, voicemail, pager, unknown, toll_free, voip, fixed_line, mobile, fixed_line_or_mobile, personal_number)")
         });
         let ip_max = r.parse(ENV_RATE_LIMIT_IP_MAX, |t| {
-            t.parse::<u32>().map_err(|_| "expected a whole number (0 turns the bucket off)".to_owned())
+            t.parse::<u32>()
+                .map_err(|_| "expected a whole number (0 turns the bucket off)".to_owned())
         });
         let ip_interval = r.parse(ENV_RATE_LIMIT_IP_INTERVAL, positive_duration);
         let trusted_proxies = r.parse(ENV_TRUSTED_PROXIES, |t| {
@@ -678,18 +847,27 @@ impl Config {
                     .to_owned(),
             );
         }
-        if trusted_proxies.as_ref().is_some_and(|p| p.iter().any(|n| n.prefix_len() == 0)) {
+        if trusted_proxies
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|n| n.prefix_len() == 0))
+        {
             warnings.push(
                 "VERIFYD_TRUSTED_PROXIES trusts every address: any client can choose its own IP bucket".to_owned(),
             );
         }
 
-        let Reader { problems, effective, .. } = r;
+        let Reader {
+            problems,
+            effective,
+            ..
+        } = r;
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
         // Every `None` above recorded a problem, so all are `Some` here.
-        let missing = || ConfigError { problems: Vec::new() };
+        let missing = || ConfigError {
+            problems: Vec::new(),
+        };
         Ok(Config {
             addr: addr.ok_or_else(missing)?,
             database_url: database_url.ok_or_else(missing)?,
@@ -725,7 +903,10 @@ impl Config {
         let width = SETTINGS.iter().map(|s| s.name.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (name, value, origin) in &self.effective {
-            out.push_str(&format!("{name:<width$} = {value}  ({})\n", origin.as_str()));
+            out.push_str(&format!(
+                "{name:<width$} = {value}  ({})\n",
+                origin.as_str()
+            ));
         }
         out.push_str(&format!(
             "{:<width$} = {}  (because {})\n",
@@ -767,7 +948,10 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Config::from_lookup(move |k| map.get(k).cloned())
     }
 
@@ -776,9 +960,24 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.provider, ProviderKind::Local);
-        assert_eq!(c.valid_country_codes.iter().map(ToString::to_string).collect::<Vec<_>>(), ["US"]);
-        assert_eq!(c.channels.iter().copied().collect::<Vec<_>>(), [Channel::Sms]);
-        assert_eq!(c.rate_limit_ip, BucketConfig { max: 4, interval: Duration::from_secs(60) });
+        assert_eq!(
+            c.valid_country_codes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["US"]
+        );
+        assert_eq!(
+            c.channels.iter().copied().collect::<Vec<_>>(),
+            [Channel::Sms]
+        );
+        assert_eq!(
+            c.rate_limit_ip,
+            BucketConfig {
+                max: 4,
+                interval: Duration::from_secs(60)
+            }
+        );
         assert_eq!(c.code_length.get(), 6);
         assert_eq!(c.code_ttl, Duration::from_secs(600));
         assert!(c.secret.is_none() && c.api_keys.is_empty() && c.twilio.is_none());
@@ -797,8 +996,19 @@ mod tests {
         ])
         .unwrap_err();
         let text = err.to_string();
-        for name in [ENV_ADDR, ENV_VALID_COUNTRY_CODES, ENV_CHANNELS, ENV_RATE_LIMIT_IP_MAX, ENV_CODE_LENGTH, ENV_SECRET, ENV_TWILIO_ACCOUNT_SID] {
-            assert!(text.contains(&format!("{name}=")), "{name} missing from:\n{text}");
+        for name in [
+            ENV_ADDR,
+            ENV_VALID_COUNTRY_CODES,
+            ENV_CHANNELS,
+            ENV_RATE_LIMIT_IP_MAX,
+            ENV_CODE_LENGTH,
+            ENV_SECRET,
+            ENV_TWILIO_ACCOUNT_SID,
+        ] {
+            assert!(
+                text.contains(&format!("{name}=")),
+                "{name} missing from:\n{text}"
+            );
         }
         assert!(!text.contains("short-secret-value"), "{text}");
         assert_eq!(err.problems.len(), 7);
@@ -836,19 +1046,46 @@ mod tests {
     #[test]
     fn layers_follow_precedence_env_then_dotenv_development_then_dotenv_then_toml() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".env"), "VERIFYD_CODE_LENGTH=7\nVERIFYD_CODE_TTL=300\nVERIFYD_RATE_LIMIT_IP_MAX=9\n").unwrap();
-        std::fs::write(dir.path().join(".env.development"), "VERIFYD_CODE_LENGTH=8\n").unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "VERIFYD_CODE_LENGTH=7\nVERIFYD_CODE_TTL=300\nVERIFYD_RATE_LIMIT_IP_MAX=9\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(".env.development"),
+            "VERIFYD_CODE_LENGTH=8\n",
+        )
+        .unwrap();
         std::fs::write(
             dir.path().join("verifyd.toml"),
             "code_length = 9\nrate_limit_ip_max = 2\nvalid_country_codes = [\"US\", \"CA\"]\n",
         )
         .unwrap();
-        let sources = Sources::load(dir.path(), |k| (k == ENV_CODE_TTL).then(|| "120".to_owned())).unwrap();
+        let sources = Sources::load(dir.path(), |k| {
+            (k == ENV_CODE_TTL).then(|| "120".to_owned())
+        })
+        .unwrap();
         let c = Config::from_sources(&sources).unwrap();
-        assert_eq!(c.code_length.get(), 8, ".env.development beats .env and toml");
+        assert_eq!(
+            c.code_length.get(),
+            8,
+            ".env.development beats .env and toml"
+        );
         assert_eq!(c.code_ttl, Duration::from_secs(120), "real env beats files");
         assert_eq!(c.rate_limit_ip.max, 9, ".env beats toml");
         assert_eq!(c.valid_country_codes.len(), 2, "toml beats defaults");
+    }
+
+    #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../README.md");
+        for s in SETTINGS {
+            assert!(
+                readme.contains(&format!("`{}`", s.name)),
+                "README lacks {}",
+                s.name
+            );
+        }
     }
 
     #[test]

@@ -89,7 +89,8 @@ impl Keys {
         let expand = |info: &[u8]| {
             let mut out = [0u8; 32];
             // 32 bytes is far below HKDF-SHA256's 8160-byte limit.
-            hk.expand(info, &mut out).expect("32 bytes is a valid HKDF length");
+            hk.expand(info, &mut out)
+                .expect("32 bytes is a valid HKDF length");
             out
         };
         let enc = expand(b"encryption");
@@ -109,7 +110,10 @@ impl Keys {
 
     /// The digest kept for comparison with a submitted code, bound to its verification.
     pub fn code_digest(&self, verification_sid: &str, code: &str) -> [u8; 32] {
-        mac(&self.code_mac, &[verification_sid.as_bytes(), b":", code.as_bytes()])
+        mac(
+            &self.code_mac,
+            &[verification_sid.as_bytes(), b":", code.as_bytes()],
+        )
     }
 
     /// Constant-time equality of a stored digest and a freshly computed one.
@@ -217,9 +221,18 @@ mod tests {
     fn digests_depend_on_secret_and_context() {
         let a = keys(&"a".repeat(32));
         let b = keys(&"b".repeat(32));
-        assert_eq!(a.phone_lookup("+14155552671"), a.phone_lookup("+14155552671"));
-        assert_ne!(a.phone_lookup("+14155552671"), b.phone_lookup("+14155552671"));
-        assert_ne!(a.code_digest("VE1", "123456"), a.code_digest("VE2", "123456"));
+        assert_eq!(
+            a.phone_lookup("+14155552671"),
+            a.phone_lookup("+14155552671")
+        );
+        assert_ne!(
+            a.phone_lookup("+14155552671"),
+            b.phone_lookup("+14155552671")
+        );
+        assert_ne!(
+            a.code_digest("VE1", "123456"),
+            a.code_digest("VE2", "123456")
+        );
         let d = a.code_digest("VE1", "123456");
         assert!(Keys::digests_match(&d, &a.code_digest("VE1", "123456")));
         assert!(!Keys::digests_match(&d, &a.code_digest("VE1", "123457")));

@@ -36,7 +36,12 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(policy: Policy, limiter: Arc<dyn Limiter>, provider: Arc<dyn Provider>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        policy: Policy,
+        limiter: Arc<dyn Limiter>,
+        provider: Arc<dyn Provider>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             policy,
             limiter,
@@ -69,10 +74,16 @@ impl Verifier {
         self.policy.check_number(&phone)?;
         let now = self.clock.now();
         let buckets = self.policy.send_buckets(client.as_ref());
-        if !buckets.is_empty() {
-            if let Decision::Limited { bucket, retry_after } = self.limiter.acquire(&buckets, now).await? {
-                return Err(ServiceError::RateLimited { bucket, retry_after });
-            }
+        if !buckets.is_empty()
+            && let Decision::Limited {
+                bucket,
+                retry_after,
+            } = self.limiter.acquire(&buckets, now).await?
+        {
+            return Err(ServiceError::RateLimited {
+                bucket,
+                retry_after,
+            });
         }
         let verification = self
             .provider
@@ -90,8 +101,15 @@ impl Verifier {
     ///
     /// # Errors
     /// [`ServiceError`] naming the step that refused.
-    pub async fn verify_code(&self, phone: PhoneNumber, code: OtpCode) -> Result<Verification, ServiceError> {
+    pub async fn verify_code(
+        &self,
+        phone: PhoneNumber,
+        code: OtpCode,
+    ) -> Result<Verification, ServiceError> {
         let now = self.clock.now();
-        Ok(self.provider.check(CheckRequest { phone, code, now }).await?)
+        Ok(self
+            .provider
+            .check(CheckRequest { phone, code, now })
+            .await?)
     }
 }

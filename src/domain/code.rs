@@ -65,7 +65,9 @@ impl OtpCode {
             return Err(CodeError::NotDigits);
         }
         if input.len() != len.get() {
-            return Err(CodeError::WrongLength { expected: len.get() });
+            return Err(CodeError::WrongLength {
+                expected: len.get(),
+            });
         }
         Ok(Self(SecretString::from(input.to_owned())))
     }
@@ -112,7 +114,11 @@ mod tests {
             ("1234567", CodeError::WrongLength { expected: 6 }),
         ];
         for (input, want) in cases {
-            assert_eq!(OtpCode::parse(input, SIX).err(), Some(want), "input {input:?}");
+            assert_eq!(
+                OtpCode::parse(input, SIX).err(),
+                Some(want),
+                "input {input:?}"
+            );
         }
     }
 

@@ -18,9 +18,13 @@ const MAX_DIGITS: usize = 15;
 pub enum PhoneNumberError {
     #[error("the phone number is empty")]
     Empty,
-    #[error("the phone number must be in international format, starting with + and the country code")]
+    #[error(
+        "the phone number must be in international format, starting with + and the country code"
+    )]
     NotInternational,
-    #[error("the phone number may contain only digits, spaces, dashes, dots and parentheses after the leading +")]
+    #[error(
+        "the phone number may contain only digits, spaces, dashes, dots and parentheses after the leading +"
+    )]
     InvalidCharacters,
     #[error("the phone number has more than 15 digits")]
     TooLong,
@@ -280,7 +284,11 @@ mod tests {
             ("+1 555 555 5555", Invalid),
         ];
         for (input, want) in cases {
-            assert_eq!(PhoneNumber::parse(input).err(), Some(want), "input {input:?}");
+            assert_eq!(
+                PhoneNumber::parse(input).err(),
+                Some(want),
+                "input {input:?}"
+            );
         }
     }
 
@@ -297,7 +305,11 @@ mod tests {
         ];
         for (input, region) in cases {
             let phone = PhoneNumber::parse(input).unwrap();
-            assert_eq!(phone.region().map(|r| r.to_string()).as_deref(), Some(region), "{input}");
+            assert_eq!(
+                phone.region().map(|r| r.to_string()).as_deref(),
+                Some(region),
+                "{input}"
+            );
         }
     }
 
@@ -313,7 +325,11 @@ mod tests {
             ("+442079460000", NumberType::FixedLine),
         ];
         for (input, want) in cases {
-            assert_eq!(PhoneNumber::parse(input).unwrap().number_type(), want, "{input}");
+            assert_eq!(
+                PhoneNumber::parse(input).unwrap().number_type(),
+                want,
+                "{input}"
+            );
         }
     }
 

@@ -63,7 +63,10 @@ mod tests {
 
     #[test]
     fn formats_as_utc_seconds() {
-        assert_eq!(Timestamp::from_millis(0).to_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            Timestamp::from_millis(0).to_rfc3339(),
+            "1970-01-01T00:00:00Z"
+        );
         assert_eq!(
             Timestamp::from_millis(1_795_000_000_999).to_rfc3339(),
             "2026-11-18T11:06:40Z"
@@ -73,7 +76,10 @@ mod tests {
     #[test]
     fn since_never_goes_negative() {
         let a = Timestamp::from_millis(1_000);
-        assert_eq!(a.plus(Duration::from_secs(2)).since(a), Duration::from_secs(2));
+        assert_eq!(
+            a.plus(Duration::from_secs(2)).since(a),
+            Duration::from_secs(2)
+        );
         assert_eq!(a.since(a.plus(Duration::from_secs(2))), Duration::ZERO);
     }
 }

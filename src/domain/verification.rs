@@ -197,7 +197,12 @@ mod tests {
         assert_eq!(VerificationSid::parse(sid.as_str()), Some(sid.clone()));
         assert!(AttemptSid::generate().as_str().starts_with("VL"));
         assert_ne!(VerificationSid::generate(), sid);
-        for bad in ["", "VE", "VL0123456789abcdef0123456789abcdef", "VE0123456789abcdef0123456789abcdeg"] {
+        for bad in [
+            "",
+            "VE",
+            "VL0123456789abcdef0123456789abcdef",
+            "VE0123456789abcdef0123456789abcdeg",
+        ] {
             assert!(VerificationSid::parse(bad).is_none(), "{bad}");
         }
     }
@@ -214,18 +219,37 @@ mod tests {
         };
         assert_eq!(
             life.state(pending, now),
-            LiveState::Open { checks_left: 5, sends_left: 4 }
+            LiveState::Open {
+                checks_left: 5,
+                sends_left: 4
+            }
         );
-        let locked = Counters { check_attempts: 5, ..pending };
+        let locked = Counters {
+            check_attempts: 5,
+            ..pending
+        };
         assert_eq!(life.state(locked, now), LiveState::Locked);
-        assert_eq!(life.state(locked, now.plus(Duration::from_secs(1))), LiveState::Gone);
-        let approved = Counters { status: VerificationStatus::Approved, ..pending };
+        assert_eq!(
+            life.state(locked, now.plus(Duration::from_secs(1))),
+            LiveState::Gone
+        );
+        let approved = Counters {
+            status: VerificationStatus::Approved,
+            ..pending
+        };
         assert_eq!(life.state(approved, now), LiveState::Gone);
     }
 
     #[test]
     fn statuses_round_trip() {
-        for s in ["pending", "approved", "canceled", "expired", "max_attempts_reached", "failed"] {
+        for s in [
+            "pending",
+            "approved",
+            "canceled",
+            "expired",
+            "max_attempts_reached",
+            "failed",
+        ] {
             assert_eq!(VerificationStatus::parse(s).unwrap().as_str(), s);
         }
         assert!(VerificationStatus::parse("PENDING").is_none());

@@ -42,7 +42,11 @@ pub fn bearer_token(req: &Request) -> Option<&str> {
 }
 
 /// Refuses requests without an accepted key with 401 `unauthorized`; nothing else runs.
-pub async fn require_api_key(State(keys): State<Arc<ApiKeys>>, req: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(keys): State<Arc<ApiKeys>>,
+    req: Request,
+    next: Next,
+) -> Response {
     match bearer_token(&req) {
         Some(token) if keys.accepts(token) => next.run(req).await,
         _ => ApiError::Unauthorized.into_response(),
@@ -55,7 +59,10 @@ mod tests {
 
     #[test]
     fn accepts_only_listed_keys() {
-        let keys = ApiKeys::from_digests(vec![api_key_digest("first-key-0123456789"), api_key_digest("second-key-0123456789")]);
+        let keys = ApiKeys::from_digests(vec![
+            api_key_digest("first-key-0123456789"),
+            api_key_digest("second-key-0123456789"),
+        ]);
         assert!(keys.accepts("first-key-0123456789"));
         assert!(keys.accepts("second-key-0123456789"));
         assert!(!keys.accepts("first-key-012345678"));

@@ -15,6 +15,10 @@ pub struct OutboxBody {
 
 /// The kept messages.
 pub async fn outbox(State(state): State<AppState>) -> Json<OutboxBody> {
-    let messages = state.outbox.as_ref().map(|o| o.messages()).unwrap_or_default();
+    let messages = state
+        .outbox
+        .as_ref()
+        .map(|o| o.messages())
+        .unwrap_or_default();
     Json(OutboxBody { messages })
 }

@@ -127,7 +127,9 @@ impl ApiError {
     /// The person-readable message: fixed texts only, never internal details.
     fn public_message(&self) -> String {
         match self {
-            ApiError::Provider(_) => "the SMS provider failed; no code was confirmed sent".to_owned(),
+            ApiError::Provider(_) => {
+                "the SMS provider failed; no code was confirmed sent".to_owned()
+            }
             ApiError::Unavailable(_) => "a dependency is unavailable; retry later".to_owned(),
             ApiError::Internal(_) => "unexpected error".to_owned(),
             other => other.to_string(),
@@ -177,7 +179,9 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(detail) = self.internal_detail() {
-            response.extensions_mut().insert(ErrorDetail(detail.to_owned()));
+            response
+                .extensions_mut()
+                .insert(ErrorDetail(detail.to_owned()));
         }
         response
     }
@@ -212,7 +216,9 @@ impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
         match e {
             ProviderError::NotFound => ApiError::VerificationNotFound,
-            ProviderError::IncorrectCode { attempts_remaining } => ApiError::IncorrectCode { attempts_remaining },
+            ProviderError::IncorrectCode { attempts_remaining } => {
+                ApiError::IncorrectCode { attempts_remaining }
+            }
             ProviderError::MaxCheckAttempts => ApiError::MaxCheckAttempts,
             ProviderError::MaxSendAttempts => ApiError::MaxSendAttempts,
             ProviderError::RateLimited { retry_after } => ApiError::RateLimited {
@@ -230,7 +236,10 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Policy(p) => p.into(),
-            ServiceError::RateLimited { bucket, retry_after } => ApiError::RateLimited {
+            ServiceError::RateLimited {
+                bucket,
+                retry_after,
+            } => ApiError::RateLimited {
                 bucket: Some(bucket),
                 retry_after: Some(retry_after),
             },

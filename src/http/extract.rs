@@ -30,14 +30,22 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => ApiError::PayloadTooLarge,
-            _ => ApiError::InvalidBody("the body could not be read".to_owned()),
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                    ApiError::PayloadTooLarge
+                }
+                _ => ApiError::InvalidBody("the body could not be read".to_owned()),
+            })?;
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError::InvalidBody("the body must be a JSON object".to_owned())),
-            Err(_) => Err(ApiError::InvalidBody("the body is not valid JSON".to_owned())),
+            Ok(_) => Err(ApiError::InvalidBody(
+                "the body must be a JSON object".to_owned(),
+            )),
+            Err(_) => Err(ApiError::InvalidBody(
+                "the body is not valid JSON".to_owned(),
+            )),
         }
     }
 }
@@ -46,8 +54,14 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl JsonObject {
@@ -58,7 +72,9 @@ impl JsonObject {
     pub fn required_str(&self, field: &str) -> Result<&str, ApiError> {
         match self.0.get(field) {
             Some(Value::String(s)) => Ok(s),
-            None | Some(Value::Null) => Err(ApiError::InvalidBody(format!("`{field}` is required"))),
+            None | Some(Value::Null) => {
+                Err(ApiError::InvalidBody(format!("`{field}` is required")))
+            }
             Some(_) => Err(ApiError::InvalidBody(format!("`{field}` must be a string"))),
         }
     }
@@ -83,10 +99,20 @@ mod tests {
 
     #[test]
     fn content_types() {
-        for ok in ["application/json", "application/json; charset=utf-8", "Application/JSON", "application/vnd.api+json"] {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/vnd.api+json",
+        ] {
             assert!(is_json(Some(&HeaderValue::from_static(ok))), "{ok}");
         }
-        for bad in ["text/plain", "application/x-www-form-urlencoded", "json", "application/jsonx"] {
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "json",
+            "application/jsonx",
+        ] {
             assert!(!is_json(Some(&HeaderValue::from_static(bad))), "{bad}");
         }
         assert!(!is_json(None));

@@ -35,7 +35,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     let (store, limiter) = tokio::join!(state.store.ping(), state.verifier.limiter().ping());
     let word = |ok: bool| if ok { "ok" } else { "down" };
     let ready = store.is_ok() && limiter.is_ok();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(Readiness {

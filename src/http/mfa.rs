@@ -105,11 +105,16 @@ pub async fn send_code(
     span.record("phone", phone.masked());
     let channel = match body.optional_str("channel")? {
         None => Channel::Sms,
-        Some(name) => name.parse::<Channel>().map_err(|_| ApiError::ChannelNotAllowed)?,
+        Some(name) => name
+            .parse::<Channel>()
+            .map_err(|_| ApiError::ChannelNotAllowed)?,
     };
     let client = client_key(&state, peer, &headers);
     span.record("client", client.as_str());
-    let verification = state.verifier.send_code(phone, channel, Some(client)).await?;
+    let verification = state
+        .verifier
+        .send_code(phone, channel, Some(client))
+        .await?;
     tracing::info!(sid = %verification.sid, "verification code sent");
     Ok(Json(Envelope {
         status_code: 200,
@@ -123,7 +128,10 @@ pub async fn send_code(
 /// # Errors
 /// Any [`ApiError`] of the verify rows.
 #[tracing::instrument(name = "verify_code", skip_all, fields(phone))]
-pub async fn verify_code(State(state): State<AppState>, body: JsonObject) -> Result<Json<Envelope<VerificationData>>, ApiError> {
+pub async fn verify_code(
+    State(state): State<AppState>,
+    body: JsonObject,
+) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
     tracing::Span::current().record("phone", phone.masked());
     let code = OtpCode::parse(body.required_str("code")?, state.code_length)?;

@@ -41,7 +41,11 @@ impl MemoryLimiter {
 
 #[async_trait]
 impl Limiter for MemoryLimiter {
-    async fn acquire(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<Decision, LimiterError> {
+    async fn acquire(
+        &self,
+        buckets: &[BucketRequest],
+        now: Timestamp,
+    ) -> Result<Decision, LimiterError> {
         let now_us = now.as_millis().saturating_mul(1000);
         let keys: Vec<String> = buckets.iter().map(BucketRequest::storage_key).collect();
         let mut state = self
@@ -51,7 +55,12 @@ impl Limiter for MemoryLimiter {
         let mut updates = Vec::with_capacity(buckets.len());
         let mut refused: Option<Decision> = None;
         for (bucket, key) in buckets.iter().zip(&keys) {
-            match gcra::step(state.tats.get(key).copied(), now_us, bucket.max, bucket.interval) {
+            match gcra::step(
+                state.tats.get(key).copied(),
+                now_us,
+                bucket.max,
+                bucket.interval,
+            ) {
                 Step::Allow { new_tat } => updates.push(new_tat),
                 Step::Deny { retry_after } => {
                     let longer = match refused {
@@ -97,7 +106,14 @@ mod tests {
     use std::time::Duration;
 
     fn bucket(name: BucketName, key: &str, max: u32) -> BucketRequest {
-        BucketRequest::new(name, key, BucketConfig { max, interval: Duration::from_secs(60) })
+        BucketRequest::new(
+            name,
+            key,
+            BucketConfig {
+                max,
+                interval: Duration::from_secs(60),
+            },
+        )
     }
 
     #[tokio::test]
@@ -106,16 +122,37 @@ mod tests {
         let now = Timestamp::from_millis(1_000_000);
         let roomy = bucket(BucketName::Ip, "a", 10);
         let tight = bucket(BucketName::Phone, "p", 1);
-        assert_eq!(limiter.acquire(&[roomy.clone(), tight.clone()], now).await.unwrap(), Decision::Allowed);
+        assert_eq!(
+            limiter
+                .acquire(&[roomy.clone(), tight.clone()], now)
+                .await
+                .unwrap(),
+            Decision::Allowed
+        );
         let refused = limiter.acquire(&[roomy.clone(), tight], now).await.unwrap();
-        assert!(matches!(refused, Decision::Limited { bucket: BucketName::Phone, .. }));
+        assert!(matches!(
+            refused,
+            Decision::Limited {
+                bucket: BucketName::Phone,
+                ..
+            }
+        ));
         // `roomy` was charged once only: 9 more fit.
         for _ in 0..9 {
-            assert_eq!(limiter.acquire(std::slice::from_ref(&roomy), now).await.unwrap(), Decision::Allowed);
+            assert_eq!(
+                limiter
+                    .acquire(std::slice::from_ref(&roomy), now)
+                    .await
+                    .unwrap(),
+                Decision::Allowed
+            );
         }
         assert!(matches!(
             limiter.acquire(&[roomy], now).await.unwrap(),
-            Decision::Limited { bucket: BucketName::Ip, .. }
+            Decision::Limited {
+                bucket: BucketName::Ip,
+                ..
+            }
         ));
     }
 
@@ -124,11 +161,24 @@ mod tests {
         let limiter = MemoryLimiter::new();
         let start = Timestamp::from_millis(0);
         for i in 0..SWEEP_EVERY {
-            limiter.acquire(&[bucket(BucketName::Ip, &i.to_string(), 4)], start).await.unwrap();
+            limiter
+                .acquire(&[bucket(BucketName::Ip, &i.to_string(), 4)], start)
+                .await
+                .unwrap();
         }
         let later = start.plus(Duration::from_secs(61));
-        limiter.acquire(&[bucket(BucketName::Ip, "x", 4)], later).await.unwrap();
-        limiter.acquire(&[bucket(BucketName::Ip, "y", 4)], later).await.unwrap();
-        assert!(limiter.tracked_keys() <= 2, "tracked {}", limiter.tracked_keys());
+        limiter
+            .acquire(&[bucket(BucketName::Ip, "x", 4)], later)
+            .await
+            .unwrap();
+        limiter
+            .acquire(&[bucket(BucketName::Ip, "y", 4)], later)
+            .await
+            .unwrap();
+        assert!(
+            limiter.tracked_keys() <= 2,
+            "tracked {}",
+            limiter.tracked_keys()
+        );
     }
 }

@@ -40,7 +40,11 @@ pub trait Limiter: Send + Sync {
     ///
     /// # Errors
     /// [`LimiterError`] when the backend cannot be reached: the request must be refused.
-    async fn acquire(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<Decision, LimiterError>;
+    async fn acquire(
+        &self,
+        buckets: &[BucketRequest],
+        now: Timestamp,
+    ) -> Result<Decision, LimiterError>;
 
     /// Whether the backend answers (for `/readyz`).
     ///

@@ -55,6 +55,11 @@ impl BucketRequest {
     /// The limiter's storage key: family, interval and key, so one key may have several
     /// intervals (as a Twilio RateLimit has several Buckets).
     pub fn storage_key(&self) -> String {
-        format!("{}:{}:{}", self.name.as_str(), self.interval.as_secs(), self.key)
+        format!(
+            "{}:{}:{}",
+            self.name.as_str(),
+            self.interval.as_secs(),
+            self.key
+        )
     }
 }

@@ -23,7 +23,11 @@ impl TrustedProxies {
     /// The client address for a request from `peer` carrying these `X-Forwarded-For` values
     /// (in header order). An unparsable entry ends the walk at the last trusted hop, so a
     /// garbled header cannot move the request into someone else's bucket.
-    pub fn resolve<'a>(&self, peer: IpAddr, forwarded_for: impl IntoIterator<Item = &'a str>) -> IpAddr {
+    pub fn resolve<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded_for: impl IntoIterator<Item = &'a str>,
+    ) -> IpAddr {
         let peer = canonical(peer);
         if !self.contains(peer) {
             return peer;
@@ -100,31 +104,89 @@ mod tests {
     fn resolution_table() {
         let trusted = proxies(&["10.0.0.0/8", "2001:db8:ffff::/48"]);
         let cases: &[(&str, &[&str], &str, &str)] = &[
-            ("203.0.113.5", &["1.2.3.4"], "203.0.113.5", "untrusted peer: header ignored"),
+            (
+                "203.0.113.5",
+                &["1.2.3.4"],
+                "203.0.113.5",
+                "untrusted peer: header ignored",
+            ),
             ("10.0.0.1", &[], "10.0.0.1", "trusted peer without header"),
-            ("10.0.0.1", &["1.1.1.1, 2.2.2.2"], "2.2.2.2", "right-most untrusted"),
-            ("10.0.0.1", &["1.1.1.1, 2.2.2.2, 10.0.0.7"], "2.2.2.2", "skips trusted hops"),
-            ("10.0.0.1", &["1.1.1.1", "2.2.2.2"], "2.2.2.2", "several headers concatenate"),
-            ("10.0.0.1", &["10.0.0.9, 10.0.0.8"], "10.0.0.9", "all trusted: left-most"),
-            ("10.0.0.1", &["1.1.1.1, garbage"], "10.0.0.1", "garbage ends at last trusted hop"),
+            (
+                "10.0.0.1",
+                &["1.1.1.1, 2.2.2.2"],
+                "2.2.2.2",
+                "right-most untrusted",
+            ),
+            (
+                "10.0.0.1",
+                &["1.1.1.1, 2.2.2.2, 10.0.0.7"],
+                "2.2.2.2",
+                "skips trusted hops",
+            ),
+            (
+                "10.0.0.1",
+                &["1.1.1.1", "2.2.2.2"],
+                "2.2.2.2",
+                "several headers concatenate",
+            ),
+            (
+                "10.0.0.1",
+                &["10.0.0.9, 10.0.0.8"],
+                "10.0.0.9",
+                "all trusted: left-most",
+            ),
+            (
+                "10.0.0.1",
+                &["1.1.1.1, garbage"],
+                "10.0.0.1",
+                "garbage ends at last trusted hop",
+            ),
             ("10.0.0.1", &["2.2.2.2:4711"], "2.2.2.2", "port stripped"),
-            ("10.0.0.1", &["[2001:db8::1]:443"], "2001:db8::1", "bracketed v6 with port"),
-            ("::ffff:203.0.113.5", &[], "203.0.113.5", "v4-mapped peer is v4"),
-            ("2001:db8:ffff::1", &["2001:db8:1:2::3"], "2001:db8:1:2::3", "v6 proxy"),
+            (
+                "10.0.0.1",
+                &["[2001:db8::1]:443"],
+                "2001:db8::1",
+                "bracketed v6 with port",
+            ),
+            (
+                "::ffff:203.0.113.5",
+                &[],
+                "203.0.113.5",
+                "v4-mapped peer is v4",
+            ),
+            (
+                "2001:db8:ffff::1",
+                &["2001:db8:1:2::3"],
+                "2001:db8:1:2::3",
+                "v6 proxy",
+            ),
         ];
         for (peer, xff, want, why) in cases {
-            assert_eq!(trusted.resolve(ip(peer), xff.iter().copied()), ip(want), "{why}");
+            assert_eq!(
+                trusted.resolve(ip(peer), xff.iter().copied()),
+                ip(want),
+                "{why}"
+            );
         }
     }
 
     #[test]
     fn ipv6_clients_are_keyed_by_their_64() {
-        assert_eq!(ClientKey::from_ip(ip("2001:db8:1:2:aaaa::1")).as_str(), "2001:db8:1:2::/64");
+        assert_eq!(
+            ClientKey::from_ip(ip("2001:db8:1:2:aaaa::1")).as_str(),
+            "2001:db8:1:2::/64"
+        );
         assert_eq!(
             ClientKey::from_ip(ip("2001:db8:1:2:bbbb::9")),
             ClientKey::from_ip(ip("2001:db8:1:2:aaaa::1"))
         );
-        assert_eq!(ClientKey::from_ip(ip("203.0.113.5")).as_str(), "203.0.113.5");
-        assert_eq!(ClientKey::from_ip(ip("::ffff:203.0.113.5")).as_str(), "203.0.113.5");
+        assert_eq!(
+            ClientKey::from_ip(ip("203.0.113.5")).as_str(),
+            "203.0.113.5"
+        );
+        assert_eq!(
+            ClientKey::from_ip(ip("::ffff:203.0.113.5")).as_str(),
+            "203.0.113.5"
+        );
     }
 }

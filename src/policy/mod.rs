@@ -89,7 +89,11 @@ impl Policy {
     pub fn send_buckets(&self, client: Option<&ClientKey>) -> Vec<BucketRequest> {
         let mut out = Vec::new();
         if let (Some(client), true) = (client, self.ip_bucket.enabled()) {
-            out.push(BucketRequest::new(BucketName::Ip, client.as_str(), self.ip_bucket));
+            out.push(BucketRequest::new(
+                BucketName::Ip,
+                client.as_str(),
+                self.ip_bucket,
+            ));
         }
         out
     }
@@ -101,7 +105,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn policy(pairs: &[(&str, &str)]) -> Policy {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Policy::from_config(&Config::from_lookup(move |k| map.get(k).cloned()).unwrap())
     }
 
@@ -113,7 +120,10 @@ mod tests {
     fn canada_is_not_the_us_even_though_both_are_plus_one() {
         let p = policy(&[]);
         assert_eq!(p.check_number(&phone("+14155552671")), Ok(()));
-        assert_eq!(p.check_number(&phone("+14165550123")), Err(PolicyError::CountryNotAllowed));
+        assert_eq!(
+            p.check_number(&phone("+14165550123")),
+            Err(PolicyError::CountryNotAllowed)
+        );
         let p = policy(&[("VERIFYD_VALID_COUNTRY_CODES", "US,CA")]);
         assert_eq!(p.check_number(&phone("+14165550123")), Ok(()));
     }
@@ -122,9 +132,18 @@ mod tests {
     fn blocked_number_types_are_refused_after_the_country_check() {
         let p = policy(&[("VERIFYD_VALID_COUNTRY_CODES", "US,GB")]);
         let cases = [
-            ("+19005550100", Err(PolicyError::NumberTypeNotAllowed(NumberType::PremiumRate))),
-            ("+448712345678", Err(PolicyError::NumberTypeNotAllowed(NumberType::PremiumRate))),
-            ("+443001234567", Err(PolicyError::NumberTypeNotAllowed(NumberType::Uan))),
+            (
+                "+19005550100",
+                Err(PolicyError::NumberTypeNotAllowed(NumberType::PremiumRate)),
+            ),
+            (
+                "+448712345678",
+                Err(PolicyError::NumberTypeNotAllowed(NumberType::PremiumRate)),
+            ),
+            (
+                "+443001234567",
+                Err(PolicyError::NumberTypeNotAllowed(NumberType::Uan)),
+            ),
             ("+18005550100", Ok(())),
             ("+447400123456", Ok(())),
             ("+442079460000", Ok(())),
@@ -142,14 +161,21 @@ mod tests {
     fn channels_follow_the_allowlist() {
         let p = policy(&[]);
         assert_eq!(p.check_channel(Channel::Sms), Ok(()));
-        assert_eq!(p.check_channel(Channel::Call), Err(PolicyError::ChannelNotAllowed));
+        assert_eq!(
+            p.check_channel(Channel::Call),
+            Err(PolicyError::ChannelNotAllowed)
+        );
     }
 
     #[test]
     fn ip_bucket_can_be_turned_off() {
         let client = ClientKey::from_ip("203.0.113.9".parse().unwrap());
         assert_eq!(policy(&[]).send_buckets(Some(&client)).len(), 1);
-        assert!(policy(&[("VERIFYD_RATE_LIMIT_IP_MAX", "0")]).send_buckets(Some(&client)).is_empty());
+        assert!(
+            policy(&[("VERIFYD_RATE_LIMIT_IP_MAX", "0")])
+                .send_buckets(Some(&client))
+                .is_empty()
+        );
         assert!(policy(&[]).send_buckets(None).is_empty());
     }
 }

@@ -67,7 +67,12 @@ impl LocalProvider {
             .ok_or_else(|| ProviderError::Data("stored code is not a run of digits".to_owned()))
     }
 
-    async fn deliver(&self, stored: &StoredVerification, to: &PhoneNumber, code: &OtpCode) -> Result<(), ProviderError> {
+    async fn deliver(
+        &self,
+        stored: &StoredVerification,
+        to: &PhoneNumber,
+        code: &OtpCode,
+    ) -> Result<(), ProviderError> {
         let message = OutgoingMessage {
             to: to.clone(),
             channel: stored.channel,
@@ -85,7 +90,12 @@ impl LocalProvider {
 #[async_trait]
 impl Provider for LocalProvider {
     async fn start(&self, request: StartRequest) -> Result<Verification, ProviderError> {
-        let StartRequest { phone, channel, now, .. } = request;
+        let StartRequest {
+            phone,
+            channel,
+            now,
+            ..
+        } = request;
         let sid = VerificationSid::generate();
         let code = OtpCode::generate(self.code_length);
         let new = NewVerification {
@@ -93,7 +103,9 @@ impl Provider for LocalProvider {
             phone_sealed: self.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
             channel,
             code_digest: self.keys.code_digest(sid.as_str(), code.expose()),
-            code_sealed: self.keys.seal(code.expose().as_bytes(), sid.as_str().as_bytes()),
+            code_sealed: self
+                .keys
+                .seal(code.expose().as_bytes(), sid.as_str().as_bytes()),
             attempt: SendAttempt {
                 sid: AttemptSid::generate(),
                 channel,
@@ -106,7 +118,10 @@ impl Provider for LocalProvider {
             SendOutcome::Created(stored) => {
                 if let Err(e) = self.deliver(&stored, &phone, &code).await {
                     // Nobody holds this code: close the verification so a retry starts afresh.
-                    let _ = self.store.close(&stored.sid, VerificationStatus::Failed, now).await;
+                    let _ = self
+                        .store
+                        .close(&stored.sid, VerificationStatus::Failed, now)
+                        .await;
                     return Err(e);
                 }
                 Ok(self.view(stored, &phone))
@@ -147,7 +162,9 @@ impl Provider for LocalProvider {
             // Another check got there first (approved it, used the last attempt) or the TTL
             // ended in between: answer from what the row says now.
             CheckRecord::NotOpen => match self.store.get(&pending.sid).await? {
-                Some(now_stored) if self.life.state(now_stored.counters(), now) == LiveState::Locked => {
+                Some(now_stored)
+                    if self.life.state(now_stored.counters(), now) == LiveState::Locked =>
+                {
                     Err(ProviderError::MaxCheckAttempts)
                 }
                 _ => Err(ProviderError::NotFound),
@@ -155,9 +172,17 @@ impl Provider for LocalProvider {
         }
     }
 
-    async fn cancel(&self, sid: &VerificationSid, now: Timestamp) -> Result<Verification, ProviderError> {
+    async fn cancel(
+        &self,
+        sid: &VerificationSid,
+        now: Timestamp,
+    ) -> Result<Verification, ProviderError> {
         let stored = self.store.get(sid).await?.ok_or(ProviderError::NotFound)?;
-        if !self.store.close(sid, VerificationStatus::Canceled, now).await? {
+        if !self
+            .store
+            .close(sid, VerificationStatus::Canceled, now)
+            .await?
+        {
             return Err(ProviderError::NotFound);
         }
         let plain = self
@@ -178,4 +203,3 @@ impl Provider for LocalProvider {
         "local"
     }
 }
-

@@ -63,7 +63,11 @@ pub trait Provider: Send + Sync {
     async fn check(&self, request: CheckRequest) -> Result<Verification, ProviderError>;
 
     /// Cancels a pending verification.
-    async fn cancel(&self, sid: &VerificationSid, now: Timestamp) -> Result<Verification, ProviderError>;
+    async fn cancel(
+        &self,
+        sid: &VerificationSid,
+        now: Timestamp,
+    ) -> Result<Verification, ProviderError>;
 
     /// `local` or `twilio-verify`, for logs and metrics.
     fn name(&self) -> &'static str;

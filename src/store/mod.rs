@@ -98,7 +98,10 @@ pub trait Store: Send + Sync {
 
     /// The number's pending verification, if any (possibly expired or locked: the caller
     /// applies the lifecycle rules).
-    async fn find_pending(&self, phone_lookup: &[u8; 32]) -> Result<Option<StoredVerification>, StoreError>;
+    async fn find_pending(
+        &self,
+        phone_lookup: &[u8; 32],
+    ) -> Result<Option<StoredVerification>, StoreError>;
 
     /// Counts one check of `sid` if it is still pending, unexpired and has checks left, and
     /// approves it when `approve`; all in one conditional update, so at most `max_checks`
@@ -112,7 +115,12 @@ pub trait Store: Send + Sync {
     ) -> Result<CheckRecord, StoreError>;
 
     /// Moves a pending verification to `status` (canceled, failed). False if it was not pending.
-    async fn close(&self, sid: &VerificationSid, status: VerificationStatus, now: Timestamp) -> Result<bool, StoreError>;
+    async fn close(
+        &self,
+        sid: &VerificationSid,
+        status: VerificationStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// One verification by id.
     async fn get(&self, sid: &VerificationSid) -> Result<Option<StoredVerification>, StoreError>;

@@ -35,7 +35,11 @@ impl SqliteStore {
     ///
     /// # Errors
     /// [`StoreError`] when the file cannot be opened or migrated.
-    pub async fn connect(url: &str, sync: SqliteSync, timeout: Duration) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        sync: SqliteSync,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(format!("bad SQLite URL: {e}")))?
             .create_if_missing(true)
@@ -150,7 +154,11 @@ impl Store for SqliteStore {
         now: Timestamp,
         life: Lifecycle,
     ) -> Result<SendOutcome, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
         let row = sqlx::query(SELECT_PENDING)
             .bind(&new.phone_lookup[..])
             .fetch_optional(&mut *tx)
@@ -187,13 +195,15 @@ impl Store for SqliteStore {
                     } else {
                         VerificationStatus::Expired
                     };
-                    sqlx::query("UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3")
-                        .bind(closed.as_str())
-                        .bind(now.as_millis())
-                        .bind(existing.sid.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                    sqlx::query(
+                        "UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3",
+                    )
+                    .bind(closed.as_str())
+                    .bind(now.as_millis())
+                    .bind(existing.sid.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
                 }
             }
         }
@@ -230,7 +240,10 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn find_pending(&self, phone_lookup: &[u8; 32]) -> Result<Option<StoredVerification>, StoreError> {
+    async fn find_pending(
+        &self,
+        phone_lookup: &[u8; 32],
+    ) -> Result<Option<StoredVerification>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let row = sqlx::query(SELECT_PENDING)
             .bind(&phone_lookup[..])
@@ -270,7 +283,12 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn close(&self, sid: &VerificationSid, status: VerificationStatus, now: Timestamp) -> Result<bool, StoreError> {
+    async fn close(
+        &self,
+        sid: &VerificationSid,
+        status: VerificationStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3 AND status = 'pending'",
         )
@@ -334,7 +352,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         Ok(())
     }
 
@@ -358,4 +379,3 @@ async fn insert_attempt(
         .map_err(db_error)?;
     Ok(())
 }
-

@@ -1,0 +1,10 @@
+#!/usr/bin/env python3
+# Prints the README settings table from src/config.rs SETTINGS (run: python3 scripts/settings-table.py).
+import re
+s=open('src/config.rs').read()
+consts=dict(re.findall(r'pub const (ENV_\w+): &str = "([^"]+)";',s))
+rows=re.findall(r'Setting \{\s*name: (ENV_\w+),\s*default: "([^"]*)",\s*secret: (\w+),\s*doc: "((?:[^"\\]|\\.)*)",?\s*\}',s,re.S)
+print("| variable | default | what it does |\n|---|---|---|")
+for n,d,sec,doc in rows:
+    doc=doc.replace('\\"','"')
+    print(f"| `{consts[n]}` | {('`'+d+'`') if d else '—'} | {doc}{' (secret: redacted everywhere)' if sec=='true' else ''} |")

@@ -1,0 +1,11 @@
+//! verifyd's HTTP-level tests: one binary, one module per feature, each test with its own
+//! server on port 0, its own SQLite file and a clock it controls.
+
+mod auth;
+mod bad_input;
+mod client_ip;
+mod concurrency;
+mod helpers;
+mod lifecycle;
+mod process;
+mod seed;
