@@ -2,7 +2,7 @@
 # Prints the README settings table from src/config.rs SETTINGS (run: python3 scripts/settings-table.py).
 import re
 s=open('src/config.rs').read()
-consts=dict(re.findall(r'pub const (ENV_\w+): &str = "([^"]+)";',s))
+consts=dict(re.findall(r'pub const (ENV_\w+): &str =\s*"([^"]+)";',s))
 rows=re.findall(r'Setting \{\s*name: (ENV_\w+),\s*default: "([^"]*)",\s*secret: (\w+),\s*doc: "((?:[^"\\]|\\.)*)",?\s*\}',s,re.S)
 print("| variable | default | what it does |\n|---|---|---|")
 for n,d,sec,doc in rows:

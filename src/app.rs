@@ -18,7 +18,7 @@ use crate::crypto::{Keys, ServerSecret, api_key_digest};
 use crate::domain::Lifecycle;
 use crate::http::{self, ApiKeys, AppState};
 use crate::limiter::{Limiter, MemoryLimiter};
-use crate::policy::{Policy, TrustedProxies};
+use crate::policy::{Policy, TestNumbers, TrustedProxies};
 use crate::provider::{LocalProvider, Provider};
 use crate::service::Verifier;
 use crate::sms::{ConsoleSender, Outbox, SmsSender};
@@ -96,18 +96,23 @@ impl Components {
                 (Arc::new(console), Some(outbox))
             }
         };
-        let provider: Arc<dyn Provider> = Arc::new(LocalProvider::new(
+        let test_numbers = Arc::new(TestNumbers::new(&config.test_numbers));
+        let local = Arc::new(LocalProvider::new(
             Arc::clone(&store),
             sender,
-            keys,
+            Arc::clone(&keys),
             Lifecycle::with_ttl(config.code_ttl),
             config.code_length,
+            Arc::clone(&test_numbers),
         ));
-        let limiter: Arc<dyn Limiter> = Arc::new(MemoryLimiter::new());
+        let provider: Arc<dyn Provider> = local.clone();
+        let limiter: Arc<dyn Limiter> = Arc::new(MemoryLimiter::new(config.limiter_max_keys));
         let verifier = Arc::new(Verifier::new(
-            Policy::from_config(config),
+            Policy::from_config(config, keys),
             limiter,
             provider,
+            test_numbers,
+            local,
             Arc::clone(&clock),
         ));
         Ok(Self {

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::domain::{Channel, OtpCode, PhoneNumber};
 use crate::http::ApiError;
 use crate::http::mfa::{Envelope, VerificationData};
+use crate::service::Caller;
 
 /// Exit code for bad usage or configuration (`EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
@@ -93,7 +94,10 @@ pub async fn run(cli: Cli) -> i32 {
                     let channel = channel
                         .parse::<Channel>()
                         .map_err(|_| ApiError::ChannelNotAllowed)?;
-                    Ok(parts.verifier.send_code(phone, channel, None).await?)
+                    Ok(parts
+                        .verifier
+                        .send_code(phone, channel, Caller::default())
+                        .await?)
                 },
                 "Verification code sent!",
             )
@@ -106,7 +110,10 @@ pub async fn run(cli: Cli) -> i32 {
                 |parts| async move {
                     let phone = PhoneNumber::parse(&number)?;
                     let code = OtpCode::parse(&code, length)?;
-                    Ok(parts.verifier.verify_code(phone, code).await?)
+                    Ok(parts
+                        .verifier
+                        .verify_code(phone, code, Caller::default())
+                        .await?)
                 },
                 "Verification code is correct!",
             )

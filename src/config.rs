@@ -17,7 +17,10 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::ServerSecret;
+
+mod limits;
 use crate::domain::{Channel, CodeLength, NumberType, Region};
+pub use limits::{Buckets, SendLimits, TestNumber, VerifyLimits};
 
 pub const ENV_ADDR: &str = "VERIFYD_ADDR";
 pub const ENV_DATABASE_URL: &str = "VERIFYD_DATABASE_URL";
@@ -30,6 +33,24 @@ pub const ENV_CHANNELS: &str = "VERIFYD_CHANNELS";
 pub const ENV_BLOCKED_NUMBER_TYPES: &str = "VERIFYD_BLOCKED_NUMBER_TYPES";
 pub const ENV_RATE_LIMIT_IP_MAX: &str = "VERIFYD_RATE_LIMIT_IP_MAX";
 pub const ENV_RATE_LIMIT_IP_INTERVAL: &str = "VERIFYD_RATE_LIMIT_IP_INTERVAL";
+pub const ENV_RATE_LIMIT_PHONE_MAX: &str = "VERIFYD_RATE_LIMIT_PHONE_MAX";
+pub const ENV_RATE_LIMIT_PHONE_INTERVAL: &str = "VERIFYD_RATE_LIMIT_PHONE_INTERVAL";
+pub const ENV_RATE_LIMIT_PREFIX_MAX: &str = "VERIFYD_RATE_LIMIT_PREFIX_MAX";
+pub const ENV_RATE_LIMIT_PREFIX_INTERVAL: &str = "VERIFYD_RATE_LIMIT_PREFIX_INTERVAL";
+pub const ENV_RATE_LIMIT_COUNTRY_MAX: &str = "VERIFYD_RATE_LIMIT_COUNTRY_MAX";
+pub const ENV_RATE_LIMIT_COUNTRY_INTERVAL: &str = "VERIFYD_RATE_LIMIT_COUNTRY_INTERVAL";
+pub const ENV_RATE_LIMIT_GLOBAL_MAX: &str = "VERIFYD_RATE_LIMIT_GLOBAL_MAX";
+pub const ENV_RATE_LIMIT_GLOBAL_INTERVAL: &str = "VERIFYD_RATE_LIMIT_GLOBAL_INTERVAL";
+pub const ENV_RATE_LIMIT_USER_MAX: &str = "VERIFYD_RATE_LIMIT_USER_MAX";
+pub const ENV_RATE_LIMIT_USER_INTERVAL: &str = "VERIFYD_RATE_LIMIT_USER_INTERVAL";
+pub const ENV_VERIFY_RATE_LIMIT_IP_MAX: &str = "VERIFYD_VERIFY_RATE_LIMIT_IP_MAX";
+pub const ENV_VERIFY_RATE_LIMIT_IP_INTERVAL: &str = "VERIFYD_VERIFY_RATE_LIMIT_IP_INTERVAL";
+pub const ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX: &str =
+    "VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX";
+pub const ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL: &str =
+    "VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL";
+pub const ENV_RESEND_COOLDOWN: &str = "VERIFYD_RESEND_COOLDOWN";
+pub const ENV_LIMITER_MAX_KEYS: &str = "VERIFYD_LIMITER_MAX_KEYS";
 pub const ENV_TRUSTED_PROXIES: &str = "VERIFYD_TRUSTED_PROXIES";
 pub const ENV_CODE_LENGTH: &str = "VERIFYD_CODE_LENGTH";
 pub const ENV_CODE_TTL: &str = "VERIFYD_CODE_TTL";
@@ -119,6 +140,102 @@ pub const SETTINGS: &[Setting] = &[
         default: "60",
         secret: false,
         doc: "Interval of the IP bucket, in seconds (or with s/m/h/d suffix).",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_PHONE_MAX,
+        default: "5",
+        secret: false,
+        doc: "Send-codes per phone number per interval (first interval; default also 10 per day); 0 turns the key off.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_PHONE_INTERVAL,
+        default: "600",
+        secret: false,
+        doc: "Interval of the first phone bucket.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_PREFIX_MAX,
+        default: "20",
+        secret: false,
+        doc: "Send-codes per number prefix (the number without its last 4 digits) per interval; 0 off.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_PREFIX_INTERVAL,
+        default: "3600",
+        secret: false,
+        doc: "Interval of the prefix bucket.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_COUNTRY_MAX,
+        default: "0",
+        secret: false,
+        doc: "Send-codes per destination country per interval; 0 (default) off.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_COUNTRY_INTERVAL,
+        default: "3600",
+        secret: false,
+        doc: "Interval of the country bucket.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_GLOBAL_MAX,
+        default: "1000",
+        secret: false,
+        doc: "All send-codes together per interval: a spend cap; 0 off.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_GLOBAL_INTERVAL,
+        default: "3600",
+        secret: false,
+        doc: "Interval of the global bucket.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_USER_MAX,
+        default: "10",
+        secret: false,
+        doc: "Send-codes per authenticated user (JWT `sub`) per interval; 0 off.",
+    },
+    Setting {
+        name: ENV_RATE_LIMIT_USER_INTERVAL,
+        default: "3600",
+        secret: false,
+        doc: "Interval of the user bucket.",
+    },
+    Setting {
+        name: ENV_VERIFY_RATE_LIMIT_IP_MAX,
+        default: "30",
+        secret: false,
+        doc: "Verify requests per client IP per interval; 0 off.",
+    },
+    Setting {
+        name: ENV_VERIFY_RATE_LIMIT_IP_INTERVAL,
+        default: "60",
+        secret: false,
+        doc: "Interval of the verify IP bucket.",
+    },
+    Setting {
+        name: ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX,
+        default: "10",
+        secret: false,
+        doc: "Wrong codes per number per interval, across verifications (a new code does not reset it); 0 off.",
+    },
+    Setting {
+        name: ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL,
+        default: "3600",
+        secret: false,
+        doc: "Interval of the failed-check bucket.",
+    },
+    Setting {
+        name: ENV_RESEND_COOLDOWN,
+        default: "30",
+        secret: false,
+        doc: "Minimum time between two sends to one number; 0 disables.",
+    },
+    Setting {
+        name: ENV_LIMITER_MAX_KEYS,
+        default: "1000000",
+        secret: false,
+        doc: "Hard cap on bucket keys the in-memory limiter tracks (keys at full allowance are dropped first; limited keys never).",
     },
     Setting {
         name: ENV_TRUSTED_PROXIES,
@@ -313,7 +430,18 @@ pub struct Config {
     pub valid_country_codes: BTreeSet<Region>,
     pub channels: BTreeSet<Channel>,
     pub blocked_number_types: BTreeSet<NumberType>,
+    /// The seed's IP bucket: the first interval of `send_limits.ip` (max 0 when off).
     pub rate_limit_ip: BucketConfig,
+    /// Every send-code bucket.
+    pub send_limits: SendLimits,
+    /// Every verify bucket.
+    pub verify_limits: VerifyLimits,
+    /// Minimum time between two sends to one number (zero: no cooldown).
+    pub resend_cooldown: Duration,
+    /// Hard cap on keys tracked by the in-memory limiter.
+    pub limiter_max_keys: usize,
+    /// Numbers that get a fixed code and no SMS.
+    pub test_numbers: Vec<TestNumber>,
     pub trusted_proxies: Vec<IpNet>,
     pub code_length: CodeLength,
     pub code_ttl: Duration,
@@ -397,6 +525,8 @@ type Lookup = dyn Fn(&str) -> Option<String>;
 /// The layered sources, highest precedence first.
 pub struct Sources {
     layers: Vec<(Origin, HashMap<String, String>)>,
+    /// The structured sections of the TOML file (`rate_limits`, `test_numbers`).
+    structured: toml::Table,
     env: Box<Lookup>,
 }
 
@@ -405,6 +535,7 @@ impl Sources {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String> + 'static) -> Self {
         Self {
             layers: Vec::new(),
+            structured: toml::Table::new(),
             env: Box::new(lookup),
         }
     }
@@ -442,9 +573,13 @@ impl Sources {
         let named =
             env(ENV_CONFIG).or_else(|| layers.iter().find_map(|(_, m)| m.get(ENV_CONFIG).cloned()));
         let toml_path = dir.join(named.as_deref().unwrap_or("verifyd.toml"));
+        let mut structured = toml::Table::new();
         if toml_path.exists() {
             match read_toml(&toml_path) {
-                Ok(map) => layers.push((Origin::TomlFile, map)),
+                Ok((map, sections)) => {
+                    layers.push((Origin::TomlFile, map));
+                    structured = sections;
+                }
                 Err(reason) => problems.push(Problem {
                     name: ENV_CONFIG.to_owned(),
                     value: toml_path.display().to_string(),
@@ -463,6 +598,7 @@ impl Sources {
         }
         Ok(Self {
             layers,
+            structured,
             env: Box::new(env),
         })
     }
@@ -479,14 +615,20 @@ impl Sources {
 
 /// Reads `verifyd.toml`: a flat table whose keys are the variable names in lowercase without
 /// `VERIFYD_` (`rate_limit_ip_max = 4`, `valid_country_codes = ["US", "CA"]`,
-/// `twilio_account_sid = "AC…"`). Unknown keys are errors, so typos do not pass silently.
-fn read_toml(path: &Path) -> Result<HashMap<String, String>, String> {
+/// `twilio_account_sid = "AC…"`), plus the structured sections `[rate_limits.*]` and
+/// `[[test_numbers]]`. Unknown keys are errors, so typos do not pass silently.
+fn read_toml(path: &Path) -> Result<(HashMap<String, String>, toml::Table), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot be read: {e}"))?;
     let table: toml::Table = text
         .parse()
         .map_err(|e| format!("is not valid TOML: {e}"))?;
     let mut out = HashMap::new();
+    let mut structured = toml::Table::new();
     for (key, value) in table {
+        if key == "rate_limits" || key == "test_numbers" {
+            structured.insert(key, value);
+            continue;
+        }
         let upper = key.to_ascii_uppercase();
         let name = if upper.starts_with("TWILIO_") || upper == ENV_RUST_LOG {
             upper
@@ -513,7 +655,7 @@ fn read_toml(path: &Path) -> Result<HashMap<String, String>, String> {
         };
         out.insert(name, text);
     }
-    Ok(out)
+    Ok((out, structured))
 }
 
 /// Collects values and problems while the settings are read.
@@ -793,11 +935,14 @@ impl Config {
         let blocked_number_types = r.parse(ENV_BLOCKED_NUMBER_TYPES, |t| {
             parse_list::<NumberType>(t, "a number type (premium_rate, shared_cost, uan, voicemail, pager, unknown, toll_free, voip, fixed_line, mobile, fixed_line_or_mobile, personal_number)")
         });
-        let ip_max = r.parse(ENV_RATE_LIMIT_IP_MAX, |t| {
-            t.parse::<u32>()
-                .map_err(|_| "expected a whole number (0 turns the bucket off)".to_owned())
+        let (send_limits, verify_limits) = r.limits();
+        let resend_cooldown = r.parse(ENV_RESEND_COOLDOWN, parse_duration);
+        let limiter_max_keys = r.parse(ENV_LIMITER_MAX_KEYS, |t| {
+            t.parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1000)
+                .ok_or_else(|| "expected a whole number of at least 1000".to_owned())
         });
-        let ip_interval = r.parse(ENV_RATE_LIMIT_IP_INTERVAL, positive_duration);
         let trusted_proxies = r.parse(ENV_TRUSTED_PROXIES, |t| {
             list(t)
                 .map(|item| {
@@ -814,6 +959,7 @@ impl Config {
                 .and_then(CodeLength::new)
                 .ok_or_else(|| "expected a number from 4 to 10".to_owned())
         });
+        let test_numbers = r.test_numbers(code_length);
         let code_ttl = r.parse(ENV_CODE_TTL, |t| {
             let d = positive_duration(t)?;
             if d > Duration::from_secs(86_400) {
@@ -879,10 +1025,15 @@ impl Config {
             valid_country_codes: valid_country_codes.ok_or_else(missing)?,
             channels: channels.ok_or_else(missing)?,
             blocked_number_types: blocked_number_types.ok_or_else(missing)?,
-            rate_limit_ip: BucketConfig {
-                max: ip_max.ok_or_else(missing)?,
-                interval: ip_interval.ok_or_else(missing)?,
-            },
+            rate_limit_ip: send_limits.ip.first().copied().unwrap_or(BucketConfig {
+                max: 0,
+                interval: Duration::from_secs(60),
+            }),
+            send_limits,
+            verify_limits,
+            resend_cooldown: resend_cooldown.ok_or_else(missing)?,
+            limiter_max_keys: limiter_max_keys.ok_or_else(missing)?,
+            test_numbers,
             trusted_proxies: trusted_proxies.ok_or_else(missing)?,
             code_length: code_length.ok_or_else(missing)?,
             code_ttl: code_ttl.ok_or_else(missing)?,
@@ -914,6 +1065,29 @@ impl Config {
             self.provider.as_str(),
             self.provider_reason
         ));
+        let s = &self.send_limits;
+        let v = &self.verify_limits;
+        for (name, buckets) in [
+            ("send buckets: ip", &s.ip),
+            ("send buckets: phone", &s.phone),
+            ("send buckets: prefix", &s.prefix),
+            ("send buckets: country", &s.country),
+            ("send buckets: global", &s.global),
+            ("send buckets: user", &s.user),
+            ("verify buckets: ip", &v.ip),
+            ("verify buckets: phone_failures", &v.phone_failures),
+        ] {
+            out.push_str(&format!("{name:<width$} = {}\n", limits::describe(buckets)));
+        }
+        for t in &self.test_numbers {
+            out.push_str(&format!(
+                "{:<width$} = {} (code redacted, valid until {})\n",
+                "test number",
+                t.number.masked(),
+                t.valid_until
+                    .map_or_else(|| "forever".to_owned(), |u| u.to_rfc3339())
+            ));
+        }
         out
     }
 

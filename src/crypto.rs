@@ -77,6 +77,7 @@ const NONCE_LEN: usize = 24;
 /// Keys derived with HKDF-SHA256 from one server secret, each for a single purpose.
 pub struct Keys {
     phone_lookup: [u8; 32],
+    bucket: [u8; 32],
     code_mac: [u8; 32],
     cipher: XChaCha20Poly1305,
     key_id: [u8; KEY_ID_LEN],
@@ -97,6 +98,7 @@ impl Keys {
         let id = expand(b"key-id");
         Self {
             phone_lookup: expand(b"phone-lookup"),
+            bucket: expand(b"bucket-key"),
             code_mac: expand(b"code-mac"),
             cipher: XChaCha20Poly1305::new((&enc).into()),
             key_id: [id[0], id[1], id[2], id[3]],
@@ -106,6 +108,13 @@ impl Keys {
     /// The keyed digest under which a number is looked up (same number → same digest).
     pub fn phone_lookup(&self, e164: &str) -> [u8; 32] {
         mac(&self.phone_lookup, &[b"phone:", e164.as_bytes()])
+    }
+
+    /// A rate-limit key for personal data (a number, a prefix): 96 bits of a keyed digest in
+    /// hex, so limiter keys (which may live in Redis) never hold a phone number.
+    pub fn bucket_key(&self, label: &str, value: &str) -> String {
+        let d = mac(&self.bucket, &[label.as_bytes(), b":", value.as_bytes()]);
+        hex::encode(&d[..12])
     }
 
     /// The digest kept for comparison with a submitted code, bound to its verification.

@@ -1,6 +1,6 @@
 //! The request path after parsing, shared by the HTTP API and the CLI: policy first (channel,
-//! country, number type, buckets), then the provider. A request refused by any step reaches no
-//! later step, so it sends nothing and charges no bucket it did not pass.
+//! country, number type, then every bucket at once), then the provider. A request refused by any
+//! step reaches no later step, so it sends nothing and charges no bucket.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
 use crate::limiter::{Decision, Limiter, LimiterError};
-use crate::policy::{BucketName, ClientKey, Policy, PolicyError};
+use crate::policy::{BucketName, BucketRequest, ClientKey, Policy, PolicyError, TestNumbers};
 use crate::provider::{CheckRequest, Provider, ProviderError, StartRequest};
 
 /// Why a send or check was not done.
@@ -27,11 +27,23 @@ pub enum ServiceError {
     Provider(#[from] ProviderError),
 }
 
+/// Who is asking: the client's rate-limit key (absent for the CLI) and the authenticated user
+/// (absent with API-key auth).
+#[derive(Clone, Debug, Default)]
+pub struct Caller {
+    pub client: Option<ClientKey>,
+    pub user: Option<String>,
+}
+
 /// Policy plus provider.
 pub struct Verifier {
     policy: Policy,
     limiter: Arc<dyn Limiter>,
     provider: Arc<dyn Provider>,
+    /// Test numbers and the engine that serves them (the local engine, which sends no SMS for
+    /// them), whatever the main provider is.
+    test_numbers: Arc<TestNumbers>,
+    test_engine: Arc<dyn Provider>,
     clock: Arc<dyn Clock>,
 }
 
@@ -40,12 +52,16 @@ impl Verifier {
         policy: Policy,
         limiter: Arc<dyn Limiter>,
         provider: Arc<dyn Provider>,
+        test_numbers: Arc<TestNumbers>,
+        test_engine: Arc<dyn Provider>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             policy,
             limiter,
             provider,
+            test_numbers,
+            test_engine,
             clock,
         }
     }
@@ -60,7 +76,39 @@ impl Verifier {
         self.limiter.as_ref()
     }
 
-    /// Send-code: channel allowlist, country, number type, buckets (all or none), provider.
+    fn engine_for(&self, phone: &PhoneNumber, now: crate::domain::Timestamp) -> &dyn Provider {
+        if self.test_numbers.active(phone, now).is_some() {
+            self.test_engine.as_ref()
+        } else {
+            self.provider.as_ref()
+        }
+    }
+
+    async fn charge(
+        &self,
+        buckets: &[BucketRequest],
+        now: crate::domain::Timestamp,
+    ) -> Result<(), ServiceError> {
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        match self.limiter.acquire(buckets, now).await? {
+            Decision::Allowed => Ok(()),
+            Decision::Limited {
+                bucket,
+                retry_after,
+            } => {
+                metrics::counter!("verifyd_rate_limited_total", "bucket" => bucket.as_str())
+                    .increment(1);
+                Err(ServiceError::RateLimited {
+                    bucket,
+                    retry_after,
+                })
+            }
+        }
+    }
+
+    /// Send-code: channel allowlist, country, number type, every bucket (all or none), provider.
     ///
     /// # Errors
     /// [`ServiceError`] naming the step that refused.
@@ -68,36 +116,33 @@ impl Verifier {
         &self,
         phone: PhoneNumber,
         channel: Channel,
-        client: Option<ClientKey>,
+        caller: Caller,
     ) -> Result<Verification, ServiceError> {
-        self.policy.check_channel(channel)?;
-        self.policy.check_number(&phone)?;
+        self.policy
+            .check_channel(channel)
+            .inspect_err(count_refusal)?;
+        self.policy
+            .check_number(&phone)
+            .inspect_err(count_refusal)?;
         let now = self.clock.now();
-        let buckets = self.policy.send_buckets(client.as_ref());
-        if !buckets.is_empty()
-            && let Decision::Limited {
-                bucket,
-                retry_after,
-            } = self.limiter.acquire(&buckets, now).await?
-        {
-            return Err(ServiceError::RateLimited {
-                bucket,
-                retry_after,
-            });
-        }
-        let verification = self
-            .provider
+        let buckets =
+            self.policy
+                .send_buckets(&phone, caller.client.as_ref(), caller.user.as_deref());
+        self.charge(&buckets, now).await?;
+        let engine = self.engine_for(&phone, now);
+        let verification = engine
             .start(StartRequest {
                 phone,
                 channel,
-                client,
+                client: caller.client,
                 now,
             })
             .await?;
         Ok(verification)
     }
 
-    /// Verify: the provider checks the code against the number's pending verification.
+    /// Verify: the number's failed-check buckets must have room (they are charged only when the
+    /// code is wrong), the client's verify buckets are charged, then the provider checks.
     ///
     /// # Errors
     /// [`ServiceError`] naming the step that refused.
@@ -105,11 +150,37 @@ impl Verifier {
         &self,
         phone: PhoneNumber,
         code: OtpCode,
+        caller: Caller,
     ) -> Result<Verification, ServiceError> {
         let now = self.clock.now();
-        Ok(self
-            .provider
-            .check(CheckRequest { phone, code, now })
-            .await?)
+        let failures = self.policy.failure_buckets(&phone);
+        if !failures.is_empty()
+            && let Decision::Limited {
+                bucket,
+                retry_after,
+            } = self.limiter.peek(&failures, now).await?
+        {
+            metrics::counter!("verifyd_rate_limited_total", "bucket" => bucket.as_str())
+                .increment(1);
+            return Err(ServiceError::RateLimited {
+                bucket,
+                retry_after,
+            });
+        }
+        self.charge(&self.policy.verify_buckets(caller.client.as_ref()), now)
+            .await?;
+        let engine = self.engine_for(&phone, now);
+        let result = engine.check(CheckRequest { phone, code, now }).await;
+        if let Err(ProviderError::IncorrectCode { .. }) = &result
+            && !failures.is_empty()
+            && let Err(e) = self.limiter.acquire(&failures, now).await
+        {
+            tracing::warn!(error = %e, "could not count a failed check");
+        }
+        Ok(result?)
     }
+}
+
+fn count_refusal(e: &PolicyError) {
+    metrics::counter!("verifyd_policy_refused_total", "reason" => e.reason()).increment(1);
 }

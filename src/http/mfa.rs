@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::extract::JsonObject;
 use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
 use crate::policy::ClientKey;
+use crate::service::Caller;
 
 /// `{statusCode, message, data}`.
 #[derive(Serialize)]
@@ -113,7 +114,14 @@ pub async fn send_code(
     span.record("client", client.as_str());
     let verification = state
         .verifier
-        .send_code(phone, channel, Some(client))
+        .send_code(
+            phone,
+            channel,
+            Caller {
+                client: Some(client),
+                user: None,
+            },
+        )
         .await?;
     tracing::info!(sid = %verification.sid, "verification code sent");
     Ok(Json(Envelope {
@@ -130,12 +138,18 @@ pub async fn send_code(
 #[tracing::instrument(name = "verify_code", skip_all, fields(phone))]
 pub async fn verify_code(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: JsonObject,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
     tracing::Span::current().record("phone", phone.masked());
     let code = OtpCode::parse(body.required_str("code")?, state.code_length)?;
-    let verification = state.verifier.verify_code(phone, code).await?;
+    let caller = Caller {
+        client: Some(client_key(&state, peer, &headers)),
+        user: None,
+    };
+    let verification = state.verifier.verify_code(phone, code, caller).await?;
     tracing::info!(sid = %verification.sid, "verification approved");
     Ok(Json(Envelope {
         status_code: 200,

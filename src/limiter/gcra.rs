@@ -31,6 +31,11 @@ pub fn step(tat_us: Option<i64>, now_us: i64, max: u32, interval: Duration) -> S
     }
 }
 
+/// How long before its TAT a bucket accepts a request again: `interval - interval / max`.
+pub fn free_lag(max: u32, interval: Duration) -> Duration {
+    interval.saturating_sub(interval / max.max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,17 @@ pub trait Limiter: Send + Sync {
         now: Timestamp,
     ) -> Result<Decision, LimiterError>;
 
+    /// What [`acquire`](Self::acquire) would answer, without charging anything (for buckets
+    /// charged only after the fact, such as failed checks).
+    ///
+    /// # Errors
+    /// [`LimiterError`] when the backend cannot be reached: the request must be refused.
+    async fn peek(
+        &self,
+        buckets: &[BucketRequest],
+        now: Timestamp,
+    ) -> Result<Decision, LimiterError>;
+
     /// Whether the backend answers (for `/readyz`).
     ///
     /// # Errors

@@ -32,9 +32,18 @@ impl BucketName {
     }
 }
 
-/// One bucket to charge: `name` and `key` identify it, `max` per `interval` sizes it.
+/// Which endpoint a bucket belongs to: send-code and verify buckets never share state, even
+/// when they have the same name and interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Send,
+    Verify,
+}
+
+/// One bucket to charge: `scope`, `name` and `key` identify it, `max` per `interval` sizes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BucketRequest {
+    pub scope: Scope,
     pub name: BucketName,
     pub key: String,
     pub max: u32,
@@ -43,8 +52,9 @@ pub struct BucketRequest {
 
 impl BucketRequest {
     /// A bucket of the configured size.
-    pub fn new(name: BucketName, key: &str, size: BucketConfig) -> Self {
+    pub fn new(scope: Scope, name: BucketName, key: &str, size: BucketConfig) -> Self {
         Self {
+            scope,
             name,
             key: key.to_owned(),
             max: size.max,

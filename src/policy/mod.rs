@@ -4,14 +4,19 @@
 
 pub mod buckets;
 pub mod client_ip;
+pub mod test_numbers;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::config::{BucketConfig, Config};
+use crate::config::{BucketConfig, Config, SendLimits, VerifyLimits};
+use crate::crypto::Keys;
 use crate::domain::{Channel, NumberType, PhoneNumber, Region};
 
-pub use buckets::{BucketName, BucketRequest};
+pub use buckets::{BucketName, BucketRequest, Scope};
 pub use client_ip::{ClientKey, TrustedProxies};
+pub use test_numbers::TestNumbers;
 
 /// A request the policy refuses. Refusals charge no bucket and touch nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,22 +41,28 @@ impl PolicyError {
 }
 
 /// The configured rules.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Policy {
     countries: BTreeSet<Region>,
     channels: BTreeSet<Channel>,
     blocked_types: BTreeSet<NumberType>,
-    ip_bucket: BucketConfig,
+    send: SendLimits,
+    verify: VerifyLimits,
+    cooldown: Duration,
+    keys: Arc<Keys>,
 }
 
 impl Policy {
-    /// The rules from the settings.
-    pub fn from_config(config: &Config) -> Self {
+    /// The rules from the settings; `keys` turns personal data into opaque bucket keys.
+    pub fn from_config(config: &Config, keys: Arc<Keys>) -> Self {
         Self {
             countries: config.valid_country_codes.clone(),
             channels: config.channels.clone(),
             blocked_types: config.blocked_number_types.clone(),
-            ip_bucket: config.rate_limit_ip,
+            send: config.send_limits.clone(),
+            verify: config.verify_limits.clone(),
+            cooldown: config.resend_cooldown,
+            keys,
         }
     }
 
@@ -84,24 +95,88 @@ impl Policy {
         Ok(())
     }
 
-    /// The buckets a send-code is charged to (all or none). Seed S4: the client IP bucket.
-    /// Calls without a client (the CLI) skip the IP bucket.
-    pub fn send_buckets(&self, client: Option<&ClientKey>) -> Vec<BucketRequest> {
+    /// Every bucket a send-code is charged to (all or none): client IP (seed S4), number,
+    /// number prefix, country, global, user, and the resend cooldown. Calls without a client
+    /// (the CLI) or without a user skip those keys.
+    pub fn send_buckets(
+        &self,
+        phone: &PhoneNumber,
+        client: Option<&ClientKey>,
+        user: Option<&str>,
+    ) -> Vec<BucketRequest> {
         let mut out = Vec::new();
-        if let (Some(client), true) = (client, self.ip_bucket.enabled()) {
-            out.push(BucketRequest::new(
-                BucketName::Ip,
-                client.as_str(),
-                self.ip_bucket,
-            ));
+        let mut add = |name: BucketName, key: &str, sizes: &[BucketConfig]| {
+            for size in sizes {
+                out.push(BucketRequest::new(Scope::Send, name, key, *size));
+            }
+        };
+        if let Some(client) = client {
+            add(BucketName::Ip, client.as_str(), &self.send.ip);
+        }
+        let phone_key = self.keys.bucket_key("phone", phone.e164());
+        add(BucketName::Phone, &phone_key, &self.send.phone);
+        if !self.send.prefix.is_empty() {
+            let prefix = &phone.e164()[..phone.e164().len().saturating_sub(4)];
+            add(
+                BucketName::Prefix,
+                &self.keys.bucket_key("prefix", prefix),
+                &self.send.prefix,
+            );
+        }
+        if let Some(region) = phone.region() {
+            add(BucketName::Country, region.as_str(), &self.send.country);
+        }
+        add(BucketName::Global, "all", &self.send.global);
+        if let Some(user) = user {
+            add(
+                BucketName::User,
+                &self.keys.bucket_key("user", user),
+                &self.send.user,
+            );
+        }
+        if !self.cooldown.is_zero() {
+            add(
+                BucketName::Cooldown,
+                &phone_key,
+                &[BucketConfig {
+                    max: 1,
+                    interval: self.cooldown,
+                }],
+            );
         }
         out
+    }
+
+    /// The verify-side buckets charged on every check (client IP).
+    pub fn verify_buckets(&self, client: Option<&ClientKey>) -> Vec<BucketRequest> {
+        client
+            .map(|c| {
+                self.verify
+                    .ip
+                    .iter()
+                    .map(|size| {
+                        BucketRequest::new(Scope::Verify, BucketName::Ip, c.as_str(), *size)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The number's failed-check buckets: consulted before a check, charged after a failed one.
+    pub fn failure_buckets(&self, phone: &PhoneNumber) -> Vec<BucketRequest> {
+        let key = self.keys.bucket_key("phone", phone.e164());
+        self.verify
+            .phone_failures
+            .iter()
+            .map(|size| BucketRequest::new(Scope::Verify, BucketName::Phone, &key, *size))
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::ServerSecret;
     use std::collections::HashMap;
 
     fn policy(pairs: &[(&str, &str)]) -> Policy {
@@ -109,7 +184,11 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Policy::from_config(&Config::from_lookup(move |k| map.get(k).cloned()).unwrap())
+        let keys = Keys::derive(&ServerSecret::generate());
+        Policy::from_config(
+            &Config::from_lookup(move |k| map.get(k).cloned()).unwrap(),
+            Arc::new(keys),
+        )
     }
 
     fn phone(s: &str) -> PhoneNumber {
@@ -168,14 +247,55 @@ mod tests {
     }
 
     #[test]
-    fn ip_bucket_can_be_turned_off() {
+    fn send_buckets_follow_the_settings() {
         let client = ClientKey::from_ip("203.0.113.9".parse().unwrap());
-        assert_eq!(policy(&[]).send_buckets(Some(&client)).len(), 1);
-        assert!(
-            policy(&[("VERIFYD_RATE_LIMIT_IP_MAX", "0")])
-                .send_buckets(Some(&client))
-                .is_empty()
+        let number = phone("+14155552671");
+        let names = |p: &Policy, c: Option<&ClientKey>, u: Option<&str>| {
+            p.send_buckets(&number, c, u)
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+        };
+        // Defaults: ip, phone x2 (10 min, 1 day), prefix, global, cooldown; country off; user only with a user.
+        assert_eq!(
+            names(&policy(&[]), Some(&client), None),
+            ["ip", "phone", "phone", "prefix", "global", "cooldown"]
         );
-        assert!(policy(&[]).send_buckets(None).is_empty());
+        assert_eq!(
+            names(&policy(&[]), None, Some("auth0|1")),
+            ["phone", "phone", "prefix", "global", "user", "cooldown"]
+        );
+        let off = policy(&[
+            ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+            ("VERIFYD_RATE_LIMIT_PHONE_MAX", "0"),
+            ("VERIFYD_RATE_LIMIT_PREFIX_MAX", "0"),
+            ("VERIFYD_RATE_LIMIT_GLOBAL_MAX", "0"),
+            ("VERIFYD_RESEND_COOLDOWN", "0"),
+            ("VERIFYD_RATE_LIMIT_COUNTRY_MAX", "50"),
+        ]);
+        assert_eq!(names(&off, Some(&client), None), ["country"]);
+    }
+
+    #[test]
+    fn bucket_keys_never_hold_the_number() {
+        let p = policy(&[]);
+        for b in p.send_buckets(&phone("+14155552671"), None, None) {
+            assert!(
+                !b.storage_key().contains("4155552671"),
+                "{}",
+                b.storage_key()
+            );
+            assert!(!b.storage_key().contains("415555"), "{}", b.storage_key());
+        }
+        // Same prefix, same prefix bucket; another prefix, another bucket.
+        let key = |n: &str| {
+            p.send_buckets(&phone(n), None, None)
+                .into_iter()
+                .find(|b| b.name == BucketName::Prefix)
+                .unwrap()
+                .key
+        };
+        assert_eq!(key("+14155552671"), key("+14155559999"));
+        assert_ne!(key("+14155552671"), key("+14155562671"));
     }
 }

@@ -13,6 +13,7 @@ use crate::domain::{
     AttemptSid, CodeLength, Lifecycle, LiveState, OtpCode, PhoneNumber, SendAttempt, Timestamp,
     Verification, VerificationSid, VerificationStatus,
 };
+use crate::policy::TestNumbers;
 use crate::sms::{OutgoingMessage, SmsSender, message_body};
 use crate::store::{CheckRecord, NewVerification, SendOutcome, Store, StoredVerification};
 
@@ -25,6 +26,7 @@ pub struct LocalProvider {
     keys: Arc<Keys>,
     life: Lifecycle,
     code_length: CodeLength,
+    test_numbers: Arc<TestNumbers>,
 }
 
 impl LocalProvider {
@@ -34,6 +36,7 @@ impl LocalProvider {
         keys: Arc<Keys>,
         life: Lifecycle,
         code_length: CodeLength,
+        test_numbers: Arc<TestNumbers>,
     ) -> Self {
         Self {
             store,
@@ -41,6 +44,7 @@ impl LocalProvider {
             keys,
             life,
             code_length,
+            test_numbers,
         }
     }
 
@@ -97,7 +101,13 @@ impl Provider for LocalProvider {
             ..
         } = request;
         let sid = VerificationSid::generate();
-        let code = OtpCode::generate(self.code_length);
+        // A test number gets its fixed code and no SMS; everything else (lifecycle, counts)
+        // is as for any number.
+        let test_number = self.test_numbers.active(&phone, now);
+        let code = match test_number.and_then(|t| OtpCode::from_stored(t.code.clone())) {
+            Some(fixed) => fixed,
+            None => OtpCode::generate(self.code_length),
+        };
         let new = NewVerification {
             phone_lookup: self.keys.phone_lookup(phone.e164()),
             phone_sealed: self.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
@@ -115,6 +125,16 @@ impl Provider for LocalProvider {
             sid,
         };
         match self.store.start_or_resend(new, now, self.life).await? {
+            SendOutcome::Created(stored) if test_number.is_some() => {
+                tracing::info!(phone = %phone.masked(), sid = %stored.sid, "test number: code not sent");
+                metrics::counter!("verifyd_test_number_uses_total", "op" => "send").increment(1);
+                Ok(self.view(stored, &phone))
+            }
+            SendOutcome::Resent(stored) if test_number.is_some() => {
+                tracing::info!(phone = %phone.masked(), sid = %stored.sid, "test number: code not re-sent");
+                metrics::counter!("verifyd_test_number_uses_total", "op" => "send").increment(1);
+                Ok(self.view(stored, &phone))
+            }
             SendOutcome::Created(stored) => {
                 if let Err(e) = self.deliver(&stored, &phone, &code).await {
                     // Nobody holds this code: close the verification so a retry starts afresh.
@@ -154,6 +174,11 @@ impl Provider for LocalProvider {
             .await?
         {
             CheckRecord::Counted(stored) if stored.status == VerificationStatus::Approved => {
+                if self.test_numbers.active(&phone, now).is_some() {
+                    tracing::info!(phone = %phone.masked(), sid = %stored.sid, "test number: approved");
+                    metrics::counter!("verifyd_test_number_uses_total", "op" => "check")
+                        .increment(1);
+                }
                 Ok(self.view(stored, &phone))
             }
             CheckRecord::Counted(stored) => Err(ProviderError::IncorrectCode {

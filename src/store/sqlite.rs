@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 use super::{CheckRecord, NewVerification, SendOutcome, Store, StoreError, StoredVerification};
 use crate::config::SqliteSync;
@@ -51,6 +51,20 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(timeout);
         let in_memory = url.contains(":memory:");
+        if !in_memory {
+            // Create the file, switch it to WAL (persistent, needs an exclusive lock) and migrate
+            // on one connection first, so the pool's connections never race for that lock.
+            let mut first = SqliteConnection::connect_with(&options)
+                .await
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot open SQLite database: {e}"))
+                })?;
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&mut first)
+                .await
+                .map_err(|e| StoreError::Internal(format!("SQLite migration failed: {e}")))?;
+            first.close().await.map_err(db_error)?;
+        }
         let pool = SqlitePoolOptions::new()
             // An in-memory database exists per connection: keep exactly one.
             .max_connections(if in_memory { 1 } else { MAX_CONNECTIONS })
@@ -61,10 +75,12 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Internal(format!("SQLite migration failed: {e}")))?;
+        if in_memory {
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Internal(format!("SQLite migration failed: {e}")))?;
+        }
         Ok(Self { pool })
     }
 

@@ -51,12 +51,15 @@ async fn any_of_several_configured_keys_is_accepted() {
         "first-key-0123456789, second-key-0123456789",
     )])
     .await;
-    for key in ["first-key-0123456789", "second-key-0123456789"] {
+    for (key, number) in [
+        ("first-key-0123456789", "+14155552671"),
+        ("second-key-0123456789", "+14155552672"),
+    ] {
         let response = app
             .client
             .post(app.url("/mfa/send-code"))
             .bearer_auth(key)
-            .json(&json!({ "recipient": US_NUMBER }))
+            .json(&json!({ "recipient": number }))
             .send()
             .await
             .unwrap();

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use verifyd::app::Application;
 use verifyd::clock::ManualClock;
-use verifyd::config::Config;
+use verifyd::config::{Config, Sources};
 
 pub const API_KEY: &str = "test-api-key-0123456789";
 pub const SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
@@ -63,6 +63,23 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     spawn_app_in(dir, overrides, Arc::new(ManualClock::starting_now())).await
 }
 
+/// Starts an app whose directory holds a `verifyd.toml` with `toml` (read as the binary reads it).
+pub async fn spawn_app_with_toml(toml: &str, overrides: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("verifyd.toml"), toml).expect("write verifyd.toml");
+    spawn_app_in(dir, overrides, Arc::new(ManualClock::starting_now())).await
+}
+
+/// The configuration a test app in `dir` gets (env map plus the directory's files).
+pub fn load_config(
+    dir: &TempDir,
+    overrides: &[(&str, &str)],
+) -> Result<Config, verifyd::config::ConfigError> {
+    let map = settings(dir, overrides);
+    let sources = Sources::load(dir.path(), move |k| map.get(k).cloned())?;
+    Config::from_sources(&sources)
+}
+
 /// Starts an app on an existing directory (to restart on the same database) and clock.
 pub async fn spawn_app_in(
     dir: TempDir,
@@ -70,8 +87,7 @@ pub async fn spawn_app_in(
     clock: Arc<ManualClock>,
 ) -> TestApp {
     LazyLock::force(&TRACING);
-    let map = settings(&dir, overrides);
-    let config = Config::from_lookup(move |k| map.get(k).cloned()).expect("valid test config");
+    let config = load_config(&dir, overrides).expect("valid test config");
     let app = Application::build_with_clock(config, clock.clone())
         .await
         .expect("app builds");

@@ -7,8 +7,12 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// No IP bucket, so a test can send as often as the lifecycle allows.
-const NO_IP_BUCKET: &[(&str, &str)] = &[("VERIFYD_RATE_LIMIT_IP_MAX", "0")];
+/// No send-side buckets and no cooldown, so a test can send as often as the lifecycle allows.
+const NO_IP_BUCKET: &[(&str, &str)] = &[
+    ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+    ("VERIFYD_RATE_LIMIT_PHONE_MAX", "0"),
+    ("VERIFYD_RESEND_COOLDOWN", "0"),
+];
 
 #[tokio::test]
 async fn a_resend_within_the_ttl_delivers_the_same_code_and_adds_an_attempt() {

@@ -1,6 +1,7 @@
 //! verifyd's HTTP-level tests: one binary, one module per feature, each test with its own
 //! server on port 0, its own SQLite file and a clock it controls.
 
+mod abuse;
 mod auth;
 mod bad_input;
 mod client_ip;

@@ -1,0 +1,407 @@
+//! The abuse-protection settings: the rate-limit bucket sets (several intervals per key, as a
+//! Twilio RateLimit has several Buckets), the resend cooldown, and test numbers. Buckets come
+//! from `[rate_limits.send]` / `[rate_limits.verify]` in `verifyd.toml`; the environment variables
+//! `VERIFYD_RATE_LIMIT_<KEY>_MAX` / `_INTERVAL` (send) and `VERIFYD_VERIFY_RATE_LIMIT_<KEY>_MAX` /
+//! `_INTERVAL` (verify) override the first interval of a key, and a max of 0 turns the whole key
+//! off. Test numbers come from `[[test_numbers]]`.
+
+use std::time::Duration;
+
+use super::{BucketConfig, Reader, parse_duration};
+use crate::domain::{CodeLength, PhoneNumber, Timestamp};
+
+/// Bucket sizes for one key; empty means the key is off.
+pub type Buckets = Vec<BucketConfig>;
+
+/// The buckets a send-code is charged to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendLimits {
+    /// Per client IP (IPv6: per /64). The seed's bucket.
+    pub ip: Buckets,
+    /// Per phone number.
+    pub phone: Buckets,
+    /// Per number prefix (the number without its last 4 digits): stops pumping of a range.
+    pub prefix: Buckets,
+    /// Per destination country.
+    pub country: Buckets,
+    /// All sends together: a spend cap.
+    pub global: Buckets,
+    /// Per authenticated user (JWT `sub`), when there is one.
+    pub user: Buckets,
+}
+
+/// The buckets of `/mfa/verify`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyLimits {
+    /// Checks per client IP.
+    pub ip: Buckets,
+    /// Failed checks per number, across verifications (a new code does not reset it).
+    pub phone_failures: Buckets,
+}
+
+/// A number that never receives an SMS and approves a fixed code (app-store review, e2e tests).
+#[derive(Clone, Debug)]
+pub struct TestNumber {
+    pub number: PhoneNumber,
+    pub code: String,
+    /// The entry stops working at this instant (end of the given day, UTC).
+    pub valid_until: Option<Timestamp>,
+}
+
+fn b(max: u32, secs: u64) -> BucketConfig {
+    BucketConfig {
+        max,
+        interval: Duration::from_secs(secs),
+    }
+}
+
+/// One configurable key: its env names, its toml name and its defaults.
+struct KeySpec {
+    max_var: &'static str,
+    interval_var: &'static str,
+    toml_section: &'static str,
+    toml_key: &'static str,
+    defaults: fn() -> Buckets,
+    /// Interval used when only `_MAX` turns a key on that is off by default.
+    fallback_interval: u64,
+}
+
+macro_rules! key {
+    ($max:expr, $interval:expr, $section:literal, $key:literal, $defaults:expr, $fallback:literal) => {
+        KeySpec {
+            max_var: $max,
+            interval_var: $interval,
+            toml_section: $section,
+            toml_key: $key,
+            defaults: $defaults,
+            fallback_interval: $fallback,
+        }
+    };
+}
+
+use super::{
+    ENV_RATE_LIMIT_COUNTRY_INTERVAL, ENV_RATE_LIMIT_COUNTRY_MAX, ENV_RATE_LIMIT_GLOBAL_INTERVAL,
+    ENV_RATE_LIMIT_GLOBAL_MAX, ENV_RATE_LIMIT_IP_INTERVAL, ENV_RATE_LIMIT_IP_MAX,
+    ENV_RATE_LIMIT_PHONE_INTERVAL, ENV_RATE_LIMIT_PHONE_MAX, ENV_RATE_LIMIT_PREFIX_INTERVAL,
+    ENV_RATE_LIMIT_PREFIX_MAX, ENV_RATE_LIMIT_USER_INTERVAL, ENV_RATE_LIMIT_USER_MAX,
+    ENV_VERIFY_RATE_LIMIT_IP_INTERVAL, ENV_VERIFY_RATE_LIMIT_IP_MAX,
+    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL, ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX,
+};
+
+const SEND_IP: KeySpec = key!(
+    ENV_RATE_LIMIT_IP_MAX,
+    ENV_RATE_LIMIT_IP_INTERVAL,
+    "send",
+    "ip",
+    || vec![b(4, 60)],
+    60
+);
+const SEND_PHONE: KeySpec = key!(
+    ENV_RATE_LIMIT_PHONE_MAX,
+    ENV_RATE_LIMIT_PHONE_INTERVAL,
+    "send",
+    "phone",
+    || vec![b(5, 600), b(10, 86_400)],
+    600
+);
+const SEND_PREFIX: KeySpec = key!(
+    ENV_RATE_LIMIT_PREFIX_MAX,
+    ENV_RATE_LIMIT_PREFIX_INTERVAL,
+    "send",
+    "prefix",
+    || vec![b(20, 3600)],
+    3600
+);
+const SEND_COUNTRY: KeySpec = key!(
+    ENV_RATE_LIMIT_COUNTRY_MAX,
+    ENV_RATE_LIMIT_COUNTRY_INTERVAL,
+    "send",
+    "country",
+    Vec::new,
+    3600
+);
+const SEND_GLOBAL: KeySpec = key!(
+    ENV_RATE_LIMIT_GLOBAL_MAX,
+    ENV_RATE_LIMIT_GLOBAL_INTERVAL,
+    "send",
+    "global",
+    || vec![b(1000, 3600)],
+    3600
+);
+const SEND_USER: KeySpec = key!(
+    ENV_RATE_LIMIT_USER_MAX,
+    ENV_RATE_LIMIT_USER_INTERVAL,
+    "send",
+    "user",
+    || vec![b(10, 3600)],
+    3600
+);
+const VERIFY_IP: KeySpec = key!(
+    ENV_VERIFY_RATE_LIMIT_IP_MAX,
+    ENV_VERIFY_RATE_LIMIT_IP_INTERVAL,
+    "verify",
+    "ip",
+    || vec![b(30, 60)],
+    60
+);
+const VERIFY_FAILURES: KeySpec = key!(
+    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX,
+    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL,
+    "verify",
+    "phone_failures",
+    || vec![b(10, 3600)],
+    3600
+);
+
+/// The toml keys allowed under `[rate_limits.<section>]`.
+const TOML_KEYS: &[(&str, &str)] = &[
+    ("send", "ip"),
+    ("send", "phone"),
+    ("send", "prefix"),
+    ("send", "country"),
+    ("send", "global"),
+    ("send", "user"),
+    ("verify", "ip"),
+    ("verify", "phone_failures"),
+];
+
+/// Parses `[{ max = 5, interval = "10m" }, …]`.
+fn toml_buckets(value: &toml::Value) -> Result<Buckets, String> {
+    let items = value
+        .as_array()
+        .ok_or("must be a list of { max, interval } tables")?;
+    items
+        .iter()
+        .map(|item| {
+            let t = item
+                .as_table()
+                .ok_or("each bucket must be a { max, interval } table")?;
+            for k in t.keys() {
+                if k != "max" && k != "interval" {
+                    return Err(format!("unknown bucket field `{k}`"));
+                }
+            }
+            let max = t
+                .get("max")
+                .and_then(toml::Value::as_integer)
+                .and_then(|m| u32::try_from(m).ok())
+                .ok_or("`max` must be a whole number >= 0")?;
+            let interval = match t.get("interval") {
+                Some(toml::Value::Integer(i)) if *i > 0 => Duration::from_secs(i.unsigned_abs()),
+                Some(toml::Value::String(s)) => parse_duration(s)?,
+                _ => return Err("`interval` must be seconds or a duration like \"10m\"".to_owned()),
+            };
+            if interval.is_zero() {
+                return Err("`interval` must be greater than zero".to_owned());
+            }
+            Ok(BucketConfig { max, interval })
+        })
+        .collect()
+}
+
+impl Reader<'_> {
+    /// Validates `[rate_limits]`'s shape (unknown sections or keys are problems).
+    fn check_rate_limit_tables(&mut self) {
+        let Some(rate_limits) = self.sources.structured.get("rate_limits") else {
+            return;
+        };
+        let Some(table) = rate_limits.as_table() else {
+            self.problem(
+                "rate_limits",
+                "",
+                "must be a table with [rate_limits.send] and [rate_limits.verify]",
+            );
+            return;
+        };
+        for (section, keys) in table {
+            let Some(keys) = keys.as_table() else {
+                self.problem(&format!("rate_limits.{section}"), "", "must be a table");
+                continue;
+            };
+            for key in keys.keys() {
+                if !TOML_KEYS.contains(&(section.as_str(), key.as_str())) {
+                    self.problem(
+                        &format!("rate_limits.{section}.{key}"),
+                        "",
+                        "unknown rate-limit key",
+                    );
+                }
+            }
+        }
+    }
+
+    /// One key: defaults, then toml, then the env overrides of its first interval.
+    fn buckets(&mut self, spec: &KeySpec) -> Buckets {
+        let mut buckets = (spec.defaults)();
+        let from_toml = self
+            .sources
+            .structured
+            .get("rate_limits")
+            .and_then(|v| v.get(spec.toml_section))
+            .and_then(|v| v.get(spec.toml_key))
+            .cloned();
+        if let Some(value) = from_toml {
+            match toml_buckets(&value) {
+                Ok(list) => buckets = list,
+                Err(reason) => {
+                    let name = format!("rate_limits.{}.{}", spec.toml_section, spec.toml_key);
+                    self.problem(&name, &value.to_string(), reason);
+                }
+            }
+        }
+        let (max_raw, _) = self.raw(spec.max_var);
+        let (interval_raw, _) = self.raw(spec.interval_var);
+        if let Some(text) = max_raw {
+            match text.trim().parse::<u32>() {
+                Ok(max) => match buckets.first_mut() {
+                    Some(first) => first.max = max,
+                    None => buckets.push(b(max, spec.fallback_interval)),
+                },
+                Err(_) => self.problem(
+                    spec.max_var,
+                    &text,
+                    "expected a whole number (0 turns the bucket off)",
+                ),
+            }
+        }
+        if let Some(text) = interval_raw {
+            match parse_duration(&text).and_then(|d| {
+                if d.is_zero() {
+                    Err("must be greater than zero".to_owned())
+                } else {
+                    Ok(d)
+                }
+            }) {
+                Ok(interval) => {
+                    if let Some(first) = buckets.first_mut() {
+                        first.interval = interval;
+                    }
+                }
+                Err(reason) => self.problem(spec.interval_var, &text, reason),
+            }
+        }
+        // A max of 0 on any interval turns the whole key off.
+        if buckets.iter().any(|b| b.max == 0) {
+            buckets.clear();
+        }
+        buckets
+    }
+
+    pub(super) fn limits(&mut self) -> (SendLimits, VerifyLimits) {
+        self.check_rate_limit_tables();
+        let send = SendLimits {
+            ip: self.buckets(&SEND_IP),
+            phone: self.buckets(&SEND_PHONE),
+            prefix: self.buckets(&SEND_PREFIX),
+            country: self.buckets(&SEND_COUNTRY),
+            global: self.buckets(&SEND_GLOBAL),
+            user: self.buckets(&SEND_USER),
+        };
+        let verify = VerifyLimits {
+            ip: self.buckets(&VERIFY_IP),
+            phone_failures: self.buckets(&VERIFY_FAILURES),
+        };
+        (send, verify)
+    }
+
+    /// `[[test_numbers]]`: `number`, `code` (exactly the configured length), optional
+    /// `valid_until` (`2026-12-31`: valid through that day, UTC; or an RFC 3339 instant).
+    pub(super) fn test_numbers(&mut self, code_length: Option<CodeLength>) -> Vec<TestNumber> {
+        let Some(value) = self.sources.structured.get("test_numbers").cloned() else {
+            return Vec::new();
+        };
+        let Some(items) = value.as_array() else {
+            self.problem(
+                "test_numbers",
+                "",
+                "must be an array of tables ([[test_numbers]])",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let name = format!("test_numbers[{i}]");
+            match test_number(item, code_length) {
+                Ok(t) => out.push(t),
+                // The code is a secret: never echo the entry.
+                Err(reason) => self.problem(&name, "<entry>", reason),
+            }
+        }
+        out
+    }
+}
+
+fn test_number(item: &toml::Value, code_length: Option<CodeLength>) -> Result<TestNumber, String> {
+    let t = item.as_table().ok_or("must be a table")?;
+    for k in t.keys() {
+        if !["number", "code", "valid_until"].contains(&k.as_str()) {
+            return Err(format!("unknown field `{k}`"));
+        }
+    }
+    let number = t
+        .get("number")
+        .and_then(toml::Value::as_str)
+        .ok_or("`number` is required")?;
+    let number = PhoneNumber::parse(number).map_err(|e| format!("`number`: {e}"))?;
+    let code = t
+        .get("code")
+        .and_then(toml::Value::as_str)
+        .ok_or("`code` is required (a string of digits)")?;
+    if !code.bytes().all(|c| c.is_ascii_digit()) || code.is_empty() {
+        return Err("`code` must be ASCII digits".to_owned());
+    }
+    if let Some(len) = code_length
+        && code.len() != len.get()
+    {
+        return Err(format!(
+            "`code` has {} digits but VERIFYD_CODE_LENGTH is {}: it could never be entered",
+            code.len(),
+            len.get()
+        ));
+    }
+    let valid_until = match t.get("valid_until") {
+        None => None,
+        Some(toml::Value::Datetime(dt)) => Some(parse_until(&dt.to_string())?),
+        Some(toml::Value::String(s)) => Some(parse_until(s)?),
+        Some(_) => return Err("`valid_until` must be a date like 2026-12-31".to_owned()),
+    };
+    Ok(TestNumber {
+        number,
+        code: code.to_owned(),
+        valid_until,
+    })
+}
+
+/// `2026-12-31` (through the end of that day, UTC) or an RFC 3339 instant.
+fn parse_until(text: &str) -> Result<Timestamp, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(Timestamp::from_millis(
+            i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
+        ));
+    }
+    let parts: Vec<&str> = text.split('-').collect();
+    let bad = || format!("`valid_until` {text:?} is not a date like 2026-12-31");
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let year: i32 = y.parse().map_err(|_| bad())?;
+    let month: u8 = m.parse().map_err(|_| bad())?;
+    let day: u8 = d.parse().map_err(|_| bad())?;
+    let month = time::Month::try_from(month).map_err(|_| bad())?;
+    let date = time::Date::from_calendar_date(year, month, day).map_err(|_| bad())?;
+    let end = date.next_day().ok_or_else(bad)?.midnight().assume_utc();
+    Ok(Timestamp::from_millis(end.unix_timestamp() * 1000))
+}
+
+/// `4/60s, 10/86400s` for `verifyd config`.
+pub fn describe(buckets: &Buckets) -> String {
+    if buckets.is_empty() {
+        return "off".to_owned();
+    }
+    buckets
+        .iter()
+        .map(|b| format!("{}/{}s", b.max, b.interval.as_secs()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
