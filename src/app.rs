@@ -59,6 +59,7 @@ impl StartupError {
 /// The assembled service, ready to serve or to run one CLI command.
 pub struct Components {
     pub verifier: Arc<Verifier>,
+    pub keys: Arc<Keys>,
     pub store: Arc<dyn Store>,
     pub outbox: Option<Arc<Outbox>>,
     pub clock: Arc<dyn Clock>,
@@ -108,7 +109,7 @@ impl Components {
         let provider: Arc<dyn Provider> = local.clone();
         let limiter: Arc<dyn Limiter> = Arc::new(MemoryLimiter::new(config.limiter_max_keys));
         let verifier = Arc::new(Verifier::new(
-            Policy::from_config(config, keys),
+            Policy::from_config(config, Arc::clone(&keys)),
             limiter,
             provider,
             test_numbers,
@@ -117,6 +118,7 @@ impl Components {
         ));
         Ok(Self {
             verifier,
+            keys,
             store,
             outbox,
             clock,
@@ -219,6 +221,7 @@ async fn resolve_api_keys(
 /// A bound, ready-to-serve verifyd.
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     grace: Duration,
     purge: JoinHandle<()>,
@@ -259,6 +262,19 @@ impl Application {
             trusted_proxies: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
             code_length: config.code_length,
             request_timeout: config.request_timeout,
+            keys: Arc::clone(&parts.keys),
+            clock: Arc::clone(&parts.clock),
+            metrics_on_main: config.metrics_addr.is_none(),
+        };
+        // Install the metrics recorder before the first request records anything.
+        let _ = http::metrics::handle();
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?,
+            ),
+            None => None,
         };
         let purge = tokio::spawn(purge_loop(
             Arc::clone(&parts.store),
@@ -280,12 +296,26 @@ impl Application {
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
+        if let Some(l) = &metrics_listener {
+            let addr = l
+                .local_addr()
+                .map_err(|e| StartupError::Io(e.to_string()))?;
+            tracing::info!(%addr, "metrics listening on {addr}");
+        }
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             grace: config.shutdown_grace,
             purge,
         })
+    }
+
+    /// The separate metrics listener's address, when `VERIFYD_METRICS_ADDR` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The bound address (the real port when the setting asked for port 0).
@@ -313,11 +343,19 @@ impl Application {
     ) -> std::io::Result<()> {
         let Self {
             listener,
+            metrics_listener,
             state,
             grace,
             purge,
         } = self;
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let metrics_task = metrics_listener.map(|l| {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, http::metrics_router()).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             stop.await;
@@ -336,6 +374,9 @@ impl Application {
             }
         };
         purge.abort();
+        if let Some(task) = metrics_task {
+            task.abort();
+        }
         tracing::info!("verifyd stopped");
         result
     }

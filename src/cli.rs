@@ -150,7 +150,7 @@ where
         }
         Err(e) => {
             let (status, code) = e.status_and_code();
-            eprintln!("verifyd: {} {code}: {e}", status.as_u16());
+            eprintln!("verifyd: {} {}: {e}", status.as_u16(), code.as_str());
             1
         }
     }

@@ -55,6 +55,7 @@ pub const ENV_TRUSTED_PROXIES: &str = "VERIFYD_TRUSTED_PROXIES";
 pub const ENV_CODE_LENGTH: &str = "VERIFYD_CODE_LENGTH";
 pub const ENV_CODE_TTL: &str = "VERIFYD_CODE_TTL";
 pub const ENV_LOG_FORMAT: &str = "VERIFYD_LOG_FORMAT";
+pub const ENV_METRICS_ADDR: &str = "VERIFYD_METRICS_ADDR";
 pub const ENV_RUST_LOG: &str = "RUST_LOG";
 pub const ENV_SHUTDOWN_GRACE: &str = "VERIFYD_SHUTDOWN_GRACE";
 pub const ENV_REQUEST_TIMEOUT: &str = "VERIFYD_REQUEST_TIMEOUT";
@@ -256,6 +257,12 @@ pub const SETTINGS: &[Setting] = &[
         doc: "How long a code stays valid, in seconds (Twilio: 10 minutes).",
     },
     Setting {
+        name: ENV_METRICS_ADDR,
+        default: "",
+        secret: false,
+        doc: "Serve `GET /metrics` on its own listener here (public: bind it privately); unset: on the main listener, behind the API key.",
+    },
+    Setting {
         name: ENV_LOG_FORMAT,
         default: "pretty",
         secret: false,
@@ -445,6 +452,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub code_length: CodeLength,
     pub code_ttl: Duration,
+    /// A separate, unauthenticated listener for `/metrics`.
+    pub metrics_addr: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub log_filter: String,
     pub shutdown_grace: Duration,
@@ -967,6 +976,14 @@ impl Config {
             }
             Ok(d)
         });
+        let metrics_addr = r.parse(ENV_METRICS_ADDR, |t| {
+            if t.is_empty() {
+                return Ok(None);
+            }
+            t.parse::<SocketAddr>()
+                .map(Some)
+                .map_err(|_| "expected IP:port, for example 127.0.0.1:9090".to_owned())
+        });
         let log_format = r.parse(ENV_LOG_FORMAT, |t| match t {
             "pretty" => Ok(LogFormat::Pretty),
             "json" => Ok(LogFormat::Json),
@@ -1037,6 +1054,7 @@ impl Config {
             trusted_proxies: trusted_proxies.ok_or_else(missing)?,
             code_length: code_length.ok_or_else(missing)?,
             code_ttl: code_ttl.ok_or_else(missing)?,
+            metrics_addr: metrics_addr.ok_or_else(missing)?,
             log_format: log_format.ok_or_else(missing)?,
             log_filter: log_filter.ok_or_else(missing)?,
             shutdown_grace: shutdown_grace.ok_or_else(missing)?,

@@ -117,6 +117,15 @@ impl Keys {
         hex::encode(&d[..12])
     }
 
+    /// A keyed 256-bit digest for looking up other personal data (idempotency keys scoped to
+    /// their caller), under the lookup key with its own label.
+    pub fn lookup_digest(&self, label: &str, value: &str) -> [u8; 32] {
+        mac(
+            &self.phone_lookup,
+            &[label.as_bytes(), b":", value.as_bytes()],
+        )
+    }
+
     /// The digest kept for comparison with a submitted code, bound to its verification.
     pub fn code_digest(&self, verification_sid: &str, code: &str) -> [u8; 32] {
         mac(

@@ -130,15 +130,18 @@ impl Verifier {
                 .send_buckets(&phone, caller.client.as_ref(), caller.user.as_deref());
         self.charge(&buckets, now).await?;
         let engine = self.engine_for(&phone, now);
-        let verification = engine
+        let started = std::time::Instant::now();
+        let result = engine
             .start(StartRequest {
                 phone,
                 channel,
                 client: caller.client,
                 now,
             })
-            .await?;
-        Ok(verification)
+            .await;
+        metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine.name(), "op" => "start")
+            .record(started.elapsed().as_secs_f64());
+        Ok(result?)
     }
 
     /// Verify: the number's failed-check buckets must have room (they are charged only when the
@@ -170,7 +173,21 @@ impl Verifier {
         self.charge(&self.policy.verify_buckets(caller.client.as_ref()), now)
             .await?;
         let engine = self.engine_for(&phone, now);
+        let started = std::time::Instant::now();
         let result = engine.check(CheckRequest { phone, code, now }).await;
+        metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine.name(), "op" => "check")
+            .record(started.elapsed().as_secs_f64());
+        let label = match &result {
+            Ok(_) => Some("approved"),
+            Err(ProviderError::IncorrectCode { .. }) => Some("incorrect"),
+            Err(ProviderError::Expired) => Some("expired"),
+            Err(ProviderError::MaxCheckAttempts) => Some("max_attempts"),
+            Err(ProviderError::NotFound) => Some("not_found"),
+            Err(_) => None,
+        };
+        if let Some(result) = label {
+            metrics::counter!("verifyd_verifications_total", "result" => result).increment(1);
+        }
         if let Err(ProviderError::IncorrectCode { .. }) = &result
             && !failures.is_empty()
             && let Err(e) = self.limiter.acquire(&failures, now).await

@@ -41,16 +41,25 @@ pub fn bearer_token(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// Who an authenticated request comes from, as an opaque stable label (never the key itself):
+/// it scopes idempotency keys to their caller.
+#[derive(Clone, Debug)]
+pub struct Principal(pub String);
+
 /// Refuses requests without an accepted key with 401 `unauthorized`; nothing else runs.
 pub async fn require_api_key(
     State(keys): State<Arc<ApiKeys>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
-    match bearer_token(&req) {
-        Some(token) if keys.accepts(token) => next.run(req).await,
-        _ => ApiError::Unauthorized.into_response(),
-    }
+    let principal = match bearer_token(&req) {
+        Some(token) if keys.accepts(token) => {
+            Principal(format!("key:{}", hex::encode(&api_key_digest(token)[..8])))
+        }
+        _ => return ApiError::Unauthorized.into_response(),
+    };
+    req.extensions_mut().insert(principal);
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -4,16 +4,27 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use crate::sms::OutboxMessage;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct OutboxBody {
     pub messages: Vec<OutboxMessage>,
 }
 
-/// The kept messages.
+/// The console sender's messages, oldest first (exists only with the console sender).
+#[utoipa::path(
+    get,
+    path = "/dev/outbox",
+    tag = "development",
+    responses(
+        (status = 200, description = "Messages the console sender delivered", body = OutboxBody),
+        (status = 401, description = "`unauthorized`", body = super::error::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn outbox(State(state): State<AppState>) -> Json<OutboxBody> {
     let messages = state
         .outbox

@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::{CodeError, PhoneNumberError};
 use crate::limiter::LimiterError;
@@ -40,6 +41,8 @@ pub enum ApiError {
     FraudBlocked,
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still in progress")]
+    IdempotencyKeyInUse,
     #[error("too many requests; retry later")]
     RateLimited {
         bucket: Option<BucketName>,
@@ -69,18 +72,114 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The stable machine code of an error: clients branch on this, never on `message`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidBody,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    InvalidPhoneNumber,
+    CountryNotAllowed,
+    ChannelNotAllowed,
+    NumberTypeNotAllowed,
+    FraudBlocked,
+    IdempotencyKeyReused,
+    IdempotencyKeyInUse,
+    RateLimited,
+    InvalidCode,
+    IncorrectCode,
+    VerificationNotFound,
+    MaxCheckAttempts,
+    MaxSendAttempts,
+    Unauthorized,
+    ProviderError,
+    Unavailable,
+    NotFound,
+    MethodNotAllowed,
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The wire name (`rate_limited`, ...).
+    pub fn as_str(self) -> &'static str {
+        ERROR_CODE_NAMES
+            .iter()
+            .find(|(c, _)| *c == self)
+            .map_or("internal_error", |(_, n)| n)
+    }
+}
+
+const ERROR_CODE_NAMES: &[(ErrorCode, &str)] = &[
+    (ErrorCode::InvalidBody, "invalid_body"),
+    (ErrorCode::UnsupportedMediaType, "unsupported_media_type"),
+    (ErrorCode::PayloadTooLarge, "payload_too_large"),
+    (ErrorCode::InvalidPhoneNumber, "invalid_phone_number"),
+    (ErrorCode::CountryNotAllowed, "country_not_allowed"),
+    (ErrorCode::ChannelNotAllowed, "channel_not_allowed"),
+    (ErrorCode::NumberTypeNotAllowed, "number_type_not_allowed"),
+    (ErrorCode::FraudBlocked, "fraud_blocked"),
+    (ErrorCode::IdempotencyKeyReused, "idempotency_key_reused"),
+    (ErrorCode::IdempotencyKeyInUse, "idempotency_key_in_use"),
+    (ErrorCode::RateLimited, "rate_limited"),
+    (ErrorCode::InvalidCode, "invalid_code"),
+    (ErrorCode::IncorrectCode, "incorrect_code"),
+    (ErrorCode::VerificationNotFound, "verification_not_found"),
+    (ErrorCode::MaxCheckAttempts, "max_check_attempts"),
+    (ErrorCode::MaxSendAttempts, "max_send_attempts"),
+    (ErrorCode::Unauthorized, "unauthorized"),
+    (ErrorCode::ProviderError, "provider_error"),
+    (ErrorCode::Unavailable, "unavailable"),
+    (ErrorCode::NotFound, "not_found"),
+    (ErrorCode::MethodNotAllowed, "method_not_allowed"),
+    (ErrorCode::InternalError, "internal_error"),
+];
+
+/// The bucket named by a `rate_limited` answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitBucket {
+    Ip,
+    Phone,
+    Prefix,
+    Country,
+    Global,
+    User,
+    Cooldown,
+}
+
+impl From<BucketName> for RateLimitBucket {
+    fn from(b: BucketName) -> Self {
+        match b {
+            BucketName::Ip => RateLimitBucket::Ip,
+            BucketName::Phone => RateLimitBucket::Phone,
+            BucketName::Prefix => RateLimitBucket::Prefix,
+            BucketName::Country => RateLimitBucket::Country,
+            BucketName::Global => RateLimitBucket::Global,
+            BucketName::User => RateLimitBucket::User,
+            BucketName::Cooldown => RateLimitBucket::Cooldown,
+        }
+    }
+}
+
 /// The body of every error answer.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ErrorBody {
+pub struct ErrorBody {
+    /// The HTTP status, repeated.
     status_code: u16,
+    /// The HTTP reason phrase.
     error: &'static str,
+    /// For a person; never parsed.
     message: String,
-    code: &'static str,
+    code: ErrorCode,
+    /// On `rate_limited` from one of verifyd's buckets.
     #[serde(skip_serializing_if = "Option::is_none")]
-    bucket: Option<&'static str>,
+    bucket: Option<RateLimitBucket>,
+    /// Seconds until a retry can succeed, as in `Retry-After`.
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
+    /// On `incorrect_code`: checks left for this verification.
     #[serde(skip_serializing_if = "Option::is_none")]
     attempts_remaining: Option<u32>,
 }
@@ -97,30 +196,32 @@ pub fn retry_after_secs(d: Duration) -> u64 {
 
 impl ApiError {
     /// The HTTP status and stable machine code.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         use ApiError::*;
+        use ErrorCode as C;
         match self {
-            InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
-            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            InvalidPhone(_) => (StatusCode::BAD_REQUEST, "invalid_phone_number"),
-            CountryNotAllowed => (StatusCode::FORBIDDEN, "country_not_allowed"),
-            ChannelNotAllowed => (StatusCode::BAD_REQUEST, "channel_not_allowed"),
-            NumberTypeNotAllowed => (StatusCode::FORBIDDEN, "number_type_not_allowed"),
-            FraudBlocked => (StatusCode::FORBIDDEN, "fraud_blocked"),
-            IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
-            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            InvalidCode(_) => (StatusCode::BAD_REQUEST, "invalid_code"),
-            IncorrectCode { .. } => (StatusCode::BAD_REQUEST, "incorrect_code"),
-            VerificationNotFound => (StatusCode::NOT_FOUND, "verification_not_found"),
-            MaxCheckAttempts => (StatusCode::TOO_MANY_REQUESTS, "max_check_attempts"),
-            MaxSendAttempts => (StatusCode::TOO_MANY_REQUESTS, "max_send_attempts"),
-            Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Provider(_) => (StatusCode::BAD_GATEWAY, "provider_error"),
-            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            RouteNotFound => (StatusCode::NOT_FOUND, "not_found"),
-            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            InvalidBody(_) => (StatusCode::BAD_REQUEST, C::InvalidBody),
+            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, C::UnsupportedMediaType),
+            PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, C::PayloadTooLarge),
+            InvalidPhone(_) => (StatusCode::BAD_REQUEST, C::InvalidPhoneNumber),
+            CountryNotAllowed => (StatusCode::FORBIDDEN, C::CountryNotAllowed),
+            ChannelNotAllowed => (StatusCode::BAD_REQUEST, C::ChannelNotAllowed),
+            NumberTypeNotAllowed => (StatusCode::FORBIDDEN, C::NumberTypeNotAllowed),
+            FraudBlocked => (StatusCode::FORBIDDEN, C::FraudBlocked),
+            IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, C::IdempotencyKeyReused),
+            IdempotencyKeyInUse => (StatusCode::CONFLICT, C::IdempotencyKeyInUse),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, C::RateLimited),
+            InvalidCode(_) => (StatusCode::BAD_REQUEST, C::InvalidCode),
+            IncorrectCode { .. } => (StatusCode::BAD_REQUEST, C::IncorrectCode),
+            VerificationNotFound => (StatusCode::NOT_FOUND, C::VerificationNotFound),
+            MaxCheckAttempts => (StatusCode::TOO_MANY_REQUESTS, C::MaxCheckAttempts),
+            MaxSendAttempts => (StatusCode::TOO_MANY_REQUESTS, C::MaxSendAttempts),
+            Unauthorized => (StatusCode::UNAUTHORIZED, C::Unauthorized),
+            Provider(_) => (StatusCode::BAD_GATEWAY, C::ProviderError),
+            Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, C::Unavailable),
+            RouteNotFound => (StatusCode::NOT_FOUND, C::NotFound),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::InternalError),
         }
     }
 
@@ -150,6 +251,7 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::RateLimited { retry_after, .. } => retry_after.map(retry_after_secs),
             ApiError::Unavailable(_) => Some(retry_after_secs(UNAVAILABLE_RETRY_AFTER)),
+            ApiError::IdempotencyKeyInUse => Some(1),
             _ => None,
         };
         let body = ErrorBody {
@@ -158,7 +260,7 @@ impl IntoResponse for ApiError {
             message: self.public_message(),
             code,
             bucket: match &self {
-                ApiError::RateLimited { bucket, .. } => bucket.map(BucketName::as_str),
+                ApiError::RateLimited { bucket, .. } => bucket.map(RateLimitBucket::from),
                 _ => None,
             },
             retry_after,
@@ -178,6 +280,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        response.extensions_mut().insert(code);
         if let Some(detail) = self.internal_detail() {
             response
                 .extensions_mut()
@@ -215,7 +318,7 @@ impl From<LimiterError> for ApiError {
 impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
         match e {
-            ProviderError::NotFound => ApiError::VerificationNotFound,
+            ProviderError::NotFound | ProviderError::Expired => ApiError::VerificationNotFound,
             ProviderError::IncorrectCode { attempts_remaining } => {
                 ApiError::IncorrectCode { attempts_remaining }
             }
@@ -258,6 +361,15 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::from_millis(14_001)), 15);
         assert_eq!(retry_after_secs(Duration::from_secs(15)), 15);
         assert_eq!(retry_after_secs(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn code_names_match_their_serialization() {
+        for (code, name) in ERROR_CODE_NAMES {
+            assert_eq!(serde_json::to_value(code).unwrap(), *name);
+            assert_eq!(code.as_str(), *name);
+        }
+        assert_eq!(ERROR_CODE_NAMES.len(), 22, "every variant is listed");
     }
 
     #[test]

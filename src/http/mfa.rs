@@ -4,56 +4,103 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::error::ApiError;
+use super::auth::Principal;
+use super::error::{ApiError, ErrorBody};
 use super::extract::JsonObject;
+use super::idempotency::{self, IdempotencyKey};
 use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
 use crate::policy::ClientKey;
 use crate::service::Caller;
 
 /// `{statusCode, message, data}`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope<T> {
+    /// Always 200 on success.
     pub status_code: u16,
     pub message: &'static str,
     pub data: T,
 }
 
 /// The verification as the mobile app reads it (Twilio's fields, Linker's casing).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationData {
+    /// `VE` + 32 hex digits.
+    #[schema(pattern = "^VE[0-9a-f]{32}$")]
     pub sid: String,
+    /// The number in E.164.
     pub to: String,
+    #[schema(example = "sms")]
     pub channel: &'static str,
+    /// `pending` after a send, `approved` after a right code.
+    #[schema(example = "pending")]
     pub status: &'static str,
+    /// True exactly when approved.
     pub valid: bool,
     pub lookup: Lookup,
+    /// Twilio's PSD2 field; always null.
     pub amount: Option<String>,
+    /// Twilio's PSD2 field; always null.
     pub payee: Option<String>,
     pub send_code_attempts: Vec<AttemptData>,
+    #[schema(format = DateTime)]
     pub date_created: String,
+    #[schema(format = DateTime)]
     pub date_updated: String,
 }
 
 /// Twilio's `lookup`; verifyd does no carrier lookup.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Lookup {
     pub carrier: Option<String>,
 }
 
 /// One entry of `sendCodeAttempts` (Twilio's snake_case keys, as Linker passes them through).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AttemptData {
+    /// `VL` + 32 hex digits.
+    #[schema(pattern = "^VL[0-9a-f]{32}$")]
     pub attempt_sid: String,
     pub channel: &'static str,
+    #[schema(format = DateTime)]
     pub time: String,
+}
+
+/// The send-code body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SendCodeRequest {
+    /// International format, `+` and country code first.
+    #[schema(example = "+14155552671")]
+    recipient: String,
+    /// `sms` when absent; must be enabled in `VERIFYD_CHANNELS`.
+    #[schema(example = "sms")]
+    channel: Option<String>,
+}
+
+/// The verify body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VerifyRequest {
+    #[schema(example = "+14155552671")]
+    recipient: String,
+    /// ASCII digits, exactly the configured length (`VERIFYD_CODE_LENGTH`, 4 to 10).
+    #[schema(
+        example = "123456",
+        pattern = "^[0-9]+$",
+        min_length = 4,
+        max_length = 10
+    )]
+    code: String,
 }
 
 impl From<Verification> for VerificationData {
@@ -82,6 +129,15 @@ impl From<Verification> for VerificationData {
     }
 }
 
+/// What the request log line says about a request beyond route and status.
+#[derive(Clone, Debug, Default)]
+pub struct RequestFacts {
+    /// The masked number.
+    pub phone: Option<String>,
+    /// The client's rate-limit key.
+    pub client: Option<String>,
+}
+
 fn client_key(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> ClientKey {
     let forwarded = headers
         .get_all("x-forwarded-for")
@@ -90,40 +146,90 @@ fn client_key(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Client
     ClientKey::from_ip(state.trusted_proxies.resolve(peer.ip(), forwarded))
 }
 
-/// Sends a code: recipient, then channel, then the verifier's policy and provider.
-///
-/// # Errors
-/// Any [`ApiError`] of the send-code rows.
-#[tracing::instrument(name = "send_code", skip_all, fields(phone, client))]
+fn with_facts(mut response: Response, facts: RequestFacts) -> Response {
+    response.extensions_mut().insert(facts);
+    response
+}
+
+/// Sends a code (or re-sends the pending one's), after the policy allows it.
+#[utoipa::path(
+    post,
+    path = "/mfa/send-code",
+    tag = "mfa",
+    request_body = SendCodeRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Makes a retried send return the first answer and send no second SMS (24 h, per caller).",
+            min_length = 1, max_length = 255, pattern = "^[!-~]+$"),
+    ),
+    responses(
+        (status = 200, description = "Sent (or re-sent within the TTL: the same code)", body = Envelope<VerificationData>),
+        (status = 400, description = "`invalid_body`, `invalid_phone_number` or `channel_not_allowed`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`country_not_allowed`, `number_type_not_allowed` or `fraud_blocked`", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (names the bucket) or `max_send_attempts`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds"))),
+        (status = 500, description = "`internal_error`", body = ErrorBody),
+        (status = 502, description = "`provider_error`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds"))),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn send_code(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: JsonObject,
+) -> Response {
+    let key = match IdempotencyKey::from_headers(&headers) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    let mut facts = RequestFacts::default();
+    let response = match key {
+        None => send_code_inner(&state, peer, &headers, &body, &mut facts)
+            .await
+            .into_response(),
+        Some(key) => {
+            idempotency::run(&state, &principal.0, key, &body.0, async {
+                send_code_inner(&state, peer, &headers, &body, &mut facts)
+                    .await
+                    .into_response()
+            })
+            .await
+        }
+    };
+    with_facts(response, facts)
+}
+
+async fn send_code_inner(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &JsonObject,
+    facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
-    let span = tracing::Span::current();
-    span.record("phone", phone.masked());
+    facts.phone = Some(phone.masked());
     let channel = match body.optional_str("channel")? {
         None => Channel::Sms,
         Some(name) => name
             .parse::<Channel>()
             .map_err(|_| ApiError::ChannelNotAllowed)?,
     };
-    let client = client_key(&state, peer, &headers);
-    span.record("client", client.as_str());
-    let verification = state
-        .verifier
-        .send_code(
-            phone,
-            channel,
-            Caller {
-                client: Some(client),
-                user: None,
-            },
-        )
-        .await?;
-    tracing::info!(sid = %verification.sid, "verification code sent");
+    let client = client_key(state, peer, headers);
+    facts.client = Some(client.as_str().to_owned());
+    let caller = Caller {
+        client: Some(client),
+        user: None,
+    };
+    let verification = state.verifier.send_code(phone, channel, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
         message: "Verification code sent!",
@@ -131,26 +237,58 @@ pub async fn send_code(
     }))
 }
 
-/// Checks a code: recipient, then code format, then the verifier.
-///
-/// # Errors
-/// Any [`ApiError`] of the verify rows.
-#[tracing::instrument(name = "verify_code", skip_all, fields(phone))]
+/// Checks a code against the number's pending verification.
+#[utoipa::path(
+    post,
+    path = "/mfa/verify",
+    tag = "mfa",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "Approved", body = Envelope<VerificationData>),
+        (status = 400, description = "`invalid_body`, `invalid_phone_number`, `invalid_code` or `incorrect_code` (with `attemptsRemaining`)", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`verification_not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`max_check_attempts` or `rate_limited`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds"))),
+        (status = 500, description = "`internal_error`", body = ErrorBody),
+        (status = 502, description = "`provider_error`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds"))),
+    ),
+    security(("api_key" = []))
+)]
 pub async fn verify_code(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: JsonObject,
+) -> Response {
+    let mut facts = RequestFacts::default();
+    let response = verify_code_inner(&state, peer, &headers, &body, &mut facts)
+        .await
+        .into_response();
+    with_facts(response, facts)
+}
+
+async fn verify_code_inner(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &JsonObject,
+    facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
-    tracing::Span::current().record("phone", phone.masked());
+    facts.phone = Some(phone.masked());
     let code = OtpCode::parse(body.required_str("code")?, state.code_length)?;
+    let client = client_key(state, peer, headers);
+    facts.client = Some(client.as_str().to_owned());
     let caller = Caller {
-        client: Some(client_key(&state, peer, &headers)),
+        client: Some(client),
         user: None,
     };
     let verification = state.verifier.verify_code(phone, code, caller).await?;
-    tracing::info!(sid = %verification.sid, "verification approved");
     Ok(Json(Envelope {
         status_code: 200,
         message: "Verification code is correct!",

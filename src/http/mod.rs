@@ -6,6 +6,8 @@ pub mod dev;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
+pub mod metrics;
 pub mod mfa;
 
 use std::sync::Arc;
@@ -16,10 +18,16 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use rand::RngCore;
 use tracing::Instrument;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
+use crate::clock::Clock;
+use crate::crypto::Keys;
 use crate::domain::CodeLength;
 use crate::policy::TrustedProxies;
 use crate::service::Verifier;
@@ -36,36 +44,97 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub store: Arc<dyn Store>,
+    pub keys: Arc<Keys>,
+    pub clock: Arc<dyn Clock>,
     pub api_keys: Arc<ApiKeys>,
     /// Present only with the console sender: then `/dev/outbox` exists.
     pub outbox: Option<Arc<Outbox>>,
     pub trusted_proxies: Arc<TrustedProxies>,
     pub code_length: CodeLength,
     pub request_timeout: Duration,
+    /// `/metrics` is served on the main listener (behind the API key) unless it has its own.
+    pub metrics_on_main: bool,
 }
 
-/// The application's routes and middleware.
-pub fn router(state: AppState) -> Router {
-    let mut protected = Router::new()
-        .route("/mfa/send-code", post(mfa::send_code))
-        .route("/mfa/verify", post(mfa::verify_code));
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "verifyd",
+        description = "Self-hosted SMS one-time-code (2FA) service: send a code, check it. The Linker Studio 2FA contract.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "mfa", description = "Send and check one-time codes"),
+        (name = "operations", description = "Probes and metrics"),
+        (name = "development", description = "Only with the console sender")
+    )
+)]
+struct ApiDoc;
+
+/// Adds the `api_key` bearer scheme (`Authorization: Bearer <key>`).
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key from VERIFYD_API_KEYS (or the one generated on first start)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and their OpenAPI description, before state and middleware.
+fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let mut protected = OpenApiRouter::new()
+        .routes(routes!(mfa::send_code))
+        .routes(routes!(mfa::verify_code));
     if state.outbox.is_some() {
-        protected = protected.route("/dev/outbox", get(dev::outbox));
+        protected = protected.routes(routes!(dev::outbox));
+    }
+    if state.metrics_on_main {
+        protected = protected.routes(routes!(metrics::render));
     }
     let protected = protected.route_layer(middleware::from_fn_with_state(
         Arc::clone(&state.api_keys),
         auth::require_api_key,
     ));
-    Router::new()
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts()
+}
+
+/// The OpenAPI document as served at `/openapi.json`.
+pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
+    api(state).1
+}
+
+/// The application's routes and middleware.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api(&state);
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), timeout))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// The separate metrics listener's routes (public: bind it to a private address).
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", axum::routing::get(metrics::render))
 }
 
 /// Answers 503 `unavailable` when a request takes longer than the configured timeout.
@@ -94,24 +163,47 @@ async fn log_request(mut req: Request, next: Next) -> Response {
     let header =
         HeaderValue::from_str(&request_id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     req.headers_mut().insert(REQUEST_ID.clone(), header.clone());
+    // A fixed label set: matched route templates, or "unmatched" (never a raw path).
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
+        .map_or("unmatched", |p| {
+            if p.as_str().starts_with("/docs") {
+                "/docs"
+            } else {
+                p.as_str()
+            }
+        })
         .to_owned();
     let method = req.method().clone();
     let span = tracing::info_span!("request", id = %request_id, %method, route = %route);
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let status = response.status();
+    let status_label = status.as_str().to_owned();
+    ::metrics::counter!("verifyd_http_requests_total", "route" => route.clone(), "status" => status_label).increment(1);
+    ::metrics::histogram!("verifyd_http_request_duration_seconds", "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    let outcome = response
+        .extensions()
+        .get::<error::ErrorCode>()
+        .map_or("ok", |c| c.as_str());
+    let facts = response
+        .extensions()
+        .get::<mfa::RequestFacts>()
+        .cloned()
+        .unwrap_or_default();
+    let phone = facts.phone.as_deref().unwrap_or("-");
+    let client = facts.client.as_deref().unwrap_or("-");
     span.in_scope(|| {
         if let Some(detail) = response.extensions().get::<error::ErrorDetail>() {
-            tracing::error!(status = status.as_u16(), latency_ms, error = %detail.0, "request failed");
+            tracing::error!(status = status.as_u16(), latency_ms, outcome, phone, client, error = %detail.0, "request failed");
         } else if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(status = status.as_u16(), latency_ms, "request failed");
+            tracing::error!(status = status.as_u16(), latency_ms, outcome, phone, client, "request failed");
         } else {
-            tracing::info!(status = status.as_u16(), latency_ms, "request");
+            tracing::info!(status = status.as_u16(), latency_ms, outcome, phone, client, "request");
         }
     });
     response.headers_mut().insert(REQUEST_ID.clone(), header);

@@ -84,10 +84,19 @@ impl LocalProvider {
             code_length: code.expose().len(),
             verification_sid: stored.sid.clone(),
         };
-        self.sender
-            .send(&message)
-            .await
-            .map_err(|e| ProviderError::Delivery(e.to_string()))
+        let result = self.sender.send(&message).await;
+        let country = to
+            .region()
+            .map_or_else(|| "none".to_owned(), |r| r.to_string());
+        metrics::counter!(
+            "verifyd_sms_sent_total",
+            "provider" => "local",
+            "channel" => stored.channel.as_str(),
+            "country" => country,
+            "outcome" => if result.is_ok() { "sent" } else { "failed" },
+        )
+        .increment(1);
+        result.map_err(|e| ProviderError::Delivery(e.to_string()))
     }
 }
 
@@ -162,6 +171,7 @@ impl Provider for LocalProvider {
             return Err(ProviderError::NotFound);
         };
         match self.life.state(pending.counters(), now) {
+            LiveState::Gone if now >= pending.expires_at => return Err(ProviderError::Expired),
             LiveState::Gone => return Err(ProviderError::NotFound),
             LiveState::Locked => return Err(ProviderError::MaxCheckAttempts),
             LiveState::Open { .. } => {}

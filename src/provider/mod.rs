@@ -37,6 +37,10 @@ pub struct CheckRequest {
 pub enum ProviderError {
     #[error("no pending verification")]
     NotFound,
+    /// The verification existed but its TTL ended (answers like [`NotFound`](Self::NotFound);
+    /// kept apart for metrics).
+    #[error("the verification expired")]
+    Expired,
     #[error("wrong code")]
     IncorrectCode { attempts_remaining: u32 },
     #[error("all check attempts used")]

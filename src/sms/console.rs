@@ -16,13 +16,14 @@ use crate::domain::Timestamp;
 const OUTBOX_CAPACITY: usize = 1000;
 
 /// A message as the dev outbox shows it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct OutboxMessage {
     pub to: String,
     pub channel: String,
     pub body: String,
     pub time: String,
     #[serde(skip)]
+    #[schema(ignore)]
     pub at: Timestamp,
 }
 

@@ -84,6 +84,19 @@ pub enum CheckRecord {
     NotOpen,
 }
 
+/// What an `Idempotency-Key` lookup found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IdempotencyBegin {
+    /// No live record: one was created (in progress); the caller processes the request.
+    Started,
+    /// The first request finished with this answer: replay it.
+    Replay { status: u16, body_sealed: Vec<u8> },
+    /// The key was used with a different request.
+    Mismatch,
+    /// The first request with this key is still being processed.
+    InProgress,
+}
+
 /// The persistence backend.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -125,7 +138,8 @@ pub trait Store: Send + Sync {
     /// One verification by id.
     async fn get(&self, sid: &VerificationSid) -> Result<Option<StoredVerification>, StoreError>;
 
-    /// Deletes verifications that stopped being live before `before`. Returns how many.
+    /// Deletes verifications that stopped being live before `before`, and idempotency records
+    /// created before it. Returns how many verifications.
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Digests of generated API keys.
@@ -133,6 +147,28 @@ pub trait Store: Send + Sync {
 
     /// Keeps the digest of a newly generated API key.
     async fn add_api_key_digest(&self, digest: [u8; 32], now: Timestamp) -> Result<(), StoreError>;
+
+    /// Looks up an idempotency key and claims it when it is new (or older than `before`, or an
+    /// in-progress claim older than `stale_before`), in one atomic step.
+    async fn idempotency_begin(
+        &self,
+        key: &[u8; 32],
+        request: &[u8; 32],
+        now: Timestamp,
+        before: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<IdempotencyBegin, StoreError>;
+
+    /// Records the answer of a claimed key.
+    async fn idempotency_finish(
+        &self,
+        key: &[u8; 32],
+        status: u16,
+        body_sealed: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// Drops a claim whose answer is not to be replayed (429, 5xx), so a retry runs afresh.
+    async fn idempotency_abandon(&self, key: &[u8; 32]) -> Result<(), StoreError>;
 
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

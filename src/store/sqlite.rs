@@ -11,7 +11,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
-use super::{CheckRecord, NewVerification, SendOutcome, Store, StoreError, StoredVerification};
+use super::{
+    CheckRecord, IdempotencyBegin, NewVerification, SendOutcome, Store, StoreError,
+    StoredVerification,
+};
 use crate::config::SqliteSync;
 use crate::domain::{
     AttemptSid, Channel, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid,
@@ -334,6 +337,11 @@ impl Store for SqliteStore {
     }
 
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?1")
+            .bind(before.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         let done = sqlx::query(
             "DELETE FROM verifications WHERE (status <> 'pending' AND updated_at < ?1) OR expires_at < ?1",
         )
@@ -361,6 +369,89 @@ impl Store for SqliteStore {
         sqlx::query("INSERT OR IGNORE INTO api_keys (digest, created_at) VALUES (?1, ?2)")
             .bind(&digest[..])
             .bind(now.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn idempotency_begin(
+        &self,
+        key: &[u8; 32],
+        request: &[u8; 32],
+        now: Timestamp,
+        before: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)?;
+        let row = sqlx::query(
+            "SELECT request_digest, status, body_sealed, created_at FROM idempotency_keys WHERE key_digest = ?1",
+        )
+        .bind(&key[..])
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if let Some(row) = row {
+            let request_digest: Vec<u8> = row.try_get(0).map_err(db_error)?;
+            let status: Option<i64> = row.try_get(1).map_err(db_error)?;
+            let body: Option<Vec<u8>> = row.try_get(2).map_err(db_error)?;
+            let created = Timestamp::from_millis(row.try_get(3).map_err(db_error)?);
+            let expired = created < before || (status.is_none() && created < stale_before);
+            if !expired {
+                tx.rollback().await.map_err(db_error)?;
+                if request_digest.as_slice() != &request[..] {
+                    return Ok(IdempotencyBegin::Mismatch);
+                }
+                return Ok(match (status, body) {
+                    (Some(status), Some(body_sealed)) => IdempotencyBegin::Replay {
+                        status: u16::try_from(status).map_err(|_| corrupt("idempotency status"))?,
+                        body_sealed,
+                    },
+                    _ => IdempotencyBegin::InProgress,
+                });
+            }
+            sqlx::query("DELETE FROM idempotency_keys WHERE key_digest = ?1")
+                .bind(&key[..])
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        sqlx::query("INSERT INTO idempotency_keys (key_digest, request_digest, created_at) VALUES (?1, ?2, ?3)")
+            .bind(&key[..])
+            .bind(&request[..])
+            .bind(now.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(IdempotencyBegin::Started)
+    }
+
+    async fn idempotency_finish(
+        &self,
+        key: &[u8; 32],
+        status: u16,
+        body_sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status = ?1, body_sealed = ?2 WHERE key_digest = ?3",
+        )
+        .bind(i64::from(status))
+        .bind(body_sealed)
+        .bind(&key[..])
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn idempotency_abandon(&self, key: &[u8; 32]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE key_digest = ?1 AND status IS NULL")
+            .bind(&key[..])
             .execute(&self.pool)
             .await
             .map_err(db_error)?;

@@ -184,17 +184,19 @@ impl TestApp {
 
     /// The dev outbox's messages, oldest first.
     pub async fn outbox(&self) -> Vec<Value> {
-        let body: Value = self
+        let response = self
             .client
             .get(self.url("/dev/outbox"))
             .bearer_auth(API_KEY)
             .send()
             .await
-            .expect("outbox request")
-            .json()
-            .await
-            .expect("outbox json");
-        body["messages"].as_array().cloned().unwrap_or_default()
+            .expect("outbox request");
+        assert_eq!(response.status(), StatusCode::OK, "the outbox answers");
+        let body: Value = response.json().await.expect("outbox json");
+        body["messages"]
+            .as_array()
+            .cloned()
+            .expect("messages array")
     }
 
     /// The code in the latest message to `number`.

@@ -8,5 +8,6 @@ mod client_ip;
 mod concurrency;
 mod helpers;
 mod lifecycle;
+mod operability;
 mod process;
 mod seed;

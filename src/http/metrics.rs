@@ -1,0 +1,59 @@
+//! Prometheus metrics. The recorder is process-wide (installed once); `GET /metrics` renders
+//! it. Label values come from fixed sets only: route templates, status codes, bucket names,
+//! provider and channel names, ISO region codes, outcomes — never a number, an IP or error text.
+//!
+//! Conversion rate (approved / sent):
+//! `sum(rate(verifyd_verifications_total{result="approved"}[1h])) / sum(rate(verifyd_sms_sent_total{outcome="sent"}[1h]))`
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Latency buckets in seconds (0.5 ms to 10 s).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process's metrics handle, installing the recorder on first use.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".to_owned()),
+                    LATENCY_BUCKETS,
+                )
+                .expect("static, non-empty buckets");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program): then ours only
+            // renders what it records, which is nothing; the service keeps working.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
+        (status = 401, description = "`unauthorized` (on the main listener the API key is required)", body = super::error::ErrorBody),
+    ),
+    security((), ("api_key" = []))
+)]
+pub async fn render() -> Response {
+    let mut response = handle().render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
