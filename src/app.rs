@@ -13,15 +13,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, DatabaseUrl, ProviderKind, SenderKind};
+use crate::config::{Config, DatabaseUrl, ProviderKind};
 use crate::crypto::{Keys, ServerSecret, api_key_digest};
 use crate::domain::Lifecycle;
 use crate::http::{self, ApiKeys, AppState};
 use crate::limiter::{Limiter, MemoryLimiter};
 use crate::policy::{Policy, TrustedProxies};
-use crate::provider::{LocalProvider, Provider};
+use crate::provider::{LocalProvider, Provider, TwilioVerifyProvider};
 use crate::service::Verifier;
-use crate::sms::{ConsoleSender, Outbox, SmsSender};
+use crate::sms::Outbox;
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// How long finished verifications are kept before the purge deletes them.
@@ -70,13 +70,6 @@ impl Components {
     /// # Errors
     /// [`StartupError`] naming the part that could not be built.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
-        if config.provider == ProviderKind::TwilioVerify {
-            return Err(StartupError::Config(format!(
-                "provider twilio-verify (chosen because {}) is not available in this build yet; \
-                 set VERIFYD_PROVIDER=local to use the built-in engine",
-                config.provider_reason
-            )));
-        }
         crate::domain::phone::warm_metadata();
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::connect(
@@ -89,20 +82,28 @@ impl Components {
         let secret = resolve_secret(config)?;
         let keys = Arc::new(Keys::derive(&secret));
 
-        let (sender, outbox): (Arc<dyn SmsSender>, Option<Arc<Outbox>>) = match config.sms_sender {
-            SenderKind::Console => {
-                let console = ConsoleSender::new(Arc::clone(&clock));
-                let outbox = console.outbox();
-                (Arc::new(console), Some(outbox))
+        let (provider, outbox): (Arc<dyn Provider>, Option<Arc<Outbox>>) = match config.provider {
+            // Twilio chooses, delivers and checks the code: no sender, no outbox.
+            ProviderKind::TwilioVerify => (
+                Arc::new(
+                    TwilioVerifyProvider::from_config(config)
+                        .map_err(|e| StartupError::Config(e.to_string()))?,
+                ),
+                None,
+            ),
+            ProviderKind::Local => {
+                let (sender, outbox) = crate::sms::from_config(config, Arc::clone(&clock))
+                    .map_err(|e| StartupError::Config(e.to_string()))?;
+                let local = LocalProvider::new(
+                    Arc::clone(&store),
+                    sender,
+                    keys,
+                    Lifecycle::with_ttl(config.code_ttl),
+                    config.code_length,
+                );
+                (Arc::new(local), outbox)
             }
         };
-        let provider: Arc<dyn Provider> = Arc::new(LocalProvider::new(
-            Arc::clone(&store),
-            sender,
-            keys,
-            Lifecycle::with_ttl(config.code_ttl),
-            config.code_length,
-        ));
         let limiter: Arc<dyn Limiter> = Arc::new(MemoryLimiter::new());
         let verifier = Arc::new(Verifier::new(
             Policy::from_config(config),
@@ -237,6 +238,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let parts = Components::build(&config, clock).await?;
+        crate::provider::twilio_sync::sync_at_start(&config).await;
         let api_keys =
             resolve_api_keys(&config, parts.store.as_ref(), parts.clock.as_ref()).await?;
         let listener =
@@ -266,7 +268,10 @@ impl Application {
             %addr,
             provider = parts.verifier.provider().name(),
             provider_reason = config.provider_reason,
-            sender = config.sms_sender.as_str(),
+            sender = match config.provider {
+                ProviderKind::TwilioVerify => "none (Twilio delivers)",
+                ProviderKind::Local => config.sms_sender.as_str(),
+            },
             store = parts.store.name(),
             limiter = parts.verifier.limiter().name(),
             countries = %config.valid_country_codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
