@@ -962,7 +962,10 @@ impl Config {
         {
             r.problem(ENV_TWILIO_FROM, v, e);
         }
-        let webhook_url_raw = r.raw(ENV_SMS_WEBHOOK_URL).0.filter(|v| !v.trim().is_empty());
+        let webhook_url_raw = r
+            .raw(ENV_SMS_WEBHOOK_URL)
+            .0
+            .filter(|v| !v.trim().is_empty());
         let webhook_url_set = webhook_url_raw.is_some();
         let webhook_url = match webhook_url_raw {
             Some(v) => match parse_base_url(v.trim()) {
@@ -1369,8 +1372,11 @@ mod tests {
             "MG0123456789abcdef0123456789abcdef",
         ));
         assert!(config(&with_from).is_err(), "both origins");
-        let err = config(&[(ENV_SMS_SENDER, "twilio-messaging"), (ENV_TWILIO_FROM, "+15005550006")])
-            .unwrap_err();
+        let err = config(&[
+            (ENV_SMS_SENDER, "twilio-messaging"),
+            (ENV_TWILIO_FROM, "+15005550006"),
+        ])
+        .unwrap_err();
         assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
     }
 

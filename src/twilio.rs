@@ -78,7 +78,10 @@ impl fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Twilio answered HTTP {}", self.status)?;
         if let Some(code) = self.code {
-            write!(f, " with error {code} (https://www.twilio.com/docs/errors/{code})")?;
+            write!(
+                f,
+                " with error {code} (https://www.twilio.com/docs/errors/{code})"
+            )?;
         }
         if self.is_bad_credentials() {
             f.write_str(
@@ -180,7 +183,9 @@ impl TwilioClient {
     /// The path and query of one of Twilio's absolute paging URLs (`next_page_url`), so the
     /// next page is fetched from the configured base URL too.
     pub fn relative_path<'a>(&self, absolute: &'a str) -> Option<&'a str> {
-        let after_scheme = absolute.split_once("://").map_or(absolute, |(_, rest)| rest);
+        let after_scheme = absolute
+            .split_once("://")
+            .map_or(absolute, |(_, rest)| rest);
         after_scheme.find('/').map(|i| &after_scheme[i..])
     }
 

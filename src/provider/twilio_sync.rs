@@ -34,10 +34,22 @@ pub enum SyncError {
 /// One change the sync made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SyncAction {
-    CreatedRateLimit { sid: String },
-    CreatedBucket { sid: String, max: u64, interval: u64 },
-    UpdatedBucket { sid: String, max: u64, interval: u64 },
-    DeletedBucket { sid: String },
+    CreatedRateLimit {
+        sid: String,
+    },
+    CreatedBucket {
+        sid: String,
+        max: u64,
+        interval: u64,
+    },
+    UpdatedBucket {
+        sid: String,
+        max: u64,
+        interval: u64,
+    },
+    DeletedBucket {
+        sid: String,
+    },
 }
 
 /// What the sync found and did.
@@ -125,9 +137,11 @@ pub async fn sync_rate_limits(
         .find(|r| r.unique_name.as_deref() == Some(IP_RATE_LIMIT));
     let (rate_limit_sid, buckets) = match existing {
         Some(rate_limit) => {
-            let buckets =
-                list::<Bucket>(api, &format!("{base}/{}/Buckets?PageSize=100", rate_limit.sid))
-                    .await?;
+            let buckets = list::<Bucket>(
+                api,
+                &format!("{base}/{}/Buckets?PageSize=100", rate_limit.sid),
+            )
+            .await?;
             (rate_limit.sid, buckets)
         }
         None => {
@@ -153,7 +167,10 @@ pub async fn sync_rate_limits(
     let buckets_path = format!("{base}/{rate_limit_sid}/Buckets");
     let max_text = max.to_string();
     let interval_text = interval.to_string();
-    let form = [("Max", max_text.as_str()), ("Interval", interval_text.as_str())];
+    let form = [
+        ("Max", max_text.as_str()),
+        ("Interval", interval_text.as_str()),
+    ];
     let keep = buckets
         .iter()
         .position(|b| b.max == max && b.interval == interval)
@@ -259,7 +276,9 @@ pub async fn sync_at_start(config: &Config) {
             tracing::info!("Twilio rate limits: {outcome}");
         }
         Ok(outcome) => tracing::warn!("Twilio rate limits changed: {outcome}"),
-        Err(SyncError::NotConfigured(why)) => tracing::info!("Twilio rate limits not synced: {why}"),
+        Err(SyncError::NotConfigured(why)) => {
+            tracing::info!("Twilio rate limits not synced: {why}")
+        }
         Err(e) => tracing::error!(
             "{e}. verifyd serves on and still enforces its own IP bucket; fix the cause and run `verifyd twilio sync`"
         ),

@@ -307,7 +307,11 @@ impl TwilioVerifyProvider {
             .filter_map(|a| {
                 Some(SendAttempt {
                     sid: AttemptSid::parse(a.attempt_sid.as_deref()?)?,
-                    channel: a.channel.as_deref().and_then(parse_channel).unwrap_or(channel),
+                    channel: a
+                        .channel
+                        .as_deref()
+                        .and_then(parse_channel)
+                        .unwrap_or(channel),
                     time: a.time.as_deref().and_then(parse_time).unwrap_or(now),
                 })
             })
@@ -380,8 +384,7 @@ impl Provider for TwilioVerifyProvider {
             Some(VerificationStatus::Approved) => {
                 let mut verification = self.view(answer, Some(&phone), None, now)?;
                 verification.send_attempts =
-                    self.recent
-                        .attempts(phone.e164(), &verification.sid, now);
+                    self.recent.attempts(phone.e164(), &verification.sid, now);
                 self.recent.forget(phone.e164());
                 Ok(verification)
             }
@@ -424,7 +427,9 @@ fn upstream(what: &str) -> ProviderError {
 fn provider_error(error: TwilioError, call: Call) -> ProviderError {
     let failure = match error {
         TwilioError::Api(failure) => failure,
-        other => return ProviderError::Upstream(format!("Twilio Verify {}: {other}", call.as_str())),
+        other => {
+            return ProviderError::Upstream(format!("Twilio Verify {}: {other}", call.as_str()));
+        }
     };
     match failure.code {
         Some(60200) if failure.names_parameter("To") => {
@@ -489,14 +494,23 @@ mod tests {
         let recent = RecentSends::new(10, Lifecycle::with_ttl(Duration::from_secs(600)));
         let now = Timestamp::from_millis(1_000_000);
         recent.remember("+14155552671", &sid(1), &[], now);
-        assert_eq!(recent.wrong_check("+14155552671", Some(&sid(1)), now), Some(4));
+        assert_eq!(
+            recent.wrong_check("+14155552671", Some(&sid(1)), now),
+            Some(4)
+        );
         assert_eq!(recent.wrong_check("+14155552671", Some(&sid(2)), now), None);
         assert_eq!(recent.wrong_check("+14155552672", Some(&sid(1)), now), None);
         // A resend of the same verification keeps the count.
         recent.remember("+14155552671", &sid(1), &[], now);
-        assert_eq!(recent.wrong_check("+14155552671", Some(&sid(1)), now), Some(3));
+        assert_eq!(
+            recent.wrong_check("+14155552671", Some(&sid(1)), now),
+            Some(3)
+        );
         let later = now.plus(Duration::from_secs(600));
-        assert_eq!(recent.wrong_check("+14155552671", Some(&sid(1)), later), None);
+        assert_eq!(
+            recent.wrong_check("+14155552671", Some(&sid(1)), later),
+            None
+        );
     }
 
     #[test]
@@ -504,7 +518,12 @@ mod tests {
         let recent = RecentSends::new(3, Lifecycle::with_ttl(Duration::from_secs(600)));
         let now = Timestamp::from_millis(1_000_000);
         for i in 0..10u8 {
-            recent.remember(&format!("+1415555267{i}"), &sid(i), &[], now.plus(Duration::from_secs(i.into())));
+            recent.remember(
+                &format!("+1415555267{i}"),
+                &sid(i),
+                &[],
+                now.plus(Duration::from_secs(i.into())),
+            );
         }
         assert_eq!(recent.len(), 3);
     }

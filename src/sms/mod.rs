@@ -57,15 +57,15 @@ pub fn message_body(code: &str) -> SecretString {
     SecretString::from(format!("Your verification code is: {code}"))
 }
 
+/// A sender, and its dev outbox when it has one.
+pub type SenderWithOutbox = (Arc<dyn SmsSender>, Option<Arc<Outbox>>);
+
 /// The sender the settings choose, and the dev outbox when it is the console sender (the only
 /// sender with an outbox: `/dev/outbox` exists only then).
 ///
 /// # Errors
 /// [`SmsError::Setup`] when the chosen sender's settings are missing or its client cannot be built.
-pub fn from_config(
-    config: &Config,
-    clock: Arc<dyn Clock>,
-) -> Result<(Arc<dyn SmsSender>, Option<Arc<Outbox>>), SmsError> {
+pub fn from_config(config: &Config, clock: Arc<dyn Clock>) -> Result<SenderWithOutbox, SmsError> {
     match config.sms_sender {
         SenderKind::Console => {
             let console = ConsoleSender::new(clock);

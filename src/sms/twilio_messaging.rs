@@ -66,7 +66,10 @@ impl SmsSender for TwilioMessagingSender {
             MessagingFrom::Service(sid) => form.push(("MessagingServiceSid", sid.as_str())),
             MessagingFrom::Number(from) => form.push(("From", from.as_str())),
         }
-        let path = format!("/2010-04-01/Accounts/{}/Messages.json", self.api.account_sid());
+        let path = format!(
+            "/2010-04-01/Accounts/{}/Messages.json",
+            self.api.account_sid()
+        );
         let created: Created = self.api.post_form(&path, &form).await.map_err(|e| {
             let hint = match &e {
                 TwilioError::Timeout(_) | TwilioError::Transport(_) => {

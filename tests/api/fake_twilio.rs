@@ -299,6 +299,23 @@ impl FakeTwilio {
         sid
     }
 
+    /// Adds a bucket to an existing RateLimit; returns its sid.
+    pub fn add_bucket(&self, rate_limit_sid: &str, max: u64, interval: u64) -> String {
+        let mut inner = self.inner.lock().unwrap();
+        let sid = inner.sid("BL");
+        let limit = inner
+            .rate_limits
+            .iter_mut()
+            .find(|r| r.sid == rate_limit_sid)
+            .expect("a known RateLimit");
+        limit.buckets.push(FakeBucket {
+            sid: sid.clone(),
+            max,
+            interval,
+        });
+        sid
+    }
+
     /// What the fake found wrong in verifyd's requests (beyond what the spec checks).
     pub fn violations(&self) -> Vec<String> {
         self.inner.lock().unwrap().violations.clone()
@@ -342,12 +359,7 @@ fn json_answer(status: StatusCode, body: Value) -> Response {
 
 fn invalid(inner: &mut Inner, violation: String, parameter: &str) -> Response {
     inner.violations.push(violation);
-    twilio_error(
-        400,
-        60200,
-        &format!("Invalid parameter: {parameter}"),
-        None,
-    )
+    twilio_error(400, 60200, &format!("Invalid parameter: {parameter}"), None)
 }
 
 /// Checks the form has `required`, nothing outside `allowed`, and answers 60200 otherwise.
@@ -497,12 +509,7 @@ async fn handle(
             inner
                 .violations
                 .push(format!("unexpected call {} {}", method, uri.path()));
-            twilio_error(
-                404,
-                20404,
-                "The requested resource was not found",
-                None,
-            )
+            twilio_error(404, 20404, "The requested resource was not found", None)
         }
     }
 }
@@ -563,7 +570,11 @@ fn create_verification(inner: &mut Inner, call: &Call) -> Response {
     }
     // The published spec has no enum on Channel: the fake holds verifyd to Twilio's list.
     if !["sms", "call", "whatsapp", "email", "sna"].contains(&channel.as_str()) {
-        return invalid(inner, format!("Channel {channel:?} is not one of Twilio's"), "Channel");
+        return invalid(
+            inner,
+            format!("Channel {channel:?} is not one of Twilio's"),
+            "Channel",
+        );
     }
     if let Some(limits) = call.field("RateLimits") {
         let ok = serde_json::from_str::<Value>(limits).ok().is_some_and(|v| {
@@ -625,12 +636,7 @@ fn check_verification(inner: &mut Inner, call: &Call) -> Response {
         .iter_mut()
         .find(|v| v.to == to && v.status == "pending")
     else {
-        return twilio_error(
-            404,
-            20404,
-            "The requested resource was not found",
-            None,
-        );
+        return twilio_error(404, 20404, "The requested resource was not found", None);
     };
     if v.checks >= MAX_CHECKS {
         return twilio_error(429, 60202, "Max check attempts reached", None);
@@ -656,12 +662,7 @@ fn update_verification(inner: &mut Inner, call: &Call, sid: &str) -> Response {
         .iter_mut()
         .find(|v| v.sid == sid && v.status == "pending")
     else {
-        return twilio_error(
-            404,
-            20404,
-            "The requested resource was not found",
-            None,
-        );
+        return twilio_error(404, 20404, "The requested resource was not found", None);
     };
     v.status = "canceled";
     v.updated = now;
@@ -669,7 +670,10 @@ fn update_verification(inner: &mut Inner, call: &Call, sid: &str) -> Response {
 }
 
 fn rate_limit_json(r: &FakeRateLimit) -> Value {
-    let url = format!("https://verify.twilio.com/v2/Services/{SERVICE_SID}/RateLimits/{}", r.sid);
+    let url = format!(
+        "https://verify.twilio.com/v2/Services/{SERVICE_SID}/RateLimits/{}",
+        r.sid
+    );
     json!({
         "sid": r.sid,
         "service_sid": SERVICE_SID,
@@ -743,17 +747,19 @@ fn create_rate_limit(inner: &mut Inner, call: &Call) -> Response {
     json_answer(StatusCode::CREATED, body)
 }
 
-fn bucket_numbers(inner: &mut Inner, call: &Call) -> Result<(u64, u64), Response> {
-    let max = call.field("Max").and_then(|v| v.parse::<u64>().ok());
-    let interval = call.field("Interval").and_then(|v| v.parse::<u64>().ok());
-    match (max, interval) {
-        (Some(m), Some(i)) if i > 0 => Ok((m, i)),
-        _ => Err(invalid(
-            inner,
-            "bucket without whole Max and Interval".to_owned(),
-            "Max",
-        )),
-    }
+/// `Max` and `Interval` as whole numbers (an interval of at least 1 s).
+fn bucket_numbers(call: &Call) -> Option<(u64, u64)> {
+    let max = call.field("Max")?.parse::<u64>().ok()?;
+    let interval = call.field("Interval")?.parse::<u64>().ok()?;
+    (interval > 0).then_some((max, interval))
+}
+
+fn bad_bucket(inner: &mut Inner) -> Response {
+    invalid(
+        inner,
+        "bucket without whole Max and Interval".to_owned(),
+        "Max",
+    )
 }
 
 fn list_buckets(inner: &mut Inner, rk: &str) -> Response {
@@ -772,9 +778,8 @@ fn create_bucket(inner: &mut Inner, call: &Call, rk: &str) -> Response {
     if let Some(r) = check_fields(inner, call, &["Max", "Interval"], &["Max", "Interval"]) {
         return r;
     }
-    let (max, interval) = match bucket_numbers(inner, call) {
-        Ok(v) => v,
-        Err(r) => return r,
+    let Some((max, interval)) = bucket_numbers(call) else {
+        return bad_bucket(inner);
     };
     let sid = inner.sid("BL");
     let Some(r) = inner.rate_limits.iter_mut().find(|r| r.sid == rk) else {
@@ -790,9 +795,8 @@ fn update_bucket(inner: &mut Inner, call: &Call, rk: &str, bl: &str) -> Response
     if let Some(r) = check_fields(inner, call, &[], &["Max", "Interval"]) {
         return r;
     }
-    let (max, interval) = match bucket_numbers(inner, call) {
-        Ok(v) => v,
-        Err(r) => return r,
+    let Some((max, interval)) = bucket_numbers(call) else {
+        return bad_bucket(inner);
     };
     let Some(b) = inner
         .rate_limits

@@ -35,7 +35,12 @@ async fn send_and_verify_through_twilio_verify_answer_the_linker_shape() {
     assert_eq!(sent["lookup"], json!({ "carrier": null }));
     let attempts = sent["sendCodeAttempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 1);
-    assert!(attempts[0]["attempt_sid"].as_str().unwrap().starts_with("VL"));
+    assert!(
+        attempts[0]["attempt_sid"]
+            .as_str()
+            .unwrap()
+            .starts_with("VL")
+    );
     assert_eq!(attempts[0]["channel"], "sms", "Twilio's SMS is our sms");
     assert!(sent["dateCreated"].as_str().unwrap().ends_with('Z'));
 
@@ -160,7 +165,12 @@ async fn requests_refused_by_policy_never_reach_twilio() {
     let app = spawn_twilio(&fake, &[("VERIFYD_RATE_LIMIT_IP_MAX", "2")]).await;
     fake.forget_calls(); // the startup sync
 
-    assert_error(app.send_code("+14165550123").await, 403, "country_not_allowed").await;
+    assert_error(
+        app.send_code("+14165550123").await,
+        403,
+        "country_not_allowed",
+    )
+    .await;
     assert_error(
         app.send_code("+19005550100").await,
         403,
@@ -183,7 +193,11 @@ async fn requests_refused_by_policy_never_reach_twilio() {
 
     // The IP bucket (2) lets two through; the third never reaches Twilio.
     assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
-    assert_ok(app.send_code("+14155552672").await, "Verification code sent!").await;
+    assert_ok(
+        app.send_code("+14155552672").await,
+        "Verification code sent!",
+    )
+    .await;
     let body = assert_error(app.send_code("+14155552673").await, 429, "rate_limited").await;
     assert_eq!(body["bucket"], "ip");
     assert_eq!(fake.creates().len(), 2);
@@ -284,7 +298,10 @@ async fn twilio_errors_on_send_code_map_to_the_contract_and_no_create_is_retried
         }
         if status == 502 {
             let text = body.to_string();
-            assert!(!text.contains("Twilio") && !text.contains("605"), "{name}: {text}");
+            assert!(
+                !text.contains("Twilio") && !text.contains("605"),
+                "{name}: {text}"
+            );
         }
     }
     fake.assert_no_violations();
@@ -322,7 +339,11 @@ async fn twilio_errors_on_verify_map_to_the_contract_and_an_answered_check_is_no
         fake.forget_calls();
         fake.set_fault(Target::VerificationCheck, fault);
         assert_error(app.verify(US_NUMBER, &code).await, status, want).await;
-        assert_eq!(fake.checks().len(), 1, "{want}: a check answered by Twilio is not retried");
+        assert_eq!(
+            fake.checks().len(),
+            1,
+            "{want}: a check answered by Twilio is not retried"
+        );
     }
     fake.clear_faults();
     assert_ok(
@@ -343,9 +364,16 @@ async fn a_twilio_reply_slower_than_twilio_timeout_is_502_and_is_not_retried() {
         ],
     )
     .await;
-    fake.set_fault(Target::Verifications, Fault::Slow(Duration::from_millis(1500)));
+    fake.set_fault(
+        Target::Verifications,
+        Fault::Slow(Duration::from_millis(1500)),
+    );
     assert_error(app.send_code(US_NUMBER).await, 502, "provider_error").await;
-    assert_eq!(fake.creates().len(), 1, "a timed-out create is never retried");
+    assert_eq!(
+        fake.creates().len(),
+        1,
+        "a timed-out create is never retried"
+    );
 
     fake.clear_faults();
     assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
@@ -419,7 +447,10 @@ async fn rate_limits_carry_the_ipv6_64_and_are_left_out_when_the_ip_bucket_is_of
     let create = &fake.creates()[0];
     assert_eq!(create.field("RateLimits"), None);
     assert_eq!(create.form.len(), 2, "{:?}", create.form);
-    assert!(fake.rate_limits().is_empty(), "IP bucket off: nothing synced");
+    assert!(
+        fake.rate_limits().is_empty(),
+        "IP bucket off: nothing synced"
+    );
 }
 
 #[tokio::test]
