@@ -13,15 +13,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, DatabaseUrl, ProviderKind, SenderKind};
+use crate::config::{Config, DatabaseUrl, ProviderKind};
 use crate::crypto::{Keys, ServerSecret, api_key_digest};
 use crate::domain::Lifecycle;
 use crate::http::{self, ApiKeys, AppState};
 use crate::limiter::{Limiter, MemoryLimiter};
 use crate::policy::{Policy, TestNumbers, TrustedProxies};
-use crate::provider::{LocalProvider, Provider};
+use crate::provider::{LocalProvider, Provider, TwilioVerifyProvider};
 use crate::service::Verifier;
-use crate::sms::{ConsoleSender, Outbox, SmsSender};
+use crate::sms::{NullSender, Outbox, SmsSender};
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// How long finished verifications are kept before the purge deletes them.
@@ -71,13 +71,6 @@ impl Components {
     /// # Errors
     /// [`StartupError`] naming the part that could not be built.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
-        if config.provider == ProviderKind::TwilioVerify {
-            return Err(StartupError::Config(format!(
-                "provider twilio-verify (chosen because {}) is not available in this build yet; \
-                 set VERIFYD_PROVIDER=local to use the built-in engine",
-                config.provider_reason
-            )));
-        }
         crate::domain::phone::warm_metadata();
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::connect(
@@ -90,14 +83,14 @@ impl Components {
         let secret = resolve_secret(config)?;
         let keys = Arc::new(Keys::derive(&secret));
 
-        let (sender, outbox): (Arc<dyn SmsSender>, Option<Arc<Outbox>>) = match config.sms_sender {
-            SenderKind::Console => {
-                let console = ConsoleSender::new(Arc::clone(&clock));
-                let outbox = console.outbox();
-                (Arc::new(console), Some(outbox))
-            }
-        };
         let test_numbers = Arc::new(TestNumbers::new(&config.test_numbers));
+        // The local engine: the provider in `local` mode, and in every mode the engine of test
+        // numbers (which never send, so in `twilio-verify` mode it needs no real sender).
+        let (sender, outbox): (Arc<dyn SmsSender>, Option<Arc<Outbox>>) = match config.provider {
+            ProviderKind::TwilioVerify => (Arc::new(NullSender), None),
+            ProviderKind::Local => crate::sms::from_config(config, Arc::clone(&clock))
+                .map_err(|e| StartupError::Config(e.to_string()))?,
+        };
         let local = Arc::new(LocalProvider::new(
             Arc::clone(&store),
             sender,
@@ -106,7 +99,14 @@ impl Components {
             config.code_length,
             Arc::clone(&test_numbers),
         ));
-        let provider: Arc<dyn Provider> = local.clone();
+        let provider: Arc<dyn Provider> = match config.provider {
+            // Twilio chooses, delivers and checks the code: no sender, no outbox.
+            ProviderKind::TwilioVerify => Arc::new(
+                TwilioVerifyProvider::from_config(config)
+                    .map_err(|e| StartupError::Config(e.to_string()))?,
+            ),
+            ProviderKind::Local => local.clone(),
+        };
         let limiter: Arc<dyn Limiter> = Arc::new(MemoryLimiter::new(config.limiter_max_keys));
         let verifier = Arc::new(Verifier::new(
             Policy::from_config(config, Arc::clone(&keys)),
@@ -245,6 +245,7 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         let parts = Components::build(&config, clock).await?;
+        crate::provider::twilio_sync::sync_at_start(&config).await;
         let api_keys =
             resolve_api_keys(&config, parts.store.as_ref(), parts.clock.as_ref()).await?;
         let listener =
@@ -287,7 +288,10 @@ impl Application {
             %addr,
             provider = parts.verifier.provider().name(),
             provider_reason = config.provider_reason,
-            sender = config.sms_sender.as_str(),
+            sender = match config.provider {
+                ProviderKind::TwilioVerify => "none (Twilio delivers)",
+                ProviderKind::Local => config.sms_sender.as_str(),
+            },
             store = parts.store.name(),
             limiter = parts.verifier.limiter().name(),
             countries = %config.valid_country_codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),

@@ -1,5 +1,6 @@
 //! The `verifyd` command line: `serve` (the default), `send` and `check` (the same engine and
-//! policy, in-process, against the configured store), and `config` (effective settings, secrets
+//! policy, in-process, against the configured store), `cancel` (a pending verification),
+//! `twilio sync` (the Twilio-side IP bucket), and `config` (effective settings, secrets
 //! redacted; exit 64 naming every bad variable).
 
 use std::sync::Arc;
@@ -9,13 +10,15 @@ use clap::{Parser, Subcommand};
 use crate::app::{Application, Components};
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::domain::{Channel, OtpCode, PhoneNumber};
+use crate::domain::{Channel, OtpCode, PhoneNumber, VerificationSid};
 use crate::http::ApiError;
 use crate::http::mfa::{Envelope, VerificationData};
 use crate::service::Caller;
 
 /// Exit code for bad usage or configuration (`EX_USAGE`).
 pub const EXIT_USAGE: i32 = 64;
+/// Exit code when a dependency (Twilio) cannot be used (`EX_UNAVAILABLE`).
+pub const EXIT_UNAVAILABLE: i32 = 69;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,8 +50,26 @@ pub enum Command {
         /// The code the user received.
         code: String,
     },
+    /// Cancel a pending verification by its sid (VE…).
+    Cancel {
+        /// The verification's sid, as send-code answered it.
+        sid: String,
+    },
+    /// Twilio Verify maintenance.
+    Twilio {
+        #[command(subcommand)]
+        command: TwilioCommand,
+    },
     /// Print the effective settings (secrets redacted) and exit 64 if any is invalid.
     Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TwilioCommand {
+    /// Make the Verify service's `end_user_ip_address` RateLimit hold one bucket equal to the
+    /// IP bucket (create or update; other RateLimits untouched). Runs even when
+    /// VERIFYD_TWILIO_SYNC_RATE_LIMITS=false; exit 69 when Twilio fails.
+    Sync,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -100,6 +121,40 @@ pub async fn run(cli: Cli) -> i32 {
                         .await?)
                 },
                 "Verification code sent!",
+            )
+            .await
+        }
+        Command::Twilio {
+            command: TwilioCommand::Sync,
+        } => {
+            crate::telemetry::init(config.log_format, &config.log_filter);
+            match crate::provider::twilio_sync::sync_from_config(&config).await {
+                Ok(outcome) => {
+                    println!("{outcome}");
+                    0
+                }
+                Err(e @ crate::provider::twilio_sync::SyncError::NotConfigured(_)) => {
+                    eprintln!("verifyd: {e}");
+                    EXIT_USAGE
+                }
+                Err(e) => {
+                    eprintln!("verifyd: {e}");
+                    EXIT_UNAVAILABLE
+                }
+            }
+        }
+        Command::Cancel { sid } => {
+            let Some(sid) = VerificationSid::parse(sid.trim()) else {
+                eprintln!("verifyd: `{sid}` is not a verification sid (VE + 32 hex digits)");
+                return EXIT_USAGE;
+            };
+            one_shot(
+                config,
+                |parts| async move {
+                    let now = parts.clock.now();
+                    Ok(parts.verifier.provider().cancel(&sid, now).await?)
+                },
+                "Verification canceled",
             )
             .await
         }

@@ -65,6 +65,15 @@ pub const ENV_CONFIG: &str = "VERIFYD_CONFIG";
 pub const ENV_TWILIO_ACCOUNT_SID: &str = "TWILIO_ACCOUNT_SID";
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
 pub const ENV_TWILIO_SERVICE_SID: &str = "TWILIO_SERVICE_SID";
+pub const ENV_TWILIO_VERIFY_BASE_URL: &str = "TWILIO_VERIFY_BASE_URL";
+pub const ENV_TWILIO_API_BASE_URL: &str = "TWILIO_API_BASE_URL";
+pub const ENV_TWILIO_TIMEOUT: &str = "TWILIO_TIMEOUT";
+pub const ENV_TWILIO_SYNC_RATE_LIMITS: &str = "VERIFYD_TWILIO_SYNC_RATE_LIMITS";
+pub const ENV_TWILIO_MESSAGING_SERVICE_SID: &str = "TWILIO_MESSAGING_SERVICE_SID";
+pub const ENV_TWILIO_FROM: &str = "TWILIO_FROM";
+pub const ENV_SMS_WEBHOOK_URL: &str = "VERIFYD_SMS_WEBHOOK_URL";
+pub const ENV_SMS_WEBHOOK_SECRET: &str = "VERIFYD_SMS_WEBHOOK_SECRET";
+pub const ENV_SMS_WEBHOOK_TIMEOUT: &str = "VERIFYD_SMS_WEBHOOK_TIMEOUT";
 
 /// One documented setting: its variable, default (as text) and whether its value is secret.
 pub struct Setting {
@@ -110,7 +119,7 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_SMS_SENDER,
         default: "console",
         secret: false,
-        doc: "How the local engine delivers codes: `console` (stdout and GET /dev/outbox).",
+        doc: "How the local engine delivers codes: `console` (stdout and GET /dev/outbox), `twilio-messaging` (Twilio Programmable Messaging) or `webhook` (a signed POST to VERIFYD_SMS_WEBHOOK_URL). Unused with twilio-verify.",
     },
     Setting {
         name: ENV_VALID_COUNTRY_CODES,
@@ -322,6 +331,60 @@ pub const SETTINGS: &[Setting] = &[
         secret: false,
         doc: "Twilio Verify Service SID (VA + 32 hex), seed S1.",
     },
+    Setting {
+        name: ENV_TWILIO_VERIFY_BASE_URL,
+        default: "https://verify.twilio.com",
+        secret: false,
+        doc: "Base URL of the Twilio Verify API (tests point it at a local fake).",
+    },
+    Setting {
+        name: ENV_TWILIO_API_BASE_URL,
+        default: "https://api.twilio.com",
+        secret: false,
+        doc: "Base URL of the Twilio REST API used by the twilio-messaging sender.",
+    },
+    Setting {
+        name: ENV_TWILIO_TIMEOUT,
+        default: "10",
+        secret: false,
+        doc: "Seconds to wait for any Twilio call; a timed-out send is answered 502 and never retried.",
+    },
+    Setting {
+        name: ENV_TWILIO_SYNC_RATE_LIMITS,
+        default: "true",
+        secret: false,
+        doc: "twilio-verify: at start, make the Verify service's `end_user_ip_address` RateLimit have one Bucket equal to the IP bucket (`verifyd twilio sync` does it on demand).",
+    },
+    Setting {
+        name: ENV_TWILIO_MESSAGING_SERVICE_SID,
+        default: "",
+        secret: false,
+        doc: "twilio-messaging sender: the Messaging Service SID (MG + 32 hex) to send from; or set TWILIO_FROM.",
+    },
+    Setting {
+        name: ENV_TWILIO_FROM,
+        default: "",
+        secret: false,
+        doc: "twilio-messaging sender: the sender (a Twilio number in E.164, a short code or an alphanumeric sender ID); or set TWILIO_MESSAGING_SERVICE_SID.",
+    },
+    Setting {
+        name: ENV_SMS_WEBHOOK_URL,
+        default: "",
+        secret: false,
+        doc: "webhook sender: the URL that receives each message as a signed JSON POST.",
+    },
+    Setting {
+        name: ENV_SMS_WEBHOOK_SECRET,
+        default: "",
+        secret: true,
+        doc: "webhook sender: the HMAC-SHA256 key (>= 16 chars) for the `X-Verifyd-Signature` header.",
+    },
+    Setting {
+        name: ENV_SMS_WEBHOOK_TIMEOUT,
+        default: "10",
+        secret: false,
+        doc: "webhook sender: seconds to wait for the webhook's answer (a timeout is a failed send, never retried).",
+    },
 ];
 
 fn setting(name: &str) -> Option<&'static Setting> {
@@ -348,13 +411,65 @@ impl ProviderKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SenderKind {
     Console,
+    /// Discards messages: for benchmarks only.
+    Null,
+    TwilioMessaging,
+    Webhook,
 }
 
 impl SenderKind {
     pub const fn as_str(self) -> &'static str {
         match self {
             SenderKind::Console => "console",
+            SenderKind::Null => "null",
+            SenderKind::TwilioMessaging => "twilio-messaging",
+            SenderKind::Webhook => "webhook",
         }
+    }
+}
+
+/// Where Twilio Programmable Messaging sends from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessagingFrom {
+    /// `MessagingServiceSid` (`MG…`): Twilio picks the number from the service's pool.
+    Service(String),
+    /// `From`: one Twilio number, short code or alphanumeric sender ID.
+    Number(String),
+}
+
+/// The `twilio-messaging` sender's settings (present only when that sender is in use).
+#[derive(Clone)]
+pub struct TwilioMessagingConfig {
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    pub from: MessagingFrom,
+}
+
+impl fmt::Debug for TwilioMessagingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioMessagingConfig")
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"<redacted>")
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// The `webhook` sender's settings (present only when that sender is in use).
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub secret: SecretString,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field("secret", &"<redacted>")
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
@@ -461,6 +576,18 @@ pub struct Config {
     pub store_timeout: Duration,
     pub sqlite_synchronous: SqliteSync,
     pub twilio: Option<TwilioCredentials>,
+    /// Base URL of Twilio Verify, without a trailing slash.
+    pub twilio_verify_base_url: String,
+    /// Base URL of Twilio's core REST API (Messaging), without a trailing slash.
+    pub twilio_api_base_url: String,
+    /// Deadline of each Twilio call.
+    pub twilio_timeout: Duration,
+    /// Whether startup syncs the Twilio-side IP bucket (twilio-verify only).
+    pub twilio_sync_rate_limits: bool,
+    /// Set when the local engine delivers through Twilio Programmable Messaging.
+    pub twilio_messaging: Option<TwilioMessagingConfig>,
+    /// Set when the local engine delivers through the signed webhook.
+    pub sms_webhook: Option<WebhookConfig>,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted.
@@ -639,7 +766,9 @@ fn read_toml(path: &Path) -> Result<(HashMap<String, String>, toml::Table), Stri
             continue;
         }
         let upper = key.to_ascii_uppercase();
-        let name = if upper.starts_with("TWILIO_") || upper == ENV_RUST_LOG {
+        let name = if (upper.starts_with("TWILIO_") && setting(&upper).is_some())
+            || upper == ENV_RUST_LOG
+        {
             upper
         } else {
             format!("VERIFYD_{upper}")
@@ -771,6 +900,41 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".to_owned());
     }
     Ok(d)
+}
+
+/// An absolute `http(s)://` URL without query or fragment; returned without a trailing slash.
+fn parse_base_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("expected an http:// or https:// URL".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".to_owned());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+/// Twilio's `From`: an E.164 number, a short code (digits) or an alphanumeric sender ID.
+fn sender_id(text: &str) -> Result<(), String> {
+    let ok = if let Some(digits) = text.strip_prefix('+') {
+        (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    } else {
+        (3..=11).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("expected an E.164 number (+...), a short code or an alphanumeric sender ID (up to 11 characters)".to_owned())
+    }
 }
 
 fn sid(text: &str, prefix: &str) -> Result<String, String> {
@@ -909,7 +1073,12 @@ impl Config {
                 "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SERVICE_SID are all set",
             ),
             None => {
-                if any_twilio {
+                // The Messaging sender needs only the Account SID and token: not a partial Verify setup.
+                let messaging_wanted = r
+                    .sources
+                    .get(ENV_SMS_SENDER)
+                    .is_some_and(|(v, _)| v.trim() == "twilio-messaging");
+                if any_twilio && !(messaging_wanted && twilio_service.is_none()) {
                     warnings.push(
                         "some but not all of TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SERVICE_SID are set; \
                          set all three to use Twilio Verify"
@@ -924,8 +1093,132 @@ impl Config {
         };
         let sms_sender = r.parse(ENV_SMS_SENDER, |t| match t {
             "console" => Ok(SenderKind::Console),
-            _ => Err("expected `console`".to_owned()),
+            "twilio-messaging" => Ok(SenderKind::TwilioMessaging),
+            "webhook" => Ok(SenderKind::Webhook),
+            "null" => Ok(SenderKind::Null),
+            _ => Err("expected `console`, `twilio-messaging`, `webhook` or `null`".to_owned()),
         });
+        if sms_sender == Some(SenderKind::Null) {
+            warnings.push(
+                "VERIFYD_SMS_SENDER=null discards every message: for benchmarks only".to_owned(),
+            );
+        }
+        let twilio_verify_base_url = r.parse(ENV_TWILIO_VERIFY_BASE_URL, parse_base_url);
+        let twilio_api_base_url = r.parse(ENV_TWILIO_API_BASE_URL, parse_base_url);
+        let twilio_timeout = r.parse(ENV_TWILIO_TIMEOUT, positive_duration);
+        let twilio_sync_rate_limits = r.parse(ENV_TWILIO_SYNC_RATE_LIMITS, parse_bool);
+        let messaging_service = r
+            .raw(ENV_TWILIO_MESSAGING_SERVICE_SID)
+            .0
+            .filter(|v| !v.trim().is_empty());
+        if let Some(v) = &messaging_service
+            && let Err(e) = sid(v.trim(), "MG")
+        {
+            r.problem(ENV_TWILIO_MESSAGING_SERVICE_SID, v, e);
+        }
+        let twilio_from = r.raw(ENV_TWILIO_FROM).0.filter(|v| !v.trim().is_empty());
+        if let Some(v) = &twilio_from
+            && let Err(e) = sender_id(v.trim())
+        {
+            r.problem(ENV_TWILIO_FROM, v, e);
+        }
+        let webhook_url_raw = r
+            .raw(ENV_SMS_WEBHOOK_URL)
+            .0
+            .filter(|v| !v.trim().is_empty());
+        let webhook_url_set = webhook_url_raw.is_some();
+        let webhook_url = match webhook_url_raw {
+            Some(v) => match parse_base_url(v.trim()) {
+                Ok(url) => Some(url),
+                Err(e) => {
+                    r.problem(ENV_SMS_WEBHOOK_URL, &v, e);
+                    None
+                }
+            },
+            None => None,
+        };
+        let webhook_secret = r.raw(ENV_SMS_WEBHOOK_SECRET).0.filter(|v| !v.is_empty());
+        if let Some(v) = &webhook_secret
+            && v.len() < 16
+        {
+            r.problem(
+                ENV_SMS_WEBHOOK_SECRET,
+                v,
+                "must be at least 16 characters long",
+            );
+        }
+        let webhook_timeout = r.parse(ENV_SMS_WEBHOOK_TIMEOUT, positive_duration);
+        // The sender's own settings are judged only when the local engine uses that sender.
+        let mut twilio_messaging = None;
+        let mut sms_webhook = None;
+        match (provider, sms_sender) {
+            (Some(ProviderKind::Local), Some(SenderKind::TwilioMessaging)) => {
+                if twilio_sid.is_none() || twilio_token.is_none() {
+                    r.problem(
+                        ENV_SMS_SENDER,
+                        "twilio-messaging",
+                        "needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+                    );
+                }
+                let from = match (&messaging_service, &twilio_from) {
+                    (Some(m), None) => Some(MessagingFrom::Service(m.trim().to_owned())),
+                    (None, Some(f)) => Some(MessagingFrom::Number(f.trim().to_owned())),
+                    (Some(_), Some(f)) => {
+                        r.problem(
+                            ENV_TWILIO_FROM,
+                            f,
+                            "set either TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM, not both",
+                        );
+                        None
+                    }
+                    (None, None) => {
+                        r.problem(
+                            ENV_SMS_SENDER,
+                            "twilio-messaging",
+                            "needs TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM",
+                        );
+                        None
+                    }
+                };
+                if let (Some(account_sid), Some(token), Some(from)) =
+                    (&twilio_sid, &twilio_token, from)
+                {
+                    twilio_messaging = Some(TwilioMessagingConfig {
+                        account_sid: account_sid.clone(),
+                        auth_token: SecretString::from(token.clone()),
+                        from,
+                    });
+                }
+            }
+            (Some(ProviderKind::Local), Some(SenderKind::Webhook)) => {
+                if !webhook_url_set {
+                    r.problem(ENV_SMS_SENDER, "webhook", "needs VERIFYD_SMS_WEBHOOK_URL");
+                }
+                if webhook_secret.is_none() {
+                    r.problem(
+                        ENV_SMS_SENDER,
+                        "webhook",
+                        "needs VERIFYD_SMS_WEBHOOK_SECRET (the HMAC key of the signature)",
+                    );
+                }
+                if let (Some(url), Some(secret), Some(timeout)) =
+                    (&webhook_url, &webhook_secret, webhook_timeout)
+                {
+                    sms_webhook = Some(WebhookConfig {
+                        url: url.clone(),
+                        secret: SecretString::from(secret.clone()),
+                        timeout,
+                    });
+                }
+            }
+            (Some(ProviderKind::TwilioVerify), Some(sender)) if sender != SenderKind::Console => {
+                warnings.push(format!(
+                    "VERIFYD_SMS_SENDER={} is unused: with provider twilio-verify, Twilio delivers the codes",
+                    sender.as_str()
+                ));
+            }
+            _ => {}
+        }
         let valid_country_codes = r.parse(ENV_VALID_COUNTRY_CODES, |t| {
             let set: BTreeSet<Region> = parse_list(t, "an ISO 3166-1 alpha-2 region code")?;
             if set.is_empty() {
@@ -1019,6 +1312,16 @@ impl Config {
             );
         }
 
+        if let (Some(ProviderKind::TwilioVerify), Some(twilio), Some(request)) =
+            (provider, twilio_timeout, request_timeout)
+            && twilio >= request
+        {
+            warnings.push(
+                "TWILIO_TIMEOUT is not below VERIFYD_REQUEST_TIMEOUT: a slow Twilio is answered 503 instead of 502"
+                    .to_owned(),
+            );
+        }
+
         let Reader {
             problems,
             effective,
@@ -1062,6 +1365,12 @@ impl Config {
             store_timeout: store_timeout.ok_or_else(missing)?,
             sqlite_synchronous: sqlite_synchronous.ok_or_else(missing)?,
             twilio,
+            twilio_verify_base_url: twilio_verify_base_url.ok_or_else(missing)?,
+            twilio_api_base_url: twilio_api_base_url.ok_or_else(missing)?,
+            twilio_timeout: twilio_timeout.ok_or_else(missing)?,
+            twilio_sync_rate_limits: twilio_sync_rate_limits.ok_or_else(missing)?,
+            twilio_messaging,
+            sms_webhook,
             warnings,
             effective,
         })
@@ -1217,6 +1526,109 @@ mod tests {
         assert_eq!(c.provider, ProviderKind::TwilioVerify);
         assert!(!format!("{:?}", c.twilio).contains("fedcba98"));
         assert!(!c.describe().contains("fedcba98"));
+    }
+
+    #[test]
+    fn twilio_settings_have_defaults_and_are_checked() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.twilio_verify_base_url, "https://verify.twilio.com");
+        assert_eq!(c.twilio_api_base_url, "https://api.twilio.com");
+        assert_eq!(c.twilio_timeout, Duration::from_secs(10));
+        assert!(c.twilio_sync_rate_limits);
+        let c = config(&[
+            (ENV_TWILIO_VERIFY_BASE_URL, "http://127.0.0.1:9/"),
+            (ENV_TWILIO_SYNC_RATE_LIMITS, "false"),
+        ])
+        .unwrap();
+        assert_eq!(c.twilio_verify_base_url, "http://127.0.0.1:9");
+        assert!(!c.twilio_sync_rate_limits);
+        let err = config(&[
+            (ENV_TWILIO_VERIFY_BASE_URL, "ftp://x"),
+            (ENV_TWILIO_TIMEOUT, "0"),
+            (ENV_TWILIO_SYNC_RATE_LIMITS, "maybe"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn the_messaging_sender_needs_credentials_and_exactly_one_origin() {
+        let base = [
+            (ENV_SMS_SENDER, "twilio-messaging"),
+            (ENV_TWILIO_ACCOUNT_SID, "AC0123456789abcdef0123456789abcdef"),
+            (ENV_TWILIO_AUTH_TOKEN, "fedcba9876543210fedcba9876543210"),
+        ];
+        let err = config(&base).unwrap_err();
+        assert!(err.to_string().contains("TWILIO_FROM"), "{err}");
+        let mut with_from = base.to_vec();
+        with_from.push((ENV_TWILIO_FROM, "+15005550006"));
+        let c = config(&with_from).unwrap();
+        assert_eq!(c.provider, ProviderKind::Local);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let m = c.twilio_messaging.unwrap();
+        assert_eq!(m.from, MessagingFrom::Number("+15005550006".to_owned()));
+        assert!(!format!("{m:?}").contains("fedcba98"));
+        with_from.push((
+            ENV_TWILIO_MESSAGING_SERVICE_SID,
+            "MG0123456789abcdef0123456789abcdef",
+        ));
+        assert!(config(&with_from).is_err(), "both origins");
+        let err = config(&[
+            (ENV_SMS_SENDER, "twilio-messaging"),
+            (ENV_TWILIO_FROM, "+15005550006"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn the_webhook_sender_needs_a_url_and_a_secret() {
+        let err = config(&[(ENV_SMS_SENDER, "webhook")]).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        let err = config(&[
+            (ENV_SMS_SENDER, "webhook"),
+            (ENV_SMS_WEBHOOK_URL, "http://127.0.0.1:9/hook"),
+            (ENV_SMS_WEBHOOK_SECRET, "too-short"),
+        ])
+        .unwrap_err();
+        assert!(!err.to_string().contains("too-short"), "{err}");
+        let c = config(&[
+            (ENV_SMS_SENDER, "webhook"),
+            (ENV_SMS_WEBHOOK_URL, "http://127.0.0.1:9/hook"),
+            (ENV_SMS_WEBHOOK_SECRET, "a-webhook-secret-of-some-length"),
+        ])
+        .unwrap();
+        let w = c.sms_webhook.unwrap();
+        assert_eq!(w.url, "http://127.0.0.1:9/hook");
+        assert!(!format!("{w:?}").contains("a-webhook-secret"));
+    }
+
+    #[test]
+    fn with_twilio_verify_the_sender_is_unused_and_not_judged() {
+        let c = config(&[
+            (ENV_TWILIO_ACCOUNT_SID, "AC0123456789abcdef0123456789abcdef"),
+            (ENV_TWILIO_AUTH_TOKEN, "fedcba9876543210fedcba9876543210"),
+            (ENV_TWILIO_SERVICE_SID, "VA0123456789abcdef0123456789abcdef"),
+            (ENV_SMS_SENDER, "webhook"),
+        ])
+        .unwrap();
+        assert_eq!(c.provider, ProviderKind::TwilioVerify);
+        assert!(c.sms_webhook.is_none());
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn toml_accepts_the_twilio_sync_switch() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("verifyd.toml"),
+            "twilio_sync_rate_limits = false\ntwilio_timeout = 3\n",
+        )
+        .unwrap();
+        let sources = Sources::load(dir.path(), |_| None).unwrap();
+        let c = Config::from_sources(&sources).unwrap();
+        assert!(!c.twilio_sync_rate_limits);
+        assert_eq!(c.twilio_timeout, Duration::from_secs(3));
     }
 
     #[test]

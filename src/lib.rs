@@ -14,8 +14,9 @@
 //! - [`domain`]: `PhoneNumber`, `Channel`, `OtpCode`, `Verification` and its lifecycle (pure).
 //! - [`policy`]: geo allowlist, number types, buckets, client IP behind trusted proxies (pure).
 //! - [`service`]: the ordered request path shared by HTTP and CLI.
-//! - [`provider`]: the engines (`local`).
-//! - [`sms`]: senders (`console`).
+//! - [`provider`]: the engines (`local`, `twilio-verify`) and the Twilio-side IP bucket sync.
+//! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`).
+//! - [`twilio`]: Twilio REST plumbing (auth, form posts, error bodies) shared by both.
 //! - [`store`]: persistence (`sqlite`).
 //! - [`limiter`]: GCRA buckets (`memory`).
 //! - [`crypto`]: keys derived from the server secret; HMAC lookups and AEAD at rest.
@@ -39,3 +40,4 @@ pub mod service;
 pub mod sms;
 pub mod store;
 pub mod telemetry;
+pub mod twilio;

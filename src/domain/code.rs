@@ -38,6 +38,9 @@ pub enum CodeError {
     NotDigits,
     #[error("the code must be {expected} digits long")]
     WrongLength { expected: usize },
+    /// The provider (Twilio 60200 on `Code`) refused a code this service let through.
+    #[error("the code is not in a format the provider accepts")]
+    NotAccepted,
 }
 
 /// A one-time code: a run of ASCII digits of a known length. The digits are a secret.

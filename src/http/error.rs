@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::domain::{CodeError, PhoneNumberError};
 use crate::limiter::LimiterError;
 use crate::policy::{BucketName, PolicyError};
-use crate::provider::ProviderError;
+use crate::provider::{InvalidParameter, ProviderError};
 use crate::service::ServiceError;
 use crate::store::StoreError;
 
@@ -51,7 +51,7 @@ pub enum ApiError {
     #[error(transparent)]
     InvalidCode(#[from] CodeError),
     #[error("the code is incorrect")]
-    IncorrectCode { attempts_remaining: u32 },
+    IncorrectCode { attempts_remaining: Option<u32> },
     #[error("no pending verification for this number")]
     VerificationNotFound,
     #[error("too many wrong codes for this verification; request a new code later")]
@@ -265,7 +265,7 @@ impl IntoResponse for ApiError {
             },
             retry_after,
             attempts_remaining: match &self {
-                ApiError::IncorrectCode { attempts_remaining } => Some(*attempts_remaining),
+                ApiError::IncorrectCode { attempts_remaining } => *attempts_remaining,
                 _ => None,
             },
         };
@@ -331,6 +331,19 @@ impl From<ProviderError> for ApiError {
             ProviderError::Delivery(d) => ApiError::Provider(d),
             ProviderError::Store(s) => s.into(),
             ProviderError::Data(d) => ApiError::Internal(d),
+            ProviderError::CountryNotAllowed => ApiError::CountryNotAllowed,
+            ProviderError::NumberTypeNotAllowed => ApiError::NumberTypeNotAllowed,
+            ProviderError::FraudBlocked => ApiError::FraudBlocked,
+            ProviderError::InvalidParameter(InvalidParameter::To) => {
+                ApiError::InvalidPhone(PhoneNumberError::Invalid)
+            }
+            ProviderError::InvalidParameter(InvalidParameter::Channel) => {
+                ApiError::ChannelNotAllowed
+            }
+            ProviderError::InvalidParameter(InvalidParameter::Code) => {
+                ApiError::InvalidCode(CodeError::NotAccepted)
+            }
+            ProviderError::Upstream(d) => ApiError::Provider(d),
         }
     }
 }

@@ -192,7 +192,9 @@ impl Provider for LocalProvider {
                 Ok(self.view(stored, &phone))
             }
             CheckRecord::Counted(stored) => Err(ProviderError::IncorrectCode {
-                attempts_remaining: self.life.max_checks.saturating_sub(stored.check_attempts),
+                attempts_remaining: Some(
+                    self.life.max_checks.saturating_sub(stored.check_attempts),
+                ),
             }),
             // Another check got there first (approved it, used the last attempt) or the TTL
             // ended in between: answer from what the row says now.

@@ -1,8 +1,11 @@
-//! The engine behind send-code and verify: `local` (our codes, our store, a sender) or, in a
-//! later step, `twilio-verify`. Providers apply Twilio Verify's lifecycle; they never rate-limit
+//! The engine behind send-code and verify: `local` (our codes, our store, a sender) or
+//! `twilio-verify` (Twilio Verify does code, delivery and check; `twilio_sync` keeps its
+//! Twilio-side IP bucket). Providers apply Twilio Verify's lifecycle; they never rate-limit
 //! (the policy did that before they were called).
 
 pub mod local;
+pub mod twilio_sync;
+pub mod twilio_verify;
 
 use std::time::Duration;
 
@@ -13,6 +16,7 @@ use crate::policy::ClientKey;
 use crate::store::StoreError;
 
 pub use local::LocalProvider;
+pub use twilio_verify::TwilioVerifyProvider;
 
 /// Start (or resend) a verification.
 #[derive(Debug)]
@@ -41,8 +45,9 @@ pub enum ProviderError {
     /// kept apart for metrics).
     #[error("the verification expired")]
     Expired,
+    /// `attempts_remaining` is `None` when the engine cannot know it (Twilio does not say).
     #[error("wrong code")]
-    IncorrectCode { attempts_remaining: u32 },
+    IncorrectCode { attempts_remaining: Option<u32> },
     #[error("all check attempts used")]
     MaxCheckAttempts,
     #[error("all send attempts used")]
@@ -55,6 +60,29 @@ pub enum ProviderError {
     Store(#[from] StoreError),
     #[error("stored data cannot be read: {0}")]
     Data(String),
+    /// The provider refused the number's country (Twilio 60605, geo permissions).
+    #[error("the provider does not deliver to this country")]
+    CountryNotAllowed,
+    /// The provider refused the number's line type (Twilio 60205).
+    #[error("the provider does not deliver to this type of number")]
+    NumberTypeNotAllowed,
+    /// The provider's fraud protection blocked the number (Twilio 60410, Fraud Guard).
+    #[error("the provider's fraud protection blocked this number")]
+    FraudBlocked,
+    /// The provider refused a parameter (Twilio 60200).
+    #[error("the provider refused the {0:?} parameter")]
+    InvalidParameter(InvalidParameter),
+    /// The provider failed or answered something unexpected; the detail is for logs only.
+    #[error("the provider failed: {0}")]
+    Upstream(String),
+}
+
+/// The parameter a provider refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidParameter {
+    To,
+    Channel,
+    Code,
 }
 
 /// A verification engine.

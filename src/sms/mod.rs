@@ -1,14 +1,26 @@
-//! Delivering a code's message. Senders never choose or see anything but the message they are
-//! handed; the engine decides what to send.
+//! Delivering a code's message for the local engine. Senders never choose or see anything but
+//! the message they are handed; the engine decides what to send. `console` (dev outbox),
+//! `twilio_messaging` (Twilio Programmable Messaging) and `webhook` (a signed JSON POST).
+//! None of them retries a send whose outcome is unknown.
 
 pub mod console;
+pub mod null;
+pub mod twilio_messaging;
+pub mod webhook;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
 
+use crate::clock::Clock;
+use crate::config::{Config, SenderKind};
 use crate::domain::{Channel, PhoneNumber, VerificationSid};
 
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
+pub use null::NullSender;
+pub use twilio_messaging::TwilioMessagingSender;
+pub use webhook::WebhookSender;
 
 /// One message to deliver. The body contains the code, so it is a secret.
 pub struct OutgoingMessage {
@@ -24,6 +36,9 @@ pub struct OutgoingMessage {
 pub enum SmsError {
     #[error("the SMS sender failed: {0}")]
     Failed(String),
+    /// The sender cannot be built from the settings.
+    #[error("the SMS sender cannot be set up: {0}")]
+    Setup(String),
 }
 
 /// A way to deliver messages.
@@ -42,4 +57,40 @@ pub trait SmsSender: Send + Sync {
 /// The text of a verification message: the code is the only run of digits in it.
 pub fn message_body(code: &str) -> SecretString {
     SecretString::from(format!("Your verification code is: {code}"))
+}
+
+/// A sender, and its dev outbox when it has one.
+pub type SenderWithOutbox = (Arc<dyn SmsSender>, Option<Arc<Outbox>>);
+
+/// The sender the settings choose, and the dev outbox when it is the console sender (the only
+/// sender with an outbox: `/dev/outbox` exists only then).
+///
+/// # Errors
+/// [`SmsError::Setup`] when the chosen sender's settings are missing or its client cannot be built.
+pub fn from_config(config: &Config, clock: Arc<dyn Clock>) -> Result<SenderWithOutbox, SmsError> {
+    match config.sms_sender {
+        SenderKind::Console => {
+            let console = ConsoleSender::new(clock);
+            let outbox = console.outbox();
+            Ok((Arc::new(console), Some(outbox)))
+        }
+        SenderKind::Null => Ok((Arc::new(NullSender), None)),
+        SenderKind::TwilioMessaging => {
+            let settings = config.twilio_messaging.as_ref().ok_or_else(|| {
+                SmsError::Setup("twilio-messaging needs its TWILIO_* settings".to_owned())
+            })?;
+            let sender = TwilioMessagingSender::new(
+                settings,
+                &config.twilio_api_base_url,
+                config.twilio_timeout,
+            )?;
+            Ok((Arc::new(sender), None))
+        }
+        SenderKind::Webhook => {
+            let settings = config.sms_webhook.as_ref().ok_or_else(|| {
+                SmsError::Setup("webhook needs VERIFYD_SMS_WEBHOOK_URL and _SECRET".to_owned())
+            })?;
+            Ok((Arc::new(WebhookSender::new(settings, clock)?), None))
+        }
+    }
 }

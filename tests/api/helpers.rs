@@ -44,6 +44,9 @@ pub fn settings(dir: &TempDir, overrides: &[(&str, &str)]) -> HashMap<String, St
         ),
         ("VERIFYD_SECRET", SECRET.to_owned()),
         ("VERIFYD_API_KEYS", API_KEY.to_owned()),
+        // Tests send to one number many times; the tests of these two layers turn them on.
+        ("VERIFYD_RESEND_COOLDOWN", "0".to_owned()),
+        ("VERIFYD_RATE_LIMIT_PHONE_MAX", "0".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -174,7 +174,7 @@ async fn a_retried_send_with_the_same_key_replays_the_first_answer_and_sends_not
 
 #[tokio::test]
 async fn client_errors_are_replayed_but_429_is_not() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&[("VERIFYD_RESEND_COOLDOWN", "30")]).await;
     // A 4xx answer is kept: the retry gets it again.
     assert_error(
         send_with_key(&app, "bad", json!({ "recipient": "+1415" })).await,

@@ -45,12 +45,11 @@ fn capture(
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             if let (Some(tx), Some(rest)) = (&found, line.split("listening on ").nth(1)) {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect();
+                let _ = tx.send(addr);
             }
             let mut s = sink.lock().unwrap();
             s.push_str(&line);
@@ -435,4 +434,265 @@ fn bad_settings_exit_64_naming_every_variable() {
             "secret value echoed:\n{stderr}"
         );
     }
+}
+
+async fn metrics_text(http: &reqwest::Client, url: &str, key: Option<&str>) -> (u16, String) {
+    let mut req = http.get(url);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let response = req.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The value of one sample line (`name{labels} value`), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_sends_checks_refusals_and_limits_with_fixed_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &env_with_keys(), API_KEY);
+    let post = |path: &'static str, body: serde_json::Value| server.post(path, body);
+    assert_ok(
+        post("/mfa/send-code", json!({ "recipient": US_NUMBER })).await,
+        "Verification code sent!",
+    )
+    .await;
+    let code = server.last_code().await;
+    post(
+        "/mfa/verify",
+        json!({ "recipient": US_NUMBER, "code": wrong(&code) }),
+    )
+    .await;
+    assert_ok(
+        post(
+            "/mfa/verify",
+            json!({ "recipient": US_NUMBER, "code": code }),
+        )
+        .await,
+        "Verification code is correct!",
+    )
+    .await;
+    post("/mfa/send-code", json!({ "recipient": "+14165550123" })).await; // country
+    post("/mfa/send-code", json!({ "recipient": "+14155552671" })).await; // cooldown
+    let url = format!("http://{}/metrics", server.addr);
+    let (status, _) = metrics_text(&server.http, &url, None).await;
+    assert_eq!(status, 401, "on the main listener /metrics needs the key");
+    let (status, text) = metrics_text(&server.http, &url, Some(API_KEY)).await;
+    assert_eq!(status, 200);
+    let expect = [
+        (
+            r#"verifyd_sms_sent_total{provider="local",channel="sms",country="US",outcome="sent"}"#,
+            1.0,
+        ),
+        (r#"verifyd_verifications_total{result="approved"}"#, 1.0),
+        (r#"verifyd_verifications_total{result="incorrect"}"#, 1.0),
+        (r#"verifyd_policy_refused_total{reason="country"}"#, 1.0),
+        (r#"verifyd_rate_limited_total{bucket="cooldown"}"#, 1.0),
+        (
+            r#"verifyd_http_requests_total{route="/mfa/send-code",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"verifyd_http_requests_total{route="/mfa/verify",status="400"}"#,
+            1.0,
+        ),
+    ];
+    for (series, value) in expect {
+        assert_eq!(sample(&text, series), Some(value), "{series} in:\n{text}");
+    }
+    assert!(
+        text.contains("verifyd_http_request_duration_seconds_bucket{route=\"/mfa/send-code\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "verifyd_provider_request_duration_seconds_bucket{provider=\"local\",op=\"start\""
+        ),
+        "{text}"
+    );
+    for leaked in ["4155552671", "4165550123", "127.0.0.1", &code] {
+        assert!(!text.contains(leaked), "{leaked} in a label:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_can_have_their_own_public_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let mut env = env_with_keys();
+    env.push(("VERIFYD_METRICS_ADDR", &metrics_addr));
+    let server = Server::start(dir.path(), &env, API_KEY);
+    let (status, text) = metrics_text(
+        &server.http,
+        &format!("http://{metrics_addr}/metrics"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(text.contains("verifyd_http_requests_total") || text.is_empty() || text.contains('#'));
+    let (status, _) = metrics_text(
+        &server.http,
+        &format!("http://{}/metrics", server.addr),
+        Some(API_KEY),
+    )
+    .await;
+    assert_eq!(status, 404, "not on the main listener then");
+}
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_request_with_its_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env_with_keys();
+    env.push(("VERIFYD_LOG_FORMAT", "json"));
+    let server = Server::start(dir.path(), &env, API_KEY);
+    server
+        .http
+        .post(format!("http://{}/mfa/send-code", server.addr))
+        .bearer_auth(API_KEY)
+        .header("x-request-id", "req-json-1")
+        .json(&json!({ "recipient": US_NUMBER }))
+        .send()
+        .await
+        .unwrap();
+    let code = server.last_code().await;
+    server
+        .post(
+            "/mfa/verify",
+            json!({ "recipient": US_NUMBER, "code": wrong(&code) }),
+        )
+        .await;
+    let logs = server.stderr.lock().unwrap().clone();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["message"] == "request").collect();
+    // Route and request id are fields of the request span.
+    let send = requests
+        .iter()
+        .find(|l| l["span"]["route"] == "/mfa/send-code")
+        .expect("a send-code line");
+    assert_eq!(send["span"]["id"], "req-json-1");
+    assert_eq!(send["status"], 200);
+    assert_eq!(send["phone"], "+1415***2671");
+    assert_eq!(send["client"], "127.0.0.1");
+    assert_eq!(send["outcome"], "ok");
+    assert!(send["latency_ms"].as_f64().is_some());
+    let verify = requests
+        .iter()
+        .find(|l| l["span"]["route"] == "/mfa/verify")
+        .expect("a verify line");
+    assert_eq!(verify["outcome"], "incorrect_code");
+    assert!(!logs.contains(&code) && !logs.contains("4155552671"));
+}
+
+/// A webhook SMS gateway on 127.0.0.1 that answers only when released, recording what it got.
+async fn slow_gateway() -> (
+    SocketAddr,
+    tokio::sync::mpsc::Receiver<String>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use axum::routing::post;
+    let (got_tx, got_rx) = tokio::sync::mpsc::channel::<String>(4);
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let release = Arc::new(tokio::sync::Mutex::new(Some(release_rx)));
+    let app = axum::Router::new().route(
+        "/sms",
+        post(move |body: String| {
+            let got = got_tx.clone();
+            let release = Arc::clone(&release);
+            async move {
+                let _ = got.send(body).await;
+                if let Some(rx) = release.lock().await.take() {
+                    let _ = rx.await;
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, got_rx, release_tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_slow_send_lets_it_finish_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, mut got, release) = slow_gateway().await;
+    let url = format!("http://{gateway}/sms");
+    let mut env = env_with_keys();
+    env.extend([
+        ("VERIFYD_SMS_SENDER", "webhook"),
+        ("VERIFYD_SMS_WEBHOOK_URL", url.as_str()),
+        (
+            "VERIFYD_SMS_WEBHOOK_SECRET",
+            "webhook-secret-0123456789-0123456789",
+        ),
+    ]);
+    let mut server = Server::start(dir.path(), &env, API_KEY);
+    let http = server.http.clone();
+    let send_url = format!("http://{}/mfa/send-code", server.addr);
+    let in_flight = tokio::spawn(async move {
+        http.post(send_url)
+            .bearer_auth(API_KEY)
+            .json(&json!({ "recipient": US_NUMBER }))
+            .send()
+            .await
+            .unwrap()
+    });
+    // The gateway has the message: the send is in flight. Now stop the server.
+    let message = tokio::time::timeout(Duration::from_secs(20), got.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let code: String = serde_json::from_str::<serde_json::Value>(&message).unwrap()["body"]
+        .as_str()
+        .map(code_in)
+        .unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // New connections are refused once it is stopping; the in-flight one finishes.
+    let _ = release.send(());
+    let response = tokio::time::timeout(Duration::from_secs(20), in_flight)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ok(response, "Verification code sent!").await;
+    let exit = tokio::task::spawn_blocking(move || {
+        let exit = server.child.wait().unwrap();
+        (exit, server)
+    })
+    .await
+    .unwrap();
+    assert_eq!(exit.0.code(), Some(0));
+    drop(exit.1);
+
+    let env: Vec<(&str, &str)> = env_with_keys();
+    let server = Server::start(dir.path(), &env, API_KEY);
+    assert_ok(
+        server
+            .post(
+                "/mfa/verify",
+                json!({ "recipient": US_NUMBER, "code": code }),
+            )
+            .await,
+        "Verification code is correct!",
+    )
+    .await;
 }
