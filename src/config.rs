@@ -26,6 +26,13 @@ pub const ENV_ADDR: &str = "VERIFYD_ADDR";
 pub const ENV_DATABASE_URL: &str = "VERIFYD_DATABASE_URL";
 pub const ENV_SECRET: &str = "VERIFYD_SECRET";
 pub const ENV_API_KEYS: &str = "VERIFYD_API_KEYS";
+pub const ENV_AUTH: &str = "VERIFYD_AUTH";
+pub const ENV_JWT_JWKS_URL: &str = "VERIFYD_JWT_JWKS_URL";
+pub const ENV_JWT_ISSUER: &str = "VERIFYD_JWT_ISSUER";
+pub const ENV_JWT_AUDIENCE: &str = "VERIFYD_JWT_AUDIENCE";
+pub const ENV_JWT_ALGORITHMS: &str = "VERIFYD_JWT_ALGORITHMS";
+pub const ENV_JWT_LEEWAY: &str = "VERIFYD_JWT_LEEWAY";
+pub const ENV_JWT_JWKS_REFRESH: &str = "VERIFYD_JWT_JWKS_REFRESH";
 pub const ENV_PROVIDER: &str = "VERIFYD_PROVIDER";
 pub const ENV_SMS_SENDER: &str = "VERIFYD_SMS_SENDER";
 pub const ENV_VALID_COUNTRY_CODES: &str = "VERIFYD_VALID_COUNTRY_CODES";
@@ -108,6 +115,48 @@ pub const SETTINGS: &[Setting] = &[
         default: "",
         secret: true,
         doc: "Comma-separated API keys accepted as `Authorization: Bearer <key>`; unset: one is generated on first start, printed once, stored hashed.",
+    },
+    Setting {
+        name: ENV_AUTH,
+        default: "api-key",
+        secret: false,
+        doc: "`api-key` (VERIFYD_API_KEYS), `jwt` (the app's user tokens, e.g. Auth0) or `both`.",
+    },
+    Setting {
+        name: ENV_JWT_JWKS_URL,
+        default: "",
+        secret: false,
+        doc: "JWKS of the token issuer, e.g. `https://<tenant>.auth0.com/.well-known/jwks.json` (jwt/both).",
+    },
+    Setting {
+        name: ENV_JWT_ISSUER,
+        default: "",
+        secret: false,
+        doc: "Required `iss`, e.g. `https://<tenant>.auth0.com/` (with Auth0's trailing slash).",
+    },
+    Setting {
+        name: ENV_JWT_AUDIENCE,
+        default: "",
+        secret: false,
+        doc: "Required `aud`: the API identifier the app requests tokens for.",
+    },
+    Setting {
+        name: ENV_JWT_ALGORITHMS,
+        default: "RS256,ES256",
+        secret: false,
+        doc: "Accepted signature algorithms (asymmetric only: RS*, PS*, ES256/384, EdDSA; never `none` or HS*).",
+    },
+    Setting {
+        name: ENV_JWT_LEEWAY,
+        default: "30",
+        secret: false,
+        doc: "Clock skew allowed on `exp`/`nbf`, in seconds.",
+    },
+    Setting {
+        name: ENV_JWT_JWKS_REFRESH,
+        default: "600",
+        secret: false,
+        doc: "How often the JWKS is re-fetched (an unknown `kid` also triggers a fetch, at most once a minute).",
     },
     Setting {
         name: ENV_PROVIDER,
@@ -473,6 +522,45 @@ impl fmt::Debug for WebhookConfig {
     }
 }
 
+/// How callers authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMode {
+    ApiKey,
+    Jwt,
+    Both,
+}
+
+impl AuthMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::ApiKey => "api-key",
+            AuthMode::Jwt => "jwt",
+            AuthMode::Both => "both",
+        }
+    }
+
+    /// Whether user tokens are accepted.
+    pub const fn jwt(self) -> bool {
+        matches!(self, AuthMode::Jwt | AuthMode::Both)
+    }
+
+    /// Whether API keys are accepted.
+    pub const fn api_keys(self) -> bool {
+        matches!(self, AuthMode::ApiKey | AuthMode::Both)
+    }
+}
+
+/// Where user tokens come from and what they must say.
+#[derive(Clone, Debug)]
+pub struct JwtConfig {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    pub leeway: Duration,
+    pub refresh: Duration,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -545,6 +633,9 @@ pub struct Config {
     pub secret: Option<ServerSecret>,
     /// Empty: one key is generated on first start and stored hashed.
     pub api_keys: Vec<SecretString>,
+    pub auth: AuthMode,
+    /// Set when `auth` accepts user tokens.
+    pub jwt: Option<JwtConfig>,
     pub provider: ProviderKind,
     /// Why this provider was chosen (for the startup log).
     pub provider_reason: &'static str,
@@ -796,6 +887,78 @@ fn read_toml(path: &Path) -> Result<(HashMap<String, String>, toml::Table), Stri
     Ok((out, structured))
 }
 
+impl Reader<'_> {
+    /// The JWT settings: required (and checked) when `auth` accepts user tokens.
+    fn jwt(&mut self, auth: Option<AuthMode>) -> Option<JwtConfig> {
+        let url = self.raw(ENV_JWT_JWKS_URL).0.filter(|v| !v.trim().is_empty());
+        let issuer = self.raw(ENV_JWT_ISSUER).0.filter(|v| !v.trim().is_empty());
+        let audience = self.raw(ENV_JWT_AUDIENCE).0.filter(|v| !v.trim().is_empty());
+        let algorithms = self.parse(ENV_JWT_ALGORITHMS, |t| {
+            use jsonwebtoken::Algorithm as A;
+            let list = list(t)
+                .map(|name| match name {
+                    "RS256" => Ok(A::RS256),
+                    "RS384" => Ok(A::RS384),
+                    "RS512" => Ok(A::RS512),
+                    "PS256" => Ok(A::PS256),
+                    "PS384" => Ok(A::PS384),
+                    "PS512" => Ok(A::PS512),
+                    "ES256" => Ok(A::ES256),
+                    "ES384" => Ok(A::ES384),
+                    "EdDSA" => Ok(A::EdDSA),
+                    "none" | "HS256" | "HS384" | "HS512" => Err(format!(
+                        "`{name}` is never accepted: only asymmetric algorithms are verified against a JWKS"
+                    )),
+                    other => Err(format!("`{other}` is not a JWS algorithm")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if list.is_empty() {
+                return Err("list at least one algorithm".to_owned());
+            }
+            Ok(list)
+        });
+        let leeway = self.parse(ENV_JWT_LEEWAY, |t| {
+            let d = parse_duration(t)?;
+            if d > Duration::from_secs(300) {
+                return Err("at most 300 seconds".to_owned());
+            }
+            Ok(d)
+        });
+        let refresh = self.parse(ENV_JWT_JWKS_REFRESH, |t| {
+            let d = parse_duration(t)?;
+            if d < Duration::from_secs(60) {
+                return Err("at least 60 seconds".to_owned());
+            }
+            Ok(d)
+        });
+        if !auth.is_some_and(AuthMode::jwt) {
+            return None;
+        }
+        let mut need = |name: &'static str, v: &Option<String>| {
+            if v.is_none() {
+                self.problem(name, "", "required when VERIFYD_AUTH is jwt or both");
+            }
+        };
+        need(ENV_JWT_JWKS_URL, &url);
+        need(ENV_JWT_ISSUER, &issuer);
+        need(ENV_JWT_AUDIENCE, &audience);
+        if let Some(u) = &url
+            && let Err(e) = parse_base_url(u)
+        {
+            self.problem(ENV_JWT_JWKS_URL, u, e);
+            return None;
+        }
+        Some(JwtConfig {
+            jwks_url: url?,
+            issuer: issuer?,
+            audience: audience?,
+            algorithms: algorithms?,
+            leeway: leeway?,
+            refresh: refresh?,
+        })
+    }
+}
+
 /// Collects values and problems while the settings are read.
 struct Reader<'a> {
     sources: &'a Sources,
@@ -1018,6 +1181,13 @@ impl Config {
             keys.into_iter().map(SecretString::from).collect::<Vec<_>>()
         };
 
+        let auth = r.parse(ENV_AUTH, |t| match t {
+            "api-key" => Ok(AuthMode::ApiKey),
+            "jwt" => Ok(AuthMode::Jwt),
+            "both" => Ok(AuthMode::Both),
+            _ => Err("expected `api-key`, `jwt` or `both`".to_owned()),
+        });
+        let jwt = r.jwt(auth);
         let twilio_sid = r.raw(ENV_TWILIO_ACCOUNT_SID).0.filter(|v| !v.is_empty());
         let twilio_token = r.raw(ENV_TWILIO_AUTH_TOKEN).0.filter(|v| !v.is_empty());
         let twilio_service = r.raw(ENV_TWILIO_SERVICE_SID).0.filter(|v| !v.is_empty());
@@ -1339,6 +1509,8 @@ impl Config {
             database_url: database_url.ok_or_else(missing)?,
             secret: secret.ok_or_else(missing)?,
             api_keys,
+            auth: auth.ok_or_else(missing)?,
+            jwt,
             provider: provider.ok_or_else(missing)?,
             provider_reason,
             sms_sender: sms_sender.ok_or_else(missing)?,
