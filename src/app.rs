@@ -17,12 +17,12 @@ use crate::config::{Config, DatabaseUrl, ProviderKind, SenderKind};
 use crate::crypto::{Keys, ServerSecret, api_key_digest};
 use crate::domain::Lifecycle;
 use crate::http::{self, ApiKeys, AppState};
-use crate::limiter::{Limiter, MemoryLimiter};
+use crate::limiter::{Limiter, MemoryLimiter, RedisLimiter, RedisSettings};
 use crate::policy::{Policy, TrustedProxies};
 use crate::provider::{LocalProvider, Provider};
 use crate::service::Verifier;
 use crate::sms::{ConsoleSender, Outbox, SmsSender};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{PostgresSettings, PostgresStore, SqliteStore, Store, StoreError};
 
 /// How long finished verifications are kept before the purge deletes them.
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -78,14 +78,7 @@ impl Components {
             )));
         }
         crate::domain::phone::warm_metadata();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::connect(
-                config.database_url.as_str(),
-                config.sqlite_synchronous,
-                config.store_timeout,
-            )
-            .await?,
-        );
+        let store = build_store(config).await?;
         let secret = resolve_secret(config)?;
         let keys = Arc::new(Keys::derive(&secret));
 
@@ -103,7 +96,7 @@ impl Components {
             Lifecycle::with_ttl(config.code_ttl),
             config.code_length,
         ));
-        let limiter: Arc<dyn Limiter> = Arc::new(MemoryLimiter::new());
+        let limiter = build_limiter(config)?;
         let verifier = Arc::new(Verifier::new(
             Policy::from_config(config),
             limiter,
@@ -119,6 +112,56 @@ impl Components {
     }
 }
 
+/// The store the URL names. SQLite opens (and migrates) now, so a bad file fails startup.
+/// PostgreSQL connects lazily: a database that is down at startup does not stop the process,
+/// which starts not ready (`/readyz` 503, requests 503 `unavailable`) and recovers by itself
+/// once the database answers; only a database that answers but cannot be migrated fails
+/// startup (exit 69).
+async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    match &config.database_url {
+        DatabaseUrl::Postgres { url } => {
+            let store = PostgresStore::new(
+                url,
+                PostgresSettings {
+                    pool_size: config.db_pool_size,
+                    acquire_timeout: config.store_timeout,
+                    statement_timeout: config.db_statement_timeout,
+                },
+            )?;
+            match store.ping().await {
+                Ok(()) => {}
+                Err(StoreError::Unavailable(e)) => tracing::warn!(
+                    error = %e,
+                    "PostgreSQL is not reachable yet: starting not ready (/readyz 503, requests 503) \
+                     and retrying on every request"
+                ),
+                Err(e) => return Err(e.into()),
+            }
+            Ok(Arc::new(store))
+        }
+        DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => Ok(Arc::new(
+            SqliteStore::connect(url, config.sqlite_synchronous, config.store_timeout).await?,
+        )),
+    }
+}
+
+/// Redis when `VERIFYD_REDIS_URL` is set (connected lazily, like PostgreSQL), else memory.
+fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> {
+    match &config.redis_url {
+        Some(url) => Ok(Arc::new(
+            RedisLimiter::new(
+                url.expose_secret(),
+                RedisSettings {
+                    prefix: config.redis_prefix.clone(),
+                    timeout: config.store_timeout,
+                },
+            )
+            .map_err(|e| StartupError::Config(e.to_string()))?,
+        )),
+        None => Ok(Arc::new(MemoryLimiter::new())),
+    }
+}
+
 /// `VERIFYD_SECRET`, or the secret kept beside the SQLite file (generated on first start).
 fn resolve_secret(config: &Config) -> Result<ServerSecret, StartupError> {
     if let Some(secret) = &config.secret {
@@ -127,6 +170,10 @@ fn resolve_secret(config: &Config) -> Result<ServerSecret, StartupError> {
     match &config.database_url {
         DatabaseUrl::SqliteMemory { .. } => Ok(ServerSecret::generate()),
         DatabaseUrl::SqliteFile { path, .. } => load_or_create_secret(&secret_path(path)),
+        // The config refuses this combination; never generate a per-replica secret.
+        DatabaseUrl::Postgres { .. } => Err(StartupError::Config(
+            "VERIFYD_SECRET must be set when the store is PostgreSQL".to_owned(),
+        )),
     }
 }
 
@@ -254,6 +301,7 @@ impl Application {
             trusted_proxies: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
             code_length: config.code_length,
             request_timeout: config.request_timeout,
+            readiness: Arc::new(http::health::ReadinessCache::default()),
         };
         let purge = tokio::spawn(purge_loop(
             Arc::clone(&parts.store),

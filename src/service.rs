@@ -74,17 +74,7 @@ impl Verifier {
         self.policy.check_number(&phone)?;
         let now = self.clock.now();
         let buckets = self.policy.send_buckets(client.as_ref());
-        if !buckets.is_empty()
-            && let Decision::Limited {
-                bucket,
-                retry_after,
-            } = self.limiter.acquire(&buckets, now).await?
-        {
-            return Err(ServiceError::RateLimited {
-                bucket,
-                retry_after,
-            });
-        }
+        self.charge(&buckets, now).await?;
         let verification = self
             .provider
             .start(StartRequest {
@@ -97,6 +87,30 @@ impl Verifier {
         Ok(verification)
     }
 
+    /// Charges `buckets` all at once. With no bucket to charge it still asks the limiter
+    /// whether it answers: an unreachable shared limiter refuses every request (fail closed),
+    /// whatever the bucket settings.
+    async fn charge(
+        &self,
+        buckets: &[crate::policy::BucketRequest],
+        now: crate::domain::Timestamp,
+    ) -> Result<(), ServiceError> {
+        if buckets.is_empty() {
+            self.limiter.ping().await?;
+            return Ok(());
+        }
+        match self.limiter.acquire(buckets, now).await? {
+            Decision::Allowed => Ok(()),
+            Decision::Limited {
+                bucket,
+                retry_after,
+            } => Err(ServiceError::RateLimited {
+                bucket,
+                retry_after,
+            }),
+        }
+    }
+
     /// Verify: the provider checks the code against the number's pending verification.
     ///
     /// # Errors
@@ -107,6 +121,8 @@ impl Verifier {
         code: OtpCode,
     ) -> Result<Verification, ServiceError> {
         let now = self.clock.now();
+        // No verify buckets yet: only confirm the limiter answers, so verify fails closed too.
+        self.charge(&[], now).await?;
         Ok(self
             .provider
             .check(CheckRequest { phone, code, now })

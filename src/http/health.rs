@@ -1,5 +1,11 @@
-//! Probes. `GET /healthz`: the process is alive. `GET /readyz`: the store and the limiter answer
-//! now. Both are public and name no setting, host or version.
+//! Probes. `GET /healthz`: the process is alive (200 even when a dependency is down, so an
+//! orchestrator does not restart a process that would recover by itself). `GET /readyz`: the
+//! store and the limiter answer now (503 naming the one that does not); the answer is cached
+//! for at most [`READINESS_TTL`], so a flood of probes cannot hammer the dependencies. Both are
+//! public and name no setting, host or version.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -13,13 +19,13 @@ pub struct Health {
     status: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Copy, Serialize)]
 pub struct Checks {
     store: &'static str,
     limiter: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Copy, Serialize)]
 pub struct Readiness {
     status: &'static str,
     checks: Checks,
@@ -30,24 +36,59 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+/// How long one readiness answer is reused.
+pub const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// The last readiness answer and when it was computed.
+#[derive(Default)]
+pub struct ReadinessCache {
+    last: Mutex<Option<(Instant, Readiness)>>,
+}
+
+impl ReadinessCache {
+    fn fresh(&self) -> Option<Readiness> {
+        let last = self.last.lock().ok()?;
+        last.filter(|(at, _)| at.elapsed() < READINESS_TTL)
+            .map(|(_, r)| r)
+    }
+
+    fn keep(&self, readiness: Readiness) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some((Instant::now(), readiness));
+        }
+    }
+}
+
 /// 200 when every dependency answers, else 503 naming the one that does not.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let (store, limiter) = tokio::join!(state.store.ping(), state.verifier.limiter().ping());
-    let word = |ok: bool| if ok { "ok" } else { "down" };
-    let ready = store.is_ok() && limiter.is_ok();
-    let status = if ready {
+    let readiness = match state.readiness.fresh() {
+        Some(r) => r,
+        None => {
+            let (store, limiter) =
+                tokio::join!(state.store.ping(), state.verifier.limiter().ping());
+            if let Err(e) = &store {
+                tracing::warn!(error = %e, "readiness: store down");
+            }
+            if let Err(e) = &limiter {
+                tracing::warn!(error = %e, "readiness: limiter down");
+            }
+            let word = |ok: bool| if ok { "ok" } else { "down" };
+            let ready = store.is_ok() && limiter.is_ok();
+            let readiness = Readiness {
+                status: if ready { "ok" } else { "unavailable" },
+                checks: Checks {
+                    store: word(store.is_ok()),
+                    limiter: word(limiter.is_ok()),
+                },
+            };
+            state.readiness.keep(readiness);
+            readiness
+        }
+    };
+    let status = if readiness.status == "ok" {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(Readiness {
-            status: if ready { "ok" } else { "unavailable" },
-            checks: Checks {
-                store: word(store.is_ok()),
-                limiter: word(limiter.is_ok()),
-            },
-        }),
-    )
+    (status, Json(readiness))
 }

@@ -42,6 +42,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<TrustedProxies>,
     pub code_length: CodeLength,
     pub request_timeout: Duration,
+    /// The last `/readyz` answer, reused for up to a second.
+    pub readiness: Arc<health::ReadinessCache>,
 }
 
 /// The application's routes and middleware.

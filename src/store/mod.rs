@@ -3,6 +3,7 @@
 //! on any number of connections cannot double-approve, over-count or lose an attempt. Business
 //! rules live in the engine; the store only applies the updates it is told to, atomically.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use crate::domain::{
     Channel, Counters, Lifecycle, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
 };
 
+pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// What the store failed at. Neither variant's text reaches a client.

@@ -1,5 +1,6 @@
 //! verifyd's HTTP-level tests: one binary, one module per feature, each test with its own
-//! server on port 0, its own SQLite file and a clock it controls.
+//! server on port 0, its own SQLite file (or PostgreSQL database and Redis key prefix) and a
+//! clock it controls.
 
 mod auth;
 mod bad_input;
@@ -9,3 +10,5 @@ mod helpers;
 mod lifecycle;
 mod process;
 mod seed;
+mod shared;
+mod store_suite;
