@@ -16,8 +16,8 @@
 //! - [`service`]: the ordered request path shared by HTTP and CLI.
 //! - [`provider`]: the engines (`local`).
 //! - [`sms`]: senders (`console`).
-//! - [`store`]: persistence (`sqlite`).
-//! - [`limiter`]: GCRA buckets (`memory`).
+//! - [`store`]: persistence (`sqlite`, or `postgres` shared by several replicas).
+//! - [`limiter`]: GCRA buckets (`memory`, or `redis` shared by several replicas).
 //! - [`crypto`]: keys derived from the server secret; HMAC lookups and AEAD at rest.
 //! - [`clock`]: the time source, controllable in tests.
 //! - [`http`]: routes, auth, the error envelope, probes.

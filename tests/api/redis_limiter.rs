@@ -115,8 +115,8 @@ async fn keys_carry_the_prefix_and_expire_when_the_bucket_is_full_again() {
     let prefix = redis_prefix();
     let redis = limiter(REDIS_URL, &prefix);
     let ip = bucket(BucketName::Ip, "198.51.100.7", 4, 60);
-    redis.acquire(&[ip.clone()], T0).await.unwrap();
-    redis.acquire(&[ip.clone()], T0).await.unwrap();
+    redis.acquire(std::slice::from_ref(&ip), T0).await.unwrap();
+    redis.acquire(std::slice::from_ref(&ip), T0).await.unwrap();
 
     let client = redis::Client::open(REDIS_URL).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
