@@ -92,3 +92,29 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     };
     (status, Json(readiness))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_readiness_answer_is_reused_only_while_fresh() {
+        let cache = ReadinessCache::default();
+        assert!(cache.fresh().is_none());
+        cache.keep(Readiness {
+            status: "unavailable",
+            checks: Checks {
+                store: "down",
+                limiter: "ok",
+            },
+        });
+        assert_eq!(cache.fresh().map(|r| r.checks.store), Some("down"));
+        if let Ok(mut last) = cache.last.lock()
+            && let Some((at, _)) = last.as_mut()
+            && let Some(earlier) = at.checked_sub(READINESS_TTL)
+        {
+            *at = earlier;
+        }
+        assert!(cache.fresh().is_none(), "older than the TTL: asked again");
+    }
+}

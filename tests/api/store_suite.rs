@@ -45,7 +45,7 @@ pub async fn postgres_store() -> (Arc<dyn Store>, Backing) {
         &db.url(),
         PostgresSettings {
             pool_size: 10,
-            acquire_timeout: Duration::from_secs(2),
+            acquire_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(5),
         },
     )
