@@ -371,3 +371,110 @@ pub mod cases {
         assert!(["sqlite", "postgres"].contains(&store.name()));
     }
 }
+
+/// PostgreSQL-only behaviour: the race on the one-pending-row index and the statement timeout.
+mod postgres_only {
+    use sqlx::{Connection, Executor};
+
+    use super::*;
+
+    async fn store_on(db: &TestDb, statement_timeout: Duration) -> PostgresStore {
+        PostgresStore::connect(
+            &db.url(),
+            PostgresSettings {
+                pool_size: 4,
+                acquire_timeout: Duration::from_secs(10),
+                statement_timeout,
+            },
+        )
+        .await
+        .expect("PostgreSQL store")
+    }
+
+    /// Backends of `db` waiting on a lock.
+    async fn lock_waiters(admin: &mut sqlx::PgConnection, db: &TestDb) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(&db.name)
+        .fetch_one(admin)
+        .await
+        .expect("pg_stat_activity")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_that_loses_the_race_for_the_pending_row_resends_instead_of_failing() {
+        let db = TestDb::create().await;
+        let store = Arc::new(store_on(&db, Duration::from_secs(5)).await);
+        // Another replica's send, caught between its insert and its commit.
+        let mut other = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        other.execute("BEGIN").await.unwrap();
+        let winner = VerificationSid::generate();
+        sqlx::query(
+            "INSERT INTO verifications (sid, phone_lookup, phone_sealed, channel, status, code_digest, \
+             code_sealed, check_count, send_count, created_at, updated_at, expires_at) \
+             VALUES ($1, $2, '\\x01', 'sms', 'pending', '\\x07', '\\x09', 0, 1, $3, $3, $4)",
+        )
+        .bind(winner.as_str())
+        .bind(&[13u8; 32][..])
+        .bind(T0.as_millis())
+        .bind(T0.plus(TTL).as_millis())
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+        // Our send sees no committed pending row, inserts, and waits on the unique index.
+        let ours = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .start_or_resend(new_verification(13, T0), T0, life())
+                    .await
+            })
+        };
+        let mut admin = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while lock_waiters(&mut admin, &db).await < 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "our insert never waited on the index"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        other.execute("COMMIT").await.unwrap();
+
+        match ours.await.unwrap().expect("a domain outcome, not an error") {
+            SendOutcome::Resent(v) => assert_eq!(v.sid, winner),
+            other => panic!("expected the winner's verification to be resent, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_statement_stuck_past_the_statement_timeout_is_unavailable() {
+        let db = TestDb::create().await;
+        let store = store_on(&db, Duration::from_secs(1)).await;
+        let sid = create(&store, 14, T0).await;
+        // Another session holds the row.
+        let mut other = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        other.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT 1 FROM verifications WHERE sid = $1 FOR UPDATE")
+            .bind(sid.as_str())
+            .execute(&mut other)
+            .await
+            .unwrap();
+
+        let err = store
+            .record_check(&sid, true, T0, 5)
+            .await
+            .expect_err("the server cancels the statement");
+        assert!(
+            matches!(err, verifyd::store::StoreError::Unavailable(_)),
+            "{err:?}"
+        );
+        other.execute("ROLLBACK").await.unwrap();
+        assert!(matches!(
+            store.record_check(&sid, true, T0, 5).await.unwrap(),
+            CheckRecord::Counted(_)
+        ));
+    }
+}
