@@ -16,13 +16,15 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DatabaseUrl, ProviderKind};
 use crate::crypto::{Keys, ServerSecret, api_key_digest};
 use crate::domain::Lifecycle;
+use crate::http::auth::Authenticator;
+use crate::http::jwt::JwtVerifier;
 use crate::http::{self, ApiKeys, AppState};
-use crate::limiter::{Limiter, MemoryLimiter};
+use crate::limiter::{Limiter, MemoryLimiter, RedisLimiter, RedisSettings};
 use crate::policy::{Policy, TestNumbers, TrustedProxies};
 use crate::provider::{LocalProvider, Provider, TwilioVerifyProvider};
 use crate::service::Verifier;
 use crate::sms::{NullSender, Outbox, SmsSender};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{PostgresSettings, PostgresStore, SqliteStore, Store, StoreError};
 
 /// How long finished verifications are kept before the purge deletes them.
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -72,14 +74,7 @@ impl Components {
     /// [`StartupError`] naming the part that could not be built.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         crate::domain::phone::warm_metadata();
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::connect(
-                config.database_url.as_str(),
-                config.sqlite_synchronous,
-                config.store_timeout,
-            )
-            .await?,
-        );
+        let store = build_store(config).await?;
         let secret = resolve_secret(config)?;
         let keys = Arc::new(Keys::derive(&secret));
 
@@ -107,7 +102,7 @@ impl Components {
             ),
             ProviderKind::Local => local.clone(),
         };
-        let limiter: Arc<dyn Limiter> = Arc::new(MemoryLimiter::new(config.limiter_max_keys));
+        let limiter = build_limiter(config)?;
         let verifier = Arc::new(Verifier::new(
             Policy::from_config(config, Arc::clone(&keys)),
             limiter,
@@ -126,6 +121,56 @@ impl Components {
     }
 }
 
+/// The store the URL names. SQLite opens (and migrates) now, so a bad file fails startup.
+/// PostgreSQL connects lazily: a database that is down at startup does not stop the process,
+/// which starts not ready (`/readyz` 503, requests 503 `unavailable`) and recovers by itself
+/// once the database answers; only a database that answers but cannot be migrated fails
+/// startup (exit 69).
+async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    match &config.database_url {
+        DatabaseUrl::Postgres { url } => {
+            let store = PostgresStore::new(
+                url,
+                PostgresSettings {
+                    pool_size: config.db_pool_size,
+                    acquire_timeout: config.store_timeout,
+                    statement_timeout: config.db_statement_timeout,
+                },
+            )?;
+            match store.ping().await {
+                Ok(()) => {}
+                Err(StoreError::Unavailable(e)) => tracing::warn!(
+                    error = %e,
+                    "PostgreSQL is not reachable yet: starting not ready (/readyz 503, requests 503) \
+                     and retrying on every request"
+                ),
+                Err(e) => return Err(e.into()),
+            }
+            Ok(Arc::new(store))
+        }
+        DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => Ok(Arc::new(
+            SqliteStore::connect(url, config.sqlite_synchronous, config.store_timeout).await?,
+        )),
+    }
+}
+
+/// Redis when `VERIFYD_REDIS_URL` is set (connected lazily, like PostgreSQL), else memory.
+fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> {
+    match &config.redis_url {
+        Some(url) => Ok(Arc::new(
+            RedisLimiter::new(
+                url.expose_secret(),
+                RedisSettings {
+                    prefix: config.redis_prefix.clone(),
+                    timeout: config.store_timeout,
+                },
+            )
+            .map_err(|e| StartupError::Config(e.to_string()))?,
+        )),
+        None => Ok(Arc::new(MemoryLimiter::new(config.limiter_max_keys))),
+    }
+}
+
 /// `VERIFYD_SECRET`, or the secret kept beside the SQLite file (generated on first start).
 fn resolve_secret(config: &Config) -> Result<ServerSecret, StartupError> {
     if let Some(secret) = &config.secret {
@@ -134,6 +179,10 @@ fn resolve_secret(config: &Config) -> Result<ServerSecret, StartupError> {
     match &config.database_url {
         DatabaseUrl::SqliteMemory { .. } => Ok(ServerSecret::generate()),
         DatabaseUrl::SqliteFile { path, .. } => load_or_create_secret(&secret_path(path)),
+        // The config refuses this combination; never generate a per-replica secret.
+        DatabaseUrl::Postgres { .. } => Err(StartupError::Config(
+            "VERIFYD_SECRET must be set when the store is PostgreSQL".to_owned(),
+        )),
     }
 }
 
@@ -224,7 +273,8 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     grace: Duration,
-    purge: JoinHandle<()>,
+    /// Background tasks stopped on shutdown (the purge, the JWKS refresher).
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -246,8 +296,21 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let parts = Components::build(&config, clock).await?;
         crate::provider::twilio_sync::sync_at_start(&config).await;
-        let api_keys =
-            resolve_api_keys(&config, parts.store.as_ref(), parts.clock.as_ref()).await?;
+        let api_keys = if config.auth.api_keys() {
+            resolve_api_keys(&config, parts.store.as_ref(), parts.clock.as_ref()).await?
+        } else {
+            ApiKeys::default()
+        };
+        let jwt = match &config.jwt {
+            Some(jwt) => Some(JwtVerifier::start(jwt.clone(), Arc::clone(&parts.clock)).await),
+            None => None,
+        };
+        let jwks_refresher = jwt.as_ref().map(JwtVerifier::spawn_refresher);
+        let auth = Authenticator {
+            mode: config.auth,
+            api_keys,
+            jwt,
+        };
         let listener =
             TcpListener::bind(config.addr)
                 .await
@@ -258,11 +321,12 @@ impl Application {
         let state = AppState {
             verifier: Arc::clone(&parts.verifier),
             store: Arc::clone(&parts.store),
-            api_keys: Arc::new(api_keys),
+            auth: Arc::new(auth),
             outbox: parts.outbox,
             trusted_proxies: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
             code_length: config.code_length,
             request_timeout: config.request_timeout,
+            readiness: Arc::new(http::health::ReadinessCache::default()),
             keys: Arc::clone(&parts.keys),
             clock: Arc::clone(&parts.clock),
             metrics_on_main: config.metrics_addr.is_none(),
@@ -294,6 +358,7 @@ impl Application {
             },
             store = parts.store.name(),
             limiter = parts.verifier.limiter().name(),
+            auth = config.auth.as_str(),
             countries = %config.valid_country_codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             "verifyd listening on {addr}"
         );
@@ -311,7 +376,7 @@ impl Application {
             metrics_listener,
             state,
             grace: config.shutdown_grace,
-            purge,
+            tasks: std::iter::once(purge).chain(jwks_refresher).collect(),
         })
     }
 
@@ -350,7 +415,7 @@ impl Application {
             metrics_listener,
             state,
             grace,
-            purge,
+            tasks,
         } = self;
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let metrics_task = metrics_listener.map(|l| {
@@ -377,7 +442,9 @@ impl Application {
                 Ok(())
             }
         };
-        purge.abort();
+        for task in tasks {
+            task.abort();
+        }
         if let Some(task) = metrics_task {
             task.abort();
         }

@@ -68,6 +68,10 @@ pub const ENV_SHUTDOWN_GRACE: &str = "VERIFYD_SHUTDOWN_GRACE";
 pub const ENV_REQUEST_TIMEOUT: &str = "VERIFYD_REQUEST_TIMEOUT";
 pub const ENV_STORE_TIMEOUT: &str = "VERIFYD_STORE_TIMEOUT";
 pub const ENV_SQLITE_SYNCHRONOUS: &str = "VERIFYD_SQLITE_SYNCHRONOUS";
+pub const ENV_DB_POOL_SIZE: &str = "VERIFYD_DB_POOL_SIZE";
+pub const ENV_DB_STATEMENT_TIMEOUT: &str = "VERIFYD_DB_STATEMENT_TIMEOUT";
+pub const ENV_REDIS_URL: &str = "VERIFYD_REDIS_URL";
+pub const ENV_REDIS_PREFIX: &str = "VERIFYD_REDIS_PREFIX";
 pub const ENV_CONFIG: &str = "VERIFYD_CONFIG";
 pub const ENV_TWILIO_ACCOUNT_SID: &str = "TWILIO_ACCOUNT_SID";
 pub const ENV_TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
@@ -102,7 +106,7 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_DATABASE_URL,
         default: "sqlite://verifyd.db",
         secret: false,
-        doc: "Store: a SQLite file (created if missing).",
+        doc: "Store: a SQLite file (created if missing), or `postgres://user:pass@host/db` for a store shared by several replicas (password redacted in output).",
     },
     Setting {
         name: ENV_SECRET,
@@ -348,13 +352,37 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_STORE_TIMEOUT,
         default: "2",
         secret: false,
-        doc: "Seconds to wait for a store connection or lock before answering 503.",
+        doc: "Seconds to wait for a store connection or lock (PostgreSQL: connect and pool acquire; Redis: connect and reply) before answering 503.",
     },
     Setting {
         name: ENV_SQLITE_SYNCHRONOUS,
         default: "full",
         secret: false,
         doc: "SQLite `synchronous` with WAL: `full` (survives power loss) or `normal` (survives process crashes).",
+    },
+    Setting {
+        name: ENV_DB_POOL_SIZE,
+        default: "10",
+        secret: false,
+        doc: "PostgreSQL store: connections per replica (mind the server's max_connections across replicas).",
+    },
+    Setting {
+        name: ENV_DB_STATEMENT_TIMEOUT,
+        default: "5",
+        secret: false,
+        doc: "PostgreSQL store: `statement_timeout` set on every connection, in seconds; a slower statement answers 503.",
+    },
+    Setting {
+        name: ENV_REDIS_URL,
+        default: "",
+        secret: false,
+        doc: "Limiter: `redis://host:port/db` (or `rediss://`) shares every rate-limit bucket between replicas; unset: buckets in this process's memory (password redacted in output).",
+    },
+    Setting {
+        name: ENV_REDIS_PREFIX,
+        default: "verifyd:",
+        secret: false,
+        doc: "Prefix of every Redis key the limiter writes (one Redis can serve several deployments).",
     },
     Setting {
         name: ENV_CONFIG,
@@ -608,20 +636,64 @@ impl fmt::Debug for TwilioCredentials {
 }
 
 /// Where the store lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// A SQLite file.
     SqliteFile { url: String, path: PathBuf },
     /// A SQLite database in memory: nothing survives the process (tests and demos).
     SqliteMemory { url: String },
+    /// A PostgreSQL database shared by every replica (`postgres://` or `postgresql://`).
+    Postgres { url: String },
 }
 
 impl DatabaseUrl {
     pub fn as_str(&self) -> &str {
         match self {
-            DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => url,
+            DatabaseUrl::SqliteFile { url, .. }
+            | DatabaseUrl::SqliteMemory { url }
+            | DatabaseUrl::Postgres { url } => url,
         }
     }
+
+    /// Whether several replicas share this store (limits must then be shared too).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, DatabaseUrl::Postgres { .. })
+    }
+}
+
+/// The URL with any password replaced, so `Debug` never prints it.
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            DatabaseUrl::SqliteFile { .. } => "SqliteFile",
+            DatabaseUrl::SqliteMemory { .. } => "SqliteMemory",
+            DatabaseUrl::Postgres { .. } => "Postgres",
+        };
+        write!(f, "{kind}({})", redact_url_password(self.as_str()))
+    }
+}
+
+/// `scheme://user:secret@host/…` → `scheme://user:<redacted>@host/…`; anything else unchanged.
+pub fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest_start = scheme_end + 3;
+    let rest = &url[rest_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return url.to_owned();
+    };
+    format!(
+        "{}{}<redacted>{}",
+        &url[..rest_start],
+        &authority[..=colon],
+        &url[rest_start + at..]
+    )
 }
 
 /// The validated settings.
@@ -666,6 +738,14 @@ pub struct Config {
     pub request_timeout: Duration,
     pub store_timeout: Duration,
     pub sqlite_synchronous: SqliteSync,
+    /// PostgreSQL store: connections per replica.
+    pub db_pool_size: u32,
+    /// PostgreSQL store: server-side `statement_timeout` of every connection.
+    pub db_statement_timeout: Duration,
+    /// `None`: the in-memory limiter (one node); else the Redis that shares every bucket.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of the limiter's Redis keys.
+    pub redis_prefix: String,
     pub twilio: Option<TwilioCredentials>,
     /// Base URL of Twilio Verify, without a trailing slash.
     pub twilio_verify_base_url: String,
@@ -890,9 +970,15 @@ fn read_toml(path: &Path) -> Result<(HashMap<String, String>, toml::Table), Stri
 impl Reader<'_> {
     /// The JWT settings: required (and checked) when `auth` accepts user tokens.
     fn jwt(&mut self, auth: Option<AuthMode>) -> Option<JwtConfig> {
-        let url = self.raw(ENV_JWT_JWKS_URL).0.filter(|v| !v.trim().is_empty());
+        let url = self
+            .raw(ENV_JWT_JWKS_URL)
+            .0
+            .filter(|v| !v.trim().is_empty());
         let issuer = self.raw(ENV_JWT_ISSUER).0.filter(|v| !v.trim().is_empty());
-        let audience = self.raw(ENV_JWT_AUDIENCE).0.filter(|v| !v.trim().is_empty());
+        let audience = self
+            .raw(ENV_JWT_AUDIENCE)
+            .0
+            .filter(|v| !v.trim().is_empty());
         let algorithms = self.parse(ENV_JWT_ALGORITHMS, |t| {
             use jsonwebtoken::Algorithm as A;
             let list = list(t)
@@ -959,6 +1045,9 @@ impl Reader<'_> {
     }
 }
 
+/// Settings holding URLs that may carry a password: shown with the password redacted.
+const URL_SETTINGS: &[&str] = &[ENV_DATABASE_URL, ENV_REDIS_URL];
+
 /// Collects values and problems while the settings are read.
 struct Reader<'a> {
     sources: &'a Sources,
@@ -976,6 +1065,7 @@ impl Reader<'_> {
         };
         let shown = match (&value, spec.secret) {
             (Some(v), true) if !v.is_empty() => "<redacted>".to_owned(),
+            (Some(v), _) if URL_SETTINGS.contains(&name) => redact_url_password(v),
             (Some(v), _) => v.clone(),
             (None, _) if spec.default.is_empty() => "<unset>".to_owned(),
             (None, _) => spec.default.to_owned(),
@@ -1016,6 +1106,8 @@ impl Reader<'_> {
             name: name.to_owned(),
             value: if secret {
                 "<redacted>".to_owned()
+            } else if URL_SETTINGS.contains(&name) {
+                format!("{:?}", redact_url_password(value))
             } else {
                 format!("{value:?}")
             },
@@ -1465,7 +1557,63 @@ impl Config {
             "normal" => Ok(SqliteSync::Normal),
             _ => Err("expected `full` or `normal`".to_owned()),
         });
+        let db_pool_size = r.parse(ENV_DB_POOL_SIZE, |t| match t.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err("expected a number of connections from 1 to 1000".to_owned()),
+        });
+        let db_statement_timeout = r.parse(ENV_DB_STATEMENT_TIMEOUT, positive_duration);
+        let redis_url = {
+            let (value, _) = r.raw(ENV_REDIS_URL);
+            match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+                None => Some(None),
+                Some(v) if v.starts_with("redis://") || v.starts_with("rediss://") => {
+                    Some(Some(SecretString::from(v)))
+                }
+                Some(v) => {
+                    r.problem(
+                        ENV_REDIS_URL,
+                        &v,
+                        "expected redis://host:port[/db] or rediss://…",
+                    );
+                    None
+                }
+            }
+        };
+        let redis_prefix = r.parse(ENV_REDIS_PREFIX, |t| {
+            if t.len() > 64 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err("expected at most 64 characters without spaces".to_owned())
+            } else {
+                Ok(t.to_owned())
+            }
+        });
         let _ = r.raw(ENV_CONFIG);
+
+        if let Some(DatabaseUrl::Postgres { .. }) = &database_url {
+            if let Some(None) = &secret {
+                r.problem(
+                    ENV_SECRET,
+                    "",
+                    "must be set when the store is PostgreSQL: every replica needs the same \
+                     secret, so a generated one is refused",
+                );
+            }
+            if let Some(None) = &redis_url {
+                warnings.push(
+                    "the store is shared (PostgreSQL) but the rate limiter is in this process's memory: \
+                     every replica counts its own buckets, so each limit multiplies by the number of \
+                     replicas; set VERIFYD_REDIS_URL=redis://host:6379 to share them"
+                        .to_owned(),
+                );
+            }
+            if api_keys.is_empty() {
+                warnings.push(
+                    "the store is shared (PostgreSQL) and VERIFYD_API_KEYS is unset: the generated key \
+                     is read from the database at startup, so startup needs the database; \
+                     set VERIFYD_API_KEYS on every replica"
+                        .to_owned(),
+                );
+            }
+        }
 
         if let (Some(DatabaseUrl::SqliteMemory { .. }), Some(None)) = (&database_url, &secret) {
             warnings.push(
@@ -1536,6 +1684,10 @@ impl Config {
             request_timeout: request_timeout.ok_or_else(missing)?,
             store_timeout: store_timeout.ok_or_else(missing)?,
             sqlite_synchronous: sqlite_synchronous.ok_or_else(missing)?,
+            db_pool_size: db_pool_size.ok_or_else(missing)?,
+            db_statement_timeout: db_statement_timeout.ok_or_else(missing)?,
+            redis_url: redis_url.ok_or_else(missing)?,
+            redis_prefix: redis_prefix.ok_or_else(missing)?,
             twilio,
             twilio_verify_base_url: twilio_verify_base_url.ok_or_else(missing)?,
             twilio_api_base_url: twilio_api_base_url.ok_or_else(missing)?,
@@ -1597,10 +1749,24 @@ impl Config {
 }
 
 fn parse_database_url(text: &str) -> Result<DatabaseUrl, String> {
+    if let Some(rest) = text
+        .strip_prefix("postgres://")
+        .or_else(|| text.strip_prefix("postgresql://"))
+    {
+        if rest.is_empty() {
+            return Err("expected postgres://user[:password]@host[:port]/database".to_owned());
+        }
+        return Ok(DatabaseUrl::Postgres {
+            url: text.to_owned(),
+        });
+    }
     let rest = text
         .strip_prefix("sqlite://")
         .or_else(|| text.strip_prefix("sqlite:"))
-        .ok_or_else(|| "expected sqlite://<path> (or sqlite::memory:)".to_owned())?;
+        .ok_or_else(|| {
+            "expected sqlite://<path> (or sqlite::memory:) or postgres://user@host/database"
+                .to_owned()
+        })?;
     let path_part = rest.split('?').next().unwrap_or_default();
     if path_part.is_empty() {
         return Err("expected sqlite://<path> (or sqlite::memory:)".to_owned());
@@ -1862,6 +2028,71 @@ mod tests {
                 s.name
             );
         }
+    }
+
+    #[test]
+    fn a_postgres_store_needs_an_explicit_secret_and_warns_about_a_memory_limiter() {
+        let url = "postgres://verifyd:hunter2-db-pass@127.0.0.1:5432/verifyd";
+        let err = config(&[(ENV_DATABASE_URL, url)]).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].name, ENV_SECRET);
+
+        let c = config(&[
+            (ENV_DATABASE_URL, url),
+            (ENV_SECRET, "0123456789abcdef0123456789abcdef-secret"),
+        ])
+        .unwrap();
+        assert!(c.database_url.is_shared());
+        assert!(
+            c.warnings.iter().any(|w| w.contains(ENV_REDIS_URL)),
+            "{:?}",
+            c.warnings
+        );
+        assert!(!c.describe().contains("hunter2"), "{}", c.describe());
+        assert!(!format!("{c:?}").contains("hunter2"));
+
+        let c = config(&[
+            (ENV_DATABASE_URL, "postgresql://127.0.0.1/verifyd"),
+            (ENV_SECRET, "0123456789abcdef0123456789abcdef-secret"),
+            (ENV_REDIS_URL, "redis://:redis-pass-xyz@127.0.0.1:6379/0"),
+            (ENV_API_KEYS, "an-api-key-of-some-length"),
+        ])
+        .unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert!(c.redis_url.is_some());
+        assert_eq!(c.redis_prefix, "verifyd:");
+        assert_eq!(c.db_pool_size, 10);
+        assert_eq!(c.db_statement_timeout, Duration::from_secs(5));
+        assert!(!c.describe().contains("redis-pass-xyz"), "{}", c.describe());
+    }
+
+    #[test]
+    fn bad_shared_mode_settings_are_named() {
+        let err = config(&[
+            (ENV_REDIS_URL, "http://127.0.0.1:6379"),
+            (ENV_DB_POOL_SIZE, "0"),
+            (ENV_DB_STATEMENT_TIMEOUT, "0"),
+        ])
+        .unwrap_err();
+        let names: Vec<&str> = err.problems.iter().map(|p| p.name.as_str()).collect();
+        for name in [ENV_DB_POOL_SIZE, ENV_DB_STATEMENT_TIMEOUT, ENV_REDIS_URL] {
+            assert!(names.contains(&name), "{name} missing from {err}");
+        }
+        assert_eq!(err.problems.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(
+            redact_url_password("postgres://u:p@h:5432/db?x=y"),
+            "postgres://u:<redacted>@h:5432/db?x=y"
+        );
+        assert_eq!(
+            redact_url_password("redis://:p@h/0"),
+            "redis://:<redacted>@h/0"
+        );
+        assert_eq!(redact_url_password("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url_password("sqlite://a.db"), "sqlite://a.db");
     }
 
     #[test]

@@ -15,10 +15,10 @@
 //! - [`policy`]: geo allowlist, number types, buckets, client IP behind trusted proxies (pure).
 //! - [`service`]: the ordered request path shared by HTTP and CLI.
 //! - [`provider`]: the engines (`local`, `twilio-verify`) and the Twilio-side IP bucket sync.
-//! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`).
+//! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`, `null`).
 //! - [`twilio`]: Twilio REST plumbing (auth, form posts, error bodies) shared by both.
-//! - [`store`]: persistence (`sqlite`).
-//! - [`limiter`]: GCRA buckets (`memory`).
+//! - [`store`]: persistence (`sqlite`, or `postgres` shared by several replicas).
+//! - [`limiter`]: GCRA buckets (`memory`, or `redis` shared by several replicas).
 //! - [`crypto`]: keys derived from the server secret; HMAC lookups and AEAD at rest.
 //! - [`clock`]: the time source, controllable in tests.
 //! - [`http`]: routes, auth, the error envelope, probes.

@@ -90,6 +90,9 @@ impl Verifier {
         now: crate::domain::Timestamp,
     ) -> Result<(), ServiceError> {
         if buckets.is_empty() {
+            // Nothing to charge: still make sure the limiter answers, so that an unreachable
+            // shared limiter refuses every request (fail closed) whatever the bucket settings.
+            self.limiter.ping().await?;
             return Ok(());
         }
         match self.limiter.acquire(buckets, now).await? {
@@ -136,6 +139,7 @@ impl Verifier {
                 phone,
                 channel,
                 client: caller.client,
+                user: caller.user,
                 now,
             })
             .await;
@@ -174,7 +178,14 @@ impl Verifier {
             .await?;
         let engine = self.engine_for(&phone, now);
         let started = std::time::Instant::now();
-        let result = engine.check(CheckRequest { phone, code, now }).await;
+        let result = engine
+            .check(CheckRequest {
+                phone,
+                code,
+                user: caller.user,
+                now,
+            })
+            .await;
         metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine.name(), "op" => "check")
             .record(started.elapsed().as_secs_f64());
         let label = match &result {
@@ -188,8 +199,12 @@ impl Verifier {
         if let Some(result) = label {
             metrics::counter!("verifyd_verifications_total", "result" => result).increment(1);
         }
-        if let Err(ProviderError::IncorrectCode { .. }) = &result
-            && !failures.is_empty()
+        // A wrong code, or a check of a number with no verification of this caller (another
+        // user's, or none at all), counts on the number's failed-check buckets.
+        if matches!(
+            &result,
+            Err(ProviderError::IncorrectCode { .. } | ProviderError::NotFound)
+        ) && !failures.is_empty()
             && let Err(e) = self.limiter.acquire(&failures, now).await
         {
             tracing::warn!(error = %e, "could not count a failed check");

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::{Choice, ConstantTimeEq};
 
 use super::error::ApiError;
+use super::jwt::JwtVerifier;
+use crate::config::AuthMode;
 use crate::crypto::api_key_digest;
 
 /// The accepted API keys, as digests.
@@ -46,20 +48,64 @@ pub fn bearer_token(req: &Request) -> Option<&str> {
 #[derive(Clone, Debug)]
 pub struct Principal(pub String);
 
-/// Refuses requests without an accepted key with 401 `unauthorized`; nothing else runs.
-pub async fn require_api_key(
-    State(keys): State<Arc<ApiKeys>>,
+/// The user a JWT named (`sub`), for per-user buckets and verification binding.
+#[derive(Clone, Debug)]
+pub struct AuthUser(pub String);
+
+/// The configured ways to authenticate.
+pub struct Authenticator {
+    pub mode: AuthMode,
+    pub api_keys: ApiKeys,
+    pub jwt: Option<Arc<JwtVerifier>>,
+}
+
+/// A JWT has three base64url parts; an API key never contains a dot.
+fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+fn unauthorized(invalid_token: bool) -> Response {
+    let mut response = ApiError::Unauthorized.into_response();
+    if invalid_token {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    }
+    response
+}
+
+/// Refuses requests without an accepted API key or user token with 401 `unauthorized`
+/// (`WWW-Authenticate: Bearer`, plus `error="invalid_token"` for a token that was presented and
+/// refused); nothing else runs. Why a token was refused is logged, never answered.
+pub async fn authenticate(
+    State(auth): State<Arc<Authenticator>>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let principal = match bearer_token(&req) {
-        Some(token) if keys.accepts(token) => {
-            Principal(format!("key:{}", hex::encode(&api_key_digest(token)[..8])))
-        }
-        _ => return ApiError::Unauthorized.into_response(),
+    let Some(token) = bearer_token(&req).map(str::to_owned) else {
+        return unauthorized(false);
     };
-    req.extensions_mut().insert(principal);
-    next.run(req).await
+    if auth.mode.api_keys() && auth.api_keys.accepts(&token) {
+        let principal = Principal(format!("key:{}", hex::encode(&api_key_digest(&token)[..8])));
+        req.extensions_mut().insert(principal);
+        return next.run(req).await;
+    }
+    match (&auth.jwt, looks_like_jwt(&token)) {
+        (Some(jwt), true) if auth.mode.jwt() => match jwt.verify(&token).await {
+            Ok(sub) => {
+                req.extensions_mut()
+                    .insert(Principal(format!("user:{sub}")));
+                req.extensions_mut().insert(AuthUser(sub));
+                next.run(req).await
+            }
+            Err(e) => {
+                tracing::info!(reason = %e, "bearer token refused");
+                unauthorized(true)
+            }
+        },
+        _ => unauthorized(auth.mode.jwt()),
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::Principal;
+use super::auth::{AuthUser, Principal};
 use super::error::{ApiError, ErrorBody};
 use super::extract::JsonObject;
 use super::idempotency::{self, IdempotencyKey};
@@ -184,21 +184,23 @@ pub async fn send_code(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,
+    user: Option<Extension<AuthUser>>,
     headers: HeaderMap,
     body: JsonObject,
 ) -> Response {
+    let user = user.map(|Extension(u)| u.0);
     let key = match IdempotencyKey::from_headers(&headers) {
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
     let mut facts = RequestFacts::default();
     let response = match key {
-        None => send_code_inner(&state, peer, &headers, &body, &mut facts)
+        None => send_code_inner(&state, peer, &headers, &body, user, &mut facts)
             .await
             .into_response(),
         Some(key) => {
             idempotency::run(&state, &principal.0, key, &body.0, async {
-                send_code_inner(&state, peer, &headers, &body, &mut facts)
+                send_code_inner(&state, peer, &headers, &body, user, &mut facts)
                     .await
                     .into_response()
             })
@@ -213,6 +215,7 @@ async fn send_code_inner(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: &JsonObject,
+    user: Option<String>,
     facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
@@ -227,7 +230,7 @@ async fn send_code_inner(
     facts.client = Some(client.as_str().to_owned());
     let caller = Caller {
         client: Some(client),
-        user: None,
+        user,
     };
     let verification = state.verifier.send_code(phone, channel, caller).await?;
     Ok(Json(Envelope {
@@ -262,11 +265,13 @@ async fn send_code_inner(
 pub async fn verify_code(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    user: Option<Extension<AuthUser>>,
     headers: HeaderMap,
     body: JsonObject,
 ) -> Response {
+    let user = user.map(|Extension(u)| u.0);
     let mut facts = RequestFacts::default();
-    let response = verify_code_inner(&state, peer, &headers, &body, &mut facts)
+    let response = verify_code_inner(&state, peer, &headers, &body, user, &mut facts)
         .await
         .into_response();
     with_facts(response, facts)
@@ -277,6 +282,7 @@ async fn verify_code_inner(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: &JsonObject,
+    user: Option<String>,
     facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
@@ -286,7 +292,7 @@ async fn verify_code_inner(
     facts.client = Some(client.as_str().to_owned());
     let caller = Caller {
         client: Some(client),
-        user: None,
+        user,
     };
     let verification = state.verifier.verify_code(phone, code, caller).await?;
     Ok(Json(Envelope {

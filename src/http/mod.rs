@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
+pub mod jwt;
 pub mod metrics;
 pub mod mfa;
 
@@ -46,7 +47,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub keys: Arc<Keys>,
     pub clock: Arc<dyn Clock>,
-    pub api_keys: Arc<ApiKeys>,
+    pub auth: Arc<auth::Authenticator>,
     /// Present only with the console sender: then `/dev/outbox` exists.
     pub outbox: Option<Arc<Outbox>>,
     pub trusted_proxies: Arc<TrustedProxies>,
@@ -54,6 +55,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// `/metrics` is served on the main listener (behind the API key) unless it has its own.
     pub metrics_on_main: bool,
+    /// The last `/readyz` answer, reused for up to a second.
+    pub readiness: Arc<health::ReadinessCache>,
 }
 
 #[derive(OpenApi)]
@@ -104,8 +107,8 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         protected = protected.routes(routes!(metrics::render));
     }
     let protected = protected.route_layer(middleware::from_fn_with_state(
-        Arc::clone(&state.api_keys),
-        auth::require_api_key,
+        Arc::clone(&state.auth),
+        auth::authenticate,
     ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)

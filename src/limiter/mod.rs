@@ -6,6 +6,7 @@
 
 pub mod gcra;
 pub mod memory;
+pub mod redis;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use crate::domain::Timestamp;
 use crate::policy::{BucketName, BucketRequest};
 
+pub use self::redis::{RedisLimiter, RedisSettings};
 pub use memory::MemoryLimiter;
 
 /// The outcome of one charge.

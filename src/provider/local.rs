@@ -48,6 +48,11 @@ impl LocalProvider {
         }
     }
 
+    /// The stored owner of a user's verifications: a keyed digest of the `sub`.
+    fn owner(&self, user: Option<&str>) -> Option<String> {
+        user.map(|sub| hex::encode(self.keys.lookup_digest("owner", sub)))
+    }
+
     fn view(&self, stored: StoredVerification, to: &PhoneNumber) -> Verification {
         Verification {
             sid: stored.sid,
@@ -107,8 +112,10 @@ impl Provider for LocalProvider {
             phone,
             channel,
             now,
+            user,
             ..
         } = request;
+        let owner = self.owner(user.as_deref());
         let sid = VerificationSid::generate();
         // A test number gets its fixed code and no SMS; everything else (lifecycle, counts)
         // is as for any number.
@@ -118,6 +125,7 @@ impl Provider for LocalProvider {
             None => OtpCode::generate(self.code_length),
         };
         let new = NewVerification {
+            owner,
             phone_lookup: self.keys.phone_lookup(phone.e164()),
             phone_sealed: self.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
             channel,
@@ -165,9 +173,16 @@ impl Provider for LocalProvider {
     }
 
     async fn check(&self, request: CheckRequest) -> Result<Verification, ProviderError> {
-        let CheckRequest { phone, code, now } = request;
+        let CheckRequest {
+            phone,
+            code,
+            user,
+            now,
+        } = request;
         let lookup = self.keys.phone_lookup(phone.e164());
-        let Some(pending) = self.store.find_pending(&lookup).await? else {
+        let owner = self.owner(user.as_deref());
+        // Another user's pending verification is invisible: it answers exactly like none.
+        let Some(pending) = self.store.find_pending(&lookup, owner.as_deref()).await? else {
             return Err(ProviderError::NotFound);
         };
         match self.life.state(pending.counters(), now) {

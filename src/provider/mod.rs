@@ -25,6 +25,8 @@ pub struct StartRequest {
     pub channel: Channel,
     /// The client's rate-limit key, when the request came over HTTP (Twilio's RateLimits).
     pub client: Option<ClientKey>,
+    /// The authenticated user (JWT `sub`) the verification will belong to.
+    pub user: Option<String>,
     pub now: Timestamp,
 }
 
@@ -33,6 +35,8 @@ pub struct StartRequest {
 pub struct CheckRequest {
     pub phone: PhoneNumber,
     pub code: OtpCode,
+    /// The authenticated user: only their own verification is visible to them.
+    pub user: Option<String>,
     pub now: Timestamp,
 }
 

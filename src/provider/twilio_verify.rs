@@ -81,6 +81,8 @@ struct TwilioAttempt {
 /// What this process saw of one number's current verification.
 struct Recent {
     sid: VerificationSid,
+    /// The JWT user who started it (None for API-key callers).
+    owner: Option<String>,
     attempts: Vec<SendAttempt>,
     wrong_checks: u32,
     expires: Timestamp,
@@ -105,7 +107,14 @@ impl RecentSends {
         }
     }
 
-    fn remember(&self, to: &str, sid: &VerificationSid, attempts: &[SendAttempt], now: Timestamp) {
+    fn remember(
+        &self,
+        to: &str,
+        sid: &VerificationSid,
+        attempts: &[SendAttempt],
+        owner: Option<&str>,
+        now: Timestamp,
+    ) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
@@ -114,6 +123,7 @@ impl RecentSends {
             && entry.expires > now
         {
             entry.attempts = attempts.to_vec();
+            entry.owner = owner.map(str::to_owned);
             return;
         }
         if !entries.contains_key(to) && entries.len() >= self.capacity {
@@ -131,6 +141,7 @@ impl RecentSends {
             to.to_owned(),
             Recent {
                 sid: sid.clone(),
+                owner: owner.map(str::to_owned),
                 attempts: attempts.to_vec(),
                 wrong_checks: 0,
                 expires: now.plus(self.life.ttl),
@@ -147,6 +158,17 @@ impl RecentSends {
         }
         entry.wrong_checks += 1;
         Some(self.life.max_checks.saturating_sub(entry.wrong_checks))
+    }
+
+    /// Whether this process saw `to`'s live verification started by someone other than `user`.
+    /// Twilio keeps one pending verification per number, so only checks can be bound to users,
+    /// and only on the replica that saw the send.
+    fn owned_by_another(&self, to: &str, user: Option<&str>, now: Timestamp) -> bool {
+        self.entries.lock().is_ok_and(|entries| {
+            entries
+                .get(to)
+                .is_some_and(|e| e.expires > now && e.owner.as_deref() != user)
+        })
     }
 
     fn attempts(&self, to: &str, sid: &VerificationSid, now: Timestamp) -> Vec<SendAttempt> {
@@ -335,6 +357,7 @@ impl Provider for TwilioVerifyProvider {
             phone,
             channel,
             client,
+            user,
             now,
         } = request;
         let rate_limits = match (&client, self.send_rate_limits) {
@@ -369,13 +392,25 @@ impl Provider for TwilioVerifyProvider {
             phone.e164(),
             &verification.sid,
             &verification.send_attempts,
+            user.as_deref(),
             now,
         );
         Ok(verification)
     }
 
     async fn check(&self, request: CheckRequest) -> Result<Verification, ProviderError> {
-        let CheckRequest { phone, code, now } = request;
+        let CheckRequest {
+            phone,
+            code,
+            user,
+            now,
+        } = request;
+        if self
+            .recent
+            .owned_by_another(phone.e164(), user.as_deref(), now)
+        {
+            return Err(ProviderError::NotFound);
+        }
         let form = [("To", phone.e164()), ("Code", code.expose())];
         let answer = match self
             .post_retrying_connect(&self.path("/VerificationCheck"), &form, Call::Check)
@@ -504,7 +539,7 @@ mod tests {
     fn recent_sends_count_wrong_checks_only_for_the_known_verification() {
         let recent = RecentSends::new(10, Lifecycle::with_ttl(Duration::from_secs(600)));
         let now = Timestamp::from_millis(1_000_000);
-        recent.remember("+14155552671", &sid(1), &[], now);
+        recent.remember("+14155552671", &sid(1), &[], None, now);
         assert_eq!(
             recent.wrong_check("+14155552671", Some(&sid(1)), now),
             Some(4)
@@ -512,7 +547,7 @@ mod tests {
         assert_eq!(recent.wrong_check("+14155552671", Some(&sid(2)), now), None);
         assert_eq!(recent.wrong_check("+14155552672", Some(&sid(1)), now), None);
         // A resend of the same verification keeps the count.
-        recent.remember("+14155552671", &sid(1), &[], now);
+        recent.remember("+14155552671", &sid(1), &[], None, now);
         assert_eq!(
             recent.wrong_check("+14155552671", Some(&sid(1)), now),
             Some(3)
@@ -533,6 +568,7 @@ mod tests {
                 &format!("+1415555267{i}"),
                 &sid(i),
                 &[],
+                None,
                 now.plus(Duration::from_secs(i.into())),
             );
         }

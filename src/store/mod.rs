@@ -3,6 +3,7 @@
 //! on any number of connections cannot double-approve, over-count or lose an attempt. Business
 //! rules live in the engine; the store only applies the updates it is told to, atomically.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use crate::domain::{
     Channel, Counters, Lifecycle, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
 };
 
+pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// What the store failed at. Neither variant's text reaches a client.
@@ -55,6 +57,8 @@ impl StoredVerification {
 /// A verification to create if the number has no live one.
 pub struct NewVerification {
     pub sid: VerificationSid,
+    /// The user it belongs to (a keyed digest of the JWT `sub`); `None` for API-key callers.
+    pub owner: Option<String>,
     pub phone_lookup: [u8; 32],
     pub phone_sealed: Vec<u8>,
     pub channel: Channel,
@@ -109,11 +113,12 @@ pub trait Store: Send + Sync {
         life: Lifecycle,
     ) -> Result<SendOutcome, StoreError>;
 
-    /// The number's pending verification, if any (possibly expired or locked: the caller
-    /// applies the lifecycle rules).
+    /// The number's pending verification belonging to `owner`, if any (possibly expired or
+    /// locked: the caller applies the lifecycle rules).
     async fn find_pending(
         &self,
         phone_lookup: &[u8; 32],
+        owner: Option<&str>,
     ) -> Result<Option<StoredVerification>, StoreError>;
 
     /// Counts one check of `sid` if it is still pending, unexpired and has checks left, and

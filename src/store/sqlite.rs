@@ -22,7 +22,7 @@ use crate::domain::{
 };
 
 const SELECT_PENDING: &str = "SELECT sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
-     created_at, updated_at, expires_at FROM verifications WHERE phone_lookup = ?1 AND status = 'pending'";
+     created_at, updated_at, expires_at FROM verifications WHERE phone_lookup = ?1 AND status = 'pending' AND owner IS ?2";
 
 /// Connections in the pool. SQLite has one writer at a time; readers run in parallel in WAL.
 const MAX_CONNECTIONS: u32 = 8;
@@ -180,6 +180,7 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         let row = sqlx::query(SELECT_PENDING)
             .bind(&new.phone_lookup[..])
+            .bind(new.owner.as_deref())
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -228,8 +229,8 @@ impl Store for SqliteStore {
         }
         sqlx::query(
             "INSERT INTO verifications (sid, phone_lookup, phone_sealed, channel, status, code_digest, code_sealed, \
-             check_count, send_count, created_at, updated_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, 0, 1, ?7, ?7, ?8)",
+             check_count, send_count, created_at, updated_at, expires_at, owner) \
+             VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, 0, 1, ?7, ?7, ?8, ?9)",
         )
         .bind(new.sid.as_str())
         .bind(&new.phone_lookup[..])
@@ -239,6 +240,7 @@ impl Store for SqliteStore {
         .bind(&new.code_sealed)
         .bind(now.as_millis())
         .bind(new.expires_at.as_millis())
+        .bind(new.owner.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -262,10 +264,12 @@ impl Store for SqliteStore {
     async fn find_pending(
         &self,
         phone_lookup: &[u8; 32],
+        owner: Option<&str>,
     ) -> Result<Option<StoredVerification>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let row = sqlx::query(SELECT_PENDING)
             .bind(&phone_lookup[..])
+            .bind(owner)
             .fetch_optional(&mut *conn)
             .await
             .map_err(db_error)?;

@@ -26,14 +26,14 @@ const PRISM: &str = concat!(
 /// One Prism at a time: loading Twilio's specs is CPU-heavy, and the machine is small.
 static ONE_PRISM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Twilio's specs live in the shared folder beside the repository (`../shared/specs`).
+/// Twilio's published API descriptions, vendored unchanged in `tests/specs/` (Apache-2.0).
 fn spec(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/specs")
+        .join("tests/specs")
         .join(name);
     assert!(
         path.exists(),
-        "Twilio's API description {} is missing: the shared folder must sit beside the repository",
+        "Twilio's API description {} is missing from tests/specs",
         path.display()
     );
     path

@@ -1,5 +1,6 @@
 //! verifyd's HTTP-level tests: one binary, one module per feature, each test with its own
-//! server on port 0, its own SQLite file and a clock it controls.
+//! server on port 0, its own SQLite file (or PostgreSQL database and Redis key prefix) and a
+//! clock it controls.
 
 mod abuse;
 mod auth;
@@ -9,10 +10,16 @@ mod concurrency;
 mod conformance;
 mod fake_twilio;
 mod helpers;
+mod jwt;
 mod lifecycle;
 mod operability;
+mod outage;
 mod process;
+mod redis_limiter;
+mod replicas;
 mod seed;
 mod senders;
+mod shared;
+mod store_suite;
 mod twilio_sync;
 mod twilio_verify;

@@ -16,11 +16,11 @@ use crate::helpers::*;
 const BIN: &str = env!("CARGO_BIN_EXE_verifyd");
 
 /// A `verifyd serve` child process with its output captured.
-struct Server {
+pub struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub addr: SocketAddr,
     stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
     http: reqwest::Client,
     key: String,
 }
@@ -59,7 +59,7 @@ fn capture(
 }
 
 impl Server {
-    fn start(dir: &Path, env: &[(&str, &str)], key: &str) -> Server {
+    pub fn start(dir: &Path, env: &[(&str, &str)], key: &str) -> Server {
         let mut child = command(dir, env)
             .arg("serve")
             .stdout(Stdio::piped())
@@ -88,7 +88,7 @@ impl Server {
         }
     }
 
-    async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
         self.http
             .post(format!("http://{}{}", self.addr, path))
             .bearer_auth(&self.key)
@@ -98,7 +98,7 @@ impl Server {
             .expect("request")
     }
 
-    async fn last_code(&self) -> String {
+    pub async fn last_code(&self) -> String {
         let body: serde_json::Value = self
             .http
             .get(format!("http://{}/dev/outbox", self.addr))
@@ -347,7 +347,7 @@ async fn trace_logs_of_a_full_flow_hold_no_code_and_no_full_number() {
     assert!(server.stdout.lock().unwrap().contains(&code));
 }
 
-fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+pub fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     let out = command(dir, env).args(args).output().expect("verifyd runs");
     (
         out.status.code().unwrap_or(-1),

@@ -1,0 +1,247 @@
+//! Fail closed and recover: with Redis or PostgreSQL gone, send-code and verify answer 503
+//! `unavailable` (with Retry-After) within seconds, nothing is sent or approved, `/readyz`
+//! names the dependency that is down and `/healthz` stays 200; once it is back the same
+//! process serves again, with every per-verification counter as it was.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::*;
+use crate::shared::*;
+
+/// A second US number.
+const OTHER_NUMBER: &str = "+14155550123";
+
+/// The longest an outage may take to turn into an answer: the 2 s store/Redis timeout plus
+/// room for a loaded CI machine.
+const FAST: Duration = Duration::from_secs(5);
+
+async fn readiness(app: &TestApp) -> (u16, Value) {
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// Waits (bounded) until `/readyz` answers `status` with these checks; the answer may be
+/// cached for up to a second.
+async fn wait_for_readiness(app: &TestApp, status: u16, store: &str, limiter: &str) {
+    let want = serde_json::json!({
+        "status": if status == 200 { "ok" } else { "unavailable" },
+        "checks": { "store": store, "limiter": limiter },
+    });
+    wait_until(
+        Duration::from_secs(15),
+        &format!("/readyz {want}"),
+        || async { readiness(app).await == (status, want.clone()) },
+    )
+    .await;
+}
+
+/// Asserts a quick 503 `unavailable` with a Retry-After header.
+async fn assert_unavailable_fast(response: impl std::future::Future<Output = reqwest::Response>) {
+    let started = Instant::now();
+    let response = response.await;
+    let took = started.elapsed();
+    assert!(took < FAST, "the outage took {took:?} to answer");
+    assert!(
+        response.headers().get("retry-after").is_some(),
+        "Retry-After on a 503"
+    );
+    assert_error(response, 503, "unavailable").await;
+}
+
+async fn healthz(app: &TestApp) -> StatusCode {
+    app.client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_refuses_sends_and_checks_then_recovers_without_a_restart() {
+    // Arrange: a Redis of this test's own, nothing on disk.
+    let mut redis = RedisServer::start().await;
+    let prefix = redis_prefix();
+    let url = redis.url();
+    let app = spawn_app_with(&[
+        ("VERIFYD_REDIS_URL", &url),
+        ("VERIFYD_REDIS_PREFIX", &prefix),
+    ])
+    .await;
+    wait_for_readiness(&app, 200, "ok", "ok").await;
+    let code = app.send_and_read_code(US_NUMBER).await;
+    let first = assert_error(
+        app.verify(US_NUMBER, &wrong(&code)).await,
+        400,
+        "incorrect_code",
+    )
+    .await;
+    assert_eq!(first["attemptsRemaining"], 4);
+    let sent_before = app.outbox().await.len();
+
+    // Act: Redis dies.
+    redis.kill();
+
+    // Assert: fail closed, quickly, and say why.
+    assert_unavailable_fast(app.send_code(OTHER_NUMBER)).await;
+    assert_unavailable_fast(app.send_code(US_NUMBER)).await;
+    assert_unavailable_fast(app.verify(US_NUMBER, &code)).await;
+    assert_eq!(
+        app.outbox().await.len(),
+        sent_before,
+        "no SMS during the outage"
+    );
+    wait_for_readiness(&app, 503, "ok", "down").await;
+    assert_eq!(healthz(&app).await, StatusCode::OK);
+
+    // Redis comes back on the same port (empty: it kept nothing).
+    redis.restart().await;
+    wait_for_readiness(&app, 200, "ok", "ok").await;
+    let again = assert_error(
+        app.verify(US_NUMBER, &wrong(&code)).await,
+        400,
+        "incorrect_code",
+    )
+    .await;
+    assert_eq!(
+        again["attemptsRemaining"], 3,
+        "the check count lives in the store and survived the outage"
+    );
+    assert_ok(
+        app.verify(US_NUMBER, &code).await,
+        "Verification code is correct!",
+    )
+    .await;
+    app.send_and_read_code(OTHER_NUMBER).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buckets_survive_a_redis_crash_when_redis_keeps_an_append_only_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_text = dir.path().display().to_string();
+    let mut redis = RedisServer::start_with(
+        free_port(),
+        &[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            &dir_text,
+        ],
+    )
+    .await;
+    let prefix = redis_prefix();
+    let url = redis.url();
+    let app = spawn_app_with(&[
+        ("VERIFYD_REDIS_URL", &url),
+        ("VERIFYD_REDIS_PREFIX", &prefix),
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "2"),
+        ("VERIFYD_RATE_LIMIT_IP_INTERVAL", "1h"),
+    ])
+    .await;
+    app.send_and_read_code(US_NUMBER).await;
+    app.send_and_read_code(OTHER_NUMBER).await;
+
+    redis.kill();
+    redis.restart().await;
+    wait_for_readiness(&app, 200, "ok", "ok").await;
+
+    let body = assert_error(app.send_code("+14155550199").await, 429, "rate_limited").await;
+    assert_eq!(
+        body["bucket"], "ip",
+        "the IP bucket was not reset by the crash"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_refuses_sends_and_checks_then_recovers_without_a_restart() {
+    // Arrange: PostgreSQL behind a proxy the test can cut.
+    let db = TestDb::create().await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let prefix = redis_prefix();
+    let url = db.url_via(proxy.addr);
+    let app = spawn_app_with(&[
+        ("VERIFYD_DATABASE_URL", &url),
+        ("VERIFYD_REDIS_URL", REDIS_URL),
+        ("VERIFYD_REDIS_PREFIX", &prefix),
+    ])
+    .await;
+    wait_for_readiness(&app, 200, "ok", "ok").await;
+    let code = app.send_and_read_code(US_NUMBER).await;
+    let first = assert_error(
+        app.verify(US_NUMBER, &wrong(&code)).await,
+        400,
+        "incorrect_code",
+    )
+    .await;
+    assert_eq!(first["attemptsRemaining"], 4);
+    let sent_before = app.outbox().await.len();
+
+    // Act: the database goes away (every pooled connection is cut, new ones are refused).
+    proxy.close();
+
+    // Assert
+    assert_unavailable_fast(app.send_code(OTHER_NUMBER)).await;
+    assert_unavailable_fast(app.verify(US_NUMBER, &code)).await;
+    assert_unavailable_fast(app.verify(US_NUMBER, &wrong(&code))).await;
+    assert_eq!(
+        app.outbox().await.len(),
+        sent_before,
+        "no SMS during the outage"
+    );
+    wait_for_readiness(&app, 503, "down", "ok").await;
+    assert_eq!(healthz(&app).await, StatusCode::OK);
+
+    proxy.open().await;
+    wait_for_readiness(&app, 200, "ok", "ok").await;
+    let again = assert_error(
+        app.verify(US_NUMBER, &wrong(&code)).await,
+        400,
+        "incorrect_code",
+    )
+    .await;
+    assert_eq!(
+        again["attemptsRemaining"], 3,
+        "one wrong check before the outage, none during it, one now"
+    );
+    assert_ok(
+        app.verify(US_NUMBER, &code).await,
+        "Verification code is correct!",
+    )
+    .await;
+    app.send_and_read_code(OTHER_NUMBER).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_started_while_postgres_is_down_serves_503_until_it_is_back() {
+    let db = TestDb::create().await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    proxy.close();
+    let prefix = redis_prefix();
+    let url = db.url_via(proxy.addr);
+
+    let app = spawn_app_with(&[
+        ("VERIFYD_DATABASE_URL", &url),
+        ("VERIFYD_REDIS_URL", REDIS_URL),
+        ("VERIFYD_REDIS_PREFIX", &prefix),
+    ])
+    .await;
+    wait_for_readiness(&app, 503, "down", "ok").await;
+    assert_eq!(healthz(&app).await, StatusCode::OK);
+    assert_unavailable_fast(app.send_code(US_NUMBER)).await;
+    assert!(app.outbox().await.is_empty());
+
+    proxy.open().await;
+    wait_for_readiness(&app, 200, "ok", "ok").await;
+    let code = app.send_and_read_code(US_NUMBER).await;
+    assert_ok(
+        app.verify(US_NUMBER, &code).await,
+        "Verification code is correct!",
+    )
+    .await;
+}

@@ -1,0 +1,174 @@
+//! The Redis limiter against the machine's Redis (each test with its own key prefix): the same
+//! decisions as the in-memory limiter, all or nothing, prefixed keys that expire at full
+//! allowance, and a quick error when Redis is not there.
+
+use std::time::{Duration, Instant};
+
+use verifyd::config::BucketConfig;
+use verifyd::domain::Timestamp;
+use verifyd::limiter::{Decision, Limiter, MemoryLimiter, RedisLimiter, RedisSettings};
+use verifyd::policy::{BucketName, BucketRequest, Scope};
+
+use crate::shared::{REDIS_URL, free_port, redis_prefix};
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+fn limiter(url: &str, prefix: &str) -> RedisLimiter {
+    RedisLimiter::new(
+        url,
+        RedisSettings {
+            prefix: prefix.to_owned(),
+            timeout: Duration::from_secs(2),
+        },
+    )
+    .expect("limiter")
+}
+
+fn bucket(name: BucketName, key: &str, max: u32, secs: u64) -> BucketRequest {
+    BucketRequest::new(
+        Scope::Send,
+        name,
+        key,
+        BucketConfig {
+            max,
+            interval: Duration::from_secs(secs),
+        },
+    )
+}
+
+#[tokio::test]
+async fn redis_decides_exactly_like_the_memory_limiter() {
+    let redis = limiter(REDIS_URL, &redis_prefix());
+    let memory = MemoryLimiter::new(10_000);
+    let ip = bucket(BucketName::Ip, "127.0.0.1", 4, 60);
+    let phone = bucket(BucketName::Phone, "+14155552671", 3, 600);
+    let global = bucket(BucketName::Global, "all", 1000, 1);
+    let steps: &[(u64, &[&BucketRequest])] = &[
+        (0, &[&ip]),
+        (0, &[&ip, &phone]),
+        (1_000, &[&ip, &phone, &global]),
+        (1_500, &[&ip, &phone]),
+        (2_000, &[&ip, &phone]),
+        (2_000, &[&phone]),
+        (14_999, &[&ip]),
+        (15_000, &[&ip]),
+        (15_000, &[&ip, &phone]),
+        (200_000, &[&phone]),
+        (200_000, &[&ip, &phone, &global]),
+        (260_000, &[&ip, &ip]),
+    ];
+    let mut limited = 0;
+    for (i, (at_ms, buckets)) in steps.iter().enumerate() {
+        let now = T0.plus(Duration::from_millis(*at_ms));
+        let request: Vec<BucketRequest> = buckets.iter().map(|b| (*b).clone()).collect();
+        let want = memory.acquire(&request, now).await.unwrap();
+        let got = redis.acquire(&request, now).await.unwrap();
+        assert_eq!(got, want, "step {i} at +{at_ms} ms");
+        limited += usize::from(matches!(want, Decision::Limited { .. }));
+    }
+    assert!(limited >= 3, "the sequence exercises refusals ({limited})");
+}
+
+#[tokio::test]
+async fn a_refused_request_charges_no_bucket_in_redis() {
+    let redis = limiter(REDIS_URL, &redis_prefix());
+    let roomy = bucket(BucketName::Ip, "a", 10, 60);
+    let tight = bucket(BucketName::Phone, "p", 1, 60);
+    assert_eq!(
+        redis
+            .acquire(&[roomy.clone(), tight.clone()], T0)
+            .await
+            .unwrap(),
+        Decision::Allowed
+    );
+    let refused = redis.acquire(&[roomy.clone(), tight], T0).await.unwrap();
+    assert!(
+        matches!(
+            refused,
+            Decision::Limited {
+                bucket: BucketName::Phone,
+                retry_after
+            } if retry_after == Duration::from_secs(60)
+        ),
+        "{refused:?}"
+    );
+    for n in 0..9 {
+        assert_eq!(
+            redis
+                .acquire(std::slice::from_ref(&roomy), T0)
+                .await
+                .unwrap(),
+            Decision::Allowed,
+            "charge {n}: the refused request charged nothing"
+        );
+    }
+    assert!(matches!(
+        redis.acquire(&[roomy], T0).await.unwrap(),
+        Decision::Limited {
+            bucket: BucketName::Ip,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn keys_carry_the_prefix_and_expire_when_the_bucket_is_full_again() {
+    let prefix = redis_prefix();
+    let redis = limiter(REDIS_URL, &prefix);
+    let ip = bucket(BucketName::Ip, "198.51.100.7", 4, 60);
+    redis.acquire(std::slice::from_ref(&ip), T0).await.unwrap();
+    redis.acquire(std::slice::from_ref(&ip), T0).await.unwrap();
+
+    let client = redis::Client::open(REDIS_URL).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys, vec![format!("{prefix}ip:60:198.51.100.7")]);
+    // Two of four used: full again after two emission intervals (2 × 15 s).
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((29_000..=30_000).contains(&ttl_ms), "PTTL {ttl_ms}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_an_error_within_the_timeout() {
+    let redis = limiter(&format!("redis://127.0.0.1:{}", free_port()), "x:");
+    let started = Instant::now();
+    assert!(
+        redis
+            .acquire(&[bucket(BucketName::Ip, "a", 4, 60)], T0)
+            .await
+            .is_err()
+    );
+    assert!(redis.ping().await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn peek_in_redis_decides_without_charging() {
+    let redis = limiter(REDIS_URL, &redis_prefix());
+    let now = Timestamp::from_millis(1_000_000);
+    let one = [bucket(BucketName::Phone, "p", 1, 60)];
+    for _ in 0..3 {
+        assert_eq!(redis.peek(&one, now).await.unwrap(), Decision::Allowed);
+    }
+    assert_eq!(redis.acquire(&one, now).await.unwrap(), Decision::Allowed);
+    assert!(matches!(
+        redis.peek(&one, now).await.unwrap(),
+        Decision::Limited { .. }
+    ));
+    assert!(matches!(
+        redis.acquire(&one, now).await.unwrap(),
+        Decision::Limited { .. }
+    ));
+}

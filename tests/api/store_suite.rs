@@ -1,0 +1,481 @@
+//! One suite of store behaviour, run against every backend: SQLite (a temp file) and
+//! PostgreSQL (a database of the test's own). Each case is a generic async fn over
+//! `Arc<dyn Store>`; `store_suite!` turns it into one test per backend, named
+//! `<case>::sqlite` and `<case>::postgres`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use verifyd::config::SqliteSync;
+use verifyd::domain::{
+    AttemptSid, Channel, Lifecycle, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
+};
+use verifyd::store::{
+    CheckRecord, NewVerification, PostgresSettings, PostgresStore, SendOutcome, SqliteStore, Store,
+};
+
+use crate::shared::TestDb;
+
+const TTL: Duration = Duration::from_secs(600);
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+fn life() -> Lifecycle {
+    Lifecycle::with_ttl(TTL)
+}
+
+/// Keeps whatever backs a store alive for the test's duration.
+pub enum Backing {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] TestDb),
+}
+
+pub async fn sqlite_store() -> (Arc<dyn Store>, Backing) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("suite.db").display());
+    let store = SqliteStore::connect(&url, SqliteSync::Normal, Duration::from_secs(2))
+        .await
+        .expect("SQLite store");
+    (Arc::new(store), Backing::Sqlite(dir))
+}
+
+pub async fn postgres_store() -> (Arc<dyn Store>, Backing) {
+    let db = TestDb::create().await;
+    let store = PostgresStore::connect(
+        &db.url(),
+        PostgresSettings {
+            pool_size: 10,
+            acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(5),
+        },
+    )
+    .await
+    .expect("PostgreSQL store");
+    (Arc::new(store), Backing::Postgres(db))
+}
+
+macro_rules! store_suite {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let (store, _backing) = super::sqlite_store().await;
+                    super::cases::$case(store).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let (store, _backing) = super::postgres_store().await;
+                    super::cases::$case(store).await;
+                }
+            }
+        )*
+    };
+}
+
+store_suite!(
+    a_first_send_creates_and_later_sends_resend_the_same_verification_up_to_five,
+    concurrent_first_sends_to_one_number_create_exactly_one_verification,
+    checks_are_counted_one_by_one_and_stop_at_the_budget,
+    concurrent_right_checks_approve_exactly_once,
+    concurrent_wrong_checks_count_at_most_the_budget,
+    a_locked_verification_is_closed_by_the_next_send,
+    an_expired_verification_is_closed_by_the_next_send_and_takes_no_check,
+    close_moves_only_a_pending_verification,
+    purge_deletes_only_finished_and_expired_verifications,
+    api_key_digests_are_kept_once_each,
+    ping_answers,
+);
+
+/// A new verification for the number `lookup`, sent at `now`.
+fn new_verification(lookup: u8, now: Timestamp) -> NewVerification {
+    NewVerification {
+        owner: None,
+        sid: VerificationSid::generate(),
+        phone_lookup: [lookup; 32],
+        phone_sealed: vec![lookup, 1, 2, 3],
+        channel: Channel::Sms,
+        code_digest: [7; 32],
+        code_sealed: vec![9, 9, 9],
+        attempt: SendAttempt {
+            sid: AttemptSid::generate(),
+            channel: Channel::Sms,
+            time: now,
+        },
+        expires_at: now.plus(TTL),
+    }
+}
+
+async fn create(store: &dyn Store, lookup: u8, now: Timestamp) -> VerificationSid {
+    match store
+        .start_or_resend(new_verification(lookup, now), now, life())
+        .await
+        .expect("send")
+    {
+        SendOutcome::Created(v) => v.sid,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+async fn status_of(store: &dyn Store, sid: &VerificationSid) -> Option<VerificationStatus> {
+    store.get(sid).await.expect("get").map(|v| v.status)
+}
+
+pub mod cases {
+    use super::*;
+
+    pub async fn a_first_send_creates_and_later_sends_resend_the_same_verification_up_to_five(
+        store: Arc<dyn Store>,
+    ) {
+        let sid = create(store.as_ref(), 1, T0).await;
+        for n in 2..=5u32 {
+            let at = T0.plus(Duration::from_secs(u64::from(n)));
+            match store
+                .start_or_resend(new_verification(1, at), at, life())
+                .await
+                .unwrap()
+            {
+                SendOutcome::Resent(v) => {
+                    assert_eq!(v.sid, sid, "send {n} resends the live verification");
+                    assert_eq!(v.send_attempts.len() as u32, n);
+                    assert_eq!(v.code_sealed, vec![9, 9, 9], "the stored code is kept");
+                }
+                other => panic!("send {n}: {other:?}"),
+            }
+        }
+        let at = T0.plus(Duration::from_secs(10));
+        assert!(matches!(
+            store
+                .start_or_resend(new_verification(1, at), at, life())
+                .await
+                .unwrap(),
+            SendOutcome::MaxSendAttempts
+        ));
+        let stored = store.get(&sid).await.unwrap().expect("row");
+        assert_eq!(
+            stored.send_attempts.len(),
+            5,
+            "the refused send added nothing"
+        );
+        let times: Vec<i64> = stored
+            .send_attempts
+            .iter()
+            .map(|a| a.time.as_millis())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "in order: {times:?}");
+        // Another number is independent.
+        create(store.as_ref(), 2, T0).await;
+        let pending = store
+            .find_pending(&[1; 32], None)
+            .await
+            .unwrap()
+            .expect("pending");
+        assert_eq!(pending.sid, sid);
+    }
+
+    pub async fn concurrent_first_sends_to_one_number_create_exactly_one_verification(
+        store: Arc<dyn Store>,
+    ) {
+        let outcomes = join_all((0..5).map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .start_or_resend(new_verification(3, T0), T0, life())
+                    .await
+            })
+        }))
+        .await;
+        let mut created = 0;
+        let mut sids = Vec::new();
+        for outcome in outcomes {
+            match outcome
+                .expect("task")
+                .expect("no store error, even on a race")
+            {
+                SendOutcome::Created(v) => {
+                    created += 1;
+                    sids.push(v.sid);
+                }
+                SendOutcome::Resent(v) => sids.push(v.sid),
+                SendOutcome::MaxSendAttempts => panic!("only five sends"),
+            }
+        }
+        assert_eq!(created, 1);
+        sids.dedup();
+        assert_eq!(sids.len(), 1, "{sids:?}");
+        let stored = store.get(&sids[0]).await.unwrap().unwrap();
+        assert_eq!(stored.send_attempts.len(), 5);
+    }
+
+    pub async fn checks_are_counted_one_by_one_and_stop_at_the_budget(store: Arc<dyn Store>) {
+        let sid = create(store.as_ref(), 4, T0).await;
+        for n in 1..=5u32 {
+            match store.record_check(&sid, false, T0, 5).await.unwrap() {
+                CheckRecord::Counted(v) => {
+                    assert_eq!(v.check_attempts, n);
+                    assert_eq!(v.status, VerificationStatus::Pending);
+                }
+                CheckRecord::NotOpen => panic!("check {n} not counted"),
+            }
+        }
+        assert!(matches!(
+            store.record_check(&sid, true, T0, 5).await.unwrap(),
+            CheckRecord::NotOpen
+        ));
+        let stored = store.get(&sid).await.unwrap().unwrap();
+        assert_eq!(stored.check_attempts, 5);
+        assert_eq!(
+            stored.status,
+            VerificationStatus::Pending,
+            "locked, not approved"
+        );
+    }
+
+    pub async fn concurrent_right_checks_approve_exactly_once(store: Arc<dyn Store>) {
+        let sid = create(store.as_ref(), 5, T0).await;
+        let results = join_all((0..20).map(|_| {
+            let store = Arc::clone(&store);
+            let sid = sid.clone();
+            tokio::spawn(async move { store.record_check(&sid, true, T0, 5).await })
+        }))
+        .await;
+        let approved = results
+            .into_iter()
+            .map(|r| r.expect("task").expect("no store error"))
+            .filter(|r| matches!(r, CheckRecord::Counted(v) if v.status == VerificationStatus::Approved))
+            .count();
+        assert_eq!(approved, 1);
+        assert_eq!(
+            status_of(store.as_ref(), &sid).await,
+            Some(VerificationStatus::Approved)
+        );
+        assert!(store.find_pending(&[5; 32], None).await.unwrap().is_none());
+    }
+
+    pub async fn concurrent_wrong_checks_count_at_most_the_budget(store: Arc<dyn Store>) {
+        let sid = create(store.as_ref(), 6, T0).await;
+        let results = join_all((0..30).map(|_| {
+            let store = Arc::clone(&store);
+            let sid = sid.clone();
+            tokio::spawn(async move { store.record_check(&sid, false, T0, 5).await })
+        }))
+        .await;
+        let counted = results
+            .into_iter()
+            .map(|r| r.expect("task").expect("no store error"))
+            .filter(|r| matches!(r, CheckRecord::Counted(_)))
+            .count();
+        assert_eq!(counted, 5);
+        assert_eq!(store.get(&sid).await.unwrap().unwrap().check_attempts, 5);
+    }
+
+    pub async fn a_locked_verification_is_closed_by_the_next_send(store: Arc<dyn Store>) {
+        let sid = create(store.as_ref(), 7, T0).await;
+        for _ in 0..5 {
+            store.record_check(&sid, false, T0, 5).await.unwrap();
+        }
+        let later = T0.plus(Duration::from_secs(30));
+        let fresh = create(store.as_ref(), 7, later).await;
+        assert_ne!(fresh, sid);
+        assert_eq!(
+            status_of(store.as_ref(), &sid).await,
+            Some(VerificationStatus::MaxAttemptsReached)
+        );
+        let pending = store.find_pending(&[7; 32], None).await.unwrap().unwrap();
+        assert_eq!(pending.sid, fresh);
+        assert_eq!(pending.check_attempts, 0);
+    }
+
+    pub async fn an_expired_verification_is_closed_by_the_next_send_and_takes_no_check(
+        store: Arc<dyn Store>,
+    ) {
+        let sid = create(store.as_ref(), 8, T0).await;
+        let after_ttl = T0.plus(TTL);
+        assert!(matches!(
+            store.record_check(&sid, true, after_ttl, 5).await.unwrap(),
+            CheckRecord::NotOpen
+        ));
+        let fresh = create(store.as_ref(), 8, after_ttl).await;
+        assert_ne!(fresh, sid);
+        assert_eq!(
+            status_of(store.as_ref(), &sid).await,
+            Some(VerificationStatus::Expired)
+        );
+        assert_eq!(store.get(&sid).await.unwrap().unwrap().check_attempts, 0);
+    }
+
+    pub async fn close_moves_only_a_pending_verification(store: Arc<dyn Store>) {
+        let sid = create(store.as_ref(), 9, T0).await;
+        assert!(
+            store
+                .close(&sid, VerificationStatus::Canceled, T0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .close(&sid, VerificationStatus::Failed, T0)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            status_of(store.as_ref(), &sid).await,
+            Some(VerificationStatus::Canceled)
+        );
+        assert!(store.find_pending(&[9; 32], None).await.unwrap().is_none());
+        assert!(
+            store
+                .get(&VerificationSid::generate())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    pub async fn purge_deletes_only_finished_and_expired_verifications(store: Arc<dyn Store>) {
+        let approved = create(store.as_ref(), 10, T0).await;
+        store.record_check(&approved, true, T0, 5).await.unwrap();
+        let expired = create(store.as_ref(), 11, T0).await;
+        let later = T0.plus(TTL).plus(Duration::from_secs(3600));
+        let live = create(store.as_ref(), 12, later).await;
+        let deleted = store
+            .purge(later.minus(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert_eq!(deleted, 2);
+        assert!(store.get(&approved).await.unwrap().is_none());
+        assert!(store.get(&expired).await.unwrap().is_none());
+        assert!(store.get(&live).await.unwrap().is_some());
+        assert_eq!(store.purge(T0).await.unwrap(), 0);
+    }
+
+    pub async fn api_key_digests_are_kept_once_each(store: Arc<dyn Store>) {
+        assert!(store.api_key_digests().await.unwrap().is_empty());
+        store.add_api_key_digest([1; 32], T0).await.unwrap();
+        store
+            .add_api_key_digest([2; 32], T0.plus(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        store
+            .add_api_key_digest([1; 32], T0.plus(Duration::from_secs(2)))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.api_key_digests().await.unwrap(),
+            vec![[1; 32], [2; 32]]
+        );
+    }
+
+    pub async fn ping_answers(store: Arc<dyn Store>) {
+        store.ping().await.expect("ping");
+        assert!(["sqlite", "postgres"].contains(&store.name()));
+    }
+}
+
+/// PostgreSQL-only behaviour: the race on the one-pending-row index and the statement timeout.
+mod postgres_only {
+    use sqlx::{Connection, Executor};
+
+    use super::*;
+
+    async fn store_on(db: &TestDb, statement_timeout: Duration) -> PostgresStore {
+        PostgresStore::connect(
+            &db.url(),
+            PostgresSettings {
+                pool_size: 4,
+                acquire_timeout: Duration::from_secs(10),
+                statement_timeout,
+            },
+        )
+        .await
+        .expect("PostgreSQL store")
+    }
+
+    /// Backends of `db` waiting on a lock.
+    async fn lock_waiters(admin: &mut sqlx::PgConnection, db: &TestDb) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+        )
+        .bind(&db.name)
+        .fetch_one(admin)
+        .await
+        .expect("pg_stat_activity")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_that_loses_the_race_for_the_pending_row_resends_instead_of_failing() {
+        let db = TestDb::create().await;
+        let store = Arc::new(store_on(&db, Duration::from_secs(5)).await);
+        // Another replica's send, caught between its insert and its commit.
+        let mut other = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        other.execute("BEGIN").await.unwrap();
+        let winner = VerificationSid::generate();
+        sqlx::query(
+            "INSERT INTO verifications (sid, phone_lookup, phone_sealed, channel, status, code_digest, \
+             code_sealed, check_count, send_count, created_at, updated_at, expires_at) \
+             VALUES ($1, $2, '\\x01', 'sms', 'pending', '\\x07', '\\x09', 0, 1, $3, $3, $4)",
+        )
+        .bind(winner.as_str())
+        .bind(&[13u8; 32][..])
+        .bind(T0.as_millis())
+        .bind(T0.plus(TTL).as_millis())
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+        // Our send sees no committed pending row, inserts, and waits on the unique index.
+        let ours = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .start_or_resend(new_verification(13, T0), T0, life())
+                    .await
+            })
+        };
+        let mut admin = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while lock_waiters(&mut admin, &db).await < 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "our insert never waited on the index"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        other.execute("COMMIT").await.unwrap();
+
+        match ours.await.unwrap().expect("a domain outcome, not an error") {
+            SendOutcome::Resent(v) => assert_eq!(v.sid, winner),
+            other => panic!("expected the winner's verification to be resent, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_statement_stuck_past_the_statement_timeout_is_unavailable() {
+        let db = TestDb::create().await;
+        let store = store_on(&db, Duration::from_secs(1)).await;
+        let sid = create(&store, 14, T0).await;
+        // Another session holds the row.
+        let mut other = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        other.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT 1 FROM verifications WHERE sid = $1 FOR UPDATE")
+            .bind(sid.as_str())
+            .execute(&mut other)
+            .await
+            .unwrap();
+
+        let err = store
+            .record_check(&sid, true, T0, 5)
+            .await
+            .expect_err("the server cancels the statement");
+        assert!(
+            matches!(err, verifyd::store::StoreError::Unavailable(_)),
+            "{err:?}"
+        );
+        other.execute("ROLLBACK").await.unwrap();
+        assert!(matches!(
+            store.record_check(&sid, true, T0, 5).await.unwrap(),
+            CheckRecord::Counted(_)
+        ));
+    }
+}
