@@ -35,6 +35,12 @@ impl Pair {
             // Generous pool waits: 100 concurrent requests share 2 × 10 connections on a busy
             // 2-core CI machine; this test is about sharing, not about timeouts.
             ("VERIFYD_STORE_TIMEOUT", "10"),
+            // These tests are about the IP bucket and the engine's own limits across replicas:
+            // the other layers (tested on their own) would answer first.
+            ("VERIFYD_RESEND_COOLDOWN", "0"),
+            ("VERIFYD_RATE_LIMIT_PHONE_MAX", "0"),
+            ("VERIFYD_VERIFY_RATE_LIMIT_IP_MAX", "0"),
+            ("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX", "0"),
         ];
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let a = Server::start(dir_a.path(), &env, API_KEY);
