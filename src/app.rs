@@ -1,6 +1,9 @@
 //! Startup: turn a [`Config`] into running parts (store, keys, limiter, sender, provider,
 //! verifier), bind the listener, serve until a shutdown signal, and stop background work.
-//! The CLI's `send` and `check` use the same [`Components`] without the listener.
+//! The CLI's `send`, `check`, `cancel` and `rekey` use the same [`Components`] without the
+//! listener. The keys are opened against the store's key-check records (see
+//! [`crate::rotation`]): a database whose data the configured secrets cannot open stops the
+//! start (exit 64) instead of looking empty.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -13,8 +16,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, DatabaseUrl, ProviderKind};
-use crate::crypto::{Keys, ServerSecret, api_key_digest};
+use crate::config::{Config, DatabaseUrl, Profile, ProviderKind};
+use crate::crypto::{Keys, ServerSecret, ServerSecrets, api_key_digest};
 use crate::domain::Lifecycle;
 use crate::http::auth::Authenticator;
 use crate::http::jwt::JwtVerifier;
@@ -22,9 +25,10 @@ use crate::http::{self, ApiKeys, AppState};
 use crate::limiter::{Limiter, MemoryLimiter, RedisLimiter, RedisSettings};
 use crate::policy::{Policy, TestNumbers, TrustedProxies};
 use crate::provider::{LocalProvider, Provider, TwilioVerifyProvider};
+use crate::rotation::{self, RotationError};
 use crate::service::Verifier;
 use crate::sms::{NullSender, Outbox, SmsSender};
-use crate::store::{PostgresSettings, PostgresStore, SqliteStore, Store, StoreError};
+use crate::store::{KeyCheck, PostgresSettings, PostgresStore, SqliteStore, Store, StoreError};
 
 /// How long finished verifications are kept before the purge deletes them.
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -39,6 +43,9 @@ pub enum StartupError {
     Config(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The configured secrets do not open the database's data (see [`crate::rotation`]).
+    #[error("VERIFYD_SECRET=<redacted> is not valid: {0}")]
+    Secrets(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -52,7 +59,7 @@ impl StartupError {
     /// The process exit code for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartupError::Config(_) => 64,
+            StartupError::Config(_) | StartupError::Secrets(_) => 64,
             StartupError::Store(_) | StartupError::Bind { .. } | StartupError::Io(_) => 69,
         }
     }
@@ -65,6 +72,17 @@ pub struct Components {
     pub store: Arc<dyn Store>,
     pub outbox: Option<Arc<Outbox>>,
     pub clock: Arc<dyn Clock>,
+    /// The newest secret's key-check record, re-added by the purge loop.
+    pub key_check: KeyCheck,
+}
+
+impl From<RotationError> for StartupError {
+    fn from(e: RotationError) -> Self {
+        match e {
+            RotationError::Store(e) => StartupError::Store(e),
+            other => StartupError::Secrets(other.to_string()),
+        }
+    }
 }
 
 impl Components {
@@ -75,8 +93,9 @@ impl Components {
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         crate::domain::phone::warm_metadata();
         let store = build_store(config).await?;
-        let secret = resolve_secret(config)?;
-        let keys = Arc::new(Keys::derive(&secret));
+        let secrets = resolve_secret(config)?;
+        let opened = rotation::open_keys(store.as_ref(), &secrets, clock.now()).await?;
+        let keys = Arc::new(opened.keys);
 
         let test_numbers = Arc::new(TestNumbers::new(&config.test_numbers));
         // The local engine: the provider in `local` mode, and in every mode the engine of test
@@ -86,6 +105,8 @@ impl Components {
             ProviderKind::Local => crate::sms::from_config(config, Arc::clone(&clock))
                 .map_err(|e| StartupError::Config(e.to_string()))?,
         };
+        // Production refuses the console sender; and whatever the sender, no dev outbox there.
+        let outbox = outbox.filter(|_| config.profile != Profile::Production);
         let local = Arc::new(LocalProvider::new(
             Arc::clone(&store),
             sender,
@@ -117,6 +138,7 @@ impl Components {
             store,
             outbox,
             clock,
+            key_check: opened.newest_check,
         })
     }
 }
@@ -126,7 +148,7 @@ impl Components {
 /// which starts not ready (`/readyz` 503, requests 503 `unavailable`) and recovers by itself
 /// once the database answers; only a database that answers but cannot be migrated fails
 /// startup (exit 69).
-async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
     match &config.database_url {
         DatabaseUrl::Postgres { url } => {
             let store = PostgresStore::new(
@@ -155,7 +177,7 @@ async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
 }
 
 /// Redis when `VERIFYD_REDIS_URL` is set (connected lazily, like PostgreSQL), else memory.
-fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> {
+pub fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> {
     match &config.redis_url {
         Some(url) => Ok(Arc::new(
             RedisLimiter::new(
@@ -171,14 +193,20 @@ fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> {
     }
 }
 
-/// `VERIFYD_SECRET`, or the secret kept beside the SQLite file (generated on first start).
-fn resolve_secret(config: &Config) -> Result<ServerSecret, StartupError> {
-    if let Some(secret) = &config.secret {
-        return Ok(secret.clone());
+/// `VERIFYD_SECRET` (one or more, newest first), or the secret kept beside the SQLite file
+/// (generated on first start).
+///
+/// # Errors
+/// [`StartupError`] when the secret file cannot be read or created.
+pub fn resolve_secret(config: &Config) -> Result<ServerSecrets, StartupError> {
+    if let Some(secrets) = &config.secret {
+        return Ok(secrets.clone());
     }
     match &config.database_url {
-        DatabaseUrl::SqliteMemory { .. } => Ok(ServerSecret::generate()),
-        DatabaseUrl::SqliteFile { path, .. } => load_or_create_secret(&secret_path(path)),
+        DatabaseUrl::SqliteMemory { .. } => Ok(ServerSecrets::single(ServerSecret::generate())),
+        DatabaseUrl::SqliteFile { path, .. } => {
+            load_or_create_secret(&secret_path(path)).map(ServerSecrets::single)
+        }
         // The config refuses this combination; never generate a per-replica secret.
         DatabaseUrl::Postgres { .. } => Err(StartupError::Config(
             "VERIFYD_SECRET must be set when the store is PostgreSQL".to_owned(),
@@ -344,12 +372,14 @@ impl Application {
         let purge = tokio::spawn(purge_loop(
             Arc::clone(&parts.store),
             Arc::clone(&parts.clock),
+            parts.key_check.clone(),
         ));
         let addr = listener
             .local_addr()
             .map_err(|e| StartupError::Io(e.to_string()))?;
         tracing::info!(
             %addr,
+            profile = config.profile.as_str(),
             provider = parts.verifier.provider().name(),
             provider_reason = config.provider_reason,
             sender = match config.provider {
@@ -359,6 +389,8 @@ impl Application {
             store = parts.store.name(),
             limiter = parts.verifier.limiter().name(),
             auth = config.auth.as_str(),
+            secrets = config.secret.as_ref().map_or(1, ServerSecrets::len),
+            key_id = %parts.keys.newest_key_id(),
             countries = %config.valid_country_codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             "verifyd listening on {addr}"
         );
@@ -453,10 +485,15 @@ impl Application {
     }
 }
 
-async fn purge_loop(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
+async fn purge_loop(store: Arc<dyn Store>, clock: Arc<dyn Clock>, key_check: KeyCheck) {
     let mut tick = tokio::time::interval(PURGE_EVERY);
     loop {
         tick.tick().await;
+        // This process seals under its newest secret: keep that secret's key-check record, so a
+        // rekey run while this process still writes under it cannot retire it unnoticed.
+        if let Err(e) = store.add_key_check(&key_check, clock.now()).await {
+            tracing::warn!(error = %e, "could not re-add the key-check record; will retry");
+        }
         match store.purge(clock.now().minus(RETENTION)).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(deleted = n, "purged finished verifications"),

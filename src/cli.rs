@@ -1,9 +1,12 @@
 //! The `verifyd` command line: `serve` (the default), `send` and `check` (the same engine and
 //! policy, in-process, against the configured store), `cancel` (a pending verification),
-//! `twilio sync` (the Twilio-side IP bucket), and `config` (effective settings, secrets
-//! redacted; exit 64 naming every bad variable).
+//! `twilio sync` (the Twilio-side IP bucket), `config` (effective settings, secrets redacted;
+//! exit 64 naming every bad variable), `doctor` (the settings against reality), `rekey` (move
+//! stored data to the newest secret) and `healthcheck` (for container health checks).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -62,6 +65,19 @@ pub enum Command {
     },
     /// Print the effective settings (secrets redacted) and exit 64 if any is invalid.
     Config,
+    /// Check the settings against reality (store, secrets, limiter, clock, Twilio) and print a
+    /// checklist with a fix per failure; exit 1 if any check fails. Changes nothing.
+    Doctor,
+    /// Re-encrypt and re-key every stored row under the newest secret in VERIFYD_SECRET (the
+    /// first), so older secrets can be dropped. Safe while verifyd serves; safe to repeat.
+    Rekey,
+    /// GET /healthz on VERIFYD_ADDR (0.0.0.0 and :: become loopback); exit 0 when it answers
+    /// 200, else 1. For container HEALTHCHECKs: the image has no curl.
+    Healthcheck {
+        /// Another address to probe (host:port).
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +93,14 @@ pub async fn run(cli: Cli) -> i32 {
     let config = match Config::load() {
         Ok(c) => c,
         Err(e) => {
+            if matches!(cli.command, Some(Command::Doctor)) {
+                for p in &e.problems {
+                    println!("✘ settings: {p}");
+                }
+                println!(
+                    "    fix: correct the variable(s) above (`verifyd config` shows every effective value)"
+                );
+            }
             eprintln!("verifyd: {e}");
             return EXIT_USAGE;
         }
@@ -89,6 +113,36 @@ pub async fn run(cli: Cli) -> i32 {
             }
             0
         }
+        Command::Doctor => {
+            let report = crate::doctor::run(&config).await;
+            print!("{}", report.render());
+            i32::from(report.failures() > 0)
+        }
+        Command::Rekey => {
+            crate::telemetry::init(config.log_format, &config.log_filter);
+            let parts = match Components::build(&config, Arc::new(SystemClock)).await {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("verifyd: {e}");
+                    return e.exit_code();
+                }
+            };
+            let now = parts.clock.now();
+            match crate::rotation::rekey(parts.store.as_ref(), &parts.keys, now).await {
+                Ok(report) => {
+                    println!(
+                        "verifyd rekey: {report}; everything is under key id {}",
+                        parts.keys.newest_key_id()
+                    );
+                    0
+                }
+                Err(e) => {
+                    eprintln!("verifyd rekey: {e}");
+                    1
+                }
+            }
+        }
+        Command::Healthcheck { addr } => healthcheck(addr.unwrap_or(config.addr)).await,
         Command::Serve => {
             crate::telemetry::init(config.log_format, &config.log_filter);
             let app = match Application::build(config).await {
@@ -173,6 +227,41 @@ pub async fn run(cli: Cli) -> i32 {
                 "Verification code is correct!",
             )
             .await
+        }
+    }
+}
+
+/// `GET /healthz` on `addr`, with an unspecified address replaced by loopback.
+async fn healthcheck(addr: SocketAddr) -> i32 {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("verifyd healthcheck: {e}");
+            return 1;
+        }
+    };
+    match client.get(format!("http://{addr}/healthz")).send().await {
+        Ok(r) if r.status().is_success() => 0,
+        Ok(r) => {
+            eprintln!(
+                "verifyd healthcheck: http://{addr}/healthz answered {}",
+                r.status()
+            );
+            1
+        }
+        Err(e) => {
+            eprintln!("verifyd healthcheck: http://{addr}/healthz: {e}");
+            1
         }
     }
 }

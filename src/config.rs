@@ -16,12 +16,13 @@ use std::time::Duration;
 use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::crypto::ServerSecret;
+use crate::crypto::ServerSecrets;
 
 mod limits;
 use crate::domain::{Channel, CodeLength, NumberType, Region};
 pub use limits::{Buckets, SendLimits, TestNumber, VerifyLimits};
 
+pub const ENV_ENV: &str = "VERIFYD_ENV";
 pub const ENV_ADDR: &str = "VERIFYD_ADDR";
 pub const ENV_DATABASE_URL: &str = "VERIFYD_DATABASE_URL";
 pub const ENV_SECRET: &str = "VERIFYD_SECRET";
@@ -82,6 +83,7 @@ pub const ENV_TWILIO_TIMEOUT: &str = "TWILIO_TIMEOUT";
 pub const ENV_TWILIO_SYNC_RATE_LIMITS: &str = "VERIFYD_TWILIO_SYNC_RATE_LIMITS";
 pub const ENV_TWILIO_MESSAGING_SERVICE_SID: &str = "TWILIO_MESSAGING_SERVICE_SID";
 pub const ENV_TWILIO_FROM: &str = "TWILIO_FROM";
+pub const ENV_TWILIO_MESSAGING_BASE_URL: &str = "TWILIO_MESSAGING_BASE_URL";
 pub const ENV_SMS_WEBHOOK_URL: &str = "VERIFYD_SMS_WEBHOOK_URL";
 pub const ENV_SMS_WEBHOOK_SECRET: &str = "VERIFYD_SMS_WEBHOOK_SECRET";
 pub const ENV_SMS_WEBHOOK_TIMEOUT: &str = "VERIFYD_SMS_WEBHOOK_TIMEOUT";
@@ -96,6 +98,12 @@ pub struct Setting {
 
 /// Every setting verifyd reads, in the order `verifyd config` prints them.
 pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: ENV_ENV,
+        default: "development",
+        secret: false,
+        doc: "`development` or `production`. Production refuses to start (exit 64, naming each problem) with the console or null sender (local engine), a generated VERIFYD_SECRET or API key, VERIFYD_TRUSTED_PROXIES trusting every address, or a test number without valid_until; it never serves /dev/outbox.",
+    },
     Setting {
         name: ENV_ADDR,
         default: "127.0.0.1:8080",
@@ -112,13 +120,13 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_SECRET,
         default: "",
         secret: true,
-        doc: "Server secret (>= 32 chars) for HMAC and encryption keys; unset: generated once into <database>.secret (0600).",
+        doc: "Server secret (>= 32 chars) for HMAC and encryption keys; several, comma-separated and newest first, while rotating (new data under the first, old data still read; `verifyd rekey` moves it). Unset: generated once into <database>.secret (0600); refused in production.",
     },
     Setting {
         name: ENV_API_KEYS,
         default: "",
         secret: true,
-        doc: "Comma-separated API keys accepted as `Authorization: Bearer <key>`; unset: one is generated on first start, printed once, stored hashed.",
+        doc: "Comma-separated API keys accepted as `Authorization: Bearer <key>` (list the new and the old key while rotating); unset: one is generated on first start, printed once, stored hashed (refused in production).",
     },
     Setting {
         name: ENV_AUTH,
@@ -445,6 +453,12 @@ pub const SETTINGS: &[Setting] = &[
         doc: "twilio-messaging sender: the sender (a Twilio number in E.164, a short code or an alphanumeric sender ID); or set TWILIO_MESSAGING_SERVICE_SID.",
     },
     Setting {
+        name: ENV_TWILIO_MESSAGING_BASE_URL,
+        default: "https://messaging.twilio.com",
+        secret: false,
+        doc: "Base URL of Twilio's Messaging API, where `verifyd doctor` looks up TWILIO_MESSAGING_SERVICE_SID (tests point it at a local fake).",
+    },
+    Setting {
         name: ENV_SMS_WEBHOOK_URL,
         default: "",
         secret: false,
@@ -466,6 +480,24 @@ pub const SETTINGS: &[Setting] = &[
 
 fn setting(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// Which rules the settings are held to (`VERIFYD_ENV`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// The embedded default: made for a laptop (console sender, generated secret and key).
+    Development,
+    /// Refuses the laptop defaults and other unsafe settings (see [`Config::from_sources`]).
+    Production,
+}
+
+impl Profile {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Profile::Development => "development",
+            Profile::Production => "production",
+        }
+    }
 }
 
 /// Which engine answers send-code and verify.
@@ -699,10 +731,12 @@ pub fn redact_url_password(url: &str) -> String {
 /// The validated settings.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// `development` (the default) or `production`.
+    pub profile: Profile,
     pub addr: SocketAddr,
     pub database_url: DatabaseUrl,
-    /// `None`: generated once and kept beside the SQLite file.
-    pub secret: Option<ServerSecret>,
+    /// The server secrets, newest first. `None`: generated once and kept beside the SQLite file.
+    pub secret: Option<ServerSecrets>,
     /// Empty: one key is generated on first start and stored hashed.
     pub api_keys: Vec<SecretString>,
     pub auth: AuthMode,
@@ -751,6 +785,8 @@ pub struct Config {
     pub twilio_verify_base_url: String,
     /// Base URL of Twilio's core REST API (Messaging), without a trailing slash.
     pub twilio_api_base_url: String,
+    /// Base URL of Twilio's Messaging API (Messaging Services), without a trailing slash.
+    pub twilio_messaging_base_url: String,
     /// Deadline of each Twilio call.
     pub twilio_timeout: Duration,
     /// Whether startup syncs the Twilio-side IP bucket (twilio-verify only).
@@ -1100,6 +1136,15 @@ impl Reader<'_> {
         }
     }
 
+    /// A problem with a setting that has no value (shown as `<unset>`, never redacted text).
+    fn unset_problem(&mut self, name: &str, reason: impl Into<String>) {
+        self.problems.push(Problem {
+            name: name.to_owned(),
+            value: "<unset>".to_owned(),
+            reason: reason.into(),
+        });
+    }
+
     fn problem(&mut self, name: &str, value: &str, reason: impl Into<String>) {
         let secret = setting(name).is_some_and(|s| s.secret);
         self.problems.push(Problem {
@@ -1236,6 +1281,11 @@ impl Config {
         };
         let mut warnings = Vec::new();
 
+        let profile = r.parse(ENV_ENV, |t| match t {
+            "development" => Ok(Profile::Development),
+            "production" => Ok(Profile::Production),
+            _ => Err("expected `development` or `production`".to_owned()),
+        });
         let addr = r.parse(ENV_ADDR, |t| {
             t.parse::<SocketAddr>()
                 .map_err(|_| "expected IP:port, for example 127.0.0.1:8080".to_owned())
@@ -1243,9 +1293,9 @@ impl Config {
         let database_url = r.parse(ENV_DATABASE_URL, parse_database_url);
         let secret = {
             let (value, _) = r.raw(ENV_SECRET);
-            match value.filter(|v| !v.is_empty()) {
+            match value.filter(|v| !v.trim().is_empty()) {
                 None => Some(None),
-                Some(v) => match ServerSecret::new(SecretString::from(v.clone())) {
+                Some(v) => match ServerSecrets::parse(&v) {
                     Ok(s) => Some(Some(s)),
                     Err(e) => {
                         r.problem(ENV_SECRET, &v, e.to_string());
@@ -1367,6 +1417,7 @@ impl Config {
         }
         let twilio_verify_base_url = r.parse(ENV_TWILIO_VERIFY_BASE_URL, parse_base_url);
         let twilio_api_base_url = r.parse(ENV_TWILIO_API_BASE_URL, parse_base_url);
+        let twilio_messaging_base_url = r.parse(ENV_TWILIO_MESSAGING_BASE_URL, parse_base_url);
         let twilio_timeout = r.parse(ENV_TWILIO_TIMEOUT, positive_duration);
         let twilio_sync_rate_limits = r.parse(ENV_TWILIO_SYNC_RATE_LIMITS, parse_bool);
         let messaging_service = r
@@ -1587,6 +1638,22 @@ impl Config {
             }
         });
         let _ = r.raw(ENV_CONFIG);
+        let auth_mode = auth.unwrap_or(AuthMode::ApiKey);
+
+        if profile == Some(Profile::Production) {
+            production_rules(
+                &mut r,
+                &Judged {
+                    provider,
+                    sms_sender,
+                    secret_set: !matches!(secret, Some(None)),
+                    auth_mode,
+                    api_keys_set: !api_keys.is_empty(),
+                    trusted_proxies: trusted_proxies.as_deref(),
+                    test_numbers: &test_numbers,
+                },
+            );
+        }
 
         if let Some(DatabaseUrl::Postgres { .. }) = &database_url {
             if let Some(None) = &secret {
@@ -1621,9 +1688,10 @@ impl Config {
                     .to_owned(),
             );
         }
-        if trusted_proxies
-            .as_ref()
-            .is_some_and(|p| p.iter().any(|n| n.prefix_len() == 0))
+        if profile != Some(Profile::Production)
+            && trusted_proxies
+                .as_ref()
+                .is_some_and(|p| p.iter().any(|n| n.prefix_len() == 0))
         {
             warnings.push(
                 "VERIFYD_TRUSTED_PROXIES trusts every address: any client can choose its own IP bucket".to_owned(),
@@ -1653,6 +1721,7 @@ impl Config {
             problems: Vec::new(),
         };
         Ok(Config {
+            profile: profile.ok_or_else(missing)?,
             addr: addr.ok_or_else(missing)?,
             database_url: database_url.ok_or_else(missing)?,
             secret: secret.ok_or_else(missing)?,
@@ -1691,6 +1760,7 @@ impl Config {
             twilio,
             twilio_verify_base_url: twilio_verify_base_url.ok_or_else(missing)?,
             twilio_api_base_url: twilio_api_base_url.ok_or_else(missing)?,
+            twilio_messaging_base_url: twilio_messaging_base_url.ok_or_else(missing)?,
             twilio_timeout: twilio_timeout.ok_or_else(missing)?,
             twilio_sync_rate_limits: twilio_sync_rate_limits.ok_or_else(missing)?,
             twilio_messaging,
@@ -1745,6 +1815,71 @@ impl Config {
     /// Whether an API key is configured, for tests and the startup line.
     pub fn api_keys_exposed(&self) -> Vec<&str> {
         self.api_keys.iter().map(|k| k.expose_secret()).collect()
+    }
+}
+
+/// What the production rules look at (only what is in use is judged).
+struct Judged<'a> {
+    provider: Option<ProviderKind>,
+    sms_sender: Option<SenderKind>,
+    secret_set: bool,
+    auth_mode: AuthMode,
+    api_keys_set: bool,
+    trusted_proxies: Option<&'a [IpNet]>,
+    test_numbers: &'a [TestNumber],
+}
+
+/// `VERIFYD_ENV=production`: refuses the laptop defaults and the settings that undo a
+/// protection, one problem per rule, each naming its variable.
+fn production_rules(r: &mut Reader<'_>, j: &Judged<'_>) {
+    // The sender is judged only when the local engine delivers with it (twilio-verify: unused).
+    if j.provider == Some(ProviderKind::Local)
+        && let Some(sender @ (SenderKind::Console | SenderKind::Null)) = j.sms_sender
+    {
+        let why = match sender {
+            SenderKind::Console => "prints codes to stdout and serves them at /dev/outbox",
+            _ => "discards every code",
+        };
+        r.problem(
+            ENV_SMS_SENDER,
+            sender.as_str(),
+            format!(
+                "is refused in production: it {why}; set VERIFYD_SMS_SENDER=twilio-messaging or webhook, or use Twilio Verify (VERIFYD_PROVIDER=twilio-verify)"
+            ),
+        );
+    }
+    if !j.secret_set {
+        r.unset_problem(
+            ENV_SECRET,
+            "must be set explicitly in production (a generated secret lives in one file beside one database, is lost with it and cannot be shared by replicas); generate one with `openssl rand -hex 32`",
+        );
+    }
+    // With `jwt` the JWT settings are required in every profile; API keys, when accepted, must
+    // be listed explicitly here.
+    if j.auth_mode.api_keys() && !j.api_keys_set {
+        r.unset_problem(
+            ENV_API_KEYS,
+            "must be set explicitly in production (a generated key is printed once to stdout); list your keys, comma-separated",
+        );
+    }
+    if let Some(proxies) = j.trusted_proxies
+        && let Some(all) = proxies.iter().find(|n| n.prefix_len() == 0)
+    {
+        r.problem(
+            ENV_TRUSTED_PROXIES,
+            &all.to_string(),
+            "trusts every address, so any client chooses its own IP bucket with X-Forwarded-For; list only your reverse proxies' addresses",
+        );
+    }
+    for (i, t) in j.test_numbers.iter().enumerate() {
+        if t.valid_until.is_none() {
+            r.problems.push(Problem {
+                name: format!("test_numbers[{i}]"),
+                value: t.number.masked(),
+                reason: "has no valid_until: in production a test number (a fixed code that approves) must expire; add valid_until = \"YYYY-MM-DD\""
+                    .to_owned(),
+            });
+        }
     }
 }
 
@@ -2093,6 +2228,70 @@ mod tests {
         );
         assert_eq!(redact_url_password("redis://h:6379"), "redis://h:6379");
         assert_eq!(redact_url_password("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[test]
+    fn production_refuses_each_unsafe_setting_and_judges_only_what_is_in_use() {
+        let good = [
+            (ENV_ENV, "production"),
+            (ENV_SECRET, "a-production-secret-0123456789-0123456789"),
+            (ENV_API_KEYS, "a-production-api-key-0123"),
+            (ENV_SMS_SENDER, "webhook"),
+            (ENV_SMS_WEBHOOK_URL, "https://sms.example.com/hook"),
+            (ENV_SMS_WEBHOOK_SECRET, "a-webhook-secret-of-some-length"),
+        ];
+        let c = config(&good).unwrap();
+        assert_eq!(c.profile, Profile::Production);
+        assert_eq!(c.auth, AuthMode::ApiKey);
+        let without = |name: &str| -> Vec<(&str, &str)> {
+            good.iter().copied().filter(|(k, _)| *k != name).collect()
+        };
+        for (pairs, named) in [
+            (without(ENV_SECRET), ENV_SECRET),
+            (without(ENV_API_KEYS), ENV_API_KEYS),
+            (
+                [without(ENV_SMS_SENDER), vec![(ENV_SMS_SENDER, "null")]].concat(),
+                ENV_SMS_SENDER,
+            ),
+            (
+                [good.to_vec(), vec![(ENV_TRUSTED_PROXIES, "::/0")]].concat(),
+                ENV_TRUSTED_PROXIES,
+            ),
+        ] {
+            let err = config(&pairs).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{err}");
+            assert_eq!(err.problems[0].name, named, "{err}");
+        }
+        // The same settings are fine in development (with a warning for the proxies).
+        let c = config(&[(ENV_TRUSTED_PROXIES, "0.0.0.0/0")]).unwrap();
+        assert_eq!(c.profile, Profile::Development);
+        assert_eq!(c.warnings.len(), 1);
+        // twilio-verify: the (default console) sender is unused, so not judged.
+        let twilio = [
+            (ENV_ENV, "production"),
+            (ENV_SECRET, "a-production-secret-0123456789-0123456789"),
+            (ENV_API_KEYS, "a-production-api-key-0123"),
+            (ENV_TWILIO_ACCOUNT_SID, "AC0123456789abcdef0123456789abcdef"),
+            (ENV_TWILIO_AUTH_TOKEN, "fedcba9876543210fedcba9876543210"),
+            (ENV_TWILIO_SERVICE_SID, "VA0123456789abcdef0123456789abcdef"),
+        ];
+        assert!(config(&twilio).is_ok());
+    }
+
+    #[test]
+    fn the_secret_may_list_several_secrets_newest_first() {
+        let c = config(&[(
+            ENV_SECRET,
+            "newer-secret-0123456789-0123456789-abc, older-secret-0123456789-0123456789-abc",
+        )])
+        .unwrap();
+        let secrets = c.secret.unwrap();
+        assert_eq!(secrets.len(), 2);
+        assert!(secrets.newest().expose().starts_with("newer"));
+        let err =
+            config(&[(ENV_SECRET, "newer-secret-0123456789-0123456789-abc,short")]).unwrap_err();
+        assert!(err.to_string().contains("secret #2"), "{err}");
+        assert!(!err.to_string().contains("newer-secret"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //! - [`twilio`]: Twilio REST plumbing (auth, form posts, error bodies) shared by both.
 //! - [`store`]: persistence (`sqlite`, or `postgres` shared by several replicas).
 //! - [`limiter`]: GCRA buckets (`memory`, or `redis` shared by several replicas).
-//! - [`crypto`]: keys derived from the server secret; HMAC lookups and AEAD at rest.
+//! - [`crypto`]: keys derived from the server secrets; HMAC lookups and AEAD at rest.
+//! - [`rotation`]: key-check records, the stable key, `verifyd rekey`.
+//! - [`doctor`]: `verifyd doctor`, the settings checked against reality.
 //! - [`clock`]: the time source, controllable in tests.
 //! - [`http`]: routes, auth, the error envelope, probes.
 //! - [`app`], [`cli`], [`telemetry`]: startup, the command line, logging.
@@ -31,11 +33,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod doctor;
 pub mod domain;
 pub mod http;
 pub mod limiter;
 pub mod policy;
 pub mod provider;
+pub mod rotation;
 pub mod service;
 pub mod sms;
 pub mod store;

@@ -171,6 +171,30 @@ impl TwilioClient {
         self.call(request).await
     }
 
+    /// `GET path`; the 2xx answer decoded as `T`, with the instant of Twilio's `Date` header
+    /// when it sent a readable one (`verifyd doctor` compares clocks with it).
+    ///
+    /// # Errors
+    /// [`TwilioError`].
+    pub async fn get_dated<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<(T, Option<crate::domain::Timestamp>), TwilioError> {
+        let response = self.send(self.http.get(self.url(path))).await?;
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let value =
+            serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode(e.to_string()))?;
+        Ok((value, date))
+    }
+
     /// `DELETE path`; any 2xx is success.
     ///
     /// # Errors
@@ -249,6 +273,20 @@ impl TwilioClient {
     }
 }
 
+/// An HTTP `Date` (IMF-fixdate: `Thu, 26 Nov 2026 12:00:00 GMT`).
+pub fn parse_http_date(text: &str) -> Option<crate::domain::Timestamp> {
+    let format = time::format_description::parse_borrowed::<2>(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
+    )
+    .ok()?;
+    let at = time::PrimitiveDateTime::parse(text.trim(), &format)
+        .ok()?
+        .assume_utc();
+    Some(crate::domain::Timestamp::from_millis(
+        at.unix_timestamp().saturating_mul(1000),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +316,13 @@ mod tests {
         assert!(text.contains("60200"), "{text}");
         let text = failure(20003, "Authenticate").to_string();
         assert!(text.contains("TWILIO_AUTH_TOKEN"), "{text}");
+    }
+
+    #[test]
+    fn http_dates_are_read() {
+        let t = parse_http_date("Thu, 26 Nov 2026 12:00:01 GMT").unwrap();
+        assert_eq!(t.as_millis(), 1_795_694_401_000);
+        assert!(parse_http_date("yesterday").is_none());
     }
 
     #[test]

@@ -2,6 +2,12 @@
 //! ciphertext (so a resend within the TTL delivers the same code), delivered by an
 //! [`SmsSender`], with Twilio Verify's rules: one pending verification per number, a TTL,
 //! 5 checks and 5 sends per verification, single use under any concurrency.
+//!
+//! During a secret rotation (several secrets configured) a number's pending verification may
+//! have been written under an older secret: a check looks under every secret's digest (oldest
+//! first, so a concurrent `verifyd rekey` moving the row cannot hide it), and a send first moves
+//! such a verification to the newest secret, so the number still has exactly one pending
+//! verification and a resend re-delivers its code.
 
 use std::sync::Arc;
 
@@ -14,10 +20,11 @@ use crate::domain::{
     Verification, VerificationSid, VerificationStatus,
 };
 use crate::policy::TestNumbers;
+use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
 use crate::sms::{OutgoingMessage, SmsSender, message_body};
-use crate::store::{CheckRecord, NewVerification, SendOutcome, Store, StoredVerification};
-
-const PHONE_CONTEXT: &[u8] = b"verifyd/phone";
+use crate::store::{
+    CheckRecord, NewVerification, SealedVerification, SendOutcome, Store, StoredVerification,
+};
 
 /// Our own code engine.
 pub struct LocalProvider {
@@ -76,6 +83,57 @@ impl LocalProvider {
             .ok_or_else(|| ProviderError::Data("stored code is not a run of digits".to_owned()))
     }
 
+    /// The number's pending verification, looked up under every configured secret, with the
+    /// lookup digest it was found under. Oldest secret first: a rekey only ever moves a row
+    /// from an older secret's digest to the newest's, so a row that exists throughout is found
+    /// even if it moves between two lookups.
+    async fn find_pending(
+        &self,
+        phone: &PhoneNumber,
+        owner: Option<&str>,
+    ) -> Result<Option<(StoredVerification, [u8; 32])>, ProviderError> {
+        for lookup in self.keys.phone_lookups(phone.e164()).into_iter().rev() {
+            if let Some(found) = self.store.find_pending(&lookup, owner).await? {
+                return Ok(Some((found, lookup)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Before a send: a pending verification under an older secret is moved to the newest, so
+    /// the send finds it (one pending verification per number).
+    async fn adopt_older_pending(
+        &self,
+        phone: &PhoneNumber,
+        owner: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), ProviderError> {
+        for lookup in self.keys.phone_lookups(phone.e164()).into_iter().skip(1) {
+            if let Some(old) = self.store.find_pending(&lookup, owner).await? {
+                let row = SealedVerification {
+                    sid: old.sid,
+                    phone_lookup: lookup.to_vec(),
+                    phone_sealed: old.phone_sealed,
+                    code_digest: old.code_digest,
+                    code_sealed: old.code_sealed,
+                };
+                move_verification(
+                    self.store.as_ref(),
+                    &self.keys,
+                    &row,
+                    now,
+                    &mut RekeyReport::default(),
+                )
+                .await
+                .map_err(|e| match e {
+                    RotationError::Store(e) => ProviderError::Store(e),
+                    other => ProviderError::Data(other.to_string()),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     async fn deliver(
         &self,
         stored: &StoredVerification,
@@ -125,7 +183,7 @@ impl Provider for LocalProvider {
             None => OtpCode::generate(self.code_length),
         };
         let new = NewVerification {
-            owner,
+            owner: owner.clone(),
             phone_lookup: self.keys.phone_lookup(phone.e164()),
             phone_sealed: self.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
             channel,
@@ -141,6 +199,8 @@ impl Provider for LocalProvider {
             expires_at: now.plus(self.life.ttl),
             sid,
         };
+        self.adopt_older_pending(&phone, owner.as_deref(), now)
+            .await?;
         match self.store.start_or_resend(new, now, self.life).await? {
             SendOutcome::Created(stored) if test_number.is_some() => {
                 tracing::info!(phone = %phone.masked(), sid = %stored.sid, "test number: code not sent");
@@ -179,10 +239,9 @@ impl Provider for LocalProvider {
             user,
             now,
         } = request;
-        let lookup = self.keys.phone_lookup(phone.e164());
         let owner = self.owner(user.as_deref());
         // Another user's pending verification is invisible: it answers exactly like none.
-        let Some(pending) = self.store.find_pending(&lookup, owner.as_deref()).await? else {
+        let Some((pending, _)) = self.find_pending(&phone, owner.as_deref()).await? else {
             return Err(ProviderError::NotFound);
         };
         match self.life.state(pending.counters(), now) {
@@ -191,8 +250,9 @@ impl Provider for LocalProvider {
             LiveState::Locked => return Err(ProviderError::MaxCheckAttempts),
             LiveState::Open { .. } => {}
         }
-        let digest = self.keys.code_digest(pending.sid.as_str(), code.expose());
-        let right = Keys::digests_match(&pending.code_digest, &digest);
+        let right =
+            self.keys
+                .code_matches(&pending.code_digest, pending.sid.as_str(), code.expose());
         match self
             .store
             .record_check(&pending.sid, right, now, self.life.max_checks)

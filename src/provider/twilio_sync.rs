@@ -213,6 +213,31 @@ pub async fn sync_rate_limits(
     })
 }
 
+/// The service's `end_user_ip_address` RateLimit, read only: its sid and its buckets as
+/// `(max, interval)`, or `None` when the service has none (for `verifyd doctor`).
+///
+/// # Errors
+/// [`TwilioError`] of the first call that failed.
+pub async fn read_ip_buckets(
+    api: &TwilioClient,
+    service_sid: &str,
+) -> Result<Option<(String, Vec<(u64, u64)>)>, TwilioError> {
+    let base = format!("/v2/Services/{service_sid}/RateLimits");
+    let Some(limit) = list::<RateLimit>(api, &format!("{base}?PageSize=100"))
+        .await?
+        .into_iter()
+        .find(|r| r.unique_name.as_deref() == Some(IP_RATE_LIMIT))
+    else {
+        return Ok(None);
+    };
+    let buckets = list::<Bucket>(api, &format!("{base}/{}/Buckets?PageSize=100", limit.sid))
+        .await?
+        .into_iter()
+        .map(|b| (b.max, b.interval))
+        .collect();
+    Ok(Some((limit.sid, buckets)))
+}
+
 async fn list<T: serde::de::DeserializeOwned>(
     api: &TwilioClient,
     first: &str,

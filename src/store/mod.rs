@@ -1,7 +1,9 @@
-//! Persistence of verifications, their send attempts and generated API keys. Every method is
-//! one atomic step (a single conditional statement or one transaction), so concurrent requests
-//! on any number of connections cannot double-approve, over-count or lose an attempt. Business
-//! rules live in the engine; the store only applies the updates it is told to, atomically.
+//! Persistence of verifications, their send attempts, generated API keys, idempotent answers and
+//! the key-check records of secret rotation. Every method is one atomic step (a single
+//! conditional statement or one transaction), so concurrent requests on any number of
+//! connections cannot double-approve, over-count or lose an attempt. Business rules live in the
+//! engine; the store only applies the updates it is told to, atomically. The store never sees a
+//! key: it keeps digests and ciphertexts as opaque bytes.
 
 pub mod postgres;
 pub mod sqlite;
@@ -101,6 +103,44 @@ pub enum IdempotencyBegin {
     InProgress,
 }
 
+/// A key-check record: the database's stable key sealed under one server secret (see
+/// [`crate::rotation`]). `key_id` repeats the key id inside `sealed`, so it can be a primary key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyCheck {
+    pub key_id: Vec<u8>,
+    pub sealed: Vec<u8>,
+}
+
+/// A verification's keyed columns: what `verifyd rekey` reads and rewrites.
+#[derive(Clone, Debug)]
+pub struct SealedVerification {
+    pub sid: VerificationSid,
+    pub phone_lookup: Vec<u8>,
+    pub phone_sealed: Vec<u8>,
+    pub code_digest: Vec<u8>,
+    pub code_sealed: Vec<u8>,
+}
+
+/// A stored idempotent answer: what `verifyd rekey` re-seals.
+#[derive(Clone, Debug)]
+pub struct SealedAnswer {
+    pub key_digest: [u8; 32],
+    pub body_sealed: Vec<u8>,
+}
+
+/// What re-keying one verification did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RekeyOutcome {
+    /// The row now holds the new columns.
+    Rekeyed,
+    /// The row's sealed columns are no longer the ones read (someone re-keyed it first) or the
+    /// row is gone: nothing changed.
+    Changed,
+    /// The new lookup digest is already the pending verification of another row (two pending
+    /// verifications of one number under two secrets): nothing changed.
+    Conflict,
+}
+
 /// The persistence backend.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -174,6 +214,46 @@ pub trait Store: Send + Sync {
 
     /// Drops a claim whose answer is not to be replayed (429, 5xx), so a retry runs afresh.
     async fn idempotency_abandon(&self, key: &[u8; 32]) -> Result<(), StoreError>;
+
+    /// Every key-check record.
+    async fn key_checks(&self) -> Result<Vec<KeyCheck>, StoreError>;
+
+    /// Adds a key-check record unless one with its key id exists (then nothing changes).
+    async fn add_key_check(&self, check: &KeyCheck, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Deletes every key-check record but `keep`'s; returns how many.
+    async fn retire_key_checks(&self, keep: &[u8]) -> Result<u64, StoreError>;
+
+    /// Up to `limit` verifications' keyed columns, in sid order, after `after` (all states).
+    async fn sealed_verifications(
+        &self,
+        after: Option<&VerificationSid>,
+        limit: u32,
+    ) -> Result<Vec<SealedVerification>, StoreError>;
+
+    /// Replaces `old.sid`'s four keyed columns with `new`'s if its sealed columns are still
+    /// `old`'s, in one conditional update that touches nothing else (status, counts and
+    /// attempts stay as concurrent checks and sends left them).
+    async fn rekey_verification(
+        &self,
+        old: &SealedVerification,
+        new: &SealedVerification,
+    ) -> Result<RekeyOutcome, StoreError>;
+
+    /// Up to `limit` stored idempotent answers, in key order, after `after`.
+    async fn sealed_answers(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: u32,
+    ) -> Result<Vec<SealedAnswer>, StoreError>;
+
+    /// Replaces a stored answer's ciphertext if it is still `old`. False if it changed or is gone.
+    async fn reseal_answer(
+        &self,
+        key: &[u8; 32],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError>;
 
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

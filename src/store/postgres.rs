@@ -20,8 +20,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{
-    CheckRecord, IdempotencyBegin, NewVerification, SendOutcome, Store, StoreError,
-    StoredVerification,
+    CheckRecord, IdempotencyBegin, KeyCheck, NewVerification, RekeyOutcome, SealedAnswer,
+    SealedVerification, SendOutcome, Store, StoreError, StoredVerification,
 };
 use crate::domain::{
     AttemptSid, Channel, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid,
@@ -571,6 +571,167 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db_error)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn key_checks(&self) -> Result<Vec<KeyCheck>, StoreError> {
+        self.bounded(async {
+            let rows =
+                sqlx::query("SELECT key_id, sealed FROM key_checks ORDER BY created_at, key_id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(KeyCheck {
+                        key_id: r.try_get(0).map_err(db_error)?,
+                        sealed: r.try_get(1).map_err(db_error)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn add_key_check(&self, check: &KeyCheck, now: Timestamp) -> Result<(), StoreError> {
+        self.bounded(async {
+            sqlx::query(
+                "INSERT INTO key_checks (key_id, sealed, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key_id) DO NOTHING",
+            )
+            .bind(&check.key_id)
+            .bind(&check.sealed)
+            .bind(now.as_millis())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn retire_key_checks(&self, keep: &[u8]) -> Result<u64, StoreError> {
+        self.bounded(async {
+            let done = sqlx::query("DELETE FROM key_checks WHERE key_id <> $1")
+                .bind(keep)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
+
+    async fn sealed_verifications(
+        &self,
+        after: Option<&VerificationSid>,
+        limit: u32,
+    ) -> Result<Vec<SealedVerification>, StoreError> {
+        self.bounded(async {
+            let rows = sqlx::query(
+                "SELECT sid, phone_lookup, phone_sealed, code_digest, code_sealed FROM verifications \
+                 WHERE sid COLLATE \"C\" > $1 ORDER BY sid COLLATE \"C\" LIMIT $2",
+            )
+            .bind(after.map_or("", |a| a.as_str()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SealedVerification {
+                        sid: VerificationSid::parse(&r.try_get::<String, _>(0).map_err(db_error)?)
+                            .ok_or_else(|| corrupt("sid"))?,
+                        phone_lookup: r.try_get(1).map_err(db_error)?,
+                        phone_sealed: r.try_get(2).map_err(db_error)?,
+                        code_digest: r.try_get(3).map_err(db_error)?,
+                        code_sealed: r.try_get(4).map_err(db_error)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn rekey_verification(
+        &self,
+        old: &SealedVerification,
+        new: &SealedVerification,
+    ) -> Result<RekeyOutcome, StoreError> {
+        self.bounded(async {
+            let done = sqlx::query(
+                "UPDATE verifications SET phone_lookup = $1, phone_sealed = $2, code_digest = $3, \
+                 code_sealed = $4 WHERE sid = $5 AND phone_sealed = $6 AND code_sealed = $7",
+            )
+            .bind(&new.phone_lookup)
+            .bind(&new.phone_sealed)
+            .bind(&new.code_digest)
+            .bind(&new.code_sealed)
+            .bind(old.sid.as_str())
+            .bind(&old.phone_sealed)
+            .bind(&old.code_sealed)
+            .execute(&self.pool)
+            .await;
+            match done {
+                Ok(d) if d.rows_affected() == 1 => Ok(RekeyOutcome::Rekeyed),
+                Ok(_) => Ok(RekeyOutcome::Changed),
+                // unique_violation: the one-pending-per-owner-and-number index.
+                Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+                    Ok(RekeyOutcome::Conflict)
+                }
+                Err(e) => Err(db_error(e)),
+            }
+        })
+        .await
+    }
+
+    async fn sealed_answers(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: u32,
+    ) -> Result<Vec<SealedAnswer>, StoreError> {
+        self.bounded(async {
+            let rows = sqlx::query(
+                "SELECT key_digest, body_sealed FROM idempotency_keys \
+                 WHERE body_sealed IS NOT NULL AND key_digest > $1 ORDER BY key_digest LIMIT $2",
+            )
+            .bind(after.map_or(&[][..], |a| &a[..]))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            rows.iter()
+                .map(|r| {
+                    let key: Vec<u8> = r.try_get(0).map_err(db_error)?;
+                    Ok(SealedAnswer {
+                        key_digest: <[u8; 32]>::try_from(key.as_slice())
+                            .map_err(|_| corrupt("idempotency key digest"))?,
+                        body_sealed: r.try_get(1).map_err(db_error)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn reseal_answer(
+        &self,
+        key: &[u8; 32],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.bounded(async {
+            let done = sqlx::query(
+                "UPDATE idempotency_keys SET body_sealed = $1 WHERE key_digest = $2 AND body_sealed = $3",
+            )
+            .bind(new)
+            .bind(&key[..])
+            .bind(old)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            Ok(done.rows_affected() == 1)
         })
         .await
     }

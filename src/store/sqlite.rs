@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 
 use super::{
-    CheckRecord, IdempotencyBegin, NewVerification, SendOutcome, Store, StoreError,
-    StoredVerification,
+    CheckRecord, IdempotencyBegin, KeyCheck, NewVerification, RekeyOutcome, SealedAnswer,
+    SealedVerification, SendOutcome, Store, StoreError, StoredVerification,
 };
 use crate::config::SqliteSync;
 use crate::domain::{
@@ -26,6 +26,20 @@ const SELECT_PENDING: &str = "SELECT sid, phone_sealed, channel, status, code_di
 
 /// Connections in the pool. SQLite has one writer at a time; readers run in parallel in WAL.
 const MAX_CONNECTIONS: u32 = 8;
+
+/// The schema, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// What `verifyd doctor` finds of the schema, without changing anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// Embedded migrations the database has.
+    pub applied: usize,
+    /// Embedded migrations it lacks (`verifyd serve` applies them at start).
+    pub pending: Vec<String>,
+    /// Versions the database has that this binary does not know (a newer binary migrated it).
+    pub unknown: Vec<i64>,
+}
 
 /// A SQLite-backed [`Store`].
 #[derive(Clone)]
@@ -62,7 +76,7 @@ impl SqliteStore {
                 .map_err(|e| {
                     StoreError::Unavailable(format!("cannot open SQLite database: {e}"))
                 })?;
-            sqlx::migrate!("./migrations/sqlite")
+            MIGRATOR
                 .run(&mut first)
                 .await
                 .map_err(|e| StoreError::Internal(format!("SQLite migration failed: {e}")))?;
@@ -79,12 +93,68 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
         if in_memory {
-            sqlx::migrate!("./migrations/sqlite")
+            MIGRATOR
                 .run(&pool)
                 .await
                 .map_err(|e| StoreError::Internal(format!("SQLite migration failed: {e}")))?;
         }
         Ok(Self { pool })
+    }
+
+    /// Opens an existing database file without creating, migrating or changing it (for
+    /// `verifyd doctor`); `Ok(None)` when the file does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file exists but cannot be opened.
+    pub async fn open_existing(
+        path: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<Option<Self>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(false)
+            .busy_timeout(timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
+        Ok(Some(Self { pool }))
+    }
+
+    /// Which embedded migrations the database has and lacks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database cannot be read.
+    pub async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
+        let has_table: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let applied: Vec<i64> = if has_table.is_some() {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?
+        } else {
+            Vec::new()
+        };
+        let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        Ok(SchemaStatus {
+            applied: known.iter().filter(|v| applied.contains(v)).count(),
+            pending: MIGRATOR
+                .iter()
+                .filter(|m| !applied.contains(&m.version))
+                .map(|m| format!("{} {}", m.version, m.description))
+                .collect(),
+            unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
+        })
     }
 
     async fn attempts_of(
@@ -460,6 +530,145 @@ impl Store for SqliteStore {
             .await
             .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn key_checks(&self) -> Result<Vec<KeyCheck>, StoreError> {
+        let rows = sqlx::query("SELECT key_id, sealed FROM key_checks ORDER BY created_at, key_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyCheck {
+                    key_id: r.try_get(0).map_err(db_error)?,
+                    sealed: r.try_get(1).map_err(db_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_key_check(&self, check: &KeyCheck, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO key_checks (key_id, sealed, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key_id) DO NOTHING",
+        )
+        .bind(&check.key_id)
+        .bind(&check.sealed)
+        .bind(now.as_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn retire_key_checks(&self, keep: &[u8]) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM key_checks WHERE key_id <> ?1")
+            .bind(keep)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn sealed_verifications(
+        &self,
+        after: Option<&VerificationSid>,
+        limit: u32,
+    ) -> Result<Vec<SealedVerification>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sid, phone_lookup, phone_sealed, code_digest, code_sealed FROM verifications \
+             WHERE sid > ?1 ORDER BY sid LIMIT ?2",
+        )
+        .bind(after.map_or("", VerificationSid::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealedVerification {
+                    sid: VerificationSid::parse(&r.try_get::<String, _>(0).map_err(db_error)?)
+                        .ok_or_else(|| corrupt("sid"))?,
+                    phone_lookup: r.try_get(1).map_err(db_error)?,
+                    phone_sealed: r.try_get(2).map_err(db_error)?,
+                    code_digest: r.try_get(3).map_err(db_error)?,
+                    code_sealed: r.try_get(4).map_err(db_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn rekey_verification(
+        &self,
+        old: &SealedVerification,
+        new: &SealedVerification,
+    ) -> Result<RekeyOutcome, StoreError> {
+        let done = sqlx::query(
+            "UPDATE verifications SET phone_lookup = ?1, phone_sealed = ?2, code_digest = ?3, code_sealed = ?4 \
+             WHERE sid = ?5 AND phone_sealed = ?6 AND code_sealed = ?7",
+        )
+        .bind(&new.phone_lookup)
+        .bind(&new.phone_sealed)
+        .bind(&new.code_digest)
+        .bind(&new.code_sealed)
+        .bind(old.sid.as_str())
+        .bind(&old.phone_sealed)
+        .bind(&old.code_sealed)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(d) if d.rows_affected() == 1 => Ok(RekeyOutcome::Rekeyed),
+            Ok(_) => Ok(RekeyOutcome::Changed),
+            // SQLITE_CONSTRAINT_UNIQUE: the one-pending-per-number index.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("2067") => {
+                Ok(RekeyOutcome::Conflict)
+            }
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn sealed_answers(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: u32,
+    ) -> Result<Vec<SealedAnswer>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key_digest, body_sealed FROM idempotency_keys \
+             WHERE body_sealed IS NOT NULL AND key_digest > ?1 ORDER BY key_digest LIMIT ?2",
+        )
+        .bind(after.map_or(&[][..], |a| &a[..]))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                let key: Vec<u8> = r.try_get(0).map_err(db_error)?;
+                Ok(SealedAnswer {
+                    key_digest: <[u8; 32]>::try_from(key.as_slice())
+                        .map_err(|_| corrupt("idempotency key digest"))?,
+                    body_sealed: r.try_get(1).map_err(db_error)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reseal_answer(
+        &self,
+        key: &[u8; 32],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE idempotency_keys SET body_sealed = ?1 WHERE key_digest = ?2 AND body_sealed = ?3",
+        )
+        .bind(new)
+        .bind(&key[..])
+        .bind(old)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

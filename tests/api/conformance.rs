@@ -144,6 +144,24 @@ fn collect(
     });
 }
 
+/// `verifyd doctor` with `settings` (Twilio pointed at prism); its exit code and checklist.
+async fn doctor_through(settings: &[(String, String)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_verifyd"));
+    cmd.current_dir(dir.path())
+        .env_clear()
+        .arg("doctor")
+        .stdin(Stdio::null());
+    for (k, v) in settings {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.expect("verifyd doctor runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 fn report(title: &str, fake: &FakeTwilio) {
     eprintln!("--- {title}: requests as the fake Twilio received them (through prism)");
     for call in fake.calls() {
@@ -214,7 +232,13 @@ async fn every_twilio_verify_call_passes_prism_against_twilios_spec() {
     );
     assert!(stdout.contains("\"status\": \"canceled\""), "{stdout}");
 
+    // 5. `verifyd doctor`: the Service, its RateLimits and Buckets (reads only).
+    let (code, checklist) =
+        doctor_through(&with(&settings, &[("VERIFYD_RATE_LIMIT_IP_MAX", "10")])).await;
+    assert_eq!(code, Some(0), "{checklist}");
+
     for (method, suffix) in [
+        ("GET", &format!("/Services/{SERVICE_SID}")[..]),
         ("GET", "/RateLimits"),
         ("POST", "/RateLimits"),
         ("GET", "/Buckets"),
@@ -251,6 +275,16 @@ async fn every_twilio_messaging_call_passes_prism_against_twilios_spec() {
         .collect();
     let app = spawn_app_with(&pairs(&with_from)).await;
     assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
+
+    // `verifyd doctor` looks the From number up among the account's numbers.
+    let (code, checklist) = doctor_through(&with_from).await;
+    assert_eq!(code, Some(0), "{checklist}\n{}", prism.traffic());
+    assert!(
+        !fake
+            .calls_to("GET", "/IncomingPhoneNumbers.json")
+            .is_empty(),
+        "doctor's lookup went through prism"
+    );
 
     let messages = fake.messages();
     assert_eq!(messages.len(), 2);

@@ -1,6 +1,7 @@
-//! A stateful fake of the Twilio APIs verifyd calls, on 127.0.0.1 port 0: Verify
-//! (Verifications, VerificationCheck, cancel, RateLimits and their Buckets) and Messaging
-//! (`Messages.json`). It checks HTTP Basic auth and the form fields (including what the
+//! A stateful fake of the Twilio APIs verifyd calls, on 127.0.0.1 port 0: Verify (the Service,
+//! Verifications, VerificationCheck, cancel, RateLimits and their Buckets), Messaging
+//! (`Messages.json`, the Messaging Service) and the account's IncomingPhoneNumbers (what
+//! `verifyd doctor` reads). It checks HTTP Basic auth and the form fields (including what the
 //! published spec leaves open: the Channel values, and To/Code on VerificationCheck), keeps
 //! verifications the way Twilio does (pending → approved on the right code, 20404 after,
 //! 60202 after 5 wrong checks, 60203 after 5 sends), can be told to fail, and records every call
@@ -23,6 +24,8 @@ pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const AUTH_TOKEN: &str = "fedcba9876543210fedcba9876543210";
 pub const SERVICE_SID: &str = "VA0123456789abcdef0123456789abcdef";
 pub const MESSAGING_SERVICE_SID: &str = "MG0123456789abcdef0123456789abcdef";
+/// The one phone number the fake account owns (SMS-capable).
+pub const OWNED_NUMBER: &str = "+15005550006";
 /// Twilio's limits per verification: 5 checks, 5 sends.
 const MAX_CHECKS: u32 = 5;
 const MAX_SENDS: usize = 5;
@@ -505,6 +508,17 @@ async fn handle(
         ("POST", ["2010-04-01", "Accounts", ac, "Messages.json"]) if *ac == ACCOUNT_SID => {
             create_message(inner, &call)
         }
+        ("GET", ["v2", "Services", svc]) if *svc == SERVICE_SID => verify_service(),
+        ("GET", ["v1", "Services", mg]) if *mg == MESSAGING_SERVICE_SID => messaging_service(),
+        ("GET", ["2010-04-01", "Accounts", ac, "IncomingPhoneNumbers.json"])
+            if *ac == ACCOUNT_SID =>
+        {
+            incoming_numbers(&call)
+        }
+        // Unknown services: Twilio's 20404 (not a violation: doctor asks on purpose).
+        ("GET", ["v2" | "v1", "Services", _]) => {
+            twilio_error(404, 20404, "The requested resource was not found", None)
+        }
         _ => {
             inner
                 .violations
@@ -870,6 +884,89 @@ fn create_message(inner: &mut Inner, call: &Call) -> Response {
             },
             "to": to,
             "uri": format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"),
+        }),
+    )
+}
+
+/// The Verify Service resource (the fields of Twilio's published schema).
+fn verify_service() -> Response {
+    json_answer(
+        StatusCode::OK,
+        json!({
+            "sid": SERVICE_SID,
+            "account_sid": ACCOUNT_SID,
+            "friendly_name": "verifyd test",
+            "code_length": 6,
+            "lookup_enabled": false,
+            "psd2_enabled": false,
+            "skip_sms_to_landlines": false,
+            "dtmf_input_required": true,
+            "tts_name": null,
+            "do_not_share_warning_enabled": false,
+            "custom_code_enabled": false,
+            "push": { "include_date": false, "apn_credential_sid": null, "fcm_credential_sid": null },
+            "totp": { "issuer": null, "time_step": 30, "code_length": 6, "skew": 1 },
+            "default_template_sid": null,
+            "whatsapp": { "msg_service_sid": null, "from": null },
+            "passkeys": null,
+            "verify_event_subscription_enabled": false,
+            "date_created": "2026-11-26T12:00:00Z",
+            "date_updated": "2026-11-26T12:00:00Z",
+            "url": format!("https://verify.twilio.com/v2/Services/{SERVICE_SID}"),
+            "links": {},
+        }),
+    )
+}
+
+/// The Messaging Service resource (only the fields doctor may read, plus identity).
+fn messaging_service() -> Response {
+    json_answer(
+        StatusCode::OK,
+        json!({
+            "sid": MESSAGING_SERVICE_SID,
+            "account_sid": ACCOUNT_SID,
+            "friendly_name": "verifyd senders",
+            "date_created": "2026-11-26T12:00:00Z",
+            "date_updated": "2026-11-26T12:00:00Z",
+            "url": format!("https://messaging.twilio.com/v1/Services/{MESSAGING_SERVICE_SID}"),
+        }),
+    )
+}
+
+/// `IncomingPhoneNumbers.json?PhoneNumber=…`: the owned number, or an empty page.
+fn incoming_numbers(call: &Call) -> Response {
+    let wanted: Vec<(String, String)> =
+        serde_urlencoded::from_str(call.query.as_deref().unwrap_or("")).unwrap_or_default();
+    let number = wanted
+        .iter()
+        .find(|(k, _)| k == "PhoneNumber")
+        .map(|(_, v)| v.as_str());
+    let items: Vec<Value> = if number == Some(OWNED_NUMBER) {
+        vec![json!({
+            "account_sid": ACCOUNT_SID,
+            "phone_number": OWNED_NUMBER,
+            "friendly_name": "(500) 555-0006",
+            "sid": "PN0123456789abcdef0123456789abcdef",
+            "capabilities": { "voice": true, "sms": true, "mms": false, "fax": false },
+            "status": "in-use",
+        })]
+    } else {
+        Vec::new()
+    };
+    json_answer(
+        StatusCode::OK,
+        json!({
+            "incoming_phone_numbers": items,
+            "page": 0,
+            "page_size": 50,
+            "start": 0,
+            "end": 0,
+            // Twilio answers relative URIs here, but its spec says `format: uri` (absolute),
+            // which Prism enforces: the fake follows the spec.
+            "uri": format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json"),
+            "first_page_uri": format!("https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers.json?Page=0"),
+            "next_page_uri": null,
+            "previous_page_uri": null,
         }),
     )
 }

@@ -218,25 +218,30 @@ async fn a_postgres_outage_refuses_sends_and_checks_then_recovers_without_a_rest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_started_while_postgres_is_down_serves_503_until_it_is_back() {
+async fn a_replica_started_while_postgres_is_down_refuses_to_start_then_starts_once_it_is_back() {
+    // Startup opens the key-check records (secret rotation), which needs the database: with it
+    // down the process exits 69 (EX_UNAVAILABLE) and the orchestrator restarts it.
     let db = TestDb::create().await;
     let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
     proxy.close();
     let prefix = redis_prefix();
     let url = db.url_via(proxy.addr);
-
-    let app = spawn_app_with(&[
-        ("VERIFYD_DATABASE_URL", &url),
+    let settings = [
+        ("VERIFYD_DATABASE_URL", url.as_str()),
         ("VERIFYD_REDIS_URL", REDIS_URL),
-        ("VERIFYD_REDIS_PREFIX", &prefix),
-    ])
-    .await;
-    wait_for_readiness(&app, 503, "down", "ok").await;
-    assert_eq!(healthz(&app).await, StatusCode::OK);
-    assert_unavailable_fast(app.send_code(US_NUMBER)).await;
-    assert!(app.outbox().await.is_empty());
+        ("VERIFYD_REDIS_PREFIX", prefix.as_str()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let config = load_config(&dir, &settings).unwrap();
+    let clock = std::sync::Arc::new(verifyd::clock::ManualClock::starting_now());
+    let refused = verifyd::app::Application::build_with_clock(config, clock).await;
+    let err = refused
+        .err()
+        .expect("startup refused while PostgreSQL is down");
+    assert_eq!(err.exit_code(), 69, "{err}");
 
     proxy.open().await;
+    let app = spawn_app_with(&settings).await;
     wait_for_readiness(&app, 200, "ok", "ok").await;
     let code = app.send_and_read_code(US_NUMBER).await;
     assert_ok(

@@ -16,12 +16,12 @@ use crate::helpers::*;
 const BIN: &str = env!("CARGO_BIN_EXE_verifyd");
 
 /// A `verifyd serve` child process with its output captured.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
-    pub addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     stdout: Arc<Mutex<String>>,
-    pub stderr: Arc<Mutex<String>>,
-    http: reqwest::Client,
+    pub(crate) stderr: Arc<Mutex<String>>,
+    pub(crate) http: reqwest::Client,
     key: String,
 }
 
@@ -59,7 +59,7 @@ fn capture(
 }
 
 impl Server {
-    pub fn start(dir: &Path, env: &[(&str, &str)], key: &str) -> Server {
+    pub(crate) fn start(dir: &Path, env: &[(&str, &str)], key: &str) -> Server {
         let mut child = command(dir, env)
             .arg("serve")
             .stdout(Stdio::piped())
@@ -347,7 +347,7 @@ async fn trace_logs_of_a_full_flow_hold_no_code_and_no_full_number() {
     assert!(server.stdout.lock().unwrap().contains(&code));
 }
 
-pub fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+pub(crate) fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     let out = command(dir, env).args(args).output().expect("verifyd runs");
     (
         out.status.code().unwrap_or(-1),
@@ -572,6 +572,14 @@ async fn json_logs_have_one_line_per_request_with_its_facts() {
             json!({ "recipient": US_NUMBER, "code": wrong(&code) }),
         )
         .await;
+    // The request line is written just after the answer goes out: wait for it (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.stderr.lock().unwrap().contains("incorrect_code")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let logs = server.stderr.lock().unwrap().clone();
     let lines: Vec<serde_json::Value> = logs
         .lines()
