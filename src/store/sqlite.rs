@@ -1,8 +1,14 @@
 //! The embedded store: one SQLite file in WAL mode, schema from embedded migrations. Writers
 //! that read first take the write lock up front (`BEGIN IMMEDIATE`), so a send never races
 //! another send for the same number; checks are a single conditional `UPDATE … RETURNING`.
+//!
+//! SQLite has one writer at a time. Writers of this process queue for that turn in an async
+//! FIFO gate before they touch a connection, instead of colliding inside SQLite, whose busy
+//! handler sleeps 1, 2, 5 … 100 ms between retries (under load that sleeping, not the writes,
+//! was the cost: see BENCHMARKS.md). Readers never wait for the gate.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,6 +37,11 @@ const MAX_CONNECTIONS: u32 = 8;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The writer's turn (see the module docs); held from before a write starts until it has
+    /// committed.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// How long a writer waits for its turn before the store answers unavailable.
+    timeout: Duration,
 }
 
 impl SqliteStore {
@@ -84,7 +95,21 @@ impl SqliteStore {
                 .await
                 .map_err(|e| StoreError::Internal(format!("SQLite migration failed: {e}")))?;
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            timeout,
+        })
+    }
+
+    /// Waits (at most the store timeout) for this process's single writer turn.
+    async fn write_turn(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, StoreError> {
+        if let Ok(turn) = self.writer.try_lock() {
+            return Ok(turn);
+        }
+        tokio::time::timeout(self.timeout, self.writer.lock())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out waiting to write to SQLite".to_owned()))
     }
 
     async fn attempts_of(
@@ -173,6 +198,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         life: Lifecycle,
     ) -> Result<SendOutcome, StoreError> {
+        let _turn = self.write_turn().await?;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -282,6 +308,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         max_checks: u32,
     ) -> Result<CheckRecord, StoreError> {
+        let turn = self.write_turn().await?;
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let row = sqlx::query(
             "UPDATE verifications SET check_count = check_count + 1, \
@@ -296,6 +323,8 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error)?;
+        // The update committed on its own: reading the attempts needs no writer turn.
+        drop(turn);
         match row {
             Some(row) => Ok(CheckRecord::Counted(Self::full(&mut conn, &row).await?)),
             None => Ok(CheckRecord::NotOpen),
@@ -308,6 +337,7 @@ impl Store for SqliteStore {
         status: VerificationStatus,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await?;
         let done = sqlx::query(
             "UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3 AND status = 'pending'",
         )
@@ -337,6 +367,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await?;
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?1")
             .bind(before.as_millis())
             .execute(&self.pool)
@@ -366,6 +397,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_api_key_digest(&self, digest: [u8; 32], now: Timestamp) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await?;
         sqlx::query("INSERT OR IGNORE INTO api_keys (digest, created_at) VALUES (?1, ?2)")
             .bind(&digest[..])
             .bind(now.as_millis())
@@ -383,6 +415,7 @@ impl Store for SqliteStore {
         before: Timestamp,
         stale_before: Timestamp,
     ) -> Result<IdempotencyBegin, StoreError> {
+        let _turn = self.write_turn().await?;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -437,6 +470,7 @@ impl Store for SqliteStore {
         status: u16,
         body_sealed: &[u8],
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await?;
         sqlx::query(
             "UPDATE idempotency_keys SET status = ?1, body_sealed = ?2 WHERE key_digest = ?3",
         )
@@ -450,6 +484,7 @@ impl Store for SqliteStore {
     }
 
     async fn idempotency_abandon(&self, key: &[u8; 32]) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await?;
         sqlx::query("DELETE FROM idempotency_keys WHERE key_digest = ?1 AND status IS NULL")
             .bind(&key[..])
             .execute(&self.pool)
