@@ -30,6 +30,21 @@ use crate::domain::{
 const SELECT_PENDING: &str = "SELECT sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
      created_at, updated_at, expires_at FROM verifications WHERE phone_lookup = ?1 AND status = 'pending'";
 
+/// The common send in one round trip to the connection's worker thread (instead of five:
+/// begin, select, insert, insert, commit, each a wake-up of that thread while the single writer
+/// turn is held): a new verification and its first attempt, inserted only when the number has no
+/// pending verification (the partial unique index decides), the attempt only when the
+/// verification row went in (`changes() = 1`). The attempt's `RETURNING` row says it happened;
+/// otherwise the full transaction of [`SqliteStore::start_or_resend`] runs.
+const INSERT_NEW: &str = "BEGIN IMMEDIATE; \
+     INSERT INTO verifications (sid, phone_lookup, phone_sealed, channel, status, code_digest, \
+     code_sealed, check_count, send_count, created_at, updated_at, expires_at) \
+     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, 0, 1, ?7, ?7, ?8) \
+     ON CONFLICT (phone_lookup) WHERE status = 'pending' DO NOTHING; \
+     INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) \
+     SELECT ?9, ?1, ?10, ?11 WHERE changes() = 1 RETURNING sid; \
+     COMMIT";
+
 /// Connections in the pool. SQLite has one writer at a time; readers run in parallel in WAL.
 const MAX_CONNECTIONS: u32 = 8;
 
@@ -139,6 +154,35 @@ impl SqliteStore {
             .collect()
     }
 
+    /// [`INSERT_NEW`]: true when `new` was inserted, false when the number has a pending
+    /// verification (nothing changed). The caller holds the writer turn.
+    async fn insert_new(&self, new: &NewVerification, now: Timestamp) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let rows = sqlx::query(INSERT_NEW)
+            .bind(new.sid.as_str())
+            .bind(&new.phone_lookup[..])
+            .bind(&new.phone_sealed)
+            .bind(new.channel.as_str())
+            .bind(&new.code_digest[..])
+            .bind(&new.code_sealed)
+            .bind(now.as_millis())
+            .bind(new.expires_at.as_millis())
+            .bind(new.attempt.sid.as_str())
+            .bind(new.attempt.channel.as_str())
+            .bind(new.attempt.time.as_millis())
+            .fetch_all(&mut *conn)
+            .await;
+        match rows {
+            Ok(rows) => Ok(!rows.is_empty()),
+            Err(e) => {
+                // The batch may have stopped inside its transaction: never hand this connection
+                // back to the pool (closing it rolls the transaction back).
+                conn.close_on_drop();
+                Err(db_error(e))
+            }
+        }
+    }
+
     async fn full(
         conn: &mut sqlx::SqliteConnection,
         row: &SqliteRow,
@@ -199,6 +243,9 @@ impl Store for SqliteStore {
         life: Lifecycle,
     ) -> Result<SendOutcome, StoreError> {
         let _turn = self.write_turn().await?;
+        if self.insert_new(&new, now).await? {
+            return Ok(SendOutcome::Created(created(new, now)));
+        }
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -270,19 +317,7 @@ impl Store for SqliteStore {
         .map_err(db_error)?;
         insert_attempt(&mut tx, &new.sid, &new.attempt).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(SendOutcome::Created(StoredVerification {
-            sid: new.sid,
-            phone_sealed: new.phone_sealed,
-            channel: new.channel,
-            status: VerificationStatus::Pending,
-            code_digest: new.code_digest.to_vec(),
-            code_sealed: new.code_sealed,
-            check_attempts: 0,
-            send_attempts: vec![new.attempt],
-            created: now,
-            updated: now,
-            expires_at: new.expires_at,
-        }))
+        Ok(SendOutcome::Created(created(new, now)))
     }
 
     async fn find_pending(
@@ -503,6 +538,23 @@ impl Store for SqliteStore {
 
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+/// The stored form of a verification just inserted from `new`.
+fn created(new: NewVerification, now: Timestamp) -> StoredVerification {
+    StoredVerification {
+        sid: new.sid,
+        phone_sealed: new.phone_sealed,
+        channel: new.channel,
+        status: VerificationStatus::Pending,
+        code_digest: new.code_digest.to_vec(),
+        code_sealed: new.code_sealed,
+        check_attempts: 0,
+        send_attempts: vec![new.attempt],
+        created: now,
+        updated: now,
+        expires_at: new.expires_at,
     }
 }
 
