@@ -1,8 +1,14 @@
 //! The embedded store: one SQLite file in WAL mode, schema from embedded migrations. Writers
 //! that read first take the write lock up front (`BEGIN IMMEDIATE`), so a send never races
 //! another send for the same number; checks are a single conditional `UPDATE … RETURNING`.
+//!
+//! SQLite has one writer at a time. Writers of this process queue for that turn in an async
+//! FIFO gate before they touch a connection, instead of colliding inside SQLite, whose busy
+//! handler sleeps 1, 2, 5 … 100 ms between retries (under load that sleeping, not the writes,
+//! was the cost: see BENCHMARKS.md). Readers never wait for the gate.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,6 +29,21 @@ use crate::domain::{
 
 const SELECT_PENDING: &str = "SELECT sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
      created_at, updated_at, expires_at FROM verifications WHERE phone_lookup = ?1 AND status = 'pending' AND owner IS ?2";
+
+/// The common send in one round trip to the connection's worker thread (instead of five:
+/// begin, select, insert, insert, commit, each a wake-up of that thread while the single writer
+/// turn is held): a new verification and its first attempt, inserted only when the number has no
+/// pending verification of this owner (the partial unique index on (number, owner) decides,
+/// through `OR IGNORE`), the attempt only when the
+/// verification row went in (`changes() = 1`). The attempt's `RETURNING` row says it happened;
+/// otherwise the full transaction of [`SqliteStore::start_or_resend`] runs.
+const INSERT_NEW: &str = "BEGIN IMMEDIATE; \
+     INSERT OR IGNORE INTO verifications (sid, phone_lookup, phone_sealed, channel, status, \
+     code_digest, code_sealed, check_count, send_count, created_at, updated_at, expires_at, owner) \
+     VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, 0, 1, ?7, ?7, ?8, ?12); \
+     INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) \
+     SELECT ?9, ?1, ?10, ?11 WHERE changes() = 1 RETURNING sid; \
+     COMMIT";
 
 /// Connections in the pool. SQLite has one writer at a time; readers run in parallel in WAL.
 const MAX_CONNECTIONS: u32 = 8;
@@ -45,6 +66,11 @@ pub struct SchemaStatus {
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The writer's turn (see the module docs); held from before a write starts until it has
+    /// committed.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    /// How long a writer waits for its turn before the store answers unavailable.
+    timeout: Duration,
 }
 
 impl SqliteStore {
@@ -98,7 +124,21 @@ impl SqliteStore {
                 .await
                 .map_err(|e| StoreError::Internal(format!("SQLite migration failed: {e}")))?;
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            timeout,
+        })
+    }
+
+    /// Waits (at most the store timeout) for this process's single writer turn.
+    async fn write_turn(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, StoreError> {
+        if let Ok(turn) = self.writer.try_lock() {
+            return Ok(turn);
+        }
+        tokio::time::timeout(self.timeout, self.writer.lock())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out waiting to write to SQLite".to_owned()))
     }
 
     /// Opens an existing database file without creating, migrating or changing it (for
@@ -123,7 +163,11 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
-        Ok(Some(Self { pool }))
+        Ok(Some(Self {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            timeout,
+        }))
     }
 
     /// Which embedded migrations the database has and lacks.
@@ -182,6 +226,36 @@ impl SqliteStore {
                 })
             })
             .collect()
+    }
+
+    /// [`INSERT_NEW`]: true when `new` was inserted, false when the number has a pending
+    /// verification (nothing changed). The caller holds the writer turn.
+    async fn insert_new(&self, new: &NewVerification, now: Timestamp) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let rows = sqlx::query(INSERT_NEW)
+            .bind(new.sid.as_str())
+            .bind(&new.phone_lookup[..])
+            .bind(&new.phone_sealed)
+            .bind(new.channel.as_str())
+            .bind(&new.code_digest[..])
+            .bind(&new.code_sealed)
+            .bind(now.as_millis())
+            .bind(new.expires_at.as_millis())
+            .bind(new.attempt.sid.as_str())
+            .bind(new.attempt.channel.as_str())
+            .bind(new.attempt.time.as_millis())
+            .bind(new.owner.as_deref())
+            .fetch_all(&mut *conn)
+            .await;
+        match rows {
+            Ok(rows) => Ok(!rows.is_empty()),
+            Err(e) => {
+                // The batch may have stopped inside its transaction: never hand this connection
+                // back to the pool (closing it rolls the transaction back).
+                conn.close_on_drop();
+                Err(db_error(e))
+            }
+        }
     }
 
     async fn full(
@@ -243,6 +317,10 @@ impl Store for SqliteStore {
         now: Timestamp,
         life: Lifecycle,
     ) -> Result<SendOutcome, StoreError> {
+        let _turn = self.write_turn().await?;
+        if self.insert_new(&new, now).await? {
+            return Ok(SendOutcome::Created(created(new, now)));
+        }
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -316,19 +394,7 @@ impl Store for SqliteStore {
         .map_err(db_error)?;
         insert_attempt(&mut tx, &new.sid, &new.attempt).await?;
         tx.commit().await.map_err(db_error)?;
-        Ok(SendOutcome::Created(StoredVerification {
-            sid: new.sid,
-            phone_sealed: new.phone_sealed,
-            channel: new.channel,
-            status: VerificationStatus::Pending,
-            code_digest: new.code_digest.to_vec(),
-            code_sealed: new.code_sealed,
-            check_attempts: 0,
-            send_attempts: vec![new.attempt],
-            created: now,
-            updated: now,
-            expires_at: new.expires_at,
-        }))
+        Ok(SendOutcome::Created(created(new, now)))
     }
 
     async fn find_pending(
@@ -356,6 +422,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         max_checks: u32,
     ) -> Result<CheckRecord, StoreError> {
+        let turn = self.write_turn().await?;
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let row = sqlx::query(
             "UPDATE verifications SET check_count = check_count + 1, \
@@ -370,6 +437,8 @@ impl Store for SqliteStore {
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error)?;
+        // The update committed on its own: reading the attempts needs no writer turn.
+        drop(turn);
         match row {
             Some(row) => Ok(CheckRecord::Counted(Self::full(&mut conn, &row).await?)),
             None => Ok(CheckRecord::NotOpen),
@@ -382,6 +451,7 @@ impl Store for SqliteStore {
         status: VerificationStatus,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await?;
         let done = sqlx::query(
             "UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3 AND status = 'pending'",
         )
@@ -411,6 +481,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await?;
         sqlx::query("DELETE FROM idempotency_keys WHERE created_at < ?1")
             .bind(before.as_millis())
             .execute(&self.pool)
@@ -440,6 +511,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_api_key_digest(&self, digest: [u8; 32], now: Timestamp) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await?;
         sqlx::query("INSERT OR IGNORE INTO api_keys (digest, created_at) VALUES (?1, ?2)")
             .bind(&digest[..])
             .bind(now.as_millis())
@@ -457,6 +529,7 @@ impl Store for SqliteStore {
         before: Timestamp,
         stale_before: Timestamp,
     ) -> Result<IdempotencyBegin, StoreError> {
+        let _turn = self.write_turn().await?;
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -511,6 +584,7 @@ impl Store for SqliteStore {
         status: u16,
         body_sealed: &[u8],
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await?;
         sqlx::query(
             "UPDATE idempotency_keys SET status = ?1, body_sealed = ?2 WHERE key_digest = ?3",
         )
@@ -524,6 +598,7 @@ impl Store for SqliteStore {
     }
 
     async fn idempotency_abandon(&self, key: &[u8; 32]) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await?;
         sqlx::query("DELETE FROM idempotency_keys WHERE key_digest = ?1 AND status IS NULL")
             .bind(&key[..])
             .execute(&self.pool)
@@ -681,6 +756,23 @@ impl Store for SqliteStore {
 
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+/// The stored form of a verification just inserted from `new`.
+fn created(new: NewVerification, now: Timestamp) -> StoredVerification {
+    StoredVerification {
+        sid: new.sid,
+        phone_sealed: new.phone_sealed,
+        channel: new.channel,
+        status: VerificationStatus::Pending,
+        code_digest: new.code_digest.to_vec(),
+        code_sealed: new.code_sealed,
+        check_attempts: 0,
+        send_attempts: vec![new.attempt],
+        created: now,
+        updated: now,
+        expires_at: new.expires_at,
     }
 }
 
