@@ -146,6 +146,22 @@ fn client_key(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Client
     ClientKey::from_ip(state.trusted_proxies.resolve(peer.ip(), forwarded))
 }
 
+/// The caller of a request: its client key (also recorded for the log line) and its user.
+fn caller(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    user: Option<String>,
+    facts: &mut RequestFacts,
+) -> Caller {
+    let client = client_key(state, peer, headers);
+    facts.client = Some(client.as_str().to_owned());
+    Caller {
+        client: Some(client),
+        user,
+    }
+}
+
 fn with_facts(mut response: Response, facts: RequestFacts) -> Response {
     response.extensions_mut().insert(facts);
     response
@@ -226,12 +242,7 @@ async fn send_code_inner(
             .parse::<Channel>()
             .map_err(|_| ApiError::ChannelNotAllowed)?,
     };
-    let client = client_key(state, peer, headers);
-    facts.client = Some(client.as_str().to_owned());
-    let caller = Caller {
-        client: Some(client),
-        user,
-    };
+    let caller = caller(state, peer, headers, user, facts);
     let verification = state.verifier.send_code(phone, channel, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
@@ -288,12 +299,7 @@ async fn verify_code_inner(
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
     facts.phone = Some(phone.masked());
     let code = OtpCode::parse(body.required_str("code")?, state.code_length)?;
-    let client = client_key(state, peer, headers);
-    facts.client = Some(client.as_str().to_owned());
-    let caller = Caller {
-        client: Some(client),
-        user,
-    };
+    let caller = caller(state, peer, headers, user, facts);
     let verification = state.verifier.verify_code(phone, code, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
