@@ -1,0 +1,801 @@
+//! The embedded store: one SQLite file in WAL mode, owned by one thread that commits the writes
+//! of many requests together ([`worker`]: group commit). Every store call is a job on that
+//! thread; a write job runs inside its batch's `BEGIN IMMEDIATE` transaction and is answered
+//! after the commit, so each call is still one atomic step with respect to every other, and
+//! nothing is answered before it is durable to the configured `synchronous` level.
+//!
+//! A send is one `INSERT OR IGNORE` on the partial unique index of pending verifications per
+//! (number, owner) when the number has none (the common case), else the resend/close rules in
+//! the same transaction; a check is one conditional `UPDATE … RETURNING`.
+
+mod migrate;
+mod worker;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+
+use super::{
+    CheckRecord, IdempotencyBegin, KeyCheck, NewVerification, RekeyOutcome, SealedAnswer,
+    SealedVerification, SendOutcome, Store, StoreError, StoredVerification,
+};
+use crate::config::SqliteSync;
+use crate::domain::{
+    AttemptSid, Channel, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid,
+    VerificationStatus,
+};
+pub use migrate::SchemaStatus;
+use worker::{Access, Worker};
+
+/// The columns [`from_row`] reads, in its order.
+const COLUMNS: &str = "sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
+     created_at, updated_at, expires_at";
+
+const SELECT_PENDING: &str = "SELECT sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
+     created_at, updated_at, expires_at FROM verifications \
+     WHERE phone_lookup = ?1 AND status = 'pending' AND owner IS ?2";
+
+/// A new verification, unless the number has a pending one of this owner (the partial unique
+/// index decides).
+const INSERT_NEW: &str = "INSERT OR IGNORE INTO verifications (sid, phone_lookup, phone_sealed, \
+     channel, status, code_digest, code_sealed, check_count, send_count, created_at, updated_at, \
+     expires_at, owner) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, 0, 1, ?7, ?7, ?8, ?9)";
+
+/// Statements kept prepared on the connection (more than this store has).
+const STATEMENT_CACHE: usize = 64;
+
+/// A SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    worker: Worker,
+}
+
+/// Where the database is.
+enum Target {
+    Memory,
+    File(PathBuf),
+}
+
+impl Target {
+    /// `sqlite::memory:`, `sqlite://<path>` or `sqlite:<path>` (a `?query` is ignored).
+    fn parse(url: &str) -> Result<Self, StoreError> {
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| {
+                StoreError::Internal("bad SQLite URL: expected sqlite://<path>".into())
+            })?;
+        let path = rest.split('?').next().unwrap_or_default();
+        match path {
+            "" => Err(StoreError::Internal("bad SQLite URL: no path".into())),
+            ":memory:" => Ok(Self::Memory),
+            path => Ok(Self::File(PathBuf::from(path))),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database at `url`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened or migrated.
+    pub async fn connect(
+        url: &str,
+        sync: SqliteSync,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let target = Target::parse(url)?;
+        let conn = tokio::task::spawn_blocking(move || open(&target, sync, timeout))
+            .await
+            .map_err(|e| StoreError::Internal(format!("SQLite open task failed: {e}")))??;
+        Ok(Self {
+            worker: Worker::spawn(conn, timeout)?,
+        })
+    }
+
+    /// Opens an existing database file without creating, migrating or changing it (for
+    /// `verifyd doctor`); `Ok(None)` when the file does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file exists but cannot be opened.
+    pub async fn open_existing(path: &Path, timeout: Duration) -> Result<Option<Self>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let path = path.to_owned();
+        let conn = tokio::task::spawn_blocking(move || {
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
+            conn.busy_timeout(timeout).map_err(db_error)?;
+            Ok::<_, StoreError>(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("SQLite open task failed: {e}")))??;
+        Ok(Some(Self {
+            worker: Worker::spawn(conn, timeout)?,
+        }))
+    }
+
+    /// Which embedded migrations the database has and lacks.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database cannot be read.
+    pub async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
+        self.worker.call(Access::Read, migrate::status).await
+    }
+}
+
+/// Opens, configures and migrates the connection the store's thread will own.
+fn open(target: &Target, sync: SqliteSync, timeout: Duration) -> Result<Connection, StoreError> {
+    let cannot_open =
+        |e: rusqlite::Error| StoreError::Unavailable(format!("cannot open SQLite database: {e}"));
+    let conn = match target {
+        Target::Memory => Connection::open_in_memory().map_err(cannot_open)?,
+        Target::File(path) => Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(cannot_open)?,
+    };
+    conn.busy_timeout(timeout).map_err(db_error)?;
+    if let Target::File(_) = target {
+        // Persistent: readers never block the writer and a commit appends to the log.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Internal(format!(
+                "SQLite refused WAL mode (journal_mode is {mode})"
+            )));
+        }
+    }
+    conn.execute_batch(match sync {
+        SqliteSync::Full => "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        SqliteSync::Normal => "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    })
+    .map_err(db_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    migrate::run(&conn)?;
+    Ok(conn)
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("corrupt {what} in the verifications table"))
+}
+
+/// Busy locks, I/O and a full disk mean "unavailable" (503); everything else is internal.
+fn db_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                C::DatabaseBusy
+                    | C::DatabaseLocked
+                    | C::SystemIoFailure
+                    | C::CannotOpen
+                    | C::DiskFull
+                    | C::OutOfMemory
+                    | C::PermissionDenied
+                    | C::ReadOnly
+            ) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// A verification row (without its attempts) in [`COLUMNS`] order.
+fn from_row(row: &Row<'_>) -> Result<StoredVerification, StoreError> {
+    let text = |i: usize| row.get::<_, String>(i).map_err(db_error);
+    let int = |i: usize| row.get::<_, i64>(i).map_err(db_error);
+    let blob = |i: usize| row.get::<_, Vec<u8>>(i).map_err(db_error);
+    Ok(StoredVerification {
+        sid: VerificationSid::parse(&text(0)?).ok_or_else(|| corrupt("sid"))?,
+        phone_sealed: blob(1)?,
+        channel: text(2)?.parse().map_err(|_| corrupt("channel"))?,
+        status: VerificationStatus::parse(&text(3)?).ok_or_else(|| corrupt("status"))?,
+        code_digest: blob(4)?,
+        code_sealed: blob(5)?,
+        check_attempts: u32::try_from(int(6)?).map_err(|_| corrupt("check count"))?,
+        send_attempts: Vec::new(),
+        created: Timestamp::from_millis(int(7)?),
+        updated: Timestamp::from_millis(int(8)?),
+        expires_at: Timestamp::from_millis(int(9)?),
+    })
+}
+
+/// The first row of `sql` with `params` as a verification with its attempts.
+fn verification(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<StoredVerification>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(db_error)?;
+    let mut rows = statement.query(params).map_err(db_error)?;
+    let Some(row) = rows.next().map_err(db_error)? else {
+        return Ok(None);
+    };
+    let mut v = from_row(row)?;
+    drop(rows);
+    v.send_attempts = attempts_of(conn, &v.sid)?;
+    Ok(Some(v))
+}
+
+fn attempts_of(conn: &Connection, sid: &VerificationSid) -> Result<Vec<SendAttempt>, StoreError> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT sid, channel, sent_at FROM send_attempts WHERE verification_sid = ?1 \
+             ORDER BY sent_at, rowid",
+        )
+        .map_err(db_error)?;
+    let mut rows = statement.query([sid.as_str()]).map_err(db_error)?;
+    let mut attempts = Vec::new();
+    while let Some(r) = rows.next().map_err(db_error)? {
+        attempts.push(SendAttempt {
+            sid: AttemptSid::parse(&r.get::<_, String>(0).map_err(db_error)?)
+                .ok_or_else(|| corrupt("attempt sid"))?,
+            channel: r
+                .get::<_, String>(1)
+                .map_err(db_error)?
+                .parse::<Channel>()
+                .map_err(|_| corrupt("attempt channel"))?,
+            time: Timestamp::from_millis(r.get(2).map_err(db_error)?),
+        });
+    }
+    Ok(attempts)
+}
+
+fn insert_attempt(
+    conn: &Connection,
+    verification: &VerificationSid,
+    attempt: &SendAttempt,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            attempt.sid.as_str(),
+            verification.as_str(),
+            attempt.channel.as_str(),
+            attempt.time.as_millis()
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Inserts `new` with its first attempt; false (nothing changed) when the number already has a
+/// pending verification of this owner.
+fn insert_new(
+    conn: &Connection,
+    new: &NewVerification,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let inserted = conn
+        .prepare_cached(INSERT_NEW)
+        .and_then(|mut s| {
+            s.execute(params![
+                new.sid.as_str(),
+                &new.phone_lookup[..],
+                &new.phone_sealed,
+                new.channel.as_str(),
+                &new.code_digest[..],
+                &new.code_sealed,
+                now.as_millis(),
+                new.expires_at.as_millis(),
+                new.owner.as_deref(),
+            ])
+        })
+        .map_err(db_error)?;
+    if inserted != 1 {
+        return Ok(false);
+    }
+    insert_attempt(conn, &new.sid, &new.attempt)?;
+    Ok(true)
+}
+
+/// The send rules, inside the batch's write transaction.
+fn start_or_resend(
+    conn: &Connection,
+    new: &NewVerification,
+    now: Timestamp,
+    life: Lifecycle,
+) -> Result<SendOutcome, StoreError> {
+    if insert_new(conn, new, now)? {
+        return Ok(SendOutcome::Created(created(new, now)));
+    }
+    let existing = verification(
+        conn,
+        SELECT_PENDING,
+        params![&new.phone_lookup[..], new.owner.as_deref()],
+    )?
+    .ok_or_else(|| {
+        StoreError::Internal("a new verification was refused with none pending".into())
+    })?;
+    match life.state(existing.counters(), now) {
+        LiveState::Open { sends_left: 0, .. } => Ok(SendOutcome::MaxSendAttempts),
+        LiveState::Open { .. } => {
+            conn.prepare_cached(
+                "UPDATE verifications SET send_count = send_count + 1, channel = ?1, updated_at = ?2 \
+                 WHERE sid = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    new.attempt.channel.as_str(),
+                    now.as_millis(),
+                    existing.sid.as_str()
+                ])
+            })
+            .map_err(db_error)?;
+            insert_attempt(conn, &existing.sid, &new.attempt)?;
+            let mut resent = existing;
+            resent.channel = new.attempt.channel;
+            resent.updated = now;
+            resent.send_attempts.push(new.attempt.clone());
+            Ok(SendOutcome::Resent(resent))
+        }
+        state => {
+            let closed = if state == LiveState::Locked {
+                VerificationStatus::MaxAttemptsReached
+            } else {
+                VerificationStatus::Expired
+            };
+            conn.prepare_cached(
+                "UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    closed.as_str(),
+                    now.as_millis(),
+                    existing.sid.as_str()
+                ])
+            })
+            .map_err(db_error)?;
+            if !insert_new(conn, new, now)? {
+                return Err(StoreError::Internal(
+                    "a closed verification still blocks a new one".into(),
+                ));
+            }
+            Ok(SendOutcome::Created(created(new, now)))
+        }
+    }
+}
+
+/// Executes one statement; how many rows it changed.
+fn execute(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<u64, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map(|n| n as u64)
+        .map_err(db_error)
+}
+
+fn digest(bytes: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(bytes).map_err(|_| corrupt(what))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn start_or_resend(
+        &self,
+        new: NewVerification,
+        now: Timestamp,
+        life: Lifecycle,
+    ) -> Result<SendOutcome, StoreError> {
+        self.worker
+            .call(Access::Write, move |c| start_or_resend(c, &new, now, life))
+            .await
+    }
+
+    async fn find_pending(
+        &self,
+        phone_lookup: &[u8; 32],
+        owner: Option<&str>,
+    ) -> Result<Option<StoredVerification>, StoreError> {
+        let lookup = *phone_lookup;
+        let owner = owner.map(str::to_owned);
+        self.worker
+            .call(Access::Read, move |c| {
+                verification(c, SELECT_PENDING, params![&lookup[..], owner.as_deref()])
+            })
+            .await
+    }
+
+    async fn record_check(
+        &self,
+        sid: &VerificationSid,
+        approve: bool,
+        now: Timestamp,
+        max_checks: u32,
+    ) -> Result<CheckRecord, StoreError> {
+        let sid = sid.clone();
+        self.worker
+            .call(Access::Write, move |c| {
+                let sql = format!(
+                    "UPDATE verifications SET check_count = check_count + 1, \
+                     status = CASE WHEN ?1 THEN 'approved' ELSE status END, updated_at = ?2 \
+                     WHERE sid = ?3 AND status = 'pending' AND check_count < ?4 AND expires_at > ?2 \
+                     RETURNING {COLUMNS}"
+                );
+                let counted = verification(
+                    c,
+                    &sql,
+                    params![approve, now.as_millis(), sid.as_str(), i64::from(max_checks)],
+                )?;
+                Ok(counted.map_or(CheckRecord::NotOpen, CheckRecord::Counted))
+            })
+            .await
+    }
+
+    async fn close(
+        &self,
+        sid: &VerificationSid,
+        status: VerificationStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let sid = sid.clone();
+        self.worker
+            .call(Access::Write, move |c| {
+                let n = execute(
+                    c,
+                    "UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3 AND status = 'pending'",
+                    params![status.as_str(), now.as_millis(), sid.as_str()],
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn get(&self, sid: &VerificationSid) -> Result<Option<StoredVerification>, StoreError> {
+        let sid = sid.clone();
+        self.worker
+            .call(Access::Read, move |c| {
+                verification(
+                    c,
+                    &format!("SELECT {COLUMNS} FROM verifications WHERE sid = ?1"),
+                    [sid.as_str()],
+                )
+            })
+            .await
+    }
+
+    async fn purge(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.worker
+            .call(Access::Write, move |c| {
+                execute(
+                    c,
+                    "DELETE FROM idempotency_keys WHERE created_at < ?1",
+                    [before.as_millis()],
+                )?;
+                execute(
+                    c,
+                    "DELETE FROM verifications WHERE (status <> 'pending' AND updated_at < ?1) OR expires_at < ?1",
+                    [before.as_millis()],
+                )
+            })
+            .await
+    }
+
+    async fn api_key_digests(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.worker
+            .call(Access::Read, |c| {
+                let mut s = c
+                    .prepare_cached("SELECT digest FROM api_keys ORDER BY created_at")
+                    .map_err(db_error)?;
+                let rows = s
+                    .query_map([], |r| r.get::<_, Vec<u8>>(0))
+                    .map_err(db_error)?;
+                rows.map(|r| digest(&r.map_err(db_error)?, "api key digest"))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn add_api_key_digest(&self, digest: [u8; 32], now: Timestamp) -> Result<(), StoreError> {
+        self.worker
+            .call(Access::Write, move |c| {
+                execute(
+                    c,
+                    "INSERT OR IGNORE INTO api_keys (digest, created_at) VALUES (?1, ?2)",
+                    params![&digest[..], now.as_millis()],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        key: &[u8; 32],
+        request: &[u8; 32],
+        now: Timestamp,
+        before: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<IdempotencyBegin, StoreError> {
+        let (key, request) = (*key, *request);
+        self.worker
+            .call(Access::Write, move |c| {
+                let found = c
+                    .prepare_cached(
+                        "SELECT request_digest, status, body_sealed, created_at FROM idempotency_keys \
+                         WHERE key_digest = ?1",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row([&key[..]], |r| {
+                            Ok((
+                                r.get::<_, Vec<u8>>(0)?,
+                                r.get::<_, Option<i64>>(1)?,
+                                r.get::<_, Option<Vec<u8>>>(2)?,
+                                r.get::<_, i64>(3)?,
+                            ))
+                        })
+                        .optional()
+                    })
+                    .map_err(db_error)?;
+                if let Some((request_digest, status, body, created)) = found {
+                    let created = Timestamp::from_millis(created);
+                    let expired = created < before || (status.is_none() && created < stale_before);
+                    if !expired {
+                        if request_digest.as_slice() != &request[..] {
+                            return Ok(IdempotencyBegin::Mismatch);
+                        }
+                        return Ok(match (status, body) {
+                            (Some(status), Some(body_sealed)) => IdempotencyBegin::Replay {
+                                status: u16::try_from(status)
+                                    .map_err(|_| corrupt("idempotency status"))?,
+                                body_sealed,
+                            },
+                            _ => IdempotencyBegin::InProgress,
+                        });
+                    }
+                    execute(
+                        c,
+                        "DELETE FROM idempotency_keys WHERE key_digest = ?1",
+                        [&key[..]],
+                    )?;
+                }
+                execute(
+                    c,
+                    "INSERT INTO idempotency_keys (key_digest, request_digest, created_at) VALUES (?1, ?2, ?3)",
+                    params![&key[..], &request[..], now.as_millis()],
+                )?;
+                Ok(IdempotencyBegin::Started)
+            })
+            .await
+    }
+
+    async fn idempotency_finish(
+        &self,
+        key: &[u8; 32],
+        status: u16,
+        body_sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        let key = *key;
+        let body = body_sealed.to_vec();
+        self.worker
+            .call(Access::Write, move |c| {
+                execute(
+                    c,
+                    "UPDATE idempotency_keys SET status = ?1, body_sealed = ?2 WHERE key_digest = ?3",
+                    params![i64::from(status), &body, &key[..]],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn idempotency_abandon(&self, key: &[u8; 32]) -> Result<(), StoreError> {
+        let key = *key;
+        self.worker
+            .call(Access::Write, move |c| {
+                execute(
+                    c,
+                    "DELETE FROM idempotency_keys WHERE key_digest = ?1 AND status IS NULL",
+                    [&key[..]],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn key_checks(&self) -> Result<Vec<KeyCheck>, StoreError> {
+        self.worker
+            .call(Access::Read, |c| {
+                let mut s = c
+                    .prepare_cached(
+                        "SELECT key_id, sealed FROM key_checks ORDER BY created_at, key_id",
+                    )
+                    .map_err(db_error)?;
+                let rows = s
+                    .query_map([], |r| {
+                        Ok(KeyCheck {
+                            key_id: r.get(0)?,
+                            sealed: r.get(1)?,
+                        })
+                    })
+                    .map_err(db_error)?;
+                rows.collect::<Result<_, _>>().map_err(db_error)
+            })
+            .await
+    }
+
+    async fn add_key_check(&self, check: &KeyCheck, now: Timestamp) -> Result<(), StoreError> {
+        let check = check.clone();
+        self.worker
+            .call(Access::Write, move |c| {
+                execute(
+                    c,
+                    "INSERT INTO key_checks (key_id, sealed, created_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (key_id) DO NOTHING",
+                    params![&check.key_id, &check.sealed, now.as_millis()],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn retire_key_checks(&self, keep: &[u8]) -> Result<u64, StoreError> {
+        let keep = keep.to_vec();
+        self.worker
+            .call(Access::Write, move |c| {
+                execute(c, "DELETE FROM key_checks WHERE key_id <> ?1", [&keep])
+            })
+            .await
+    }
+
+    async fn sealed_verifications(
+        &self,
+        after: Option<&VerificationSid>,
+        limit: u32,
+    ) -> Result<Vec<SealedVerification>, StoreError> {
+        let after = after.map_or_else(String::new, |s| s.as_str().to_owned());
+        self.worker
+            .call(Access::Read, move |c| {
+                let mut s = c
+                    .prepare_cached(
+                        "SELECT sid, phone_lookup, phone_sealed, code_digest, code_sealed FROM verifications \
+                         WHERE sid > ?1 ORDER BY sid LIMIT ?2",
+                    )
+                    .map_err(db_error)?;
+                let mut rows = s.query(params![&after, i64::from(limit)]).map_err(db_error)?;
+                let mut found = Vec::new();
+                while let Some(r) = rows.next().map_err(db_error)? {
+                    found.push(SealedVerification {
+                        sid: VerificationSid::parse(&r.get::<_, String>(0).map_err(db_error)?)
+                            .ok_or_else(|| corrupt("sid"))?,
+                        phone_lookup: r.get(1).map_err(db_error)?,
+                        phone_sealed: r.get(2).map_err(db_error)?,
+                        code_digest: r.get(3).map_err(db_error)?,
+                        code_sealed: r.get(4).map_err(db_error)?,
+                    });
+                }
+                Ok(found)
+            })
+            .await
+    }
+
+    async fn rekey_verification(
+        &self,
+        old: &SealedVerification,
+        new: &SealedVerification,
+    ) -> Result<RekeyOutcome, StoreError> {
+        let (old, new) = (old.clone(), new.clone());
+        self.worker
+            .call(Access::Write, move |c| {
+                let done = c
+                    .prepare_cached(
+                        "UPDATE verifications SET phone_lookup = ?1, phone_sealed = ?2, code_digest = ?3, \
+                         code_sealed = ?4 WHERE sid = ?5 AND phone_sealed = ?6 AND code_sealed = ?7",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            &new.phone_lookup,
+                            &new.phone_sealed,
+                            &new.code_digest,
+                            &new.code_sealed,
+                            old.sid.as_str(),
+                            &old.phone_sealed,
+                            &old.code_sealed,
+                        ])
+                    });
+                match done {
+                    Ok(1) => Ok(RekeyOutcome::Rekeyed),
+                    Ok(_) => Ok(RekeyOutcome::Changed),
+                    // SQLITE_CONSTRAINT_UNIQUE: the one-pending-per-number index. The failed
+                    // statement changed nothing; the batch's transaction goes on.
+                    Err(rusqlite::Error::SqliteFailure(f, _)) if f.extended_code == 2067 => {
+                        Ok(RekeyOutcome::Conflict)
+                    }
+                    Err(e) => Err(db_error(e)),
+                }
+            })
+            .await
+    }
+
+    async fn sealed_answers(
+        &self,
+        after: Option<&[u8; 32]>,
+        limit: u32,
+    ) -> Result<Vec<SealedAnswer>, StoreError> {
+        let after = after.map_or_else(Vec::new, |a| a.to_vec());
+        self.worker
+            .call(Access::Read, move |c| {
+                let mut s = c
+                    .prepare_cached(
+                        "SELECT key_digest, body_sealed FROM idempotency_keys \
+                         WHERE body_sealed IS NOT NULL AND key_digest > ?1 ORDER BY key_digest LIMIT ?2",
+                    )
+                    .map_err(db_error)?;
+                let mut rows = s.query(params![&after, i64::from(limit)]).map_err(db_error)?;
+                let mut found = Vec::new();
+                while let Some(r) = rows.next().map_err(db_error)? {
+                    found.push(SealedAnswer {
+                        key_digest: digest(
+                            &r.get::<_, Vec<u8>>(0).map_err(db_error)?,
+                            "idempotency key digest",
+                        )?,
+                        body_sealed: r.get(1).map_err(db_error)?,
+                    });
+                }
+                Ok(found)
+            })
+            .await
+    }
+
+    async fn reseal_answer(
+        &self,
+        key: &[u8; 32],
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        let (key, old, new) = (*key, old.to_vec(), new.to_vec());
+        self.worker
+            .call(Access::Write, move |c| {
+                let n = execute(
+                    c,
+                    "UPDATE idempotency_keys SET body_sealed = ?1 WHERE key_digest = ?2 AND body_sealed = ?3",
+                    params![&new, &key[..], &old],
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.worker
+            .call(Access::Read, |c| {
+                c.query_row("SELECT 1", [], |_| Ok(())).map_err(db_error)
+            })
+            .await
+    }
+
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+/// The stored form of a verification just inserted from `new`.
+fn created(new: &NewVerification, now: Timestamp) -> StoredVerification {
+    StoredVerification {
+        sid: new.sid.clone(),
+        phone_sealed: new.phone_sealed.clone(),
+        channel: new.channel,
+        status: VerificationStatus::Pending,
+        code_digest: new.code_digest.to_vec(),
+        code_sealed: new.code_sealed.clone(),
+        check_attempts: 0,
+        send_attempts: vec![new.attempt.clone()],
+        created: now,
+        updated: now,
+        expires_at: new.expires_at,
+    }
+}

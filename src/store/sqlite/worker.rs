@@ -1,0 +1,242 @@
+//! The one thread that talks to the SQLite file, and group commit.
+//!
+//! Every store call is a job sent to this thread. The thread takes every job that is waiting
+//! (up to [`MAX_BATCH`]), runs the reads together in one read transaction and answers them, then
+//! runs the writes together in one write transaction (`BEGIN IMMEDIATE`) and answers them only
+//! after its `COMMIT` returned: many sends and checks share one commit (and, with
+//! `synchronous=FULL`, one fsync), and no answer ever reports a write that is not committed.
+//! When one write of a batch fails, the batch is rolled back and each of its writes runs again
+//! in a transaction of its own, so a failure is reported to that job only.
+//!
+//! One thread, one connection: jobs of this process never wait for each other inside SQLite
+//! (no busy retries), and statements are prepared once (the connection's statement cache).
+//! Other processes on the same file (`verifyd rekey`, the CLI) are serialised by SQLite's own
+//! locks and the busy timeout.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::db_error;
+use crate::store::StoreError;
+
+/// The most jobs one transaction takes. Larger batches commit less often but make the first
+/// job of the batch wait for the last.
+const MAX_BATCH: usize = 512;
+
+/// Jobs that may wait for the thread; beyond this, callers wait (within their timeout) to queue.
+const QUEUE: usize = 16_384;
+
+/// Whether a job changes the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Access {
+    Read,
+    Write,
+}
+
+/// A store call waiting for the thread.
+trait Job: Send {
+    fn access(&self) -> Access;
+    /// Runs the call (again, after a rolled-back batch); true when it succeeded.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller: the call's own result if `committed`, else that error.
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+type Work<T> = Box<dyn FnMut(&Connection) -> Result<T, StoreError> + Send>;
+
+struct Call<T> {
+    access: Access,
+    work: Work<T>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T: Send> Job for Call<T> {
+    fn access(&self) -> Access {
+        self.access
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = (self.work)(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
+        let result = match committed {
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(StoreError::Internal("a store job never ran".to_owned()))),
+            Err(e) => Err(e),
+        };
+        // The caller may have stopped waiting (timeout): nobody to tell.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The sending side: cheap to clone, one per store handle.
+#[derive(Clone)]
+pub(super) struct Worker {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    timeout: Duration,
+}
+
+impl Worker {
+    /// Starts the thread that owns `conn`. It stops (closing the connection) once every
+    /// [`Worker`] is dropped.
+    pub fn spawn(conn: Connection, timeout: Duration) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        std::thread::Builder::new()
+            .name("verifyd-sqlite".to_owned())
+            .spawn(move || serve(&conn, queue))
+            .map_err(|e| StoreError::Internal(format!("cannot start the SQLite thread: {e}")))?;
+        Ok(Self { jobs, timeout })
+    }
+
+    /// Runs `work` on the thread: with the other reads of its batch, or inside its batch's
+    /// write transaction (then answered after the commit). Unavailable when the answer takes
+    /// longer than the store timeout.
+    pub async fn call<T, F>(&self, access: Access, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Call {
+            access,
+            work: Box::new(work),
+            result: None,
+            reply,
+        });
+        let stopped = || StoreError::Unavailable("the SQLite thread has stopped".to_owned());
+        let round_trip = async {
+            self.jobs.send(job).await.map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        };
+        tokio::time::timeout(self.timeout, round_trip)
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out waiting for SQLite".to_owned()))?
+    }
+}
+
+/// The thread's loop: batches until every sender is gone.
+fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+    let mut reads = Vec::with_capacity(MAX_BATCH);
+    let mut writes = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(job) = next {
+            taken += 1;
+            match job.access() {
+                Access::Read => reads.push(job),
+                Access::Write => writes.push(job),
+            }
+            next = if taken < MAX_BATCH {
+                queue.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !reads.is_empty() {
+            run_reads(conn, &mut reads);
+        }
+        if !writes.is_empty() {
+            run_writes(conn, &mut writes);
+        }
+    }
+}
+
+/// Reads see one snapshot: one deferred transaction for all of them.
+fn run_reads(conn: &Connection, reads: &mut Vec<Box<dyn Job>>) {
+    let began = conn.execute_batch("BEGIN").map_err(db_error);
+    if let Err(e) = began {
+        for job in reads.drain(..) {
+            job.answer(Err(clone_error(&e)));
+        }
+        return;
+    }
+    for job in reads.iter_mut() {
+        job.run(conn);
+    }
+    finish(conn, "COMMIT");
+    for job in reads.drain(..) {
+        job.answer(Ok(()));
+    }
+}
+
+/// Group commit: every write in one transaction, answered after the commit.
+fn run_writes(conn: &Connection, writes: &mut Vec<Box<dyn Job>>) {
+    let started = Instant::now();
+    let batch = writes.len();
+    let outcome = transaction(conn, writes.iter_mut());
+    match outcome {
+        Ok(()) => {
+            for job in writes.drain(..) {
+                job.answer(Ok(()));
+            }
+        }
+        Err(Failure::Begin(e) | Failure::Commit(e)) => {
+            for job in writes.drain(..) {
+                job.answer(Err(clone_error(&e)));
+            }
+        }
+        Err(Failure::Job) => {
+            // One of them failed: roll back (done) and give each its own transaction.
+            for mut job in writes.drain(..) {
+                let alone = transaction(conn, std::iter::once(&mut job));
+                job.answer(match alone {
+                    Ok(()) | Err(Failure::Job) => Ok(()),
+                    Err(Failure::Begin(e) | Failure::Commit(e)) => Err(e),
+                });
+            }
+        }
+    }
+    metrics::histogram!("verifyd_sqlite_batch_size").record(batch as f64);
+    metrics::histogram!("verifyd_sqlite_batch_seconds").record(started.elapsed().as_secs_f64());
+}
+
+enum Failure {
+    Begin(StoreError),
+    /// A job failed; the transaction was rolled back.
+    Job,
+    Commit(StoreError),
+}
+
+fn transaction<'a>(
+    conn: &Connection,
+    jobs: impl Iterator<Item = &'a mut Box<dyn Job>>,
+) -> Result<(), Failure> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| Failure::Begin(db_error(e)))?;
+    for job in jobs {
+        if !job.run(conn) {
+            finish(conn, "ROLLBACK");
+            return Err(Failure::Job);
+        }
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        finish(conn, "ROLLBACK");
+        return Err(Failure::Commit(db_error(e)));
+    }
+    Ok(())
+}
+
+/// Ends a transaction if SQLite has not already ended it (some errors roll back by themselves).
+fn finish(conn: &Connection, how: &str) {
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch(how)
+    {
+        tracing::error!(error = %e, "SQLite could not end a transaction");
+    }
+}
+
+fn clone_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Internal(m) => StoreError::Internal(m.clone()),
+    }
+}
