@@ -8,6 +8,7 @@
 //! (number, owner) when the number has none (the common case), else the resend/close rules in
 //! the same transaction; a check is one conditional `UPDATE … RETURNING`.
 
+mod checkpoint;
 mod migrate;
 mod worker;
 
@@ -27,6 +28,7 @@ use crate::domain::{
     VerificationStatus,
 };
 pub use migrate::SchemaStatus;
+use checkpoint::Checkpointer;
 use worker::{Access, Worker};
 
 /// The columns [`from_row`] reads, in its order.
@@ -87,11 +89,18 @@ impl SqliteStore {
         timeout: Duration,
     ) -> Result<Self, StoreError> {
         let target = Target::parse(url)?;
-        let conn = tokio::task::spawn_blocking(move || open(&target, sync, timeout))
-            .await
-            .map_err(|e| StoreError::Internal(format!("SQLite open task failed: {e}")))??;
+        let (conn, checkpointer) = tokio::task::spawn_blocking(move || {
+            let conn = open(&target, sync, timeout)?;
+            let checkpointer = match &target {
+                Target::File(path) => Some(Checkpointer::spawn(path)?),
+                Target::Memory => None,
+            };
+            Ok::<_, StoreError>((conn, checkpointer))
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("SQLite open task failed: {e}")))??;
         Ok(Self {
-            worker: Worker::spawn(conn, timeout)?,
+            worker: Worker::spawn(conn, timeout, checkpointer)?,
         })
     }
 
@@ -117,7 +126,7 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Internal(format!("SQLite open task failed: {e}")))??;
         Ok(Some(Self {
-            worker: Worker::spawn(conn, timeout)?,
+            worker: Worker::spawn(conn, timeout, ())?,
         }))
     }
 
@@ -161,6 +170,10 @@ fn open(target: &Target, sync: SqliteSync, timeout: Duration) -> Result<Connecti
         SqliteSync::Normal => "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     })
     .map_err(db_error)?;
+    // Keep the hot part of the tables in this process (64 MiB of pages) and read the rest
+    // through a memory map instead of a read() per page.
+    conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;")
+        .map_err(db_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrate::run(&conn)?;
     Ok(conn)

@@ -85,13 +85,21 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread that owns `conn`. It stops (closing the connection) once every
-    /// [`Worker`] is dropped.
-    pub fn spawn(conn: Connection, timeout: Duration) -> Result<Self, StoreError> {
+    /// Starts the thread that owns `conn` (and `companion`, dropped when the thread ends). It
+    /// stops (closing the connection) once every [`Worker`] is dropped.
+    pub fn spawn<C: Send + 'static>(
+        conn: Connection,
+        timeout: Duration,
+        companion: C,
+    ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("verifyd-sqlite".to_owned())
-            .spawn(move || serve(&conn, queue))
+            .spawn(move || {
+                serve(&conn, queue);
+                drop(conn);
+                drop(companion);
+            })
             .map_err(|e| StoreError::Internal(format!("cannot start the SQLite thread: {e}")))?;
         Ok(Self { jobs, timeout })
     }
