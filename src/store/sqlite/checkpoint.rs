@@ -37,8 +37,7 @@ impl Checkpointer {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
                     // Busy (another checkpoint runs) or failed: the next round or SQLite's own
                     // checkpoint at commit catches up.
-                    if let Err(e) =
-                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
                         tracing::debug!(error = %e, "background WAL checkpoint skipped");
                     }

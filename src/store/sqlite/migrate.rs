@@ -127,3 +127,106 @@ pub fn status(conn: &Connection) -> Result<SchemaStatus, StoreError> {
         unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ATTEMPTS_INLINE: i64 = 20_261_126_000_005;
+
+    /// A database as verifyd left it before migration 5: migrations 1 to 4, recorded.
+    fn before_inline_attempts() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(TABLE).unwrap();
+        for m in MIGRATOR.iter().filter(|m| m.version < ATTEMPTS_INLINE) {
+            conn.execute_batch(m.sql.as_str()).unwrap();
+            conn.execute(
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES (?1, ?2, TRUE, ?3, 1)",
+                params![m.version, m.description.as_ref(), m.checksum.as_ref()],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    #[test]
+    fn send_attempts_move_into_their_verification_in_order() {
+        let conn = before_inline_attempts();
+        let pending = status(&conn).unwrap();
+        assert_eq!(pending.pending.len(), 1, "{pending:?}");
+        conn.execute_batch(
+            "INSERT INTO verifications (sid, phone_lookup, phone_sealed, channel, status, code_digest, \
+               code_sealed, created_at, updated_at, expires_at) VALUES \
+               ('VE1', x'01', x'02', 'sms', 'pending', x'03', x'04', 1, 1, 9), \
+               ('VE2', x'05', x'06', 'sms', 'approved', x'07', x'08', 1, 1, 9); \
+             INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) VALUES \
+               ('VLb', 'VE1', 'whatsapp', 2000), ('VLa', 'VE1', 'sms', 1000), ('VLc', 'VE1', 'sms', 3000);",
+        )
+        .unwrap();
+        run(&conn).unwrap();
+        let attempts = |sid: &str| -> String {
+            conn.query_row(
+                "SELECT attempts FROM verifications WHERE sid = ?1",
+                [sid],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            attempts("VE1"),
+            "VLa sms 1000,VLb whatsapp 2000,VLc sms 3000"
+        );
+        assert_eq!(attempts("VE2"), "");
+        let left: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'send_attempts'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
+        let now = status(&conn).unwrap();
+        assert!(now.pending.is_empty() && now.unknown.is_empty(), "{now:?}");
+        assert_eq!(now.applied, MIGRATOR.iter().count());
+        // Running again changes nothing.
+        run(&conn).unwrap();
+    }
+
+    #[test]
+    fn a_database_from_a_newer_or_different_verifyd_is_refused() {
+        let conn = Connection::open_in_memory().unwrap();
+        run(&conn).unwrap();
+        conn.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99999999999999, 'future', TRUE, x'00', 1)",
+            [],
+        )
+        .unwrap();
+        assert!(
+            run(&conn)
+                .unwrap_err()
+                .to_string()
+                .contains("does not know")
+        );
+        assert_eq!(status(&conn).unwrap().unknown, vec![99_999_999_999_999]);
+
+        let conn = Connection::open_in_memory().unwrap();
+        run(&conn).unwrap();
+        conn.execute(
+            "UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = ?1",
+            [ATTEMPTS_INLINE],
+        )
+        .unwrap();
+        assert!(run(&conn).unwrap_err().to_string().contains("differs"));
+
+        let conn = Connection::open_in_memory().unwrap();
+        run(&conn).unwrap();
+        conn.execute(
+            "UPDATE _sqlx_migrations SET success = FALSE WHERE version = ?1",
+            [ATTEMPTS_INLINE],
+        )
+        .unwrap();
+        assert!(run(&conn).unwrap_err().to_string().contains("half-way"));
+    }
+}

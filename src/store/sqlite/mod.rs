@@ -27,23 +27,23 @@ use crate::domain::{
     AttemptSid, Channel, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid,
     VerificationStatus,
 };
-pub use migrate::SchemaStatus;
 use checkpoint::Checkpointer;
+pub use migrate::SchemaStatus;
 use worker::{Access, Worker};
 
 /// The columns [`from_row`] reads, in its order.
 const COLUMNS: &str = "sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
-     created_at, updated_at, expires_at";
+     created_at, updated_at, expires_at, attempts";
 
 const SELECT_PENDING: &str = "SELECT sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
-     created_at, updated_at, expires_at FROM verifications \
+     created_at, updated_at, expires_at, attempts FROM verifications \
      WHERE phone_lookup = ?1 AND status = 'pending' AND owner IS ?2";
 
-/// A new verification, unless the number has a pending one of this owner (the partial unique
-/// index decides).
+/// A new verification with its first attempt, unless the number has a pending one of this owner
+/// (the partial unique index decides).
 const INSERT_NEW: &str = "INSERT OR IGNORE INTO verifications (sid, phone_lookup, phone_sealed, \
      channel, status, code_digest, code_sealed, check_count, send_count, created_at, updated_at, \
-     expires_at, owner) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, 0, 1, ?7, ?7, ?8, ?9)";
+     expires_at, owner, attempts) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, 0, 1, ?7, ?7, ?8, ?9, ?10)";
 
 /// Statements kept prepared on the connection (more than this store has).
 const STATEMENT_CACHE: usize = 64;
@@ -170,9 +170,10 @@ fn open(target: &Target, sync: SqliteSync, timeout: Duration) -> Result<Connecti
         SqliteSync::Normal => "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     })
     .map_err(db_error)?;
-    // Keep the hot part of the tables in this process (64 MiB of pages) and read the rest
-    // through a memory map instead of a read() per page.
-    conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;")
+    // Read pages through a memory map instead of a read() per page. SQLite's own page cache
+    // stays at its default (2 MiB): every commit walks it, so a large one costs more than the
+    // reads it saves (measured: BENCHMARKS.md).
+    conn.execute_batch("PRAGMA mmap_size = 268435456;")
         .map_err(db_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrate::run(&conn)?;
@@ -206,7 +207,7 @@ fn db_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// A verification row (without its attempts) in [`COLUMNS`] order.
+/// A verification row in [`COLUMNS`] order.
 fn from_row(row: &Row<'_>) -> Result<StoredVerification, StoreError> {
     let text = |i: usize| row.get::<_, String>(i).map_err(db_error);
     let int = |i: usize| row.get::<_, i64>(i).map_err(db_error);
@@ -219,14 +220,48 @@ fn from_row(row: &Row<'_>) -> Result<StoredVerification, StoreError> {
         code_digest: blob(4)?,
         code_sealed: blob(5)?,
         check_attempts: u32::try_from(int(6)?).map_err(|_| corrupt("check count"))?,
-        send_attempts: Vec::new(),
+        send_attempts: parse_attempts(&text(10)?)?,
         created: Timestamp::from_millis(int(7)?),
         updated: Timestamp::from_millis(int(8)?),
         expires_at: Timestamp::from_millis(int(9)?),
     })
 }
 
-/// The first row of `sql` with `params` as a verification with its attempts.
+/// One entry of the `attempts` column: `<attempt sid> <channel> <sent at, ms>`.
+fn attempt_text(attempt: &SendAttempt) -> String {
+    format!(
+        "{} {} {}",
+        attempt.sid.as_str(),
+        attempt.channel.as_str(),
+        attempt.time.as_millis()
+    )
+}
+
+/// The `attempts` column: entries separated by commas, oldest first.
+fn parse_attempts(text: &str) -> Result<Vec<SendAttempt>, StoreError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|entry| {
+            let mut parts = entry.split(' ');
+            let (Some(sid), Some(channel), Some(time), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(corrupt("send attempt"));
+            };
+            Ok(SendAttempt {
+                sid: AttemptSid::parse(sid).ok_or_else(|| corrupt("attempt sid"))?,
+                channel: channel
+                    .parse::<Channel>()
+                    .map_err(|_| corrupt("attempt channel"))?,
+                time: Timestamp::from_millis(time.parse().map_err(|_| corrupt("attempt time"))?),
+            })
+        })
+        .collect()
+}
+
+/// The first row of `sql` with `params` as a verification.
 fn verification(
     conn: &Connection,
     sql: &str,
@@ -234,57 +269,7 @@ fn verification(
 ) -> Result<Option<StoredVerification>, StoreError> {
     let mut statement = conn.prepare_cached(sql).map_err(db_error)?;
     let mut rows = statement.query(params).map_err(db_error)?;
-    let Some(row) = rows.next().map_err(db_error)? else {
-        return Ok(None);
-    };
-    let mut v = from_row(row)?;
-    drop(rows);
-    v.send_attempts = attempts_of(conn, &v.sid)?;
-    Ok(Some(v))
-}
-
-fn attempts_of(conn: &Connection, sid: &VerificationSid) -> Result<Vec<SendAttempt>, StoreError> {
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT sid, channel, sent_at FROM send_attempts WHERE verification_sid = ?1 \
-             ORDER BY sent_at, rowid",
-        )
-        .map_err(db_error)?;
-    let mut rows = statement.query([sid.as_str()]).map_err(db_error)?;
-    let mut attempts = Vec::new();
-    while let Some(r) = rows.next().map_err(db_error)? {
-        attempts.push(SendAttempt {
-            sid: AttemptSid::parse(&r.get::<_, String>(0).map_err(db_error)?)
-                .ok_or_else(|| corrupt("attempt sid"))?,
-            channel: r
-                .get::<_, String>(1)
-                .map_err(db_error)?
-                .parse::<Channel>()
-                .map_err(|_| corrupt("attempt channel"))?,
-            time: Timestamp::from_millis(r.get(2).map_err(db_error)?),
-        });
-    }
-    Ok(attempts)
-}
-
-fn insert_attempt(
-    conn: &Connection,
-    verification: &VerificationSid,
-    attempt: &SendAttempt,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) VALUES (?1, ?2, ?3, ?4)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            attempt.sid.as_str(),
-            verification.as_str(),
-            attempt.channel.as_str(),
-            attempt.time.as_millis()
-        ])
-    })
-    .map_err(db_error)?;
-    Ok(())
+    rows.next().map_err(db_error)?.map(from_row).transpose()
 }
 
 /// Inserts `new` with its first attempt; false (nothing changed) when the number already has a
@@ -307,14 +292,11 @@ fn insert_new(
                 now.as_millis(),
                 new.expires_at.as_millis(),
                 new.owner.as_deref(),
+                attempt_text(&new.attempt),
             ])
         })
         .map_err(db_error)?;
-    if inserted != 1 {
-        return Ok(false);
-    }
-    insert_attempt(conn, &new.sid, &new.attempt)?;
-    Ok(true)
+    Ok(inserted == 1)
 }
 
 /// The send rules, inside the batch's write transaction.
@@ -338,19 +320,17 @@ fn start_or_resend(
     match life.state(existing.counters(), now) {
         LiveState::Open { sends_left: 0, .. } => Ok(SendOutcome::MaxSendAttempts),
         LiveState::Open { .. } => {
-            conn.prepare_cached(
-                "UPDATE verifications SET send_count = send_count + 1, channel = ?1, updated_at = ?2 \
-                 WHERE sid = ?3",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
+            execute(
+                conn,
+                "UPDATE verifications SET send_count = send_count + 1, channel = ?1, updated_at = ?2, \
+                 attempts = attempts || ',' || ?4 WHERE sid = ?3",
+                params![
                     new.attempt.channel.as_str(),
                     now.as_millis(),
-                    existing.sid.as_str()
-                ])
-            })
-            .map_err(db_error)?;
-            insert_attempt(conn, &existing.sid, &new.attempt)?;
+                    existing.sid.as_str(),
+                    attempt_text(&new.attempt),
+                ],
+            )?;
             let mut resent = existing;
             resent.channel = new.attempt.channel;
             resent.updated = now;
