@@ -45,6 +45,23 @@ pub struct StoredVerification {
 }
 
 impl StoredVerification {
+    /// The stored form of a verification just inserted from `new` at `now`.
+    pub fn created(new: &NewVerification, now: Timestamp) -> Self {
+        Self {
+            sid: new.sid.clone(),
+            phone_sealed: new.phone_sealed.clone(),
+            channel: new.channel,
+            status: VerificationStatus::Pending,
+            code_digest: new.code_digest.to_vec(),
+            code_sealed: new.code_sealed.clone(),
+            check_attempts: 0,
+            send_attempts: vec![new.attempt.clone()],
+            created: now,
+            updated: now,
+            expires_at: new.expires_at,
+        }
+    }
+
     /// The counters the lifecycle rules read.
     pub fn counters(&self) -> Counters {
         Counters {

@@ -307,7 +307,7 @@ fn start_or_resend(
     life: Lifecycle,
 ) -> Result<SendOutcome, StoreError> {
     if insert_new(conn, new, now)? {
-        return Ok(SendOutcome::Created(created(new, now)));
+        return Ok(SendOutcome::Created(StoredVerification::created(new, now)));
     }
     let existing = verification(
         conn,
@@ -359,7 +359,7 @@ fn start_or_resend(
                     "a closed verification still blocks a new one".into(),
                 ));
             }
-            Ok(SendOutcome::Created(created(new, now)))
+            Ok(SendOutcome::Created(StoredVerification::created(new, now)))
         }
     }
 }
@@ -773,22 +773,5 @@ impl Store for SqliteStore {
 
     fn name(&self) -> &'static str {
         "sqlite"
-    }
-}
-
-/// The stored form of a verification just inserted from `new`.
-fn created(new: &NewVerification, now: Timestamp) -> StoredVerification {
-    StoredVerification {
-        sid: new.sid.clone(),
-        phone_sealed: new.phone_sealed.clone(),
-        channel: new.channel,
-        status: VerificationStatus::Pending,
-        code_digest: new.code_digest.to_vec(),
-        code_sealed: new.code_sealed.clone(),
-        check_attempts: 0,
-        send_attempts: vec![new.attempt.clone()],
-        created: now,
-        updated: now,
-        expires_at: new.expires_at,
     }
 }

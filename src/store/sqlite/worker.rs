@@ -13,6 +13,8 @@
 //! Other processes on the same file (`verifyd rekey`, the CLI) are serialised by SQLite's own
 //! locks and the busy timeout.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -82,6 +84,9 @@ impl<T: Send> Job for Call<T> {
 pub(super) struct Worker {
     jobs: mpsc::Sender<Box<dyn Job>>,
     timeout: Duration,
+    /// Write transactions committed so far (read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    commits: Arc<AtomicU64>,
 }
 
 impl Worker {
@@ -93,15 +98,33 @@ impl Worker {
         companion: C,
     ) -> Result<Self, StoreError> {
         let (jobs, queue) = mpsc::channel(QUEUE);
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&commits);
         std::thread::Builder::new()
             .name("verifyd-sqlite".to_owned())
             .spawn(move || {
-                serve(&conn, queue);
+                serve(&conn, queue, &counted);
                 drop(conn);
                 drop(companion);
             })
             .map_err(|e| StoreError::Internal(format!("cannot start the SQLite thread: {e}")))?;
-        Ok(Self { jobs, timeout })
+        Ok(Self {
+            jobs,
+            timeout,
+            commits,
+        })
+    }
+
+    /// Write transactions committed so far.
+    #[cfg(test)]
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Jobs waiting for the thread.
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
     }
 
     /// Runs `work` on the thread: with the other reads of its batch, or inside its batch's
@@ -131,7 +154,7 @@ impl Worker {
 }
 
 /// The thread's loop: batches until every sender is gone.
-fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
+fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
     let mut reads = Vec::with_capacity(MAX_BATCH);
     let mut writes = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
@@ -153,7 +176,7 @@ fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
             run_reads(conn, &mut reads);
         }
         if !writes.is_empty() {
-            run_writes(conn, &mut writes);
+            run_writes(conn, &mut writes, commits);
         }
     }
 }
@@ -177,10 +200,10 @@ fn run_reads(conn: &Connection, reads: &mut Vec<Box<dyn Job>>) {
 }
 
 /// Group commit: every write in one transaction, answered after the commit.
-fn run_writes(conn: &Connection, writes: &mut Vec<Box<dyn Job>>) {
+fn run_writes(conn: &Connection, writes: &mut Vec<Box<dyn Job>>, commits: &AtomicU64) {
     let started = Instant::now();
     let batch = writes.len();
-    let outcome = transaction(conn, writes.iter_mut());
+    let outcome = transaction(conn, writes.iter_mut(), commits);
     match outcome {
         Ok(()) => {
             for job in writes.drain(..) {
@@ -195,7 +218,7 @@ fn run_writes(conn: &Connection, writes: &mut Vec<Box<dyn Job>>) {
         Err(Failure::Job) => {
             // One of them failed: roll back (done) and give each its own transaction.
             for mut job in writes.drain(..) {
-                let alone = transaction(conn, std::iter::once(&mut job));
+                let alone = transaction(conn, std::iter::once(&mut job), commits);
                 job.answer(match alone {
                     Ok(()) | Err(Failure::Job) => Ok(()),
                     Err(Failure::Begin(e) | Failure::Commit(e)) => Err(e),
@@ -217,6 +240,7 @@ enum Failure {
 fn transaction<'a>(
     conn: &Connection,
     jobs: impl Iterator<Item = &'a mut Box<dyn Job>>,
+    commits: &AtomicU64,
 ) -> Result<(), Failure> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| Failure::Begin(db_error(e)))?;
@@ -230,6 +254,7 @@ fn transaction<'a>(
         finish(conn, "ROLLBACK");
         return Err(Failure::Commit(db_error(e)));
     }
+    commits.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
@@ -246,5 +271,135 @@ fn clone_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Internal(m) => StoreError::Internal(m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            .unwrap();
+        conn
+    }
+
+    fn insert(k: i64) -> impl FnMut(&Connection) -> Result<(), StoreError> + Send + 'static {
+        move |c| {
+            c.execute("INSERT INTO t (k) VALUES (?1)", [k])
+                .map(drop)
+                .map_err(db_error)
+        }
+    }
+
+    /// Occupies the thread with a write of key 0 until the returned sender is dropped; returns
+    /// once the thread is inside it.
+    async fn hold(worker: &Worker) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (inside, entered) = oneshot::channel::<()>();
+        let mut inside = Some(inside);
+        let w = worker.clone();
+        let task = tokio::spawn(async move {
+            w.call(Access::Write, move |c| {
+                if let Some(tell) = inside.take() {
+                    let _ = tell.send(());
+                }
+                let _ = held.recv();
+                insert(0)(c)
+            })
+            .await
+            .unwrap();
+        });
+        entered.await.unwrap();
+        (release, task)
+    }
+
+    async fn queue_up(worker: &Worker, jobs: usize) {
+        while worker.queued() < jobs {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn count(worker: &Worker) -> impl std::future::Future<Output = Result<i64, StoreError>> + '_ {
+        worker.call(Access::Read, |c| {
+            c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .map_err(db_error)
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_that_wait_together_share_one_commit() {
+        let worker = Worker::spawn(table(), Duration::from_secs(10), ()).unwrap();
+        let (release, holder) = hold(&worker).await;
+        let writes: Vec<_> = (1..=100)
+            .map(|k| {
+                let w = worker.clone();
+                tokio::spawn(async move { w.call(Access::Write, insert(k)).await })
+            })
+            .collect();
+        queue_up(&worker, 100).await;
+        drop(release);
+        holder.await.unwrap();
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            worker.commits(),
+            2,
+            "the holder's commit, then one for all 100"
+        );
+        assert_eq!(count(&worker).await.unwrap(), 101);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_fails_alone_and_leaves_nothing_behind() {
+        let worker = Worker::spawn(table(), Duration::from_secs(10), ()).unwrap();
+        let (release, holder) = hold(&worker).await;
+        let mut writes: Vec<_> = (1..=20)
+            .map(|k| {
+                let w = worker.clone();
+                tokio::spawn(async move { w.call(Access::Write, insert(k)).await })
+            })
+            .collect();
+        // Writes key 1000, then fails on key 0 (the holder's): neither may stay.
+        let w = worker.clone();
+        writes.push(tokio::spawn(async move {
+            w.call(Access::Write, |c| {
+                insert(1000)(c)?;
+                insert(0)(c)
+            })
+            .await
+        }));
+        queue_up(&worker, 21).await;
+        drop(release);
+        holder.await.unwrap();
+        let failing = writes.pop().unwrap().await.unwrap();
+        assert!(
+            matches!(failing, Err(StoreError::Internal(_))),
+            "{failing:?}"
+        );
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        assert_eq!(count(&worker).await.unwrap(), 21, "key 0 and keys 1 to 20");
+        let stray: i64 = worker
+            .call(Access::Read, |c| {
+                c.query_row("SELECT count(*) FROM t WHERE k = 1000", [], |r| r.get(0))
+                    .map_err(db_error)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stray, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_the_thread_cannot_answer_in_time_is_unavailable() {
+        let worker = Worker::spawn(table(), Duration::from_millis(50), ()).unwrap();
+        let (release, holder) = hold(&worker).await;
+        let late = worker.call(Access::Read, |_| Ok(())).await;
+        assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
+        drop(release);
+        let _ = holder.await;
     }
 }
