@@ -32,12 +32,26 @@ pub use migrate::SchemaStatus;
 use worker::{Access, Worker};
 
 /// The columns [`from_row`] reads, in its order.
-const COLUMNS: &str = "sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
-     created_at, updated_at, expires_at, attempts";
+macro_rules! columns {
+    () => {
+        "sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, created_at, \
+         updated_at, expires_at, attempts"
+    };
+}
 
-const SELECT_PENDING: &str = "SELECT sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
-     created_at, updated_at, expires_at, attempts FROM verifications \
-     WHERE phone_lookup = ?1 AND status = 'pending' AND owner IS ?2";
+const SELECT_PENDING: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM verifications WHERE phone_lookup = ?1 AND status = 'pending' AND owner IS ?2"
+);
+
+/// Counts one check (approving when ?1) of a verification that is still open.
+const RECORD_CHECK: &str = concat!(
+    "UPDATE verifications SET check_count = check_count + 1, \
+     status = CASE WHEN ?1 THEN 'approved' ELSE status END, updated_at = ?2 \
+     WHERE sid = ?3 AND status = 'pending' AND check_count < ?4 AND expires_at > ?2 RETURNING ",
+    columns!()
+);
 
 /// A new verification with its first attempt, unless the number has a pending one of this owner
 /// (the partial unique index decides).
@@ -207,7 +221,7 @@ fn db_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// A verification row in [`COLUMNS`] order.
+/// A verification row in `columns!()` order.
 fn from_row(row: &Row<'_>) -> Result<StoredVerification, StoreError> {
     let text = |i: usize| row.get::<_, String>(i).map_err(db_error);
     let int = |i: usize| row.get::<_, i64>(i).map_err(db_error);
@@ -413,16 +427,15 @@ impl Store for SqliteStore {
         let sid = sid.clone();
         self.worker
             .call(Access::Write, move |c| {
-                let sql = format!(
-                    "UPDATE verifications SET check_count = check_count + 1, \
-                     status = CASE WHEN ?1 THEN 'approved' ELSE status END, updated_at = ?2 \
-                     WHERE sid = ?3 AND status = 'pending' AND check_count < ?4 AND expires_at > ?2 \
-                     RETURNING {COLUMNS}"
-                );
                 let counted = verification(
                     c,
-                    &sql,
-                    params![approve, now.as_millis(), sid.as_str(), i64::from(max_checks)],
+                    RECORD_CHECK,
+                    params![
+                        approve,
+                        now.as_millis(),
+                        sid.as_str(),
+                        i64::from(max_checks)
+                    ],
                 )?;
                 Ok(counted.map_or(CheckRecord::NotOpen, CheckRecord::Counted))
             })
@@ -454,7 +467,7 @@ impl Store for SqliteStore {
             .call(Access::Read, move |c| {
                 verification(
                     c,
-                    &format!("SELECT {COLUMNS} FROM verifications WHERE sid = ?1"),
+                    concat!("SELECT ", columns!(), " FROM verifications WHERE sid = ?1"),
                     [sid.as_str()],
                 )
             })
