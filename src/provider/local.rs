@@ -23,7 +23,8 @@ use crate::policy::TestNumbers;
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
 use crate::sms::{OutgoingMessage, SmsSender, message_body};
 use crate::store::{
-    CheckRecord, NewVerification, SealedVerification, SendOutcome, Store, StoredVerification,
+    Judge, NewVerification, PendingCheck, SealedVerification, SendOutcome, Store,
+    StoredVerification,
 };
 
 /// Our own code engine.
@@ -81,23 +82,6 @@ impl LocalProvider {
             .ok()
             .and_then(OtpCode::from_stored)
             .ok_or_else(|| ProviderError::Data("stored code is not a run of digits".to_owned()))
-    }
-
-    /// The number's pending verification, looked up under every configured secret, with the
-    /// lookup digest it was found under. Oldest secret first: a rekey only ever moves a row
-    /// from an older secret's digest to the newest's, so a row that exists throughout is found
-    /// even if it moves between two lookups.
-    async fn find_pending(
-        &self,
-        phone: &PhoneNumber,
-        owner: Option<&str>,
-    ) -> Result<Option<(StoredVerification, [u8; 32])>, ProviderError> {
-        for lookup in self.keys.phone_lookups(phone.e164()).into_iter().rev() {
-            if let Some(found) = self.store.find_pending(&lookup, owner).await? {
-                return Ok(Some((found, lookup)));
-            }
-        }
-        Ok(None)
     }
 
     /// Before a send: a pending verification under an older secret is moved to the newest, so
@@ -240,25 +224,29 @@ impl Provider for LocalProvider {
             now,
         } = request;
         let owner = self.owner(user.as_deref());
+        // Oldest secret first: a rekey only ever moves a row from an older secret's digest to
+        // the newest's, so a row that exists throughout is found even if it moves meanwhile.
+        let mut lookups = self.keys.phone_lookups(phone.e164());
+        lookups.reverse();
+        let (keys, life) = (Arc::clone(&self.keys), self.life);
+        // Only an open verification has its code compared and the check counted.
+        let judge: Judge = Box::new(move |found: &StoredVerification| {
+            matches!(life.state(found.counters(), now), LiveState::Open { .. })
+                .then(|| keys.code_matches(&found.code_digest, found.sid.as_str(), code.expose()))
+        });
         // Another user's pending verification is invisible: it answers exactly like none.
-        let Some((pending, _)) = self.find_pending(&phone, owner.as_deref()).await? else {
-            return Err(ProviderError::NotFound);
-        };
-        match self.life.state(pending.counters(), now) {
-            LiveState::Gone if now >= pending.expires_at => return Err(ProviderError::Expired),
-            LiveState::Gone => return Err(ProviderError::NotFound),
-            LiveState::Locked => return Err(ProviderError::MaxCheckAttempts),
-            LiveState::Open { .. } => {}
-        }
-        let right =
-            self.keys
-                .code_matches(&pending.code_digest, pending.sid.as_str(), code.expose());
-        match self
+        let outcome = self
             .store
-            .record_check(&pending.sid, right, now, self.life.max_checks)
-            .await?
-        {
-            CheckRecord::Counted(stored) if stored.status == VerificationStatus::Approved => {
+            .check_pending(&lookups, owner.as_deref(), judge, now, self.life.max_checks)
+            .await?;
+        match outcome {
+            PendingCheck::NotFound => Err(ProviderError::NotFound),
+            PendingCheck::Uncounted(found) => Err(match self.life.state(found.counters(), now) {
+                LiveState::Gone if now >= found.expires_at => ProviderError::Expired,
+                LiveState::Locked => ProviderError::MaxCheckAttempts,
+                _ => ProviderError::NotFound,
+            }),
+            PendingCheck::Counted(stored) if stored.status == VerificationStatus::Approved => {
                 if self.test_numbers.active(&phone, now).is_some() {
                     tracing::info!(phone = %phone.masked(), sid = %stored.sid, "test number: approved");
                     metrics::counter!("verifyd_test_number_uses_total", "op" => "check")
@@ -266,14 +254,14 @@ impl Provider for LocalProvider {
                 }
                 Ok(self.view(stored, &phone))
             }
-            CheckRecord::Counted(stored) => Err(ProviderError::IncorrectCode {
+            PendingCheck::Counted(stored) => Err(ProviderError::IncorrectCode {
                 attempts_remaining: Some(
                     self.life.max_checks.saturating_sub(stored.check_attempts),
                 ),
             }),
             // Another check got there first (approved it, used the last attempt) or the TTL
             // ended in between: answer from what the row says now.
-            CheckRecord::NotOpen => match self.store.get(&pending.sid).await? {
+            PendingCheck::NotOpen(found) => match self.store.get(&found.sid).await? {
                 Some(now_stored)
                     if self.life.state(now_stored.counters(), now) == LiveState::Locked =>
                 {

@@ -107,6 +107,24 @@ pub enum CheckRecord {
     NotOpen,
 }
 
+/// How a check judges the pending verification it found: `None` leaves it uncounted (it is
+/// expired or locked), `Some(right)` counts one check and approves the verification if `right`.
+pub type Judge = Box<dyn Fn(&StoredVerification) -> Option<bool> + Send + Sync>;
+
+/// What [`Store::check_pending`] found and did.
+#[derive(Debug)]
+pub enum PendingCheck {
+    /// The number has no pending verification of this owner.
+    NotFound,
+    /// The judge left it uncounted; here it is as found.
+    Uncounted(StoredVerification),
+    /// One check was counted; the verification after it.
+    Counted(StoredVerification),
+    /// It stopped being open between the judging and the counting (another check used the last
+    /// attempt or approved it, or the TTL ended); here it is as found.
+    NotOpen(StoredVerification),
+}
+
 /// What an `Idempotency-Key` lookup found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum IdempotencyBegin {
@@ -188,6 +206,39 @@ pub trait Store: Send + Sync {
         now: Timestamp,
         max_checks: u32,
     ) -> Result<CheckRecord, StoreError>;
+
+    /// A check in one step where the backend can: the number's pending verification of `owner`
+    /// under the first of `lookups` that has one, judged by `judge`, and the check it asks for
+    /// counted with [`Store::record_check`]'s conditional update (which alone keeps concurrent
+    /// checks within the budget). The default runs [`Store::find_pending`] then
+    /// [`Store::record_check`].
+    async fn check_pending(
+        &self,
+        lookups: &[[u8; 32]],
+        owner: Option<&str>,
+        judge: Judge,
+        now: Timestamp,
+        max_checks: u32,
+    ) -> Result<PendingCheck, StoreError> {
+        for lookup in lookups {
+            let Some(found) = self.find_pending(lookup, owner).await? else {
+                continue;
+            };
+            let Some(approve) = judge(&found) else {
+                return Ok(PendingCheck::Uncounted(found));
+            };
+            return Ok(
+                match self
+                    .record_check(&found.sid, approve, now, max_checks)
+                    .await?
+                {
+                    CheckRecord::Counted(counted) => PendingCheck::Counted(counted),
+                    CheckRecord::NotOpen => PendingCheck::NotOpen(found),
+                },
+            );
+        }
+        Ok(PendingCheck::NotFound)
+    }
 
     /// Moves a pending verification to `status` (canceled, failed). False if it was not pending.
     async fn close(

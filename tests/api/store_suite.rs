@@ -12,7 +12,8 @@ use verifyd::domain::{
     AttemptSid, Channel, Lifecycle, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
 };
 use verifyd::store::{
-    CheckRecord, NewVerification, PostgresSettings, PostgresStore, SendOutcome, SqliteStore, Store,
+    CheckRecord, Judge, NewVerification, PendingCheck, PostgresSettings, PostgresStore,
+    SendOutcome, SqliteStore, Store, StoredVerification,
 };
 
 use crate::shared::TestDb;
@@ -86,6 +87,8 @@ store_suite!(
     purge_deletes_only_finished_and_expired_verifications,
     api_key_digests_are_kept_once_each,
     ping_answers,
+    check_pending_finds_under_any_lookup_judges_and_counts,
+    concurrent_check_pending_calls_approve_once_and_count_at_most_the_budget,
 );
 
 /// A new verification for the number `lookup`, sent at `now`.
@@ -268,6 +271,114 @@ pub mod cases {
             .count();
         assert_eq!(counted, 5);
         assert_eq!(store.get(&sid).await.unwrap().unwrap().check_attempts, 5);
+    }
+
+    fn judge(verdict: Option<bool>) -> Judge {
+        Box::new(move |_: &StoredVerification| verdict)
+    }
+
+    pub async fn check_pending_finds_under_any_lookup_judges_and_counts(store: Arc<dyn Store>) {
+        let sid = create(store.as_ref(), 20, T0).await;
+        let lookups = [[21; 32], [20; 32]];
+        assert!(matches!(
+            store
+                .check_pending(&[[22; 32]], None, judge(Some(true)), T0, 5)
+                .await
+                .unwrap(),
+            PendingCheck::NotFound
+        ));
+        // Another owner's verification is not found.
+        assert!(matches!(
+            store
+                .check_pending(&lookups, Some("someone"), judge(Some(true)), T0, 5)
+                .await
+                .unwrap(),
+            PendingCheck::NotFound
+        ));
+        match store
+            .check_pending(&lookups, None, judge(None), T0, 5)
+            .await
+            .unwrap()
+        {
+            PendingCheck::Uncounted(v) => assert_eq!((v.sid, v.check_attempts), (sid.clone(), 0)),
+            other => panic!("expected Uncounted, got {other:?}"),
+        }
+        match store
+            .check_pending(&lookups, None, judge(Some(false)), T0, 5)
+            .await
+            .unwrap()
+        {
+            PendingCheck::Counted(v) => {
+                assert_eq!(
+                    (v.check_attempts, v.status),
+                    (1, VerificationStatus::Pending)
+                );
+                assert_eq!(v.send_attempts.len(), 1);
+            }
+            other => panic!("expected Counted, got {other:?}"),
+        }
+        match store
+            .check_pending(&lookups, None, judge(Some(true)), T0, 5)
+            .await
+            .unwrap()
+        {
+            PendingCheck::Counted(v) => {
+                assert_eq!(
+                    (v.check_attempts, v.status),
+                    (2, VerificationStatus::Approved)
+                );
+            }
+            other => panic!("expected Counted, got {other:?}"),
+        }
+        assert!(matches!(
+            store
+                .check_pending(&lookups, None, judge(Some(true)), T0, 5)
+                .await
+                .unwrap(),
+            PendingCheck::NotFound
+        ));
+        // Past the TTL the count is refused even when the judge asks for it.
+        create(store.as_ref(), 23, T0).await;
+        let late = T0.plus(TTL);
+        assert!(matches!(
+            store
+                .check_pending(&[[23; 32]], None, judge(Some(true)), late, 5)
+                .await
+                .unwrap(),
+            PendingCheck::NotOpen(_)
+        ));
+    }
+
+    pub async fn concurrent_check_pending_calls_approve_once_and_count_at_most_the_budget(
+        store: Arc<dyn Store>,
+    ) {
+        for (lookup, right) in [(24u8, true), (25, false)] {
+            let sid = create(store.as_ref(), lookup, T0).await;
+            let results = join_all((0..30).map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    store
+                        .check_pending(&[[lookup; 32]], None, judge(Some(right)), T0, 5)
+                        .await
+                })
+            }))
+            .await;
+            let counted: Vec<StoredVerification> = results
+                .into_iter()
+                .filter_map(|r| match r.expect("task").expect("no store error") {
+                    PendingCheck::Counted(v) => Some(v),
+                    _ => None,
+                })
+                .collect();
+            let stored = store.get(&sid).await.unwrap().unwrap();
+            if right {
+                assert_eq!(counted.len(), 1, "exactly one approval");
+                assert_eq!(stored.status, VerificationStatus::Approved);
+            } else {
+                assert_eq!(counted.len(), 5, "the budget");
+                assert_eq!(stored.check_attempts, 5);
+            }
+        }
     }
 
     pub async fn a_locked_verification_is_closed_by_the_next_send(store: Arc<dyn Store>) {

@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::{
-    CheckRecord, IdempotencyBegin, KeyCheck, NewVerification, RekeyOutcome, SealedAnswer,
-    SealedVerification, SendOutcome, Store, StoreError, StoredVerification,
+    CheckRecord, IdempotencyBegin, Judge, KeyCheck, NewVerification, PendingCheck, RekeyOutcome,
+    SealedAnswer, SealedVerification, SendOutcome, Store, StoreError, StoredVerification,
 };
 use crate::config::SqliteSync;
 use crate::domain::{
@@ -438,6 +438,45 @@ impl Store for SqliteStore {
                     ],
                 )?;
                 Ok(counted.map_or(CheckRecord::NotOpen, CheckRecord::Counted))
+            })
+            .await
+    }
+
+    async fn check_pending(
+        &self,
+        lookups: &[[u8; 32]],
+        owner: Option<&str>,
+        judge: Judge,
+        now: Timestamp,
+        max_checks: u32,
+    ) -> Result<PendingCheck, StoreError> {
+        // One job in a write batch: the read, the judging and the count see one state.
+        let lookups = lookups.to_vec();
+        let owner = owner.map(str::to_owned);
+        self.worker
+            .call(Access::Write, move |c| {
+                for lookup in &lookups {
+                    let Some(found) =
+                        verification(c, SELECT_PENDING, params![&lookup[..], owner.as_deref()])?
+                    else {
+                        continue;
+                    };
+                    let Some(approve) = judge(&found) else {
+                        return Ok(PendingCheck::Uncounted(found));
+                    };
+                    let counted = verification(
+                        c,
+                        RECORD_CHECK,
+                        params![
+                            approve,
+                            now.as_millis(),
+                            found.sid.as_str(),
+                            i64::from(max_checks)
+                        ],
+                    )?;
+                    return Ok(counted.map_or(PendingCheck::NotOpen(found), PendingCheck::Counted));
+                }
+                Ok(PendingCheck::NotFound)
             })
             .await
     }
