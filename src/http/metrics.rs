@@ -18,6 +18,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Buckets of `verifyd_sqlite_batch_size`: writes committed together.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
 /// The process's metrics handle, installing the recorder on first use.
 pub fn handle() -> PrometheusHandle {
     HANDLE
@@ -27,6 +30,12 @@ pub fn handle() -> PrometheusHandle {
                     Matcher::Suffix("_duration_seconds".to_owned()),
                     LATENCY_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("verifyd_sqlite_batch_size".to_owned()),
+                        BATCH_BUCKETS,
+                    )
+                })
                 .expect("static, non-empty buckets");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

@@ -516,6 +516,16 @@ async fn metrics_count_sends_checks_refusals_and_limits_with_fixed_labels() {
         ),
         "{text}"
     );
+    // The SQLite store's group commit: batches and their time.
+    for series in [
+        "verifyd_sqlite_batch_size_bucket{le=\"512\"}",
+        "verifyd_sqlite_batch_duration_seconds_bucket{le=\"10\"}",
+    ] {
+        assert!(
+            sample(&text, series).is_some_and(|n| n >= 1.0),
+            "{series} in:\n{text}"
+        );
+    }
     for leaked in ["4155552671", "4165550123", "127.0.0.1", &code] {
         assert!(!text.contains(leaked), "{leaked} in a label:\n{text}");
     }

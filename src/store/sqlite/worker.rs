@@ -227,7 +227,8 @@ fn run_writes(conn: &Connection, writes: &mut Vec<Box<dyn Job>>, commits: &Atomi
         }
     }
     metrics::histogram!("verifyd_sqlite_batch_size").record(batch as f64);
-    metrics::histogram!("verifyd_sqlite_batch_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("verifyd_sqlite_batch_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
 }
 
 enum Failure {
