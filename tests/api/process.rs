@@ -21,6 +21,8 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     stdout: Arc<Mutex<String>>,
     pub(crate) stderr: Arc<Mutex<String>>,
+    /// The thread collecting stderr: it ends at the pipe's end of file.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
     pub(crate) http: reqwest::Client,
     key: String,
 }
@@ -41,7 +43,7 @@ fn capture(
     pipe: impl Read + Send + 'static,
     sink: Arc<Mutex<String>>,
     found: Option<mpsc::Sender<String>>,
-) {
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             if let (Some(tx), Some(rest)) = (&found, line.split("listening on ").nth(1)) {
@@ -55,7 +57,7 @@ fn capture(
             s.push_str(&line);
             s.push('\n');
         }
-    });
+    })
 }
 
 impl Server {
@@ -70,7 +72,7 @@ impl Server {
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
         capture(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
-        capture(child.stderr.take().unwrap(), Arc::clone(&stderr), Some(tx));
+        let stderr_reader = capture(child.stderr.take().unwrap(), Arc::clone(&stderr), Some(tx));
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(a) => a.parse().expect("address in the startup line"),
             Err(_) => {
@@ -83,6 +85,7 @@ impl Server {
             addr,
             stdout,
             stderr,
+            stderr_reader: Some(stderr_reader),
             http: client(None),
             key: key.to_owned(),
         }
@@ -114,6 +117,34 @@ impl Server {
                 .as_str()
                 .unwrap(),
         )
+    }
+
+    /// Starts the process from an async test without blocking its runtime (the process may
+    /// call back into servers the test runs, such as the fake Twilio, while it starts).
+    pub(crate) async fn start_async(dir: &Path, env: &[(&str, &str)], key: &str) -> Server {
+        let dir = dir.to_owned();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            Server::start(&dir, &env, &key)
+        })
+        .await
+        .expect("verifyd starts")
+    }
+
+    /// Kills the process and returns everything it wrote to stderr (its logs).
+    pub(crate) fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        self.stderr.lock().unwrap().clone()
     }
 
     fn kill_9(mut self) {

@@ -11,6 +11,7 @@ use verifyd::provider::{Provider, TwilioVerifyProvider};
 
 use crate::fake_twilio::*;
 use crate::helpers::*;
+use crate::process::Server;
 
 /// A big IP bucket: on (so RateLimits is sent) but never the reason a test is refused.
 const ROOMY_IP_BUCKET: (&str, &str) = ("VERIFYD_RATE_LIMIT_IP_MAX", "1000");
@@ -496,95 +497,22 @@ async fn cancel_closes_the_verification_at_twilio() {
     ));
 }
 
-/// `verifyd serve` as a child process against the fake, its stderr (the logs) collected.
-struct ServeProcess {
-    child: tokio::process::Child,
-    addr: String,
-    logs: std::sync::Arc<std::sync::Mutex<String>>,
-    reader: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl ServeProcess {
-    async fn start(settings: &[(String, String)]) -> ServeProcess {
-        use tokio::io::AsyncBufReadExt;
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_verifyd"));
-        cmd.current_dir(dir.path())
-            .env_clear()
-            .env("VERIFYD_ADDR", "127.0.0.1:0")
-            .env("VERIFYD_API_KEYS", API_KEY)
-            .env("VERIFYD_SECRET", SECRET)
-            .env("RUST_LOG", "trace")
-            .arg("serve")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        for (k, v) in settings {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("verifyd starts");
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                logs.lock().unwrap().push_str(&format!("{line}\n"));
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    return rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                }
-            }
-            String::new()
-        })
-        .await
-        .unwrap_or_default();
-        assert!(
-            !addr.is_empty(),
-            "verifyd did not start:\n{}",
-            logs.lock().unwrap()
-        );
-        let sink = std::sync::Arc::clone(&logs);
-        let reader = tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        ServeProcess {
-            child,
-            addr,
-            logs,
-            reader,
-            _dir: dir,
-        }
-    }
-
-    async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {
-        client(None)
-            .post(format!("http://{}{path}", self.addr))
-            .bearer_auth(API_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Stops the process and returns everything it logged.
-    async fn stop(mut self) -> String {
-        let _ = self.child.kill().await;
-        // The reader ends at the pipe's end of file: every line is in.
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.reader).await;
-        self.logs.lock().unwrap().clone()
-    }
+/// `verifyd serve` as a child process against the fake, logging at trace level.
+async fn serve(dir: &tempfile::TempDir, settings: &[(String, String)]) -> Server {
+    let mut env = vec![
+        ("VERIFYD_API_KEYS", API_KEY),
+        ("VERIFYD_SECRET", SECRET),
+        ("RUST_LOG", "trace"),
+    ];
+    env.extend(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Server::start_async(dir.path(), &env, API_KEY).await
 }
 
 #[tokio::test]
 async fn trace_logs_in_twilio_mode_hold_no_token_code_or_full_number() {
     let fake = FakeTwilio::start().await;
-    let server = ServeProcess::start(&verify_settings(&fake.url())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&dir, &verify_settings(&fake.url())).await;
     assert_ok(
         server
             .post("/mfa/send-code", json!({ "recipient": US_NUMBER }))
@@ -616,7 +544,7 @@ async fn trace_logs_in_twilio_mode_hold_no_token_code_or_full_number() {
     server
         .post("/mfa/send-code", json!({ "recipient": US_NUMBER }))
         .await;
-    let logs = server.stop().await;
+    let logs = server.stop();
     assert!(logs.len() > 1000, "trace logging was on:\n{logs}");
     assert!(
         logs.contains("twilio-verify"),
@@ -631,10 +559,14 @@ async fn trace_logs_in_twilio_mode_hold_no_token_code_or_full_number() {
 
     // Wrong credentials: the log says which settings to check, and still not the token.
     let bad_token = "0000000000000000000000000000000a";
-    let server = ServeProcess::start(&with(
-        &verify_settings(&fake.url()),
-        &[("TWILIO_AUTH_TOKEN", bad_token)],
-    ))
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        &dir,
+        &with(
+            &verify_settings(&fake.url()),
+            &[("TWILIO_AUTH_TOKEN", bad_token)],
+        ),
+    )
     .await;
     assert_error(
         server
@@ -644,7 +576,7 @@ async fn trace_logs_in_twilio_mode_hold_no_token_code_or_full_number() {
         "provider_error",
     )
     .await;
-    let logs = server.stop().await;
+    let logs = server.stop();
     assert!(
         logs.matches("check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
             .count()
