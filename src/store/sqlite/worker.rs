@@ -61,7 +61,13 @@ impl<T: Send> Job for Call<T> {
     }
 
     fn run(&mut self, conn: &Connection) -> bool {
-        let result = (self.work)(conn);
+        // A panicking call (a bug) fails alone instead of taking the thread, and with it the
+        // store, down: its batch is rolled back like for any failed write.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.work)(conn)))
+            .unwrap_or_else(|_| {
+                tracing::error!("a SQLite store call panicked; it was rolled back");
+                Err(StoreError::Internal("a store call panicked".to_owned()))
+            });
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -392,6 +398,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stray, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_call_fails_alone_and_the_store_goes_on() {
+        let worker = Worker::spawn(table(), Duration::from_secs(10), ()).unwrap();
+        let (release, holder) = hold(&worker).await;
+        let good = {
+            let w = worker.clone();
+            tokio::spawn(async move { w.call(Access::Write, insert(1)).await })
+        };
+        let bad = {
+            let w = worker.clone();
+            tokio::spawn(async move {
+                w.call(Access::Write, |c| {
+                    insert(2)(c)?;
+                    panic!("a bug in a store call")
+                })
+                .await
+            })
+        };
+        queue_up(&worker, 2).await;
+        drop(release);
+        holder.await.unwrap();
+        good.await.unwrap().unwrap();
+        let bad: Result<(), StoreError> = bad.await.unwrap();
+        assert!(matches!(bad, Err(StoreError::Internal(_))), "{bad:?}");
+        assert_eq!(
+            count(&worker).await.unwrap(),
+            2,
+            "keys 0 and 1; key 2 rolled back"
+        );
+        worker.call(Access::Write, insert(3)).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
