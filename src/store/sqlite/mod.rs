@@ -184,11 +184,9 @@ fn open(target: &Target, sync: SqliteSync, timeout: Duration) -> Result<Connecti
         SqliteSync::Normal => "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     })
     .map_err(db_error)?;
-    // Read pages through a memory map instead of a read() per page. SQLite's own page cache
-    // stays at its default (2 MiB): every commit walks it, so a large one costs more than the
-    // reads it saves (measured: BENCHMARKS.md).
-    conn.execute_batch("PRAGMA mmap_size = 268435456;")
-        .map_err(db_error)?;
+    // SQLite's page cache stays at its default (2 MiB): every commit walks it, so a large one
+    // cost more than the reads it saved (BENCHMARKS.md). No memory map either: an I/O error on
+    // a mapped page is a SIGBUS, not an error the store can answer 503 to.
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrate::run(&conn)?;
     Ok(conn)
