@@ -1,12 +1,14 @@
 //! The embedded store: one SQLite file in WAL mode, owned by one thread that commits the writes
-//! of many requests together ([`worker`]: group commit). Every store call is a job on that
+//! of many requests together (`worker`: group commit). Every store call is a job on that
 //! thread; a write job runs inside its batch's `BEGIN IMMEDIATE` transaction and is answered
 //! after the commit, so each call is still one atomic step with respect to every other, and
 //! nothing is answered before it is durable to the configured `synchronous` level.
 //!
 //! A send is one `INSERT OR IGNORE` on the partial unique index of pending verifications per
 //! (number, owner) when the number has none (the common case), else the resend/close rules in
-//! the same transaction; a check is one conditional `UPDATE … RETURNING`.
+//! the same transaction; a check ([`Store::check_pending`]) is one job that finds the number's
+//! pending verification, has the engine judge it and counts it with a conditional
+//! `UPDATE … RETURNING`. WAL checkpoints run on a thread of their own (`checkpoint`).
 
 mod checkpoint;
 mod migrate;
