@@ -76,6 +76,11 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool_size)
             .min_connections(0)
+            // sqlx pings a connection when it goes back to the pool (and drops it if the ping
+            // fails); pinging it again when it is taken out doubled the round trips of every
+            // statement. A connection that died while idle fails its statement, which answers
+            // 503 and drops it, like any other lost connection.
+            .test_before_acquire(false)
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
             .connect_lazy_with(options);
