@@ -18,7 +18,7 @@ pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// What the store failed at. Neither variant's text reaches a client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached in time (pool or lock timeout, I/O): answer 503.
     #[error("store unavailable: {0}")]

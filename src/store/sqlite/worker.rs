@@ -40,7 +40,8 @@ pub(super) enum Access {
 /// A store call waiting for the thread.
 trait Job: Send {
     fn access(&self) -> Access;
-    /// Runs the call (again, after a rolled-back batch); true when it succeeded.
+    /// Runs the call (again, after a rolled-back batch); false when it failed (its batch must
+    /// be rolled back).
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller: the call's own result if `committed`, else that error.
     fn answer(self: Box<Self>, committed: Result<(), StoreError>);
@@ -61,6 +62,14 @@ impl<T: Send> Job for Call<T> {
     }
 
     fn run(&mut self, conn: &Connection) -> bool {
+        // The caller stopped waiting (its timeout answered 503): a refused request changes
+        // nothing, so neither does its call.
+        if self.reply.is_closed() {
+            self.result = Some(Err(StoreError::Unavailable(
+                "the caller stopped waiting".to_owned(),
+            )));
+            return true;
+        }
         // A panicking call (a bug) fails alone instead of taking the thread, and with it the
         // store, down: its batch is rolled back like for any failed write.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.work)(conn)))
@@ -192,7 +201,7 @@ fn run_reads(conn: &Connection, reads: &mut Vec<Box<dyn Job>>) {
     let began = conn.execute_batch("BEGIN").map_err(db_error);
     if let Err(e) = began {
         for job in reads.drain(..) {
-            job.answer(Err(clone_error(&e)));
+            job.answer(Err(e.clone()));
         }
         return;
     }
@@ -218,7 +227,7 @@ fn run_writes(conn: &Connection, writes: &mut Vec<Box<dyn Job>>, commits: &Atomi
         }
         Err(Failure::Begin(e) | Failure::Commit(e)) => {
             for job in writes.drain(..) {
-                job.answer(Err(clone_error(&e)));
+                job.answer(Err(e.clone()));
             }
         }
         Err(Failure::Job) => {
@@ -271,13 +280,6 @@ fn finish(conn: &Connection, how: &str) {
         && let Err(e) = conn.execute_batch(how)
     {
         tracing::error!(error = %e, "SQLite could not end a transaction");
-    }
-}
-
-fn clone_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::Internal(m) => StoreError::Internal(m.clone()),
     }
 }
 
@@ -433,12 +435,20 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_call_the_thread_cannot_answer_in_time_is_unavailable() {
+    async fn a_call_the_thread_cannot_answer_in_time_is_unavailable_and_changes_nothing() {
         let worker = Worker::spawn(table(), Duration::from_millis(50), ()).unwrap();
         let (release, holder) = hold(&worker).await;
-        let late = worker.call(Access::Read, |_| Ok(())).await;
+        let late = worker.call(Access::Write, insert(5)).await;
         assert!(matches!(late, Err(StoreError::Unavailable(_))), "{late:?}");
         drop(release);
         let _ = holder.await;
+        let left: i64 = worker
+            .call(Access::Read, |c| {
+                c.query_row("SELECT count(*) FROM t WHERE k = 5", [], |r| r.get(0))
+                    .map_err(db_error)
+            })
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "the abandoned write never ran");
     }
 }
