@@ -346,7 +346,7 @@ impl Application {
                     addr: config.addr,
                     source,
                 })?;
-        let state = AppState {
+        let state = AppState::new(http::Shared {
             verifier: Arc::clone(&parts.verifier),
             store: Arc::clone(&parts.store),
             auth: Arc::new(auth),
@@ -358,7 +358,7 @@ impl Application {
             keys: Arc::clone(&parts.keys),
             clock: Arc::clone(&parts.clock),
             metrics_on_main: config.metrics_addr.is_none(),
-        };
+        });
         // Install the metrics recorder before the first request records anything.
         let _ = http::metrics::handle();
         let metrics_listener = match config.metrics_addr {

@@ -119,7 +119,11 @@ pub async fn run(cli: Cli) -> i32 {
             i32::from(report.failures() > 0)
         }
         Command::Rekey => {
-            crate::telemetry::init(config.log_format, &config.log_filter);
+            let _log = crate::telemetry::init(
+                config.log_format,
+                &config.log_filter,
+                crate::telemetry::Writer::Direct,
+            );
             let parts = match Components::build(&config, Arc::new(SystemClock)).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -144,7 +148,11 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Command::Healthcheck { addr } => healthcheck(addr.unwrap_or(config.addr)).await,
         Command::Serve => {
-            crate::telemetry::init(config.log_format, &config.log_filter);
+            let _log = crate::telemetry::init(
+                config.log_format,
+                &config.log_filter,
+                crate::telemetry::Writer::Background,
+            );
             let app = match Application::build(config).await {
                 Ok(app) => app,
                 Err(e) => {
@@ -181,7 +189,11 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Twilio {
             command: TwilioCommand::Sync,
         } => {
-            crate::telemetry::init(config.log_format, &config.log_filter);
+            let _log = crate::telemetry::init(
+                config.log_format,
+                &config.log_filter,
+                crate::telemetry::Writer::Direct,
+            );
             match crate::provider::twilio_sync::sync_from_config(&config).await {
                 Ok(outcome) => {
                     println!("{outcome}");
@@ -271,7 +283,11 @@ where
     F: FnOnce(Components) -> Fut,
     Fut: std::future::Future<Output = Result<crate::domain::Verification, ApiError>>,
 {
-    crate::telemetry::init(config.log_format, &config.log_filter);
+    let _log = crate::telemetry::init(
+        config.log_format,
+        &config.log_filter,
+        crate::telemetry::Writer::Direct,
+    );
     let parts = match Components::build(&config, Arc::new(SystemClock)).await {
         Ok(p) => p,
         Err(e) => {

@@ -3,14 +3,39 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{FromRequest, Request};
-use axum::http::header;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
 
 /// Largest accepted body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The two request headers the MFA handlers read: `X-Forwarded-For` (every occurrence, in
+/// order) and `Idempotency-Key`. Taken out of the request instead of cloning its whole header
+/// map, which axum's `HeaderMap` extractor would do for every request.
+pub struct MfaHeaders {
+    pub forwarded_for: Vec<HeaderValue>,
+    pub idempotency_key: Option<HeaderValue>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for MfaHeaders {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            forwarded_for: parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .cloned()
+                .collect(),
+            idempotency_key: parts.headers.get("idempotency-key").cloned(),
+        })
+    }
+}
 
 /// A JSON object body (`Content-Type: application/json` or `application/*+json`).
 pub struct JsonObject(pub Map<String, Value>);

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -32,8 +32,8 @@ impl IdempotencyKey {
     ///
     /// # Errors
     /// [`ApiError::InvalidBody`] for an empty, too long or non-ASCII key.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ApiError> {
-        let Some(value) = headers.get("idempotency-key") else {
+    pub fn from_header(value: Option<&HeaderValue>) -> Result<Option<Self>, ApiError> {
+        let Some(value) = value else {
             return Ok(None);
         };
         let text = value

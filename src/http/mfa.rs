@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
@@ -14,7 +13,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{AuthUser, Principal};
 use super::error::{ApiError, ErrorBody};
-use super::extract::JsonObject;
+use super::extract::{JsonObject, MfaHeaders};
 use super::idempotency::{self, IdempotencyKey};
 use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
 use crate::policy::ClientKey;
@@ -138,11 +137,8 @@ pub struct RequestFacts {
     pub client: Option<String>,
 }
 
-fn client_key(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> ClientKey {
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
+fn client_key(state: &AppState, peer: SocketAddr, headers: &MfaHeaders) -> ClientKey {
+    let forwarded = headers.forwarded_for.iter().filter_map(|v| v.to_str().ok());
     ClientKey::from_ip(state.trusted_proxies.resolve(peer.ip(), forwarded))
 }
 
@@ -150,7 +146,7 @@ fn client_key(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Client
 fn caller(
     state: &AppState,
     peer: SocketAddr,
-    headers: &HeaderMap,
+    headers: &MfaHeaders,
     user: Option<String>,
     facts: &mut RequestFacts,
 ) -> Caller {
@@ -201,11 +197,11 @@ pub async fn send_code(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(principal): Extension<Principal>,
     user: Option<Extension<AuthUser>>,
-    headers: HeaderMap,
+    headers: MfaHeaders,
     body: JsonObject,
 ) -> Response {
     let user = user.map(|Extension(u)| u.0);
-    let key = match IdempotencyKey::from_headers(&headers) {
+    let key = match IdempotencyKey::from_header(headers.idempotency_key.as_ref()) {
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
@@ -229,7 +225,7 @@ pub async fn send_code(
 async fn send_code_inner(
     state: &AppState,
     peer: SocketAddr,
-    headers: &HeaderMap,
+    headers: &MfaHeaders,
     body: &JsonObject,
     user: Option<String>,
     facts: &mut RequestFacts,
@@ -277,7 +273,7 @@ pub async fn verify_code(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     user: Option<Extension<AuthUser>>,
-    headers: HeaderMap,
+    headers: MfaHeaders,
     body: JsonObject,
 ) -> Response {
     let user = user.map(|Extension(u)| u.0);
@@ -291,7 +287,7 @@ pub async fn verify_code(
 async fn verify_code_inner(
     state: &AppState,
     peer: SocketAddr,
-    headers: &HeaderMap,
+    headers: &MfaHeaders,
     body: &JsonObject,
     user: Option<String>,
     facts: &mut RequestFacts,

@@ -40,9 +40,27 @@ pub use error::ApiError;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Everything a handler may use.
+/// Everything a handler may use, behind one `Arc`: axum clones the state for every extractor
+/// and middleware that takes it, so a clone is one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub verifier: Arc<Verifier>,
     pub store: Arc<dyn Store>,
     pub keys: Arc<Keys>,
@@ -130,8 +148,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(state.clone(), timeout))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
@@ -140,18 +157,12 @@ pub fn metrics_router() -> Router {
     Router::new().route("/metrics", axum::routing::get(metrics::render))
 }
 
-/// Answers 503 `unavailable` when a request takes longer than the configured timeout.
-async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Unavailable("request timed out".to_owned()).into_response(),
-    }
-}
-
 /// One log line per request (route, status, latency) inside a span carrying the request id,
 /// which is taken from `x-request-id` (when sane) or generated, and echoed back. 5xx details
-/// attached by [`ApiError`] are logged here, never sent.
-async fn log_request(mut req: Request, next: Next) -> Response {
+/// attached by [`ApiError`] are logged here, never sent. A request that takes longer than the
+/// configured timeout is answered 503 `unavailable` (and logged as such). One middleware does
+/// both: each layer costs a boxed future and a clone of the routes per request.
+async fn log_request(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
         .get(&REQUEST_ID)
@@ -181,7 +192,15 @@ async fn log_request(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let span = tracing::info_span!("request", id = %request_id, %method, route = %route);
     let started = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response = match tokio::time::timeout(
+        state.request_timeout,
+        next.run(req).instrument(span.clone()),
+    )
+    .await
+    {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable("request timed out".to_owned()).into_response(),
+    };
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let status = response.status();

@@ -20,7 +20,11 @@ pub const US_NUMBER: &str = "+14155552671";
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {
-        verifyd::telemetry::init(verifyd::config::LogFormat::Pretty, "debug");
+        let _ = verifyd::telemetry::init(
+            verifyd::config::LogFormat::Pretty,
+            "debug",
+            verifyd::telemetry::Writer::Direct,
+        );
     }
 });
 

@@ -21,8 +21,8 @@ pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
     stdout: Arc<Mutex<String>>,
     pub(crate) stderr: Arc<Mutex<String>>,
-    /// The thread collecting stderr: it ends at the pipe's end of file.
-    stderr_reader: Option<std::thread::JoinHandle<()>>,
+    /// The threads collecting stdout and stderr: they end at their pipe's end of file.
+    readers: Vec<std::thread::JoinHandle<()>>,
     pub(crate) http: reqwest::Client,
     key: String,
 }
@@ -71,7 +71,7 @@ impl Server {
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        capture(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
+        let stdout_reader = capture(child.stdout.take().unwrap(), Arc::clone(&stdout), None);
         let stderr_reader = capture(child.stderr.take().unwrap(), Arc::clone(&stderr), Some(tx));
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(a) => a.parse().expect("address in the startup line"),
@@ -85,7 +85,7 @@ impl Server {
             addr,
             stdout,
             stderr,
-            stderr_reader: Some(stderr_reader),
+            readers: vec![stdout_reader, stderr_reader],
             http: client(None),
             key: key.to_owned(),
         }
@@ -137,13 +137,36 @@ impl Server {
         .expect("verifyd starts")
     }
 
-    /// Kills the process and returns everything it wrote to stderr (its logs).
-    pub(crate) fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.stderr_reader.take() {
+    /// Stops the process as an operator does (SIGTERM; SIGKILL if it is still running after
+    /// 10 s), waits until everything it wrote has been read, and returns its exit status. Logs
+    /// are written by a background thread, so only a finished process has written them all.
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
+        exit
+    }
+
+    /// Stops the process (as [`terminate`](Self::terminate)) and returns everything it wrote
+    /// to stderr (its logs).
+    pub(crate) fn stop(mut self) -> String {
+        self.terminate();
         self.stderr.lock().unwrap().clone()
     }
 
@@ -322,12 +345,7 @@ async fn sigterm_stops_the_server_cleanly() {
         "Verification code sent!",
     )
     .await;
-    let status = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = server.child.wait().unwrap();
+    let exit = server.terminate();
     assert_eq!(exit.code(), Some(0));
     assert!(server.stderr.lock().unwrap().contains("SIGTERM"));
 }
@@ -362,7 +380,8 @@ async fn trace_logs_of_a_full_flow_hold_no_code_and_no_full_number() {
         "Verification code is correct!",
     )
     .await;
-    let logs = server.stderr.lock().unwrap().clone();
+    let stdout = Arc::clone(&server.stdout);
+    let logs = server.stop();
     assert!(logs.len() > 1000, "trace logging was on:\n{logs}");
     assert!(logs.contains("+1415***2671"), "numbers appear masked");
     for secret in [
@@ -375,7 +394,7 @@ async fn trace_logs_of_a_full_flow_hold_no_code_and_no_full_number() {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
     }
     // The code does go to stdout, where the console sender prints it.
-    assert!(server.stdout.lock().unwrap().contains(&code));
+    assert!(stdout.lock().unwrap().contains(&code));
 }
 
 pub(crate) fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
