@@ -105,9 +105,10 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread that owns `conn` (and `companion`, dropped when the thread ends). It
-    /// stops (closing the connection) once every [`Worker`] is dropped.
-    pub fn spawn<C: Send + 'static>(
+    /// Starts the thread that owns `conn` (and `companion`, told after every write batch and
+    /// dropped when the thread ends). It stops (closing the connection) once every [`Worker`]
+    /// is dropped.
+    pub fn spawn<C: AfterWrites>(
         conn: Connection,
         timeout: Duration,
         companion: C,
@@ -118,7 +119,7 @@ impl Worker {
         std::thread::Builder::new()
             .name("verifyd-sqlite".to_owned())
             .spawn(move || {
-                serve(&conn, queue, &counted);
+                serve(&conn, queue, &counted, &companion);
                 drop(conn);
                 drop(companion);
             })
@@ -168,8 +169,31 @@ impl Worker {
     }
 }
 
+/// Told by the store's thread after each batch of writes (the WAL checkpointer).
+pub(super) trait AfterWrites: Send + 'static {
+    /// Called on the store's thread: must not block.
+    fn after_writes(&self);
+}
+
+impl AfterWrites for () {
+    fn after_writes(&self) {}
+}
+
+impl<T: AfterWrites> AfterWrites for Option<T> {
+    fn after_writes(&self) {
+        if let Some(t) = self {
+            t.after_writes();
+        }
+    }
+}
+
 /// The thread's loop: batches until every sender is gone.
-fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>, commits: &AtomicU64) {
+fn serve(
+    conn: &Connection,
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    commits: &AtomicU64,
+    companion: &impl AfterWrites,
+) {
     let mut reads = Vec::with_capacity(MAX_BATCH);
     let mut writes = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
@@ -192,6 +216,7 @@ fn serve(conn: &Connection, mut queue: mpsc::Receiver<Box<dyn Job>>, commits: &A
         }
         if !writes.is_empty() {
             run_writes(conn, &mut writes, commits);
+            companion.after_writes();
         }
     }
 }
