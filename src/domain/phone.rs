@@ -210,7 +210,8 @@ impl PhoneNumber {
         if digits > MAX_DIGITS {
             return Err(PhoneNumberError::TooLong);
         }
-        let parsed = phonenumber::parse(None, input).map_err(|_| PhoneNumberError::Invalid)?;
+        let parsed =
+            phonenumber::parse(region_hint(rest), input).map_err(|_| PhoneNumberError::Invalid)?;
         if parsed.extension().is_some() {
             return Err(PhoneNumberError::InvalidCharacters);
         }
@@ -271,6 +272,36 @@ impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Debug output ends up in logs: never the full number.
         write!(f, "PhoneNumber({})", self.masked())
+    }
+}
+
+/// The region the `phonenumber` crate would pick for `+digits` (`rest` is what follows the
+/// `+`, separators allowed), found with the compiled patterns of [`classify`]. Given to the
+/// crate's parser, it spares the crate its own region search (`source_for`), which looks every
+/// pattern of every candidate region up by its full text in its regex cache: for `+1`, up to 25
+/// regions. `None` (the crate searches itself) for calling codes without a single region
+/// (`+800` …) and whenever no region claims the number. A test checks that the hint never
+/// changes what the crate parses.
+fn region_hint(rest: &str) -> Option<phonenumber::country::Id> {
+    let mut buf = [0u8; MAX_DIGITS];
+    let mut len = 0;
+    for b in rest.bytes().filter(u8::is_ascii_digit) {
+        *buf.get_mut(len)? = b;
+        len += 1;
+    }
+    let digits = std::str::from_utf8(&buf[..len]).ok()?;
+    // The crate's rule: the calling code is the shortest prefix (1 to 3 digits, no leading 0)
+    // that the metadata knows.
+    if digits.starts_with('0') {
+        return None;
+    }
+    let (code, national) = (1..=3).find_map(|n| {
+        let code = digits.get(..n)?.parse::<u16>().ok()?;
+        DATABASE.by_code(&code).map(|_| (code, &digits[n..]))
+    })?;
+    match classify(code, national.trim_start_matches('0')) {
+        Classified::Known(metadata, _) => metadata.id().parse().ok(),
+        Classified::NoRegion | Classified::Uncompiled => None,
     }
 }
 
@@ -627,6 +658,38 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 2000, "only {checked} inputs parsed");
+    }
+
+    #[test]
+    fn the_region_hint_never_changes_what_the_crate_parses() {
+        let mut hinted = 0;
+        let inputs = agreement_inputs();
+        // Also with a national prefix (0) after the calling code, which the crate strips for
+        // some regions and not for others.
+        let with_zero = inputs.iter().flat_map(|i| {
+            (2..=4)
+                .filter(|&at| at < i.len())
+                .map(move |at| format!("{}0{}", &i[..at], &i[at..]))
+        });
+        for input in inputs.iter().cloned().chain(with_zero) {
+            let Some(rest) = input.strip_prefix('+') else {
+                continue;
+            };
+            let hint = region_hint(rest);
+            hinted += usize::from(hint.is_some());
+            let plain = phonenumber::parse(None, &input).ok();
+            let with_hint = phonenumber::parse(hint, &input).ok();
+            assert_eq!(
+                with_hint
+                    .as_ref()
+                    .map(|p| (p.code().value(), p.national().to_string())),
+                plain
+                    .as_ref()
+                    .map(|p| (p.code().value(), p.national().to_string())),
+                "{input} (hint {hint:?})"
+            );
+        }
+        assert!(hinted > 2000, "only {hinted} inputs had a hint");
     }
 
     proptest! {
