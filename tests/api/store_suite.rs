@@ -78,6 +78,7 @@ macro_rules! store_suite {
 store_suite!(
     a_first_send_creates_and_later_sends_resend_the_same_verification_up_to_five,
     concurrent_first_sends_to_one_number_create_exactly_one_verification,
+    concurrent_sends_to_many_numbers_each_create_one_verification_with_every_attempt,
     checks_are_counted_one_by_one_and_stop_at_the_budget,
     concurrent_right_checks_approve_exactly_once,
     concurrent_wrong_checks_count_at_most_the_budget,
@@ -209,6 +210,47 @@ pub mod cases {
         assert_eq!(sids.len(), 1, "{sids:?}");
         let stored = store.get(&sids[0]).await.unwrap().unwrap();
         assert_eq!(stored.send_attempts.len(), 5);
+    }
+
+    /// Many sends at once (PostgreSQL inserts those that wait together in one statement): each
+    /// number gets exactly one verification holding every one of its attempts.
+    pub async fn concurrent_sends_to_many_numbers_each_create_one_verification_with_every_attempt(
+        store: Arc<dyn Store>,
+    ) {
+        let sends = (0..=199u8).flat_map(|lookup| (0..3).map(move |_| lookup));
+        let outcomes = join_all(sends.map(|lookup| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let outcome = store
+                    .start_or_resend(new_verification(lookup, T0), T0, life())
+                    .await;
+                (lookup, outcome)
+            })
+        }))
+        .await;
+        let mut by_number: std::collections::HashMap<u8, (u32, Vec<VerificationSid>)> =
+            std::collections::HashMap::new();
+        for outcome in outcomes {
+            let (lookup, outcome) = outcome.expect("task");
+            let entry = by_number.entry(lookup).or_default();
+            match outcome.expect("no store error, even on a race") {
+                SendOutcome::Created(v) => {
+                    entry.0 += 1;
+                    entry.1.push(v.sid);
+                }
+                SendOutcome::Resent(v) => entry.1.push(v.sid),
+                SendOutcome::MaxSendAttempts => panic!("only three sends per number"),
+            }
+        }
+        assert_eq!(by_number.len(), 200);
+        for (lookup, (created, mut sids)) in by_number {
+            assert_eq!(created, 1, "number {lookup}");
+            sids.dedup();
+            assert_eq!(sids.len(), 1, "number {lookup}: {sids:?}");
+            let stored = store.get(&sids[0]).await.unwrap().unwrap();
+            assert_eq!(stored.send_attempts.len(), 3, "number {lookup}");
+            assert_eq!(stored.phone_sealed, vec![lookup, 1, 2, 3]);
+        }
     }
 
     pub async fn checks_are_counted_one_by_one_and_stop_at_the_budget(store: Arc<dyn Store>) {
@@ -512,6 +554,46 @@ mod postgres_only {
         .fetch_one(admin)
         .await
         .expect("pg_stat_activity")
+    }
+
+    /// New sends are inserted in groups; one whose row the database refuses (here an attempt id
+    /// that already exists) fails alone, and the sends that waited with it go in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_the_database_refuses_fails_alone_among_those_inserted_with_it() {
+        let db = TestDb::create().await;
+        let store = Arc::new(store_on(&db, Duration::from_secs(5)).await);
+        let first = new_verification(1, T0);
+        let taken = first.attempt.sid.clone();
+        create(store.as_ref(), 1, T0).await;
+        store
+            .start_or_resend(first, T0, life())
+            .await
+            .expect("a resend");
+        let sends = (10..=60u8).map(|lookup| {
+            let mut new = new_verification(lookup, T0);
+            if lookup == 35 {
+                new.attempt.sid = taken.clone();
+            }
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { (lookup, store.start_or_resend(new, T0, life()).await) })
+        });
+        for outcome in join_all(sends).await {
+            match outcome.expect("task") {
+                (35, Err(verifyd::store::StoreError::Internal(_))) => {}
+                (35, other) => panic!("the refused send: {other:?}"),
+                (lookup, Ok(SendOutcome::Created(v))) => {
+                    let stored = store.get(&v.sid).await.unwrap().unwrap();
+                    assert_eq!(stored.send_attempts.len(), 1, "number {lookup}");
+                }
+                (lookup, other) => panic!("number {lookup}: {other:?}"),
+            }
+        }
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM verifications WHERE status = 'pending'")
+                .fetch_one(&mut sqlx::PgConnection::connect(&db.url()).await.unwrap())
+                .await
+                .unwrap();
+        assert_eq!(pending, 1 + 50, "number 35 left nothing behind");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,11 @@
 //! by itself. Every operation is bounded (pool acquire and connect by the store timeout,
 //! statements by a per-connection `statement_timeout`, the whole call by both), so an outage
 //! answers within seconds. It does not decide anything: business rules stay in the engine.
+//!
+//! A new number's first send, the common case under load, is inserted together with the other
+//! sends waiting at that moment, by one statement (`batch`).
+
+mod batch;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -58,6 +63,8 @@ pub struct PostgresStore {
     /// Client-side bound on one whole operation: a stalled network cannot hold a request
     /// longer than this, whatever the server does.
     deadline: Duration,
+    /// The group inserter of new verifications, started on first use (it needs the runtime).
+    inserter: std::sync::OnceLock<batch::Inserter>,
 }
 
 impl PostgresStore {
@@ -89,6 +96,7 @@ impl PostgresStore {
             migrated: AtomicBool::new(false),
             migrating: tokio::sync::Mutex::new(()),
             deadline: settings.acquire_timeout + settings.statement_timeout,
+            inserter: std::sync::OnceLock::new(),
         })
     }
 
@@ -185,31 +193,13 @@ impl PostgresStore {
     /// number has no pending verification of this owner (the partial unique index decides,
     /// through `ON CONFLICT DO NOTHING`). False when nothing was inserted; then
     /// [`Self::try_start_or_resend`] applies the resend rules.
+    /// Inserts a new pending verification (with the others waiting, in one statement) unless
+    /// the number already has one: whether it went in.
     async fn insert_new(&self, new: &NewVerification, now: Timestamp) -> Result<bool, StoreError> {
-        let row = sqlx::query(
-            "WITH v AS (INSERT INTO verifications (sid, phone_lookup, phone_sealed, channel, status, \
-             code_digest, code_sealed, check_count, send_count, created_at, updated_at, expires_at, owner) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, 0, 1, $7, $7, $8, $9) \
-             ON CONFLICT DO NOTHING RETURNING sid) \
-             INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) \
-             SELECT $10, v.sid, $11, $12 FROM v RETURNING sid",
-        )
-        .bind(new.sid.as_str())
-        .bind(&new.phone_lookup[..])
-        .bind(&new.phone_sealed)
-        .bind(new.channel.as_str())
-        .bind(&new.code_digest[..])
-        .bind(&new.code_sealed)
-        .bind(now.as_millis())
-        .bind(new.expires_at.as_millis())
-        .bind(new.owner.as_deref())
-        .bind(new.attempt.sid.as_str())
-        .bind(new.attempt.channel.as_str())
-        .bind(new.attempt.time.as_millis())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(row.is_some())
+        self.inserter
+            .get_or_init(|| batch::Inserter::spawn(self.pool.clone()))
+            .insert(new, now)
+            .await
     }
 
     async fn try_start_or_resend(
