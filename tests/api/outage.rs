@@ -250,3 +250,50 @@ async fn a_replica_started_while_postgres_is_down_refuses_to_start_then_starts_o
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_sends_that_arrive_together_during_a_postgres_outage_all_fail_fast_then_all_go_in() {
+    // New sends to PostgreSQL are inserted in groups: an outage must answer every send of a
+    // group 503, quickly, and send nothing; after it, a group goes in whole.
+    let db = TestDb::create().await;
+    let proxy = TcpProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let prefix = redis_prefix();
+    let url = db.url_via(proxy.addr);
+    let app = spawn_app_with(&[
+        ("VERIFYD_DATABASE_URL", &url),
+        ("VERIFYD_REDIS_URL", REDIS_URL),
+        ("VERIFYD_REDIS_PREFIX", &prefix),
+        // Only the store may refuse these sends.
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+        ("VERIFYD_RATE_LIMIT_PHONE_MAX", "0"),
+        ("VERIFYD_RATE_LIMIT_PREFIX_MAX", "0"),
+        ("VERIFYD_RESEND_COOLDOWN", "0"),
+    ])
+    .await;
+    wait_for_readiness(&app, 200, "ok", "ok").await;
+    let numbers: Vec<String> = (0..12)
+        .map(|i| format!("+1212200{:04}", 1000 + i))
+        .collect();
+
+    proxy.close();
+    let started = Instant::now();
+    let refused = futures_util::future::join_all(numbers.iter().map(|n| app.send_code(n))).await;
+    let took = started.elapsed();
+    assert!(took < FAST, "the outage took {took:?} to answer");
+    for response in refused {
+        assert_error(response, 503, "unavailable").await;
+    }
+    assert!(app.outbox().await.is_empty(), "no SMS during the outage");
+
+    proxy.open().await;
+    wait_for_readiness(&app, 200, "ok", "ok").await;
+    let sent = futures_util::future::join_all(numbers.iter().map(|n| app.send_code(n))).await;
+    for response in sent {
+        assert_ok(response, "Verification code sent!").await;
+    }
+    assert_eq!(
+        app.outbox().await.len(),
+        numbers.len(),
+        "one SMS per number"
+    );
+}
