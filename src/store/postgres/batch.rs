@@ -3,10 +3,11 @@
 //! connection when it goes back to the pool. Sends that arrive together are inserted by one
 //! statement instead: a few tasks take every send waiting (up to [`MAX_BATCH`]) and insert them
 //! with `INSERT … SELECT FROM UNNEST(…) ON CONFLICT DO NOTHING`, the attempts in the same
-//! statement, in the order of their numbers' digests (so two groups never deadlock). Each caller learns whether its row went in; one that did not (the number already
-//! has a pending verification, perhaps from the same batch) takes the transactional path as
-//! before. A statement error that is not an outage (a refused row, a deadlock) re-runs each send
-//! of the batch alone, so only the failing one sees it; an outage answers the whole batch at once.
+//! statement, in the order of their numbers' digests (so two groups never deadlock). Each
+//! caller learns whether its row went in; one that did not (the number already has a pending
+//! verification, perhaps from the same batch) takes the transactional path as before. A
+//! statement error that is not an outage (a refused row, a deadlock) re-runs each send of the
+//! batch alone, so only the failing one sees it; an outage answers the whole batch at once.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use sqlx::{PgPool, Row as _};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::db_error;
+use super::{db_error, is_outage};
 use crate::domain::Timestamp;
 use crate::store::{NewVerification, StoreError};
 
@@ -132,6 +133,7 @@ async fn serve(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
                     let _ = job.reply.send(Ok(went_in));
                 }
             }
+            // An outage would only fail each send again, after its own wait.
             Err(e) if batch.len() == 1 || is_outage(&e) => {
                 let e = db_error(e);
                 for job in batch {
@@ -151,27 +153,9 @@ async fn serve(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
     }
 }
 
-/// The database cannot be reached (or refuses connections): running the group's sends one by
-/// one would only fail them again, each after its own wait. Anything else (a row refused, a
-/// deadlock or serialization failure) re-runs them alone.
-fn is_outage(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57")),
-        _ => false,
-    }
-}
-
 /// One statement for every row: the sids that went in.
 async fn insert(pool: &PgPool, rows: &[&NewRow]) -> Result<HashSet<String>, sqlx::Error> {
-    fn column<T>(rows: &[&NewRow], f: impl Fn(&NewRow) -> T) -> Vec<T> {
+    fn column<'a, T>(rows: &[&'a NewRow], f: impl Fn(&'a NewRow) -> T) -> Vec<T> {
         rows.iter().map(|r| f(r)).collect()
     }
     let inserted = sqlx::query(
@@ -189,16 +173,16 @@ async fn insert(pool: &PgPool, rows: &[&NewRow]) -> Result<HashSet<String>, sqlx
          SELECT input.attempt_sid, v.sid, input.attempt_channel, input.sent_at \
          FROM v JOIN input ON input.sid = v.sid RETURNING verification_sid",
     )
-    .bind(column(rows, |r| r.sid.clone()))
-    .bind(column(rows, |r| r.phone_lookup.clone()))
-    .bind(column(rows, |r| r.phone_sealed.clone()))
+    .bind(column(rows, |r| r.sid.as_str()))
+    .bind(column(rows, |r| r.phone_lookup.as_slice()))
+    .bind(column(rows, |r| r.phone_sealed.as_slice()))
     .bind(column(rows, |r| r.channel))
-    .bind(column(rows, |r| r.code_digest.clone()))
-    .bind(column(rows, |r| r.code_sealed.clone()))
+    .bind(column(rows, |r| r.code_digest.as_slice()))
+    .bind(column(rows, |r| r.code_sealed.as_slice()))
     .bind(column(rows, |r| r.created_at))
     .bind(column(rows, |r| r.expires_at))
-    .bind(column(rows, |r| r.owner.clone()))
-    .bind(column(rows, |r| r.attempt_sid.clone()))
+    .bind(column(rows, |r| r.owner.as_deref()))
+    .bind(column(rows, |r| r.attempt_sid.as_str()))
     .bind(column(rows, |r| r.attempt_channel))
     .bind(column(rows, |r| r.sent_at))
     .fetch_all(pool)

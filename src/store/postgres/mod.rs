@@ -185,16 +185,10 @@ impl PostgresStore {
         Ok(v)
     }
 
-    /// One try at the send transaction. `Ok(None)`: another replica inserted a pending
-    /// verification for this number between our look and our insert (unique violation on the
-    /// one-pending index); the caller tries again and then finds it.
-    /// The common send in one statement (one round trip instead of five: begin, select,
-    /// insert, insert, commit): the verification and its first attempt, inserted only when the
-    /// number has no pending verification of this owner (the partial unique index decides,
-    /// through `ON CONFLICT DO NOTHING`). False when nothing was inserted; then
-    /// [`Self::try_start_or_resend`] applies the resend rules.
-    /// Inserts a new pending verification (with the others waiting, in one statement) unless
-    /// the number already has one: whether it went in.
+    /// The common send: the verification and its first attempt, inserted (with the other new
+    /// sends waiting, in one statement) only when the number has no pending verification of
+    /// this owner (the partial unique index decides, through `ON CONFLICT DO NOTHING`). False
+    /// when nothing was inserted; then [`Self::try_start_or_resend`] applies the resend rules.
     async fn insert_new(&self, new: &NewVerification, now: Timestamp) -> Result<bool, StoreError> {
         self.inserter
             .get_or_init(|| batch::Inserter::spawn(self.pool.clone()))
@@ -202,6 +196,9 @@ impl PostgresStore {
             .await
     }
 
+    /// One try at the send transaction. `Ok(None)`: another replica inserted a pending
+    /// verification for this number between our look and our insert (unique violation on the
+    /// one-pending index); the caller tries again and then finds it.
     async fn try_start_or_resend(
         &self,
         new: &NewVerification,
@@ -319,31 +316,44 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("corrupt {what} in the verifications table"))
 }
 
-/// Whether a PostgreSQL SQLSTATE means "the database cannot serve now; retry later": connection
-/// exceptions (08…), shutdowns and statement timeouts (57…), exhausted resources (53…),
-/// serialization failures and deadlocks (40001, 40P01), lock waits given up (55P03).
-fn transient_sqlstate(code: &str) -> bool {
-    code.starts_with("08")
-        || code.starts_with("53")
-        || code.starts_with("57")
-        || matches!(code, "40001" | "40P01" | "55P03")
+/// Whether a PostgreSQL SQLSTATE means the server cannot serve at all right now: connection
+/// exceptions (08…), shutdowns and statement timeouts (57…), exhausted resources (53…).
+fn outage_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("53") || code.starts_with("57")
 }
 
-/// Connection, pool, timeout and I/O failures mean "unavailable" (503); everything else is
-/// internal (an opaque 500).
-fn db_error(e: sqlx::Error) -> StoreError {
-    match &e {
+/// Whether a PostgreSQL SQLSTATE means "the database cannot serve now; retry later": an outage
+/// ([`outage_sqlstate`]), or a statement that lost to another one: serialization failures and
+/// deadlocks (40001, 40P01), lock waits given up (55P03).
+fn transient_sqlstate(code: &str) -> bool {
+    outage_sqlstate(code) || matches!(code, "40001" | "40P01" | "55P03")
+}
+
+/// Whether the database cannot be reached or cannot serve at all right now: pool, connection,
+/// TLS, protocol and I/O failures, and the outage SQLSTATEs.
+fn is_outage(e: &sqlx::Error) -> bool {
+    match e {
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed
-        | sqlx::Error::BeginFailed => StoreError::Unavailable(e.to_string()),
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| transient_sqlstate(&c)) => {
-            StoreError::Unavailable(e.to_string())
-        }
-        _ => StoreError::Internal(e.to_string()),
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| outage_sqlstate(&c)),
+        _ => false,
+    }
+}
+
+/// Outages and transient SQLSTATEs mean "unavailable" (503); everything else is internal (an
+/// opaque 500).
+fn db_error(e: sqlx::Error) -> StoreError {
+    let transient = is_outage(&e)
+        || matches!(&e, sqlx::Error::Database(db) if db.code().is_some_and(|c| transient_sqlstate(&c)));
+    if transient {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Internal(e.to_string())
     }
 }
 
