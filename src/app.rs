@@ -30,7 +30,7 @@ use crate::service::Verifier;
 use crate::sms::{NullSender, Outbox, SmsSender};
 use crate::store::{KeyCheck, PostgresSettings, PostgresStore, SqliteStore, Store, StoreError};
 
-/// How long finished verifications are kept before the purge deletes them.
+/// How long verifications are kept after their expiry before the purge deletes them.
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How often the purge runs.
 const PURGE_EVERY: Duration = Duration::from_secs(300);

@@ -251,8 +251,9 @@ pub trait Store: Send + Sync {
     /// One verification by id.
     async fn get(&self, sid: &VerificationSid) -> Result<Option<StoredVerification>, StoreError>;
 
-    /// Deletes verifications that stopped being live before `before`, and idempotency records
-    /// created before it. Returns how many verifications.
+    /// Deletes verifications that expired before `before` (one closed earlier, approved or
+    /// canceled, is kept until then: no check or resend can touch it after its expiry), and
+    /// idempotency records created before it. Returns how many verifications.
     async fn purge(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Digests of generated API keys.

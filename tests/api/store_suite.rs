@@ -85,7 +85,7 @@ store_suite!(
     a_locked_verification_is_closed_by_the_next_send,
     an_expired_verification_is_closed_by_the_next_send_and_takes_no_check,
     close_moves_only_a_pending_verification,
-    purge_deletes_only_finished_and_expired_verifications,
+    purge_deletes_the_verifications_that_expired_before_the_cutoff,
     api_key_digests_are_kept_once_each,
     ping_answers,
     check_pending_finds_under_any_lookup_judges_and_counts,
@@ -486,21 +486,39 @@ pub mod cases {
         );
     }
 
-    pub async fn purge_deletes_only_finished_and_expired_verifications(store: Arc<dyn Store>) {
+    pub async fn purge_deletes_the_verifications_that_expired_before_the_cutoff(
+        store: Arc<dyn Store>,
+    ) {
         let approved = create(store.as_ref(), 10, T0).await;
         store.record_check(&approved, true, T0, 5).await.unwrap();
         let expired = create(store.as_ref(), 11, T0).await;
         let later = T0.plus(TTL).plus(Duration::from_secs(3600));
         let live = create(store.as_ref(), 12, later).await;
-        let deleted = store
-            .purge(later.minus(Duration::from_secs(60)))
+        // Approved before the cutoff, but expiring after it: kept until its expiry has passed.
+        let approved_late = create(store.as_ref(), 13, later.minus(TTL)).await;
+        store
+            .record_check(&approved_late, true, later.minus(TTL), 5)
             .await
             .unwrap();
+        let cutoff = later.minus(Duration::from_secs(60));
+        let deleted = store.purge(cutoff).await.unwrap();
         assert_eq!(deleted, 2);
         assert!(store.get(&approved).await.unwrap().is_none());
         assert!(store.get(&expired).await.unwrap().is_none());
         assert!(store.get(&live).await.unwrap().is_some());
+        assert_eq!(
+            status_of(store.as_ref(), &approved_late).await,
+            Some(VerificationStatus::Approved)
+        );
         assert_eq!(store.purge(T0).await.unwrap(), 0);
+        assert_eq!(
+            store
+                .purge(later.plus(Duration::from_secs(1)))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(store.get(&approved_late).await.unwrap().is_none());
     }
 
     pub async fn api_key_digests_are_kept_once_each(store: Arc<dyn Store>) {

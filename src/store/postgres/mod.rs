@@ -773,13 +773,11 @@ impl Store for PostgresStore {
                 .execute(&self.pool)
                 .await
                 .map_err(db_error)?;
-            let done = sqlx::query(
-                "DELETE FROM verifications WHERE (status <> 'pending' AND updated_at < $1) OR expires_at < $1",
-            )
-            .bind(before.as_millis())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+            let done = sqlx::query("DELETE FROM verifications WHERE expires_at < $1")
+                .bind(before.as_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
             Ok(done.rows_affected())
         })
         .await

@@ -523,7 +523,7 @@ impl Store for SqliteStore {
                 )?;
                 execute(
                     c,
-                    "DELETE FROM verifications WHERE (status <> 'pending' AND updated_at < ?1) OR expires_at < ?1",
+                    "DELETE FROM verifications WHERE expires_at < ?1",
                     [before.as_millis()],
                 )
             })
