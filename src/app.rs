@@ -496,7 +496,7 @@ async fn purge_loop(store: Arc<dyn Store>, clock: Arc<dyn Clock>, key_check: Key
         }
         match store.purge(clock.now().minus(RETENTION)).await {
             Ok(0) => {}
-            Ok(n) => tracing::debug!(deleted = n, "purged finished verifications"),
+            Ok(n) => tracing::debug!(deleted = n, "purged expired verifications"),
             Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
         }
     }
