@@ -1,12 +1,17 @@
 //! WAL checkpoints off the request path. A commit only appends pages to the write-ahead log;
-//! copying them back into the database file and syncing it (a checkpoint) is the slow part, and
-//! SQLite does it inside the commit that makes the log pass 1,000 pages, stalling every request
-//! of that batch. This thread copies the log into the file on a connection of its own
-//! (`PASSIVE`: it never blocks the store's thread) soon after each batch of writes, at most
-//! once every [`MIN_GAP`], so the checkpoint SQLite still runs at the store's commit (it alone
-//! can reset the log, since no commit can slip in while it runs) finds little left to copy and
-//! little to sync. Idle, the thread sleeps until the next write (or [`IDLE`], for writes made by
-//! other processes).
+//! copying them back into the database file and syncing it (a checkpoint) is the slow part.
+//! SQLite does it inside the commit that makes the log pass [`super::WAL_RESTART_FRAMES`]
+//! pages, stalling every request of that batch, and only that checkpoint can start the log
+//! over (no commit can slip in while it runs).
+//!
+//! This thread does the bulk of the work on a connection of its own, so that the commit-time
+//! checkpoint finds little to copy and little to sync. Soon after each batch of writes (at most
+//! once every [`MIN_GAP`]) it copies the log into the file (`PASSIVE`: it never blocks the
+//! store's thread), then syncs the file itself ([`sync_database_file`]). SQLite syncs the file
+//! only when a checkpoint reaches the end of the log, which a background pass under steady
+//! writes never does, so without that sync every page it copied waited, dirty, for the
+//! commit-time checkpoint's `fsync`. Idle, the thread sleeps until the next write (or
+//! [`IDLE`], for writes made by other processes).
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -14,6 +19,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::file_sync::sync_database_file;
 use super::worker::AfterWrites;
 use crate::store::StoreError;
 
@@ -46,14 +52,10 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("verifyd-sqlite-checkpoint".to_owned())
             .spawn(move || {
+                let mut last = None;
                 // Ends when the sender is dropped (the store is gone).
                 while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) = woken.recv_timeout(idle) {
-                    // Busy (another checkpoint runs) or failed: the next round or SQLite's own
-                    // checkpoint at commit catches up.
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::debug!(error = %e, "background WAL checkpoint skipped");
-                    }
+                    last = checkpoint(&conn, last);
                     std::thread::sleep(MIN_GAP);
                 }
             })
@@ -61,6 +63,33 @@ impl Checkpointer {
                 StoreError::Internal(format!("cannot start the SQLite checkpoint thread: {e}"))
             })?;
         Ok(Self { wake })
+    }
+}
+
+/// Where a pass left the log: (frames in the log, frames copied into the file).
+type Progress = (i64, i64);
+
+/// One pass: copies what it can, then syncs the file when the pass copied anything new.
+/// Busy (another checkpoint runs) or failed: the next pass or SQLite's own checkpoint at
+/// commit catches up, so errors are only logged.
+fn checkpoint(conn: &Connection, last: Option<Progress>) -> Option<Progress> {
+    let progress = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match progress {
+        Ok(progress @ (_, copied)) => {
+            if copied > 0
+                && Some(progress) != last
+                && let Err(e) = sync_database_file(conn)
+            {
+                tracing::debug!(error = %e, "syncing the database file after a checkpoint failed");
+            }
+            Some(progress)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "background WAL checkpoint skipped");
+            last
+        }
     }
 }
 
@@ -103,5 +132,47 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(file_len() >= 256 * 4000, "copied: {} bytes", file_len());
+    }
+
+    #[test]
+    fn a_pass_reports_what_it_copied_and_a_pass_with_nothing_new_reports_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("progress.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+                 CREATE TABLE t (v BLOB NOT NULL);",
+            )
+            .unwrap();
+        let insert = |n: usize| {
+            for _ in 0..n {
+                writer
+                    .execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
+                    .unwrap();
+            }
+        };
+        let reader = Connection::open(&path).unwrap();
+        insert(16);
+        let (log, copied) = checkpoint(&reader, None).expect("a pass ran");
+        assert!(log >= 16, "log: {log} frames");
+        assert_eq!(
+            copied, log,
+            "nothing else writes: the pass copies the whole log"
+        );
+        assert_eq!(
+            checkpoint(&reader, Some((log, copied))),
+            Some((log, copied))
+        );
+        // The whole log was copied, so the next write starts it over; more rows than before
+        // make the new log longer than the old one all the same.
+        insert(40);
+        let (later_log, later_copied) = checkpoint(&reader, Some((log, copied))).unwrap();
+        assert!(later_log > log, "log: {later_log} frames after {log}");
+        assert_eq!(later_copied, later_log);
+        let rows: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 56);
     }
 }
