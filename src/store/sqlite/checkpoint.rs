@@ -1,8 +1,9 @@
 //! WAL checkpoints off the request path. A commit only appends pages to the write-ahead log;
 //! copying them back into the database file and syncing it (a checkpoint) is the slow part.
 //! SQLite does it inside the commit that makes the log pass [`super::WAL_RESTART_FRAMES`]
-//! pages, stalling every request of that batch, and only that checkpoint can start the log
-//! over (no commit can slip in while it runs).
+//! pages, stalling every request of that batch: under steady writes only that checkpoint
+//! reaches the end of the log (no commit can slip in while it runs), which lets the next
+//! write start the log over. When writes pause, a pass of this thread reaches the end too.
 //!
 //! This thread does the bulk of the work on a connection of its own, so that the commit-time
 //! checkpoint finds little to copy and little to sync. Soon after each batch of writes (at most
@@ -52,10 +53,10 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("verifyd-sqlite-checkpoint".to_owned())
             .spawn(move || {
-                let mut last = None;
+                let mut passes = Passes::default();
                 // Ends when the sender is dropped (the store is gone).
                 while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) = woken.recv_timeout(idle) {
-                    last = checkpoint(&conn, last);
+                    passes.run(&conn);
                     std::thread::sleep(MIN_GAP);
                 }
             })
@@ -66,29 +67,59 @@ impl Checkpointer {
     }
 }
 
-/// Where a pass left the log: (frames in the log, frames copied into the file).
+/// Where a pass left the log: (frames in the log when the pass began, frames copied into the
+/// file since the log last started over).
 type Progress = (i64, i64);
 
-/// One pass: copies what it can, then syncs the file when the pass copied anything new.
-/// Busy (another checkpoint runs) or failed: the next pass or SQLite's own checkpoint at
-/// commit catches up, so errors are only logged.
-fn checkpoint(conn: &Connection, last: Option<Progress>) -> Option<Progress> {
-    let progress = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    });
-    match progress {
-        Ok(progress @ (_, copied)) => {
-            if copied > 0
-                && Some(progress) != last
-                && let Err(e) = sync_database_file(conn)
-            {
-                tracing::debug!(error = %e, "syncing the database file after a checkpoint failed");
+/// The passes of one thread: what the last one copied, and whether syncing is failing.
+#[derive(Default)]
+struct Passes {
+    last: Option<Progress>,
+    sync_failing: bool,
+}
+
+impl Passes {
+    /// One pass: copies what it can, then syncs the file when the pass copied frames that no
+    /// earlier pass had (SQLite may have synced already, if it reached the end of the log; a
+    /// second sync of a clean file is cheap). Busy (another checkpoint runs) or failed: the next
+    /// pass or SQLite's own checkpoint at commit catches up. Returns whether it synced.
+    fn run(&mut self, conn: &Connection) -> bool {
+        let progress = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        let (log, copied) = match progress {
+            Ok(progress) => progress,
+            Err(e) => {
+                tracing::debug!(error = %e, "background WAL checkpoint skipped");
+                return false;
             }
-            Some(progress)
+        };
+        // Busy passes report -1; a log that started over reports fewer frames than before.
+        let copied_new = copied > 0
+            && self
+                .last
+                .is_none_or(|(last_log, last_copied)| copied != last_copied || log < last_log);
+        self.last = Some((log, copied));
+        if !copied_new {
+            return false;
         }
-        Err(e) => {
-            tracing::debug!(error = %e, "background WAL checkpoint skipped");
-            last
+        match sync_database_file(conn) {
+            Ok(synced) => {
+                if self.sync_failing {
+                    tracing::info!("syncing the SQLite database file works again");
+                }
+                self.sync_failing = false;
+                synced
+            }
+            Err(e) => {
+                // A failing disk: said once, not every pass. The commit-time checkpoint syncs
+                // the file itself before the log can start over.
+                if !self.sync_failing {
+                    tracing::error!(error = %e, "syncing the SQLite database file failed");
+                }
+                self.sync_failing = true;
+                false
+            }
         }
     }
 }
@@ -135,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn a_pass_reports_what_it_copied_and_a_pass_with_nothing_new_reports_the_same() {
+    fn a_pass_syncs_when_it_copied_frames_no_earlier_pass_had() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("progress.db");
         let writer = Connection::open(&path).unwrap();
@@ -152,27 +183,50 @@ mod tests {
                     .unwrap();
             }
         };
-        let reader = Connection::open(&path).unwrap();
+        let checkpointer = Connection::open(&path).unwrap();
+        let mut passes = Passes::default();
         insert(16);
-        let (log, copied) = checkpoint(&reader, None).expect("a pass ran");
-        assert!(log >= 16, "log: {log} frames");
-        assert_eq!(
-            copied, log,
-            "nothing else writes: the pass copies the whole log"
-        );
-        assert_eq!(
-            checkpoint(&reader, Some((log, copied))),
-            Some((log, copied))
-        );
-        // The whole log was copied, so the next write starts it over; more rows than before
-        // make the new log longer than the old one all the same.
-        insert(40);
-        let (later_log, later_copied) = checkpoint(&reader, Some((log, copied))).unwrap();
-        assert!(later_log > log, "log: {later_log} frames after {log}");
-        assert_eq!(later_copied, later_log);
-        let rows: i64 = reader
+        assert!(passes.run(&checkpointer), "new frames were copied: synced");
+        let (log, copied) = passes.last.unwrap();
+        assert!(log >= 16 && copied == log, "the whole log: {log}/{copied}");
+        assert!(!passes.run(&checkpointer), "nothing new: no sync");
+
+        // A reader pins a snapshot: the next pass copies only the frames before it, which
+        // is the case under steady writes that SQLite does not sync by itself.
+        insert(8);
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let seen: i64 = reader
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(rows, 56);
+        assert_eq!(seen, 24);
+        insert(8);
+        assert!(
+            passes.run(&checkpointer),
+            "frames up to the snapshot: synced"
+        );
+        let (log, copied) = passes.last.unwrap();
+        assert!(
+            copied < log,
+            "stopped at the reader's snapshot: {copied}/{log}"
+        );
+        assert!(
+            !passes.run(&checkpointer),
+            "the reader still pins it: nothing new"
+        );
+        reader.execute_batch("COMMIT").unwrap();
+        assert!(passes.run(&checkpointer), "the rest: synced");
+        let (log, copied) = passes.last.unwrap();
+        assert_eq!(copied, log);
+
+        // The whole log was copied, so the next write starts it over; a pass after that
+        // copies new frames even if the counts happen to be lower than before.
+        insert(2);
+        assert!(passes.run(&checkpointer), "a log started over: synced");
+        let (restarted, _) = passes.last.unwrap();
+        assert!(
+            restarted < log,
+            "started over: {restarted} frames after {log}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Syncing a connection's database file through SQLite's own file handle: the crate's one
-//! `unsafe` corner (three FFI calls, each a documented SQLite interface).
+//! `unsafe` corner (two FFI calls, `sqlite3_file_control` and the VFS's `xSync`, both documented
+//! SQLite interfaces, and the raw-pointer reads between them).
 //!
 //! The checkpoint thread needs it. A checkpoint copies pages from the write-ahead log into the
 //! database file, but SQLite syncs that file only when the checkpoint reaches the end of the
@@ -51,7 +52,9 @@ pub(super) fn sync_database_file(conn: &Connection) -> Result<bool, rusqlite::Er
         return Ok(false);
     };
     // SAFETY: `xSync` of the file's own method table, called with that file and a documented
-    // flag, on the thread that owns the connection, outside any statement of it.
+    // flag, on the thread that owns the connection. The file object is this connection's alone
+    // (each connection opens its own; the store never enables shared-cache mode, where
+    // connections on other threads would share it), so nothing else touches it meanwhile.
     let rc = unsafe { sync(file, ffi::SQLITE_SYNC_NORMAL as c_int) };
     check(rc)?;
     Ok(true)

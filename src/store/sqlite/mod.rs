@@ -34,14 +34,22 @@ use checkpoint::Checkpointer;
 pub use migrate::SchemaStatus;
 use worker::{Access, Worker};
 
-/// Pages the write-ahead log may hold before a commit checkpoints it and the log starts over
-/// (SQLite's default is 1,000). That checkpoint stalls the store's thread: it syncs the log,
-/// copies what the background checkpoint has not, and syncs the database file. With the
-/// background checkpoint syncing the file after each pass, the stall hardly grows with the
-/// window, so a larger window means fewer stalls. Measured (BENCHMARKS.md, fifth pass): from
-/// 1,000 to 16,000 pages, send +15–20 % requests/s and p99 from ~9.5 to ~6 ms. The log file
-/// keeps its largest size once reached: 16,000 pages of 4 KiB, about 64 MiB.
+/// Pages the write-ahead log may hold before a commit checkpoints it (SQLite's default is
+/// 1,000), so that the next write starts the log over. That checkpoint stalls the store's
+/// thread: it syncs the log, copies what the background checkpoint has not, and syncs the
+/// database file. With the background checkpoint syncing the file after each pass, the stall
+/// hardly grows with the window, so a larger window means fewer stalls. Measured
+/// (BENCHMARKS.md, fifth pass): from 1,000 to 16,000 pages, send +11–22 % requests/s and p99
+/// from ~9.5 to ~6.5 ms. When writes pause, a background pass reaches the end of the log and
+/// the log starts over sooner. With `synchronous=normal` the log is synced only by
+/// checkpoints: normally a background pass every few milliseconds, but while a long reader
+/// (a backup, the sqlite3 shell) pins the log, only this checkpoint, so a power loss could then
+/// lose up to this many pages of commits (`normal` never promised to survive one).
 const WAL_RESTART_FRAMES: u32 = 16_000;
+
+/// Bytes the `-wal` file is cut back to when the log starts over: the window's size, so that a
+/// log that grew past it while a long reader pinned it does not keep that size on disk.
+const WAL_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// The columns [`from_row`] reads, in its order.
 macro_rules! columns {
@@ -193,7 +201,8 @@ fn open(target: &Target, sync: SqliteSync, timeout: Duration) -> Result<Connecti
     }
     if let Target::File(_) = target {
         conn.execute_batch(&format!(
-            "PRAGMA wal_autocheckpoint = {WAL_RESTART_FRAMES};"
+            "PRAGMA wal_autocheckpoint = {WAL_RESTART_FRAMES};
+             PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
         ))
         .map_err(db_error)?;
     }
