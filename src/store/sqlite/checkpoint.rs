@@ -137,24 +137,36 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn a_wake_up_copies_the_log_into_the_database_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.db");
-        let writer = Connection::open(&path).unwrap();
+    /// A connection to a new WAL database at `path` with table `t`, which never checkpoints
+    /// by itself.
+    fn wal_writer(path: &Path) -> Connection {
+        let writer = Connection::open(path).unwrap();
         writer
             .execute_batch(
                 "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
                  CREATE TABLE t (v BLOB NOT NULL);",
             )
             .unwrap();
-        // No idle rounds within the test: only the wake-up can start a checkpoint.
-        let checkpointer = Checkpointer::spawn_with(&path, Duration::from_secs(3600)).unwrap();
-        for _ in 0..256 {
+        writer
+    }
+
+    /// `n` commits of one ~4 KB row each.
+    fn insert_pages(writer: &Connection, n: usize) {
+        for _ in 0..n {
             writer
                 .execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn a_wake_up_copies_the_log_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        let writer = wal_writer(&path);
+        // No idle rounds within the test: only the wake-up can start a checkpoint.
+        let checkpointer = Checkpointer::spawn_with(&path, Duration::from_secs(3600)).unwrap();
+        insert_pages(&writer, 256);
         let file_len = || std::fs::metadata(&path).unwrap().len();
         assert!(file_len() < 64 * 1024, "the rows are still only in the log");
         checkpointer.after_writes();
@@ -169,20 +181,8 @@ mod tests {
     fn a_pass_syncs_when_it_copied_frames_no_earlier_pass_had() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("progress.db");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
-                 CREATE TABLE t (v BLOB NOT NULL);",
-            )
-            .unwrap();
-        let insert = |n: usize| {
-            for _ in 0..n {
-                writer
-                    .execute("INSERT INTO t (v) VALUES (zeroblob(4000))", [])
-                    .unwrap();
-            }
-        };
+        let writer = wal_writer(&path);
+        let insert = |n: usize| insert_pages(&writer, n);
         let checkpointer = Connection::open(&path).unwrap();
         let mut passes = Passes::default();
         insert(16);
