@@ -57,6 +57,8 @@ pub const ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX: &str =
     "VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX";
 pub const ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL: &str =
     "VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL";
+pub const ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING: &str =
+    "VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING";
 pub const ENV_RESEND_COOLDOWN: &str = "VERIFYD_RESEND_COOLDOWN";
 pub const ENV_LIMITER_MAX_KEYS: &str = "VERIFYD_LIMITER_MAX_KEYS";
 pub const ENV_TRUSTED_PROXIES: &str = "VERIFYD_TRUSTED_PROXIES";
@@ -288,13 +290,19 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX,
         default: "10",
         secret: false,
-        doc: "Wrong codes per number per interval, across verifications (a new code does not reset it); 0 off.",
+        doc: "Wrong codes (and checks of a number with no verification of the caller's) per number and caller per interval, across verifications (a new code does not reset it); the caller is the JWT user, else the API key, so one caller cannot lock a number for others; 0 off.",
     },
     Setting {
         name: ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL,
         default: "3600",
         secret: false,
-        doc: "Interval of the failed-check bucket.",
+        doc: "Interval of the failed-check buckets (per caller and the per-number ceiling).",
+    },
+    Setting {
+        name: ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING,
+        default: "3 x max",
+        secret: false,
+        doc: "Failed checks per number per interval from all callers together: stops guessing spread over many users or keys; at least the per-caller max; 0 off.",
     },
     Setting {
         name: ENV_RESEND_COOLDOWN,
@@ -306,7 +314,7 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_LIMITER_MAX_KEYS,
         default: "1000000",
         secret: false,
-        doc: "Hard cap on bucket keys the in-memory limiter tracks (keys at full allowance are dropped first; limited keys never).",
+        doc: "Hard cap on bucket keys the in-memory limiter tracks; keys at full allowance are dropped to make room, part-used keys never (forgetting one would hand back requests its limit withholds): past the cap, a request that needs a new key is refused 503 and `verifyd_limiter_full_total` counts it.",
     },
     Setting {
         name: ENV_TRUSTED_PROXIES,
@@ -1797,6 +1805,10 @@ impl Config {
             ("send buckets: user", &s.user),
             ("verify buckets: ip", &v.ip),
             ("verify buckets: phone_failures", &v.phone_failures),
+            (
+                "verify buckets: phone_failures_ceiling",
+                &v.phone_failures_ceiling,
+            ),
         ] {
             out.push_str(&format!("{name:<width$} = {}\n", limits::describe(buckets)));
         }

@@ -27,12 +27,30 @@ pub enum ServiceError {
     Provider(#[from] ProviderError),
 }
 
-/// Who is asking: the client's rate-limit key (absent for the CLI) and the authenticated user
-/// (absent with API-key auth).
+/// Who is asking: the client's rate-limit key (absent for the CLI), the authenticated user
+/// (absent with API-key auth) and the credential's opaque stable label (`user:<sub>` or
+/// `key:<digest prefix>`; absent for the CLI), which failed checks are counted under.
 #[derive(Clone, Debug, Default)]
 pub struct Caller {
     pub client: Option<ClientKey>,
     pub user: Option<String>,
+    pub principal: Option<String>,
+}
+
+impl Caller {
+    /// The label failed checks are counted under: the principal, or `cli` for the command line.
+    fn failure_label(&self) -> &str {
+        self.principal.as_deref().unwrap_or("cli")
+    }
+}
+
+/// Whether a check's outcome counts as a failed check (a wrong code, or a number with no
+/// verification of this caller's): everything else gives its reserved failure back.
+fn is_failed_check(result: &Result<Verification, ProviderError>) -> bool {
+    matches!(
+        result,
+        Err(ProviderError::IncorrectCode { .. } | ProviderError::NotFound)
+    )
 }
 
 /// Policy plus provider.
@@ -148,8 +166,11 @@ impl Verifier {
         Ok(result?)
     }
 
-    /// Verify: the number's failed-check buckets must have room (they are charged only when the
-    /// code is wrong), the client's verify buckets are charged, then the provider checks.
+    /// Verify: the client's verify buckets and one failed check on the number's failure
+    /// buckets (this caller's and the shared ceiling) are charged together, all or none,
+    /// before the code is judged; the failure is given back when the check did not fail. So
+    /// of any number of concurrent wrong guesses, at most the buckets' remaining room are
+    /// judged, on one node or across replicas sharing a limiter.
     ///
     /// # Errors
     /// [`ServiceError`] naming the step that refused.
@@ -160,22 +181,10 @@ impl Verifier {
         caller: Caller,
     ) -> Result<Verification, ServiceError> {
         let now = self.clock.now();
-        let failures = self.policy.failure_buckets(&phone);
-        if !failures.is_empty()
-            && let Decision::Limited {
-                bucket,
-                retry_after,
-            } = self.limiter.peek(&failures, now).await?
-        {
-            metrics::counter!("verifyd_rate_limited_total", "bucket" => bucket.as_str())
-                .increment(1);
-            return Err(ServiceError::RateLimited {
-                bucket,
-                retry_after,
-            });
-        }
-        self.charge(&self.policy.verify_buckets(caller.client.as_ref()), now)
-            .await?;
+        let failures = self.policy.failure_buckets(&phone, caller.failure_label());
+        let mut buckets = self.policy.verify_buckets(caller.client.as_ref());
+        buckets.extend(failures.iter().cloned());
+        self.charge(&buckets, now).await?;
         let engine = self.engine_for(&phone, now);
         let started = std::time::Instant::now();
         let result = engine
@@ -199,15 +208,12 @@ impl Verifier {
         if let Some(result) = label {
             metrics::counter!("verifyd_verifications_total", "result" => result).increment(1);
         }
-        // A wrong code, or a check of a number with no verification of this caller (another
-        // user's, or none at all), counts on the number's failed-check buckets.
-        if matches!(
-            &result,
-            Err(ProviderError::IncorrectCode { .. } | ProviderError::NotFound)
-        ) && !failures.is_empty()
-            && let Err(e) = self.limiter.acquire(&failures, now).await
+        if !failures.is_empty()
+            && !is_failed_check(&result)
+            && let Err(e) = self.limiter.refund(&failures, now).await
         {
-            tracing::warn!(error = %e, "could not count a failed check");
+            // The reservation stands: the number's failure count is one too high, never low.
+            tracing::warn!(error = %e, "could not give back a reserved failed check");
         }
         Ok(result?)
     }

@@ -35,8 +35,12 @@ pub struct SendLimits {
 pub struct VerifyLimits {
     /// Checks per client IP.
     pub ip: Buckets,
-    /// Failed checks per number, across verifications (a new code does not reset it).
+    /// Failed checks per (number, caller), across verifications (a new code does not reset
+    /// it): one caller's wrong guesses never lock the number for another.
     pub phone_failures: Buckets,
+    /// Failed checks per number from every caller together (the same intervals, a multiple of
+    /// the per-caller sizes): bounds guessing spread over many users or keys.
+    pub phone_failures_ceiling: Buckets,
 }
 
 /// A number that never receives an SMS and approves a fixed code (app-store review, e2e tests).
@@ -85,8 +89,12 @@ use super::{
     ENV_RATE_LIMIT_PHONE_INTERVAL, ENV_RATE_LIMIT_PHONE_MAX, ENV_RATE_LIMIT_PREFIX_INTERVAL,
     ENV_RATE_LIMIT_PREFIX_MAX, ENV_RATE_LIMIT_USER_INTERVAL, ENV_RATE_LIMIT_USER_MAX,
     ENV_VERIFY_RATE_LIMIT_IP_INTERVAL, ENV_VERIFY_RATE_LIMIT_IP_MAX,
-    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL, ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX,
+    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING, ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL,
+    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX,
 };
+
+/// The default per-number ceiling, as a multiple of the per-caller failure sizes.
+pub const FAILURE_CEILING_FACTOR: u32 = 3;
 
 const SEND_IP: KeySpec = key!(
     ENV_RATE_LIMIT_IP_MAX,
@@ -297,11 +305,54 @@ impl Reader<'_> {
             global: self.buckets(&SEND_GLOBAL),
             user: self.buckets(&SEND_USER),
         };
+        let phone_failures = self.buckets(&VERIFY_FAILURES);
+        let phone_failures_ceiling = self.failure_ceiling(&phone_failures);
         let verify = VerifyLimits {
             ip: self.buckets(&VERIFY_IP),
-            phone_failures: self.buckets(&VERIFY_FAILURES),
+            phone_failures,
+            phone_failures_ceiling,
         };
         (send, verify)
+    }
+
+    /// The per-number ceiling: the per-caller buckets' intervals at
+    /// [`FAILURE_CEILING_FACTOR`] times their size, the first one's max overridden by
+    /// `VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING` (0 turns the ceiling off; below the
+    /// per-caller max it is a problem, since it would make the per-caller max meaningless).
+    fn failure_ceiling(&mut self, per_caller: &Buckets) -> Buckets {
+        let mut ceiling: Buckets = per_caller
+            .iter()
+            .map(|b| BucketConfig {
+                max: b.max.saturating_mul(FAILURE_CEILING_FACTOR),
+                interval: b.interval,
+            })
+            .collect();
+        let (raw, _) = self.raw(ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING);
+        let Some(text) = raw else {
+            return ceiling;
+        };
+        match text.trim().parse::<u32>() {
+            Ok(0) => ceiling.clear(),
+            Ok(max) => match (ceiling.first_mut(), per_caller.first()) {
+                (Some(first), Some(caller)) if max >= caller.max => first.max = max,
+                (Some(_), Some(caller)) => self.problem(
+                    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING,
+                    &text,
+                    format!(
+                        "must be at least the per-caller max ({}) or 0 (off)",
+                        caller.max
+                    ),
+                ),
+                // The per-caller key is off: there is nothing to be a ceiling of.
+                _ => {}
+            },
+            Err(_) => self.problem(
+                ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING,
+                &text,
+                "expected a whole number (0 turns the ceiling off)",
+            ),
+        }
+        ceiling
     }
 
     /// `[[test_numbers]]`: `number`, `code` (exactly the configured length), optional

@@ -11,10 +11,10 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::crypto::Keys;
 use crate::store::IdempotencyBegin;
 
 /// How long a key is remembered.
@@ -49,8 +49,10 @@ impl IdempotencyKey {
     }
 }
 
-/// The digest of a JSON body with its keys in sorted order, so key order does not matter.
-fn request_digest(body: &Map<String, Value>) -> [u8; 32] {
+/// The digest of a JSON body with its keys in sorted order, so key order does not matter. It is
+/// keyed (an HMAC under the stable key), so a copy of the table cannot be brute-forced back into
+/// the numbers the bodies named.
+fn request_digest(keys: &Keys, body: &Map<String, Value>) -> [u8; 32] {
     fn canonical(v: &Value, out: &mut Vec<u8>) {
         match v {
             Value::Object(map) => {
@@ -78,7 +80,7 @@ fn request_digest(body: &Map<String, Value>) -> [u8; 32] {
     }
     let mut bytes = Vec::new();
     canonical(&Value::Object(body.clone()), &mut bytes);
-    Sha256::digest(&bytes).into()
+    keys.lookup_digest("idempotency-body", &String::from_utf8_lossy(&bytes))
 }
 
 /// Runs `handler` at most once per (caller, key): replays, refuses or records around it.
@@ -100,7 +102,7 @@ where
         .store
         .idempotency_begin(
             &key_digest,
-            &request_digest(body),
+            &request_digest(&state.keys, body),
             now,
             now.minus(KEEP),
             now.minus(STALE),
@@ -171,7 +173,8 @@ mod tests {
         let a = json!({ "recipient": "+1", "channel": "sms" });
         let b: Value = serde_json::from_str(r#"{"channel":"sms","recipient":"+1"}"#).unwrap();
         let c = json!({ "recipient": "+1", "channel": "call" });
-        let d = |v: &Value| request_digest(v.as_object().unwrap());
+        let keys = Keys::derive(&crate::crypto::ServerSecret::generate());
+        let d = |v: &Value| request_digest(&keys, v.as_object().unwrap());
         assert_eq!(d(&a), d(&b));
         assert_ne!(d(&a), d(&c));
     }

@@ -147,6 +147,7 @@ fn caller(
     state: &AppState,
     peer: SocketAddr,
     headers: &MfaHeaders,
+    principal: &Principal,
     user: Option<String>,
     facts: &mut RequestFacts,
 ) -> Caller {
@@ -155,6 +156,7 @@ fn caller(
     Caller {
         client: Some(client),
         user,
+        principal: Some(principal.0.clone()),
     }
 }
 
@@ -207,12 +209,12 @@ pub async fn send_code(
     };
     let mut facts = RequestFacts::default();
     let response = match key {
-        None => send_code_inner(&state, peer, &headers, &body, user, &mut facts)
+        None => send_code_inner(&state, peer, &headers, &body, &principal, user, &mut facts)
             .await
             .into_response(),
         Some(key) => {
             idempotency::run(&state, &principal.0, key, &body.0, async {
-                send_code_inner(&state, peer, &headers, &body, user, &mut facts)
+                send_code_inner(&state, peer, &headers, &body, &principal, user, &mut facts)
                     .await
                     .into_response()
             })
@@ -227,6 +229,7 @@ async fn send_code_inner(
     peer: SocketAddr,
     headers: &MfaHeaders,
     body: &JsonObject,
+    principal: &Principal,
     user: Option<String>,
     facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
@@ -238,7 +241,7 @@ async fn send_code_inner(
             .parse::<Channel>()
             .map_err(|_| ApiError::ChannelNotAllowed)?,
     };
-    let caller = caller(state, peer, headers, user, facts);
+    let caller = caller(state, peer, headers, principal, user, facts);
     let verification = state.verifier.send_code(phone, channel, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
@@ -272,13 +275,14 @@ async fn send_code_inner(
 pub async fn verify_code(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(principal): Extension<Principal>,
     user: Option<Extension<AuthUser>>,
     headers: MfaHeaders,
     body: JsonObject,
 ) -> Response {
     let user = user.map(|Extension(u)| u.0);
     let mut facts = RequestFacts::default();
-    let response = verify_code_inner(&state, peer, &headers, &body, user, &mut facts)
+    let response = verify_code_inner(&state, peer, &headers, &body, &principal, user, &mut facts)
         .await
         .into_response();
     with_facts(response, facts)
@@ -289,13 +293,14 @@ async fn verify_code_inner(
     peer: SocketAddr,
     headers: &MfaHeaders,
     body: &JsonObject,
+    principal: &Principal,
     user: Option<String>,
     facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
     facts.phone = Some(phone.masked());
     let code = OtpCode::parse(body.required_str("code")?, state.code_length)?;
-    let caller = caller(state, peer, headers, user, facts);
+    let caller = caller(state, peer, headers, principal, user, facts);
     let verification = state.verifier.verify_code(phone, code, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,

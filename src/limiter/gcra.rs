@@ -31,9 +31,14 @@ pub fn step(tat_us: Option<i64>, now_us: i64, max: u32, interval: Duration) -> S
     }
 }
 
-/// How long before its TAT a bucket accepts a request again: `interval - interval / max`.
-pub fn free_lag(max: u32, interval: Duration) -> Duration {
-    interval.saturating_sub(interval / max.max(1))
+/// The TAT after giving one request back to a bucket whose TAT is `tat_us`: one emission
+/// interval earlier, never before `now_us` (a bucket holds at most its full allowance).
+/// `None` means the bucket is back at full allowance and can be forgotten.
+pub fn refund(tat_us: i64, now_us: i64, max: u32, interval: Duration) -> Option<i64> {
+    let interval_us = i64::try_from(interval.as_micros()).unwrap_or(i64::MAX / 4);
+    let emission = (interval_us / i64::from(max.max(1))).max(1);
+    let new_tat = tat_us - emission;
+    (new_tat > now_us).then_some(new_tat)
 }
 
 #[cfg(test)]
@@ -68,5 +73,21 @@ mod tests {
         // After a full interval of silence the whole burst is back.
         let (allowed, _, _) = run(10, 60_000_000, tat);
         assert_eq!(allowed, 4);
+    }
+
+    #[test]
+    fn a_refund_gives_back_exactly_one_request() {
+        let (allowed, tat, _) = run(10, 0, None);
+        assert_eq!(allowed, 4);
+        let tat = refund(tat.unwrap(), 0, 4, MIN);
+        let (allowed, tat, _) = run(10, 0, tat);
+        assert_eq!(allowed, 1);
+        // Refunding more than was charged never makes room for more than the burst.
+        let mut tat = tat;
+        for _ in 0..10 {
+            tat = tat.and_then(|t| refund(t, 0, 4, MIN));
+        }
+        assert_eq!(tat, None);
+        assert_eq!(run(10, 0, tat).0, 4);
     }
 }

@@ -3,11 +3,12 @@
 //!
 //! Memory is bounded. Each bucket key is reduced to a 64-bit SipHash under a per-process random
 //! key (so clients cannot aim collisions), and an entry is 16 bytes, so a million tracked keys
-//! take about 50 MB. The map is allocated for the cap up front (pages are touched only as keys
-//! arrive) and never grows past it. When it is full: first every key at full allowance is dropped
-//! (forgetting such a key changes no decision); then, if that freed too little, the
-//! least-recently-seen keys that could accept a request right now; a key that is limited right now
-//! is never dropped. If only limited keys remain, new keys are refused (fail closed).
+//! take about 40 MB. The map is allocated for the cap up front (pages are touched only as keys
+//! arrive) and never grows past it. When it is full, every key at full allowance is dropped
+//! (forgetting such a key changes no decision). A key that is part-used is never dropped, since
+//! forgetting it would hand back requests its limit still withholds (a failed-check or daily
+//! send counter, say); if no key is at full allowance, the request that needs a new key is
+//! refused (fail closed: 503) and `verifyd_limiter_full_total` counts it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
@@ -20,21 +21,11 @@ use super::{Decision, Limiter, LimiterError};
 use crate::domain::Timestamp;
 use crate::policy::BucketRequest;
 
-/// One tracked bucket: its GCRA TAT, when it next accepts a request, and when it was last used.
+/// One tracked bucket: its GCRA TAT.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
-    /// Theoretical arrival time, µs since the epoch.
+    /// Theoretical arrival time, µs since the epoch; at or before now, the bucket is full.
     tat_us: i64,
-    /// The bucket accepts a request again at `tat_us - free_lag_ms * 1000`.
-    free_lag_ms: u32,
-    /// Last charge, in seconds since the epoch (truncated; enough to order evictions).
-    seen_s: u32,
-}
-
-impl Entry {
-    fn free_at_us(&self) -> i64 {
-        self.tat_us - i64::from(self.free_lag_ms) * 1000
-    }
 }
 
 /// The keys are already uniformly random 64-bit hashes: use them as they are.
@@ -99,14 +90,7 @@ impl MemoryLimiter {
         for (bucket, key) in buckets.iter().zip(keys) {
             let tat = map.get(key).map(|e| e.tat_us);
             match gcra::step(tat, now_us, bucket.max, bucket.interval) {
-                Step::Allow { new_tat } => {
-                    let lag = gcra::free_lag(bucket.max, bucket.interval);
-                    updates.push(Entry {
-                        tat_us: new_tat,
-                        free_lag_ms: u32::try_from(lag.as_millis()).unwrap_or(u32::MAX),
-                        seen_s: u32::try_from(now_us / 1_000_000).unwrap_or(u32::MAX),
-                    });
-                }
+                Step::Allow { new_tat } => updates.push(Entry { tat_us: new_tat }),
                 Step::Deny { retry_after } => {
                     let longer = match refused {
                         Some(Decision::Limited { retry_after: r, .. }) => retry_after > r,
@@ -129,34 +113,14 @@ impl MemoryLimiter {
         if map.len() + incoming <= self.cap {
             return Ok(());
         }
+        // Only keys at full allowance: their absence decides exactly as their presence.
         map.retain(|_, e| e.tat_us > now_us);
-        let target = self.cap - self.cap / 10;
-        if map.len() + incoming > target {
-            let mut seen: Vec<u32> = map
-                .values()
-                .filter(|e| e.free_at_us() <= now_us)
-                .map(|e| e.seen_s)
-                .collect();
-            let excess = (map.len() + incoming)
-                .saturating_sub(target)
-                .min(seen.len());
-            if excess > 0 {
-                let (_, threshold, _) = seen.select_nth_unstable(excess - 1);
-                let threshold = *threshold;
-                let mut budget = excess;
-                map.retain(|_, e| {
-                    if budget > 0 && e.free_at_us() <= now_us && e.seen_s <= threshold {
-                        budget -= 1;
-                        false
-                    } else {
-                        true
-                    }
-                });
-            }
-        }
         if map.len() + incoming > self.cap {
+            metrics::counter!("verifyd_limiter_full_total").increment(1);
             return Err(LimiterError(
-                "the in-memory limiter is full of limited keys; refusing new clients".to_owned(),
+                "the in-memory limiter is full of keys whose limits are in effect; refusing new \
+                 clients (raise VERIFYD_LIMITER_MAX_KEYS)"
+                    .to_owned(),
             ));
         }
         Ok(())
@@ -200,6 +164,27 @@ impl Limiter for MemoryLimiter {
             .lock()
             .map_err(|_| LimiterError("memory limiter lock poisoned".to_owned()))?;
         Ok(Self::decide(&map, &keys, buckets, now_us).0)
+    }
+
+    async fn refund(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<(), LimiterError> {
+        let now_us = now.as_millis().saturating_mul(1000);
+        let keys: Vec<u64> = buckets.iter().map(|b| self.key(b)).collect();
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| LimiterError("memory limiter lock poisoned".to_owned()))?;
+        for (bucket, key) in buckets.iter().zip(keys) {
+            let Some(entry) = map.get_mut(&key) else {
+                continue;
+            };
+            match gcra::refund(entry.tat_us, now_us, bucket.max, bucket.interval) {
+                Some(tat) => entry.tat_us = tat,
+                None => {
+                    map.remove(&key);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), LimiterError> {
@@ -285,38 +270,73 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_cap_holds_and_limited_keys_are_never_evicted() {
+    async fn the_cap_holds_and_part_used_keys_are_never_evicted() {
         let limiter = MemoryLimiter::new(100);
         let now = Timestamp::from_millis(10_000_000);
-        // 50 limited keys (max 1, used once) ...
-        let limited: Vec<BucketRequest> = (0..50)
-            .map(|i| bucket(BucketName::Ip, &format!("limited{i}"), 1))
+        // 50 part-used failure counters (5 per minute, 3 used): not limited, not forgettable.
+        let counters: Vec<BucketRequest> = (0..50)
+            .map(|i| bucket(BucketName::Phone, &format!("failures{i}"), 5))
             .collect();
-        for b in &limited {
-            assert_eq!(
-                limiter.acquire(std::slice::from_ref(b), now).await.unwrap(),
-                Decision::Allowed
-            );
+        for b in &counters {
+            for _ in 0..3 {
+                assert_eq!(
+                    limiter.acquire(std::slice::from_ref(b), now).await.unwrap(),
+                    Decision::Allowed
+                );
+            }
         }
-        // ... then 10 000 other clients, each with room left after their request.
-        for i in 0..10_000 {
-            let b = bucket(BucketName::Ip, &format!("roomy{i}"), 4);
-            assert_eq!(
-                limiter.acquire(&[b], now).await.unwrap(),
-                Decision::Allowed,
-                "client {i}"
-            );
-            assert!(limiter.tracked_keys() <= 100);
+        // 50 more part-used keys fill the cap: the next new key is refused, not let through.
+        for i in 0..50 {
+            let b = bucket(BucketName::Ip, &format!("client{i}"), 4);
+            limiter.acquire(&[b], now).await.unwrap();
         }
-        for b in &limited {
+        assert_eq!(limiter.tracked_keys(), 100);
+        assert!(
+            limiter
+                .acquire(&[bucket(BucketName::Ip, "newcomer", 4)], now)
+                .await
+                .is_err()
+        );
+        // Every counter still remembers its 3 uses: 2 more, then limited.
+        for b in &counters {
+            for _ in 0..2 {
+                assert_eq!(
+                    limiter.acquire(std::slice::from_ref(b), now).await.unwrap(),
+                    Decision::Allowed
+                );
+            }
             assert!(
                 matches!(
                     limiter.acquire(std::slice::from_ref(b), now).await.unwrap(),
                     Decision::Limited { .. }
                 ),
-                "a limited key was forgotten"
+                "a part-used key was forgotten"
             );
         }
+        // Once the clients' buckets are full again (15 s for one request of 4/min) they make
+        // room, and 10 000 more clients pass through without the cap growing.
+        let later = now.plus(Duration::from_secs(16));
+        for i in 0..10_000 {
+            let at = later.plus(Duration::from_secs(16 * (i / 40)));
+            let b = bucket(BucketName::Ip, &format!("roomy{i}"), 4);
+            limiter.acquire(&[b], at).await.unwrap();
+            assert!(limiter.tracked_keys() <= 100);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refund_gives_back_a_reservation() {
+        let limiter = MemoryLimiter::new(100);
+        let now = Timestamp::from_millis(0);
+        let one = [bucket(BucketName::Phone, "p", 1)];
+        assert_eq!(limiter.acquire(&one, now).await.unwrap(), Decision::Allowed);
+        limiter.refund(&one, now).await.unwrap();
+        assert_eq!(limiter.tracked_keys(), 0);
+        assert_eq!(limiter.acquire(&one, now).await.unwrap(), Decision::Allowed);
+        assert!(matches!(
+            limiter.acquire(&one, now).await.unwrap(),
+            Decision::Limited { .. }
+        ));
     }
 
     #[tokio::test]

@@ -59,6 +59,15 @@ pub trait Limiter: Send + Sync {
         now: Timestamp,
     ) -> Result<Decision, LimiterError>;
 
+    /// Gives back one request to every bucket in `buckets` (charged earlier by
+    /// [`acquire`](Self::acquire)): a reservation that turned out not to count, such as a
+    /// failed-check bucket reserved before a code that was right. A bucket never holds more
+    /// than its full allowance.
+    ///
+    /// # Errors
+    /// [`LimiterError`] when the backend cannot be reached (the charge then stands).
+    async fn refund(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<(), LimiterError>;
+
     /// Whether the backend answers (for `/readyz`).
     ///
     /// # Errors

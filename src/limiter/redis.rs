@@ -64,6 +64,30 @@ end
 return {0, 0}
 ";
 
+/// Gives one request back to each of `#KEYS` buckets, atomically (see [`super::gcra::refund`]).
+///
+/// `KEYS[i]`, `ARGV[1]`, `ARGV[2i]`, `ARGV[2i+1]`: as in [`GCRA_SCRIPT`]. A bucket whose TAT
+/// falls to `now` or before is back at full allowance and is deleted.
+const REFUND_SCRIPT: &str = r"
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local stored = redis.call('GET', KEYS[i])
+  if stored then
+    local max = tonumber(ARGV[2 * i])
+    local interval = tonumber(ARGV[2 * i + 1])
+    local emission = math.max(math.floor(interval / max), 1)
+    local new_tat = tonumber(stored) - emission
+    if new_tat > now then
+      local ttl_ms = math.ceil((new_tat - now) / 1000)
+      redis.call('SET', KEYS[i], string.format('%.0f', new_tat), 'PX', ttl_ms)
+    else
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+return 0
+";
+
 /// How to reach Redis.
 #[derive(Clone, Debug)]
 pub struct RedisSettings {
@@ -77,6 +101,7 @@ pub struct RedisSettings {
 pub struct RedisLimiter {
     connection: ConnectionManager,
     script: redis::Script,
+    refund_script: redis::Script,
     prefix: String,
     timeout: Duration,
 }
@@ -103,6 +128,7 @@ impl RedisLimiter {
         Ok(Self {
             connection,
             script: redis::Script::new(GCRA_SCRIPT),
+            refund_script: redis::Script::new(REFUND_SCRIPT),
             prefix: settings.prefix,
             timeout: settings.timeout,
         })
@@ -130,6 +156,24 @@ fn micros(d: Duration) -> i64 {
 }
 
 impl RedisLimiter {
+    /// Adds the buckets' keys, `now` and their sizes to a script run, as both scripts read them.
+    fn bucket_args(
+        &self,
+        invocation: &mut redis::ScriptInvocation<'_>,
+        buckets: &[BucketRequest],
+        now: Timestamp,
+    ) {
+        for bucket in buckets {
+            invocation.key(format!("{}{}", self.prefix, bucket.storage_key()));
+        }
+        invocation.arg(now.as_millis().saturating_mul(1000));
+        for bucket in buckets {
+            invocation
+                .arg(bucket.max.max(1))
+                .arg(micros(bucket.interval).max(1));
+        }
+    }
+
     /// One script run: decides for every bucket; charges them all only when allowed and
     /// `dry_run` is false.
     async fn decide(
@@ -142,15 +186,7 @@ impl RedisLimiter {
             return Ok(Decision::Allowed);
         }
         let mut invocation = self.script.prepare_invoke();
-        for bucket in buckets {
-            invocation.key(format!("{}{}", self.prefix, bucket.storage_key()));
-        }
-        invocation.arg(now.as_millis().saturating_mul(1000));
-        for bucket in buckets {
-            invocation
-                .arg(bucket.max.max(1))
-                .arg(micros(bucket.interval).max(1));
-        }
+        self.bucket_args(&mut invocation, buckets, now);
         invocation.arg(if dry_run { "1" } else { "0" });
         let mut connection = self.connection.clone();
         let (index, wait_us): (i64, i64) = self
@@ -189,6 +225,19 @@ impl Limiter for RedisLimiter {
         now: Timestamp,
     ) -> Result<Decision, LimiterError> {
         self.decide(buckets, now, true).await
+    }
+
+    async fn refund(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<(), LimiterError> {
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.refund_script.prepare_invoke();
+        self.bucket_args(&mut invocation, buckets, now);
+        let mut connection = self.connection.clone();
+        let _: i64 = self
+            .bounded("refund script", invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), LimiterError> {

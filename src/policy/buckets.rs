@@ -32,12 +32,35 @@ impl BucketName {
     }
 }
 
-/// Which endpoint a bucket belongs to: send-code and verify buckets never share state, even
-/// when they have the same name and interval.
+/// What a bucket counts. Each scope has its own settings and its own storage keys, so a
+/// setting governs only what its name says: send-code and verify requests from one address,
+/// failed checks and the resend cooldown never share state, even with the same name and
+/// interval.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
+    /// Send-code requests (`VERIFYD_RATE_LIMIT_*`).
     Send,
+    /// Verify requests (`VERIFYD_VERIFY_RATE_LIMIT_IP_*`).
     Verify,
+    /// Failed checks of one number by one caller (`VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_*`).
+    Failures,
+    /// Failed checks of one number by every caller together (`…_PHONE_FAILURES_CEILING`).
+    FailureCeiling,
+    /// One send per number per `VERIFYD_RESEND_COOLDOWN`.
+    Cooldown,
+}
+
+impl Scope {
+    /// The scope's part of a storage key.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Send => "send",
+            Scope::Verify => "verify",
+            Scope::Failures => "fail",
+            Scope::FailureCeiling => "failall",
+            Scope::Cooldown => "cooldown",
+        }
+    }
 }
 
 /// One bucket to charge: `scope`, `name` and `key` identify it, `max` per `interval` sizes it.
@@ -62,14 +85,40 @@ impl BucketRequest {
         }
     }
 
-    /// The limiter's storage key: family, interval and key, so one key may have several
-    /// intervals (as a Twilio RateLimit has several Buckets).
+    /// The limiter's storage key: scope, family, interval and key, so the same address or
+    /// number counts separately in each scope, and one key may have several intervals (as a
+    /// Twilio RateLimit has several Buckets).
     pub fn storage_key(&self) -> String {
         format!(
-            "{}:{}:{}",
+            "{}:{}:{}:{}",
+            self.scope.as_str(),
             self.name.as_str(),
             self.interval.as_secs(),
             self.key
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_key_in_two_scopes_is_two_buckets() {
+        let size = BucketConfig {
+            max: 4,
+            interval: Duration::from_secs(60),
+        };
+        let keys: std::collections::HashSet<String> = [
+            Scope::Send,
+            Scope::Verify,
+            Scope::Failures,
+            Scope::FailureCeiling,
+            Scope::Cooldown,
+        ]
+        .into_iter()
+        .map(|scope| BucketRequest::new(scope, BucketName::Ip, "203.0.113.9", size).storage_key())
+        .collect();
+        assert_eq!(keys.len(), 5, "{keys:?}");
     }
 }

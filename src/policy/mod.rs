@@ -140,14 +140,15 @@ impl Policy {
             );
         }
         if !self.cooldown.is_zero() {
-            add(
+            out.push(BucketRequest::new(
+                Scope::Cooldown,
                 BucketName::Cooldown,
                 &phone_key,
-                &[BucketConfig {
+                BucketConfig {
                     max: 1,
                     interval: self.cooldown,
-                }],
-            );
+                },
+            ));
         }
         out
     }
@@ -167,14 +168,37 @@ impl Policy {
             .unwrap_or_default()
     }
 
-    /// The number's failed-check buckets: consulted before a check, charged after a failed one.
-    pub fn failure_buckets(&self, phone: &PhoneNumber) -> Vec<BucketRequest> {
-        let key = self.keys.bucket_key("phone", phone.e164());
-        self.verify
-            .phone_failures
-            .iter()
-            .map(|size| BucketRequest::new(Scope::Verify, BucketName::Phone, &key, *size))
-            .collect()
+    /// The failed-check buckets of `phone` as checked by `caller` (an opaque stable label: the
+    /// JWT user or the API key): the caller's own buckets for this number, then the number's
+    /// ceiling shared by every caller. Both answer 429 with `bucket: "phone"`. They are
+    /// reserved before a code is judged and refunded when the check did not fail, so
+    /// concurrent wrong guesses can never outrun them.
+    pub fn failure_buckets(&self, phone: &PhoneNumber, caller: &str) -> Vec<BucketRequest> {
+        let per_caller = &self.verify.phone_failures;
+        let ceiling = &self.verify.phone_failures_ceiling;
+        if per_caller.is_empty() && ceiling.is_empty() {
+            return Vec::new();
+        }
+        let phone_key = self.keys.bucket_key("phone", phone.e164());
+        let caller_key = format!("{phone_key}.{}", self.keys.bucket_key("caller", caller));
+        let mut out = Vec::with_capacity(per_caller.len() + ceiling.len());
+        for size in per_caller {
+            out.push(BucketRequest::new(
+                Scope::Failures,
+                BucketName::Phone,
+                &caller_key,
+                *size,
+            ));
+        }
+        for size in ceiling {
+            out.push(BucketRequest::new(
+                Scope::FailureCeiling,
+                BucketName::Phone,
+                &phone_key,
+                *size,
+            ));
+        }
+        out
     }
 }
 
@@ -279,6 +303,64 @@ mod tests {
             ("VERIFYD_RATE_LIMIT_COUNTRY_MAX", "50"),
         ]);
         assert_eq!(names(&off, Some(&client), None), ["country"]);
+    }
+
+    #[test]
+    fn failures_count_per_caller_under_a_shared_ceiling() {
+        let p = policy(&[]);
+        let number = phone("+14155552671");
+        let alice = p.failure_buckets(&number, "user:alice");
+        let bob = p.failure_buckets(&number, "user:bob");
+        let sizes = |b: &[BucketRequest]| {
+            b.iter()
+                .map(|b| (b.scope, b.max, b.interval.as_secs()))
+                .collect::<Vec<_>>()
+        };
+        // Defaults: 10 per hour per caller, 30 per hour for the number.
+        assert_eq!(
+            sizes(&alice),
+            [
+                (Scope::Failures, 10, 3600),
+                (Scope::FailureCeiling, 30, 3600)
+            ]
+        );
+        assert_ne!(alice[0].storage_key(), bob[0].storage_key());
+        assert_eq!(alice[1].storage_key(), bob[1].storage_key());
+        assert!(!alice[0].storage_key().contains("alice"));
+
+        let p = policy(&[
+            ("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX", "2"),
+            ("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING", "5"),
+        ]);
+        assert_eq!(
+            sizes(&p.failure_buckets(&number, "key:1")),
+            [(Scope::Failures, 2, 3600), (Scope::FailureCeiling, 5, 3600)]
+        );
+        let p = policy(&[("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING", "0")]);
+        assert_eq!(
+            sizes(&p.failure_buckets(&number, "key:1")),
+            [(Scope::Failures, 10, 3600)]
+        );
+        let p = policy(&[("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX", "0")]);
+        assert!(p.failure_buckets(&number, "key:1").is_empty());
+    }
+
+    #[test]
+    fn a_ceiling_below_the_per_caller_max_is_refused() {
+        let map: HashMap<String, String> = [(
+            "VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING".to_owned(),
+            "3".to_owned(),
+        )]
+        .into_iter()
+        .collect();
+        let err = Config::from_lookup(move |k| map.get(k).cloned())
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ async fn keys_carry_the_prefix_and_expire_when_the_bucket_is_full_again() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(keys, vec![format!("{prefix}ip:60:198.51.100.7")]);
+    assert_eq!(keys, vec![format!("{prefix}send:ip:60:198.51.100.7")]);
     // Two of four used: full again after two emission intervals (2 × 15 s).
     let ttl_ms: i64 = redis::cmd("PTTL")
         .arg(&keys[0])
@@ -171,4 +171,37 @@ async fn peek_in_redis_decides_without_charging() {
         redis.acquire(&one, now).await.unwrap(),
         Decision::Limited { .. }
     ));
+}
+
+#[tokio::test]
+async fn a_refund_in_redis_gives_back_one_request_and_deletes_a_full_bucket() {
+    let prefix = redis_prefix();
+    let redis = limiter(REDIS_URL, &prefix);
+    let now = Timestamp::from_millis(1_000_000);
+    let two = [bucket(BucketName::Phone, "p", 2, 60)];
+    for _ in 0..2 {
+        assert_eq!(redis.acquire(&two, now).await.unwrap(), Decision::Allowed);
+    }
+    assert!(matches!(
+        redis.acquire(&two, now).await.unwrap(),
+        Decision::Limited { .. }
+    ));
+    redis.refund(&two, now).await.unwrap();
+    assert_eq!(redis.acquire(&two, now).await.unwrap(), Decision::Allowed);
+    assert!(matches!(
+        redis.acquire(&two, now).await.unwrap(),
+        Decision::Limited { .. }
+    ));
+    // Refunding both (and one more than was charged) leaves no key behind.
+    for _ in 0..3 {
+        redis.refund(&two, now).await.unwrap();
+    }
+    let client = redis::Client::open(REDIS_URL).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
 }

@@ -23,6 +23,11 @@ struct Pair {
 
 impl Pair {
     async fn start() -> Pair {
+        Self::start_with(&[]).await
+    }
+
+    /// Two replicas with `extra` settings replacing or adding to the common ones.
+    async fn start_with(extra: &[(&str, &str)]) -> Pair {
         let db = TestDb::create().await;
         let url = db.url();
         let prefix = redis_prefix();
@@ -42,6 +47,11 @@ impl Pair {
             ("VERIFYD_VERIFY_RATE_LIMIT_IP_MAX", "0"),
             ("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX", "0"),
         ];
+        let mut env: Vec<(&str, &str)> = env
+            .into_iter()
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+            .collect();
+        env.extend_from_slice(extra);
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let a = Server::start(dir_a.path(), &env, API_KEY);
         let b = Server::start(dir_b.path(), &env, API_KEY);
@@ -229,4 +239,26 @@ fn config_warns_when_the_store_is_shared_but_the_limiter_is_in_memory() {
     assert_eq!(code, 0);
     assert!(!stdout.contains("warning:"), "{stdout}");
     assert!(!stdout.contains("redis-password-456"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_guesses_over_two_replicas_are_judged_at_most_the_failure_limit() {
+    let pair = Pair::start_with(&[("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX", "1")]).await;
+    assert_ok(send(&pair.a, US_NUMBER).await, "Verification code sent!").await;
+    let code = pair.a.last_code().await;
+    let bad = wrong(&code);
+    let responses = join_all((0..20).map(|i| verify(pair.node(i), US_NUMBER, &bad))).await;
+    let mut judged = 0;
+    for response in responses {
+        let body: serde_json::Value = response.json().await.unwrap();
+        match body["code"].as_str() {
+            Some("incorrect_code") => judged += 1,
+            Some("rate_limited") => assert_eq!(body["bucket"], "phone", "{body}"),
+            _ => panic!("unexpected answer {body}"),
+        }
+    }
+    assert_eq!(judged, 1, "one failure allowed, one guess judged");
+    // The verification itself saw exactly one wrong check.
+    let right = assert_error(verify(&pair.b, US_NUMBER, &code).await, 429, "rate_limited").await;
+    assert_eq!(right["bucket"], "phone");
 }

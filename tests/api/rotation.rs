@@ -237,7 +237,7 @@ async fn a_bucket_filled_before_a_rotation_still_refuses_after_it() {
             Decision::Allowed
         );
     }
-    let failures = policy.failure_buckets(&phone);
+    let failures = policy.failure_buckets(&phone, "cli");
     for _ in 0..10 {
         limiter.acquire(&failures, clock.now()).await.unwrap();
     }
@@ -268,7 +268,7 @@ async fn a_bucket_filled_before_a_rotation_still_refuses_after_it() {
     );
     limited(
         limiter
-            .peek(&policy.failure_buckets(&phone), now)
+            .peek(&policy.failure_buckets(&phone, "cli"), now)
             .await
             .unwrap(),
         BucketName::Phone,
@@ -295,7 +295,7 @@ async fn a_bucket_filled_before_a_rotation_still_refuses_after_it() {
     );
     limited(
         limiter
-            .peek(&policy.failure_buckets(&phone), now)
+            .peek(&policy.failure_buckets(&phone, "cli"), now)
             .await
             .unwrap(),
         BucketName::Phone,
