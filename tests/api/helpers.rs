@@ -1,8 +1,32 @@
 //! Test harness: a real verifyd on port 0 with its own SQLite file, its own secret and key, and a
 //! manual clock the test moves; plus helpers that speak the HTTP API like a client would.
+//!
+//! # Services beyond this process
+//!
+//! A few tests need something the machine may not have: PostgreSQL, Redis, the `redis-server`
+//! binary or Stoplight Prism. Each gets it through one `…_or_skip` function here, used as
+//!
+//! ```ignore
+//! let Some(db) = postgres_or_skip().await else { return };
+//! ```
+//!
+//! Where to find each comes from the environment, defaulting to this machine's loopback:
+//!
+//! | variable | default |
+//! |---|---|
+//! | `VERIFYD_TEST_POSTGRES_URL` | `postgres://postgres@127.0.0.1:5432/postgres` (a role that may create databases) |
+//! | `VERIFYD_TEST_REDIS_URL` | `redis://127.0.0.1:6379` |
+//! | `VERIFYD_TEST_REDIS_SERVER` | `redis-server` (looked up in `PATH`) |
+//! | `VERIFYD_TEST_PRISM` | `tools/prism/node_modules/.bin/prism` (needs `node` in `PATH`) |
+//!
+//! When one does not answer, the test prints `skipped: <test>: <why>` on stderr and passes, so
+//! `cargo test` passes on a bare machine. With `VERIFYD_TEST_REQUIRE_ALL=1` (which
+//! `scripts/test`, and so CI, sets) the same test fails instead: nothing is skipped silently.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -12,6 +36,8 @@ use tempfile::TempDir;
 use verifyd::app::Application;
 use verifyd::clock::ManualClock;
 use verifyd::config::{Config, Sources};
+
+use crate::shared::{TestDb, redis_answers};
 
 pub const API_KEY: &str = "test-api-key-0123456789";
 pub const SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
@@ -285,4 +311,135 @@ pub async fn assert_ok(response: Response, message: &str) -> Value {
     assert_eq!(body["statusCode"], 200);
     assert_eq!(body["message"], message);
     body["data"].clone()
+}
+
+/// Turns a missing service into a failure instead of a skip when set to `1`.
+pub const ENV_REQUIRE_ALL: &str = "VERIFYD_TEST_REQUIRE_ALL";
+/// A PostgreSQL URL whose role may create and drop databases.
+pub const ENV_POSTGRES_URL: &str = "VERIFYD_TEST_POSTGRES_URL";
+/// A Redis the tests may write keys to (each test under a prefix of its own).
+pub const ENV_REDIS_URL: &str = "VERIFYD_TEST_REDIS_URL";
+/// The `redis-server` binary the outage tests start and kill.
+pub const ENV_REDIS_SERVER: &str = "VERIFYD_TEST_REDIS_SERVER";
+/// The Prism executable of the Twilio conformance tests.
+pub const ENV_PRISM: &str = "VERIFYD_TEST_PRISM";
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// `name`'s value, or `default` when it is unset or empty.
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Whether missing services fail the tests that need them (`VERIFYD_TEST_REQUIRE_ALL=1`).
+pub fn require_all() -> bool {
+    matches!(
+        std::env::var(ENV_REQUIRE_ALL).as_deref(),
+        Ok("1" | "true" | "yes")
+    )
+}
+
+/// The one rule for a service a test needs and cannot have: fail under
+/// `VERIFYD_TEST_REQUIRE_ALL=1`, else say so and give `None`, on which the test returns.
+///
+/// The line goes straight to the process's stderr, not through `eprintln!`, which the test
+/// harness captures and shows only for failing tests: a skip must be seen.
+///
+/// # Panics
+/// When `VERIFYD_TEST_REQUIRE_ALL=1`.
+pub fn skip<T>(service: &str, why: &str) -> Option<T> {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    assert!(
+        !require_all(),
+        "{test} needs {service}: {why} ({ENV_REQUIRE_ALL}=1, so this fails instead of skipping)"
+    );
+    let _ = writeln!(std::io::stderr(), "skipped: {test}: needs {service}: {why}");
+    None
+}
+
+/// A PostgreSQL database of the test's own on `VERIFYD_TEST_POSTGRES_URL`'s server (dropped
+/// with the returned [`TestDb`]), or a skip when that server does not answer.
+pub async fn postgres_or_skip() -> Option<TestDb> {
+    let admin = env_or(ENV_POSTGRES_URL, DEFAULT_POSTGRES_URL);
+    match TestDb::create_on(&admin).await {
+        Ok(db) => Some(db),
+        Err(why) => skip(
+            &format!("PostgreSQL ({ENV_POSTGRES_URL}={})", redacted(&admin)),
+            &why,
+        ),
+    }
+}
+
+/// `VERIFYD_TEST_REDIS_URL` once it answers PING, or a skip.
+pub async fn redis_or_skip() -> Option<String> {
+    let url = env_or(ENV_REDIS_URL, DEFAULT_REDIS_URL);
+    if redis_answers(&url).await {
+        Some(url)
+    } else {
+        skip(
+            &format!("Redis ({ENV_REDIS_URL}={})", redacted(&url)),
+            "no answer to PING within a second",
+        )
+    }
+}
+
+/// The `redis-server` binary (`VERIFYD_TEST_REDIS_SERVER`, else found in `PATH`), or a skip.
+pub fn redis_server_or_skip() -> Option<PathBuf> {
+    let name = env_or(ENV_REDIS_SERVER, "redis-server");
+    match executable(&name) {
+        Some(path) => Some(path),
+        None => skip(
+            &format!("the redis-server binary ({ENV_REDIS_SERVER}={name})"),
+            "not installed",
+        ),
+    }
+}
+
+/// Prism (`VERIFYD_TEST_PRISM`, else the copy `scripts/test` installs in `tools/prism`) and the
+/// `node` that runs it, or a skip.
+pub fn prism_or_skip() -> Option<PathBuf> {
+    let default = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tools/prism/node_modules/.bin/prism"
+    );
+    let name = env_or(ENV_PRISM, default);
+    let Some(prism) = executable(&name) else {
+        return skip(
+            &format!("Stoplight Prism ({ENV_PRISM}={name})"),
+            "not installed (scripts/test installs it: `npm ci --prefix tools/prism`)",
+        );
+    };
+    if executable("node").is_none() {
+        return skip(
+            "Stoplight Prism",
+            "`node` (Node.js >= 18.20) is not in PATH",
+        );
+    }
+    Some(prism)
+}
+
+/// `name` as a path to an existing file, or looked up in `PATH` when it has no `/`.
+fn executable(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let path = Path::new(name);
+        return path.is_file().then(|| path.to_owned());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A URL with its password (if any) replaced, for messages.
+fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("<redacted>"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }

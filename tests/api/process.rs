@@ -140,33 +140,39 @@ impl Server {
     /// Stops the process as an operator does (SIGTERM; SIGKILL if it is still running after
     /// 10 s), waits until everything it wrote has been read, and returns its exit status. Logs
     /// are written by a background thread, so only a finished process has written them all.
-    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let exit = loop {
             if let Some(exit) = self.child.try_wait().unwrap() {
                 break exit;
             }
-            if std::time::Instant::now() > deadline {
+            if tokio::time::Instant::now() > deadline {
                 let _ = self.child.kill();
                 break self.child.wait().unwrap();
             }
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
         };
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
+        // The readers end at their pipe's end of file, which the exit has just caused.
+        let readers: Vec<_> = self.readers.drain(..).collect();
+        tokio::task::spawn_blocking(move || {
+            for reader in readers {
+                let _ = reader.join();
+            }
+        })
+        .await
+        .expect("the output readers end");
         exit
     }
 
     /// Stops the process (as [`terminate`](Self::terminate)) and returns everything it wrote
     /// to stderr (its logs).
-    pub(crate) fn stop(mut self) -> String {
-        self.terminate();
+    pub(crate) async fn stop(mut self) -> String {
+        self.terminate().await;
         self.stderr.lock().unwrap().clone()
     }
 
@@ -345,7 +351,7 @@ async fn sigterm_stops_the_server_cleanly() {
         "Verification code sent!",
     )
     .await;
-    let exit = server.terminate();
+    let exit = server.terminate().await;
     assert_eq!(exit.code(), Some(0));
     assert!(server.stderr.lock().unwrap().contains("SIGTERM"));
 }
@@ -381,7 +387,7 @@ async fn trace_logs_of_a_full_flow_hold_no_code_and_no_full_number() {
     )
     .await;
     let stdout = Arc::clone(&server.stdout);
-    let logs = server.stop();
+    let logs = server.stop().await;
     assert!(logs.len() > 1000, "trace logging was on:\n{logs}");
     assert!(logs.contains("+1415***2671"), "numbers appear masked");
     for secret in [
@@ -633,13 +639,12 @@ async fn json_logs_have_one_line_per_request_with_its_facts() {
         )
         .await;
     // The request line is written just after the answer goes out: wait for it (bounded).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !server.stderr.lock().unwrap().contains("incorrect_code")
-        && std::time::Instant::now() < deadline
-    {
-        tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    crate::shared::wait_until(
+        Duration::from_secs(10),
+        "the verify request's log line",
+        || async { server.stderr.lock().unwrap().contains("incorrect_code") },
+    )
+    .await;
     let logs = server.stderr.lock().unwrap().clone();
     let lines: Vec<serde_json::Value> = logs
         .lines()

@@ -2,7 +2,8 @@
 //! PostgreSQL database and one Redis prefix. Every limit and every code is shared: the IP bucket
 //! holds across both, a code sent through one is approved through the other, and single use and
 //! the check budget hold under concurrent requests spread over both. Also the shared-mode
-//! configuration guard of the binary.
+//! configuration guard of the binary. The pairs need PostgreSQL and Redis
+//! (`VERIFYD_TEST_POSTGRES_URL`, `VERIFYD_TEST_REDIS_URL`) and skip without them.
 
 use std::path::Path;
 
@@ -22,20 +23,23 @@ struct Pair {
 }
 
 impl Pair {
-    async fn start() -> Pair {
-        Self::start_with(&[]).await
+    /// `None` (the test skips) when the machine has no PostgreSQL or no Redis.
+    async fn start_or_skip() -> Option<Pair> {
+        Self::start_with_or_skip(&[]).await
     }
 
-    /// Two replicas with `extra` settings replacing or adding to the common ones.
-    async fn start_with(extra: &[(&str, &str)]) -> Pair {
-        let db = TestDb::create().await;
+    /// Two replicas with `extra` settings replacing or adding to the common ones; `None` (the
+    /// test skips) when the machine has no PostgreSQL or no Redis.
+    async fn start_with_or_skip(extra: &[(&str, &str)]) -> Option<Pair> {
+        let db = postgres_or_skip().await?;
+        let redis = redis_or_skip().await?;
         let url = db.url();
         let prefix = redis_prefix();
         let env = [
             ("VERIFYD_API_KEYS", API_KEY),
             ("VERIFYD_SECRET", SECRET),
             ("VERIFYD_DATABASE_URL", url.as_str()),
-            ("VERIFYD_REDIS_URL", REDIS_URL),
+            ("VERIFYD_REDIS_URL", redis.as_str()),
             ("VERIFYD_REDIS_PREFIX", prefix.as_str()),
             // Generous pool waits: 100 concurrent requests share 2 × 10 connections on a busy
             // 2-core CI machine; this test is about sharing, not about timeouts.
@@ -63,12 +67,12 @@ impl Pair {
                 "{logs}"
             );
         }
-        Pair {
+        Some(Pair {
             a,
             b,
             _db: db,
             _dirs: (dir_a, dir_b),
-        }
+        })
     }
 
     /// Replica `i % 2`.
@@ -95,7 +99,9 @@ async fn verify(server: &Server, number: &str, code: &str) -> reqwest::Response 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ip_bucket_holds_across_two_replicas() {
-    let pair = Pair::start().await;
+    let Some(pair) = Pair::start_or_skip().await else {
+        return;
+    };
     let numbers = [
         "+14155550101",
         "+14155550102",
@@ -113,7 +119,9 @@ async fn the_ip_bucket_holds_across_two_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_sent_through_one_replica_is_approved_through_the_other() {
-    let pair = Pair::start().await;
+    let Some(pair) = Pair::start_or_skip().await else {
+        return;
+    };
     assert_ok(send(&pair.a, US_NUMBER).await, "Verification code sent!").await;
     let code = pair.a.last_code().await;
     let wrong_on_a = assert_error(
@@ -139,7 +147,9 @@ async fn a_code_sent_through_one_replica_is_approved_through_the_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_right_checks_over_two_replicas_approve_exactly_once() {
-    let pair = Pair::start().await;
+    let Some(pair) = Pair::start_or_skip().await else {
+        return;
+    };
     assert_ok(send(&pair.b, US_NUMBER).await, "Verification code sent!").await;
     let code = pair.b.last_code().await;
     let responses = join_all((0..50).map(|i| verify(pair.node(i), US_NUMBER, &code))).await;
@@ -157,7 +167,9 @@ async fn fifty_concurrent_right_checks_over_two_replicas_approve_exactly_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_wrong_checks_over_two_replicas_evaluate_exactly_five() {
-    let pair = Pair::start().await;
+    let Some(pair) = Pair::start_or_skip().await else {
+        return;
+    };
     assert_ok(send(&pair.a, US_NUMBER).await, "Verification code sent!").await;
     let code = pair.a.last_code().await;
     let bad = wrong(&code);
@@ -243,7 +255,11 @@ fn config_warns_when_the_store_is_shared_but_the_limiter_is_in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_wrong_guesses_over_two_replicas_are_judged_at_most_the_failure_limit() {
-    let pair = Pair::start_with(&[("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX", "1")]).await;
+    let Some(pair) =
+        Pair::start_with_or_skip(&[("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX", "1")]).await
+    else {
+        return;
+    };
     assert_ok(send(&pair.a, US_NUMBER).await, "Verification code sent!").await;
     let code = pair.a.last_code().await;
     let bad = wrong(&code);

@@ -1,9 +1,13 @@
-//! Shared-mode test fixtures: a PostgreSQL database of the test's own (created on
-//! 127.0.0.1:5432, dropped when the fixture drops), a Redis key prefix of its own, a private
-//! `redis-server` the test can kill and restart, and a TCP proxy it can close and reopen to
-//! take PostgreSQL away and bring it back. Everything listens on 127.0.0.1 only.
+//! Shared-mode test fixtures: a PostgreSQL database of the test's own (created on the server of
+//! `VERIFYD_TEST_POSTGRES_URL`, dropped when the fixture drops), a Redis key prefix of its own,
+//! a private `redis-server` the test can kill and restart, and a TCP proxy it can close and
+//! reopen to take PostgreSQL away and bring it back. Tests get the first and the third through
+//! `helpers::postgres_or_skip` and `helpers::redis_server_or_skip`, which skip (or, under
+//! `VERIFYD_TEST_REQUIRE_ALL=1`, fail) when the machine has no such thing. What this file
+//! starts listens on 127.0.0.1 only.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,11 +16,6 @@ use rand::RngCore;
 use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-
-/// The machine's PostgreSQL (trust auth).
-pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-/// The machine's Redis.
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// A short random lowercase hex tag.
 pub fn tag() -> String {
@@ -33,36 +32,65 @@ pub fn redis_prefix() -> String {
 /// A database of this test's own; dropped (connections forced out) when this drops.
 pub struct TestDb {
     pub name: String,
+    /// The server's address (for a [`TcpProxy`] in front of it).
+    pub server: SocketAddr,
+    /// The URL the database was created through.
+    admin_url: reqwest::Url,
 }
 
 impl TestDb {
-    pub async fn create() -> TestDb {
-        let name = format!("verifyd_test_{}", tag());
-        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
+    /// Creates a database on the server of `admin_url`. `Err` (why) when the server cannot
+    /// be reached; a server that answers but refuses the database fails the test.
+    pub async fn create_on(admin_url: &str) -> Result<TestDb, String> {
+        let admin_url = reqwest::Url::parse(admin_url)
+            .unwrap_or_else(|e| panic!("{admin_url} is not a PostgreSQL URL: {e}"));
+        let host = admin_url.host_str().unwrap_or("127.0.0.1").to_owned();
+        let port = admin_url.port().unwrap_or(5432);
+        let server = tokio::net::lookup_host((host.as_str(), port))
             .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (scripts/test starts it)");
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| format!("{host}:{port} does not resolve"))?;
+        let connect = sqlx::PgConnection::connect(admin_url.as_str());
+        let mut admin = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(format!("cannot connect ({e})")),
+            Err(_) => return Err("no answer within 5 s".to_owned()),
+        };
+        let name = format!("verifyd_test_{}", tag());
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
             .expect("create the test database");
         let _ = admin.close().await;
-        TestDb { name }
+        Ok(TestDb {
+            name,
+            server,
+            admin_url,
+        })
     }
 
-    /// The URL of this database on the machine's PostgreSQL.
+    /// The URL of this database on its server.
     pub fn url(&self) -> String {
-        self.url_via("127.0.0.1:5432".parse().expect("address"))
+        let mut url = self.admin_url.clone();
+        url.set_path(&self.name);
+        url.to_string()
     }
 
     /// The URL of this database through `addr` (a [`TcpProxy`]).
     pub fn url_via(&self, addr: SocketAddr) -> String {
-        format!("postgres://postgres@{addr}/{}", self.name)
+        let mut url = self.admin_url.clone();
+        url.set_path(&self.name);
+        url.set_ip_host(addr.ip()).expect("a URL with a host");
+        url.set_port(Some(addr.port())).expect("a URL with a host");
+        url.to_string()
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
+        let admin_url = self.admin_url.to_string();
         // Drop runs outside any async context we can borrow: a short-lived runtime on its own
         // thread does the one statement.
         let _ = std::thread::spawn(move || {
@@ -73,7 +101,7 @@ impl Drop for TestDb {
                 return;
             };
             rt.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                     )))
@@ -114,20 +142,23 @@ where
 /// A `redis-server` of the test's own on 127.0.0.1, killed when this drops.
 pub struct RedisServer {
     pub port: u16,
+    binary: PathBuf,
     child: Option<Child>,
     extra: Vec<String>,
 }
 
 impl RedisServer {
-    /// Starts one with nothing on disk (`--save "" --appendonly no`), like the machine's.
-    pub async fn start() -> RedisServer {
-        Self::start_with(free_port(), &[]).await
+    /// Starts `binary` (from `helpers::redis_server_or_skip`) with nothing on disk
+    /// (`--save "" --appendonly no`), like the machine's.
+    pub async fn start(binary: &Path) -> RedisServer {
+        Self::start_with(binary, free_port(), &[]).await
     }
 
     /// Starts one on `port` with extra arguments (for example AOF in a directory).
-    pub async fn start_with(port: u16, extra: &[&str]) -> RedisServer {
+    pub async fn start_with(binary: &Path, port: u16, extra: &[&str]) -> RedisServer {
         let mut server = RedisServer {
             port,
+            binary: binary.to_owned(),
             child: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
         };
@@ -142,13 +173,16 @@ impl RedisServer {
     /// (Re)starts the server on the same port and waits until it answers PING.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new(&self.binary);
         cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        self.child = Some(cmd.spawn().expect("redis-server is installed"));
+        self.child = Some(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("{} starts: {e}", self.binary.display())),
+        );
         let url = self.url();
         wait_until(Duration::from_secs(10), "redis-server answering", || {
             let url = url.clone();

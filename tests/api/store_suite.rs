@@ -1,7 +1,8 @@
 //! One suite of store behaviour, run against every backend: SQLite (a temp file) and
 //! PostgreSQL (a database of the test's own). Each case is a generic async fn over
 //! `Arc<dyn Store>`; `store_suite!` turns it into one test per backend, named
-//! `<case>::sqlite` and `<case>::postgres`.
+//! `<case>::sqlite` and `<case>::postgres`. The PostgreSQL tests use the server of
+//! `VERIFYD_TEST_POSTGRES_URL` and skip (or fail, under `VERIFYD_TEST_REQUIRE_ALL=1`) without it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use verifyd::store::{
     SendOutcome, SqliteStore, Store, StoredVerification,
 };
 
+use crate::helpers::postgres_or_skip;
 use crate::shared::TestDb;
 
 const TTL: Duration = Duration::from_secs(600);
@@ -40,8 +42,9 @@ pub async fn sqlite_store() -> (Arc<dyn Store>, Backing) {
     (Arc::new(store), Backing::Sqlite(dir))
 }
 
-pub async fn postgres_store() -> (Arc<dyn Store>, Backing) {
-    let db = TestDb::create().await;
+/// `None` (the test skips) when the machine has no PostgreSQL.
+pub async fn postgres_store() -> Option<(Arc<dyn Store>, Backing)> {
+    let db = postgres_or_skip().await?;
     let store = PostgresStore::connect(
         &db.url(),
         PostgresSettings {
@@ -52,7 +55,7 @@ pub async fn postgres_store() -> (Arc<dyn Store>, Backing) {
     )
     .await
     .expect("PostgreSQL store");
-    (Arc::new(store), Backing::Postgres(db))
+    Some((Arc::new(store), Backing::Postgres(db)))
 }
 
 macro_rules! store_suite {
@@ -67,7 +70,9 @@ macro_rules! store_suite {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    let (store, _backing) = super::postgres_store().await;
+                    let Some((store, _backing)) = super::postgres_store().await else {
+                        return;
+                    };
                     super::cases::$case(store).await;
                 }
             }
@@ -578,7 +583,9 @@ mod postgres_only {
     /// that already exists) fails alone, and the sends that waited with it go in.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_send_the_database_refuses_fails_alone_among_those_inserted_with_it() {
-        let db = TestDb::create().await;
+        let Some(db) = postgres_or_skip().await else {
+            return;
+        };
         let store = Arc::new(store_on(&db, Duration::from_secs(5)).await);
         let first = new_verification(1, T0);
         let taken = first.attempt.sid.clone();
@@ -616,7 +623,9 @@ mod postgres_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_send_that_loses_the_race_for_the_pending_row_resends_instead_of_failing() {
-        let db = TestDb::create().await;
+        let Some(db) = postgres_or_skip().await else {
+            return;
+        };
         let store = Arc::new(store_on(&db, Duration::from_secs(5)).await);
         // Another replica's send, caught between its insert and its commit.
         let mut other = sqlx::PgConnection::connect(&db.url()).await.unwrap();
@@ -663,7 +672,9 @@ mod postgres_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_statement_stuck_past_the_statement_timeout_is_unavailable() {
-        let db = TestDb::create().await;
+        let Some(db) = postgres_or_skip().await else {
+            return;
+        };
         let store = store_on(&db, Duration::from_secs(1)).await;
         let sid = create(&store, 14, T0).await;
         // Another session holds the row.

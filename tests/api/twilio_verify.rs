@@ -544,7 +544,7 @@ async fn trace_logs_in_twilio_mode_hold_no_token_code_or_full_number() {
     server
         .post("/mfa/send-code", json!({ "recipient": US_NUMBER }))
         .await;
-    let logs = server.stop();
+    let logs = server.stop().await;
     assert!(logs.len() > 1000, "trace logging was on:\n{logs}");
     assert!(
         logs.contains("twilio-verify"),
@@ -576,7 +576,7 @@ async fn trace_logs_in_twilio_mode_hold_no_token_code_or_full_number() {
         "provider_error",
     )
     .await;
-    let logs = server.stop();
+    let logs = server.stop().await;
     assert!(
         logs.matches("check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
             .count()
