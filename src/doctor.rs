@@ -280,7 +280,9 @@ async fn postgres(report: &mut Report, config: &Config, url: &str) -> Option<Box
         }
     };
     postgres_schema(report, &status);
-    status.up_to_date().then(|| Box::new(store) as Box<dyn Store>)
+    status
+        .up_to_date()
+        .then(|| Box::new(store) as Box<dyn Store>)
 }
 
 fn postgres_schema(report: &mut Report, status: &SchemaStatus) {

@@ -375,5 +375,9 @@ async fn doctor_never_migrates_postgresql_and_reports_a_database_that_is_not_mig
         l.starts_with('✘') && l.contains("behind: 1 migration(s) missing"),
         "{stdout}"
     );
-    assert_eq!(pg_schema(&db).await, (tables, migrations - 1), "doctor migrated");
+    assert_eq!(
+        pg_schema(&db).await,
+        (tables, migrations - 1),
+        "doctor migrated"
+    );
 }

@@ -465,7 +465,10 @@ fn config_redacts_query_string_secrets_and_userinfo_in_every_url() {
             "VERIFYD_DATABASE_URL",
             "postgres://verifyd@127.0.0.1:5432/verifyd?password=pg-query-pass-1&sslmode=disable",
         ),
-        ("VERIFYD_REDIS_URL", "redis://:redis-pass-2@127.0.0.1:6379/0"),
+        (
+            "VERIFYD_REDIS_URL",
+            "redis://:redis-pass-2@127.0.0.1:6379/0",
+        ),
         ("VERIFYD_SMS_SENDER", "webhook"),
         (
             "VERIFYD_SMS_WEBHOOK_URL",

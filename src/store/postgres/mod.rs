@@ -142,19 +142,16 @@ impl PostgresStore {
         if self.migrated.load(Ordering::Acquire) {
             return Ok(());
         }
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(e)
-                | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => match db_error(e) {
-                    StoreError::Unavailable(d) => StoreError::Unavailable(d),
-                    StoreError::Internal(d) => {
-                        StoreError::Internal(format!("PostgreSQL migration failed: {d}"))
-                    }
-                },
-                other => StoreError::Internal(format!("PostgreSQL migration failed: {other}")),
-            })?;
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e)
+            | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => match db_error(e) {
+                StoreError::Unavailable(d) => StoreError::Unavailable(d),
+                StoreError::Internal(d) => {
+                    StoreError::Internal(format!("PostgreSQL migration failed: {d}"))
+                }
+            },
+            other => StoreError::Internal(format!("PostgreSQL migration failed: {other}")),
+        })?;
         self.migrated.store(true, Ordering::Release);
         tracing::info!("PostgreSQL store ready (migrations applied)");
         Ok(())
