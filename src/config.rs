@@ -67,6 +67,9 @@ pub const ENV_METRICS_ADDR: &str = "VERIFYD_METRICS_ADDR";
 pub const ENV_RUST_LOG: &str = "RUST_LOG";
 pub const ENV_SHUTDOWN_GRACE: &str = "VERIFYD_SHUTDOWN_GRACE";
 pub const ENV_REQUEST_TIMEOUT: &str = "VERIFYD_REQUEST_TIMEOUT";
+pub const ENV_HEADER_TIMEOUT: &str = "VERIFYD_HEADER_TIMEOUT";
+pub const ENV_IDLE_TIMEOUT: &str = "VERIFYD_IDLE_TIMEOUT";
+pub const ENV_MAX_CONNECTIONS: &str = "VERIFYD_MAX_CONNECTIONS";
 pub const ENV_STORE_TIMEOUT: &str = "VERIFYD_STORE_TIMEOUT";
 pub const ENV_SQLITE_SYNCHRONOUS: &str = "VERIFYD_SQLITE_SYNCHRONOUS";
 pub const ENV_DB_POOL_SIZE: &str = "VERIFYD_DB_POOL_SIZE";
@@ -355,6 +358,24 @@ pub const SETTINGS: &[Setting] = &[
         default: "15",
         secret: false,
         doc: "Seconds before a request is answered 503 unavailable.",
+    },
+    Setting {
+        name: ENV_HEADER_TIMEOUT,
+        default: "10",
+        secret: false,
+        doc: "Seconds a client gets to send a request's line and headers in full, counted from the connection's accept (or, on a keep-alive connection, from the request's first byte); past it the connection is closed (slowloris). The body is bounded by VERIFYD_REQUEST_TIMEOUT.",
+    },
+    Setting {
+        name: ENV_IDLE_TIMEOUT,
+        default: "75",
+        secret: false,
+        doc: "Seconds a keep-alive connection may wait for its next request before it is closed. Keep it above your load balancer's idle timeout (AWS ALB: 60 s), so the balancer, not verifyd, closes idle connections (otherwise it may send a request on a connection verifyd is closing and answer 502).",
+    },
+    Setting {
+        name: ENV_MAX_CONNECTIONS,
+        default: "10000",
+        secret: false,
+        doc: "Most client connections open at once (the metrics listener counts its own). Past it verifyd stops accepting and new connections wait in the kernel's backlog until one closes; it never fails. The process needs a file-descriptor limit above it (systemd: LimitNOFILE).",
     },
     Setting {
         name: ENV_STORE_TIMEOUT,
@@ -852,6 +873,12 @@ pub struct Config {
     pub log_filter: String,
     pub shutdown_grace: Duration,
     pub request_timeout: Duration,
+    /// How long a request's head may take to arrive in full (slowloris).
+    pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Most connections open at once per listener.
+    pub max_connections: usize,
     pub store_timeout: Duration,
     pub sqlite_synchronous: SqliteSync,
     /// PostgreSQL store: connections per replica.
@@ -1730,6 +1757,18 @@ impl Config {
         });
         let shutdown_grace = r.parse(ENV_SHUTDOWN_GRACE, parse_duration);
         let request_timeout = r.parse(ENV_REQUEST_TIMEOUT, positive_duration);
+        let header_timeout = r.parse(ENV_HEADER_TIMEOUT, |t| {
+            let d = positive_duration(t)?;
+            if d > Duration::from_secs(300) {
+                return Err("must be at most 300 seconds".to_owned());
+            }
+            Ok(d)
+        });
+        let idle_timeout = r.parse(ENV_IDLE_TIMEOUT, positive_duration);
+        let max_connections = r.parse(ENV_MAX_CONNECTIONS, |t| match t.parse::<usize>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+            _ => Err("expected a number of connections from 1 to 1000000".to_owned()),
+        });
         let store_timeout = r.parse(ENV_STORE_TIMEOUT, positive_duration);
         let sqlite_synchronous = r.parse(ENV_SQLITE_SYNCHRONOUS, |t| match t {
             "full" => Ok(SqliteSync::Full),
@@ -1915,6 +1954,9 @@ impl Config {
             log_filter: log_filter.ok_or_else(missing)?,
             shutdown_grace: shutdown_grace.ok_or_else(missing)?,
             request_timeout: request_timeout.ok_or_else(missing)?,
+            header_timeout: header_timeout.ok_or_else(missing)?,
+            idle_timeout: idle_timeout.ok_or_else(missing)?,
+            max_connections: max_connections.ok_or_else(missing)?,
             store_timeout: store_timeout.ok_or_else(missing)?,
             sqlite_synchronous: sqlite_synchronous.ok_or_else(missing)?,
             db_pool_size: db_pool_size.ok_or_else(missing)?,
@@ -2155,6 +2197,16 @@ mod tests {
         assert_eq!(c.code_length.get(), 6);
         assert_eq!(c.code_ttl, Duration::from_secs(600));
         assert!(c.secret.is_none() && c.api_keys.is_empty() && c.twilio.is_none());
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Duration::from_secs(75));
+        assert_eq!(c.max_connections, 10_000);
+        let err = config(&[
+            (ENV_HEADER_TIMEOUT, "0"),
+            (ENV_IDLE_TIMEOUT, "soon"),
+            (ENV_MAX_CONNECTIONS, "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 3, "{err}");
     }
 
     #[test]
@@ -2422,10 +2474,7 @@ mod tests {
             redact_url("postgres://u:p@h:5432/db?x=y"),
             "postgres://u:<redacted>@h:5432/db?x=y"
         );
-        assert_eq!(
-            redact_url("redis://:p@h/0"),
-            "redis://:<redacted>@h/0"
-        );
+        assert_eq!(redact_url("redis://:p@h/0"), "redis://:<redacted>@h/0");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
         assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
@@ -2520,7 +2569,10 @@ mod tests {
                 ENV_SMS_WEBHOOK_URL,
             ),
             (
-                (ENV_SMS_WEBHOOK_URL, "http://sms.example.com/hook?token=gw-token-1"),
+                (
+                    ENV_SMS_WEBHOOK_URL,
+                    "http://sms.example.com/hook?token=gw-token-1",
+                ),
                 ENV_SMS_WEBHOOK_URL,
             ),
         ] {
@@ -2530,7 +2582,16 @@ mod tests {
             assert_eq!(err.problems[0].name, named, "{err}");
             assert!(!err.to_string().contains("gw-token-1"), "{err}");
         }
-        assert!(config(&[good.to_vec(), vec![(ENV_CODE_LENGTH, "6"), (ENV_CODE_TTL, "600")]].concat()).is_ok());
+        assert!(
+            config(
+                &[
+                    good.to_vec(),
+                    vec![(ENV_CODE_LENGTH, "6"), (ENV_CODE_TTL, "600")]
+                ]
+                .concat()
+            )
+            .is_ok()
+        );
         let jwt = [
             (ENV_AUTH, "both"),
             (ENV_JWT_ISSUER, "https://tenant.example.com/"),

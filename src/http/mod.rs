@@ -1,4 +1,5 @@
-//! The HTTP face: routes, authentication, the error envelope, request logging and timeouts.
+//! The HTTP face: routes, authentication, the error envelope, request logging and timeouts,
+//! and the connections they are served on ([`serve`]: header and idle deadlines, a cap).
 //! Handlers only translate between HTTP and the [`Verifier`]; no business rule lives here.
 
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod idempotency;
 pub mod jwt;
 pub mod metrics;
 pub mod mfa;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
