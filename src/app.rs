@@ -21,6 +21,7 @@ use crate::crypto::{Keys, ServerSecret, ServerSecrets, api_key_digest};
 use crate::domain::Lifecycle;
 use crate::http::auth::Authenticator;
 use crate::http::jwt::JwtVerifier;
+use crate::http::serve::ConnectionLimits;
 use crate::http::{self, ApiKeys, AppState};
 use crate::limiter::{Limiter, MemoryLimiter, RedisLimiter, RedisSettings};
 use crate::policy::{Policy, TestNumbers, TrustedProxies};
@@ -301,6 +302,8 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     grace: Duration,
+    /// Deadlines and cap of every connection (each listener counts its own).
+    limits: ConnectionLimits,
     /// Background tasks stopped on shutdown (the purge, the JWKS refresher).
     tasks: Vec<JoinHandle<()>>,
 }
@@ -408,6 +411,11 @@ impl Application {
             metrics_listener,
             state,
             grace: config.shutdown_grace,
+            limits: ConnectionLimits {
+                header_timeout: config.header_timeout,
+                idle_timeout: config.idle_timeout,
+                max_connections: config.max_connections,
+            },
             tasks: std::iter::once(purge).chain(jwks_refresher).collect(),
         })
     }
@@ -437,7 +445,7 @@ impl Application {
     /// Serves until `stop` completes, then drains for at most the shutdown grace.
     ///
     /// # Errors
-    /// I/O errors of the listener.
+    /// None today (a failed `accept` is logged and retried); kept for the callers' sake.
     pub async fn run_until(
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
@@ -447,28 +455,29 @@ impl Application {
             metrics_listener,
             state,
             grace,
+            limits,
             tasks,
         } = self;
-        let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router(state);
         let metrics_task = metrics_listener.map(|l| {
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(l, http::metrics_router()).await {
-                    tracing::error!(error = %e, "metrics listener failed");
-                }
-            })
+            tokio::spawn(http::serve::serve(
+                l,
+                http::metrics_router(),
+                limits,
+                std::future::pending(),
+            ))
         });
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let server = tokio::spawn(http::serve::serve(listener, app, limits, async move {
             stop.await;
             let _ = stopping_tx.send(());
-        });
-        let server = tokio::spawn(async move { server.await });
+        }));
         let drained = async {
             let _ = stopping_rx.await;
             tokio::time::sleep(grace).await;
         };
         let result = tokio::select! {
-            result = server => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            result = server => result.map_err(std::io::Error::other),
             () = drained => {
                 tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace ran out; dropping unfinished requests");
                 Ok(())

@@ -69,6 +69,9 @@ pub const ENV_METRICS_ADDR: &str = "VERIFYD_METRICS_ADDR";
 pub const ENV_RUST_LOG: &str = "RUST_LOG";
 pub const ENV_SHUTDOWN_GRACE: &str = "VERIFYD_SHUTDOWN_GRACE";
 pub const ENV_REQUEST_TIMEOUT: &str = "VERIFYD_REQUEST_TIMEOUT";
+pub const ENV_HEADER_TIMEOUT: &str = "VERIFYD_HEADER_TIMEOUT";
+pub const ENV_IDLE_TIMEOUT: &str = "VERIFYD_IDLE_TIMEOUT";
+pub const ENV_MAX_CONNECTIONS: &str = "VERIFYD_MAX_CONNECTIONS";
 pub const ENV_STORE_TIMEOUT: &str = "VERIFYD_STORE_TIMEOUT";
 pub const ENV_SQLITE_SYNCHRONOUS: &str = "VERIFYD_SQLITE_SYNCHRONOUS";
 pub const ENV_DB_POOL_SIZE: &str = "VERIFYD_DB_POOL_SIZE";
@@ -104,7 +107,7 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_ENV,
         default: "development",
         secret: false,
-        doc: "`development` or `production`. Production refuses to start (exit 64, naming each problem) with the console or null sender (local engine), a generated VERIFYD_SECRET or API key, VERIFYD_TRUSTED_PROXIES trusting every address, or a test number without valid_until; it never serves /dev/outbox.",
+        doc: "`development` or `production`. Production refuses to start (exit 64, naming each problem) with the console or null sender (local engine), a generated VERIFYD_SECRET or API key, VERIFYD_TRUSTED_PROXIES trusting every address, a test number without valid_until, VERIFYD_CODE_LENGTH under 6, VERIFYD_CODE_TTL over 600 s, or a plain http:// URL in use (JWKS, SMS webhook, Twilio base URLs; development allows http:// to loopback only and warns otherwise); it never serves /dev/outbox.",
     },
     Setting {
         name: ENV_ADDR,
@@ -140,7 +143,7 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_JWT_JWKS_URL,
         default: "",
         secret: false,
-        doc: "JWKS of the token issuer, e.g. `https://<tenant>.auth0.com/.well-known/jwks.json` (jwt/both).",
+        doc: "JWKS of the token issuer, e.g. `https://<tenant>.auth0.com/.well-known/jwks.json` (jwt/both); https:// in production (userinfo and secret query parameters redacted in output).",
     },
     Setting {
         name: ENV_JWT_ISSUER,
@@ -198,9 +201,9 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: ENV_BLOCKED_NUMBER_TYPES,
-        default: "premium_rate,shared_cost,uan,voicemail,pager,unknown",
+        default: "premium_rate,shared_cost,uan,voicemail,pager,unknown,toll_free",
         secret: false,
-        doc: "libphonenumber line types refused with 403 number_type_not_allowed (empty list: none).",
+        doc: "libphonenumber line types refused with 403 number_type_not_allowed (empty list: none). toll_free is in the default because toll-free numbers are a classic SMS-pumping (traffic-pumping) target and rarely belong to a person's phone.",
     },
     Setting {
         name: ENV_RATE_LIMIT_IP_MAX,
@@ -326,19 +329,19 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_CODE_LENGTH,
         default: "6",
         secret: false,
-        doc: "Digits per code, 4 to 10.",
+        doc: "Digits per code, 4 to 10 (production: at least 6).",
     },
     Setting {
         name: ENV_CODE_TTL,
         default: "600",
         secret: false,
-        doc: "How long a code stays valid, in seconds (Twilio: 10 minutes).",
+        doc: "How long a code stays valid, in seconds (Twilio: 10 minutes; production: at most 600).",
     },
     Setting {
         name: ENV_METRICS_ADDR,
         default: "",
         secret: false,
-        doc: "Serve `GET /metrics` on its own listener here (public: bind it privately); unset: on the main listener, behind the API key.",
+        doc: "Serve `GET /metrics` on its own listener here (public: bind it privately); unset: on the main listener, behind the API key (a user token is refused there).",
     },
     Setting {
         name: ENV_LOG_FORMAT,
@@ -363,6 +366,24 @@ pub const SETTINGS: &[Setting] = &[
         default: "15",
         secret: false,
         doc: "Seconds before a request is answered 503 unavailable.",
+    },
+    Setting {
+        name: ENV_HEADER_TIMEOUT,
+        default: "10",
+        secret: false,
+        doc: "Seconds a client gets to send a request's line and headers in full, counted from the connection's accept (or, on a keep-alive connection, from the request's first byte); past it the connection is closed (slowloris). The body is bounded by VERIFYD_REQUEST_TIMEOUT.",
+    },
+    Setting {
+        name: ENV_IDLE_TIMEOUT,
+        default: "75",
+        secret: false,
+        doc: "Seconds a keep-alive connection may wait for its next request before it is closed. Keep it above your load balancer's idle timeout (AWS ALB: 60 s), so the balancer, not verifyd, closes idle connections (otherwise it may send a request on a connection verifyd is closing and answer 502).",
+    },
+    Setting {
+        name: ENV_MAX_CONNECTIONS,
+        default: "10000",
+        secret: false,
+        doc: "Most client connections open at once (the metrics listener counts its own). Past it verifyd stops accepting and new connections wait in the kernel's backlog until one closes; it never fails. The process needs a file-descriptor limit above it (systemd: LimitNOFILE).",
     },
     Setting {
         name: ENV_STORE_TIMEOUT,
@@ -470,7 +491,7 @@ pub const SETTINGS: &[Setting] = &[
         name: ENV_SMS_WEBHOOK_URL,
         default: "",
         secret: false,
-        doc: "webhook sender: the URL that receives each message as a signed JSON POST.",
+        doc: "webhook sender: the URL that receives each message as a signed JSON POST (https:// in production; redirects are never followed; userinfo and secret query parameters such as `token` or `api_key` redacted in output).",
     },
     Setting {
         name: ENV_SMS_WEBHOOK_SECRET,
@@ -583,7 +604,7 @@ pub struct WebhookConfig {
 impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
+            .field("url", &redact_url(&self.url))
             .field("secret", &"<redacted>")
             .field("timeout", &self.timeout)
             .finish()
@@ -619,7 +640,7 @@ impl AuthMode {
 }
 
 /// Where user tokens come from and what they must say.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct JwtConfig {
     pub jwks_url: String,
     pub issuer: String,
@@ -627,6 +648,20 @@ pub struct JwtConfig {
     pub algorithms: Vec<jsonwebtoken::Algorithm>,
     pub leeway: Duration,
     pub refresh: Duration,
+}
+
+/// The JWKS URL through [`redact_url`] (it may carry a token).
+impl fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("jwks_url", &redact_url(&self.jwks_url))
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("algorithms", &self.algorithms)
+            .field("leeway", &self.leeway)
+            .field("refresh", &self.refresh)
+            .finish()
+    }
 }
 
 /// Log output format.
@@ -701,7 +736,7 @@ impl DatabaseUrl {
     }
 }
 
-/// The URL with any password replaced, so `Debug` never prints it.
+/// The URL through [`redact_url`], so `Debug` never prints a password or a secret parameter.
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self {
@@ -709,12 +744,32 @@ impl fmt::Debug for DatabaseUrl {
             DatabaseUrl::SqliteMemory { .. } => "SqliteMemory",
             DatabaseUrl::Postgres { .. } => "Postgres",
         };
-        write!(f, "{kind}({})", redact_url_password(self.as_str()))
+        write!(f, "{kind}({})", redact_url(self.as_str()))
     }
 }
 
-/// `scheme://user:secret@host/…` → `scheme://user:<redacted>@host/…`; anything else unchanged.
-pub fn redact_url_password(url: &str) -> String {
+/// Query (and fragment) parameters whose value is a secret: a parameter is redacted when its
+/// lowercased name contains one of these (`token`, `access_token`, `api_key`, `apikey`, `key`,
+/// `secret`, `client_secret`, `password`, `sslpassword`, `pwd`, `sig`, `signature`, `auth`,
+/// `credential`, …). Over-redacting a harmless `sslkey` path is the price of never missing one.
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "key",
+    "secret",
+    "pass",
+    "pwd",
+    "sig",
+    "auth",
+    "credential",
+];
+
+/// A URL as it may be shown (`verifyd config`, problems, `Debug`, logs): the password of its
+/// userinfo becomes `<redacted>` (`postgres://u:<redacted>@h/db`), and so does a bare user
+/// name in an http(s) URL (`https://<redacted>@host/…`: there it is usually a token; a database
+/// or Redis user name is kept); every query or fragment parameter whose name looks secret (see
+/// [`SECRET_PARAMS`]) keeps its name and loses its value (`?token=<redacted>&region=us`).
+/// Text that is not `scheme://…` is returned unchanged.
+pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
@@ -722,18 +777,66 @@ pub fn redact_url_password(url: &str) -> String {
     let rest = &url[rest_start..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
+    let mut out = String::with_capacity(url.len() + 16);
+    out.push_str(&url[..rest_start]);
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.find(':') {
+                Some(colon) => {
+                    out.push_str(&userinfo[..=colon]);
+                    out.push_str("<redacted>");
+                }
+                None if !userinfo.is_empty()
+                    && matches!(
+                        url[..scheme_end].to_ascii_lowercase().as_str(),
+                        "http" | "https"
+                    ) =>
+                {
+                    out.push_str("<redacted>");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let tail = &rest[authority_end..];
+    let (before_fragment, fragment) = match tail.find('#') {
+        Some(i) => (&tail[..i], Some(&tail[i + 1..])),
+        None => (tail, None),
     };
-    let Some(colon) = authority[..at].find(':') else {
-        return url.to_owned();
-    };
-    format!(
-        "{}{}<redacted>{}",
-        &url[..rest_start],
-        &authority[..=colon],
-        &url[rest_start + at..]
-    )
+    match before_fragment.find('?') {
+        Some(q) => {
+            out.push_str(&before_fragment[..=q]);
+            out.push_str(&redact_params(&before_fragment[q + 1..]));
+        }
+        None => out.push_str(before_fragment),
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(&redact_params(fragment));
+    }
+    out
+}
+
+/// `a=1&token=x` → `a=1&token=<redacted>` (see [`SECRET_PARAMS`]).
+fn redact_params(params: &str) -> String {
+    params
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, value)) if !value.is_empty() && secret_param(name) => {
+                format!("{name}=<redacted>")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAMS.iter().any(|s| name.contains(s))
 }
 
 /// The validated settings.
@@ -778,6 +881,12 @@ pub struct Config {
     pub log_filter: String,
     pub shutdown_grace: Duration,
     pub request_timeout: Duration,
+    /// How long a request's head may take to arrive in full (slowloris).
+    pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Most connections open at once per listener.
+    pub max_connections: usize,
     pub store_timeout: Duration,
     pub sqlite_synchronous: SqliteSync,
     /// PostgreSQL store: connections per replica.
@@ -1072,12 +1181,15 @@ impl Reader<'_> {
         need(ENV_JWT_JWKS_URL, &url);
         need(ENV_JWT_ISSUER, &issuer);
         need(ENV_JWT_AUDIENCE, &audience);
-        if let Some(u) = &url
-            && let Err(e) = parse_base_url(u)
-        {
-            self.problem(ENV_JWT_JWKS_URL, u, e);
-            return None;
-        }
+        let url = match url.as_deref().map(|u| parse_url(u.trim())) {
+            Some(Ok(u)) => Some(u),
+            Some(Err(e)) => {
+                let raw = url.unwrap_or_default();
+                self.problem(ENV_JWT_JWKS_URL, &raw, e);
+                return None;
+            }
+            None => None,
+        };
         Some(JwtConfig {
             jwks_url: url?,
             issuer: issuer?,
@@ -1089,8 +1201,16 @@ impl Reader<'_> {
     }
 }
 
-/// Settings holding URLs that may carry a password: shown with the password redacted.
-const URL_SETTINGS: &[&str] = &[ENV_DATABASE_URL, ENV_REDIS_URL];
+/// Settings holding URLs that may carry a password or a token: shown through [`redact_url`].
+const URL_SETTINGS: &[&str] = &[
+    ENV_DATABASE_URL,
+    ENV_REDIS_URL,
+    ENV_JWT_JWKS_URL,
+    ENV_SMS_WEBHOOK_URL,
+    ENV_TWILIO_VERIFY_BASE_URL,
+    ENV_TWILIO_API_BASE_URL,
+    ENV_TWILIO_MESSAGING_BASE_URL,
+];
 
 /// Collects values and problems while the settings are read.
 struct Reader<'a> {
@@ -1109,7 +1229,7 @@ impl Reader<'_> {
         };
         let shown = match (&value, spec.secret) {
             (Some(v), true) if !v.is_empty() => "<redacted>".to_owned(),
-            (Some(v), _) if URL_SETTINGS.contains(&name) => redact_url_password(v),
+            (Some(v), _) if URL_SETTINGS.contains(&name) => redact_url(v),
             (Some(v), _) => v.clone(),
             (None, _) if spec.default.is_empty() => "<unset>".to_owned(),
             (None, _) => spec.default.to_owned(),
@@ -1160,7 +1280,7 @@ impl Reader<'_> {
             value: if secret {
                 "<redacted>".to_owned()
             } else if URL_SETTINGS.contains(&name) {
-                format!("{:?}", redact_url_password(value))
+                format!("{:?}", redact_url(value))
             } else {
                 format!("{value:?}")
             },
@@ -1208,6 +1328,41 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".to_owned());
     }
     Ok(d)
+}
+
+/// An absolute `http(s)://` URL of one endpoint (the JWKS, the SMS webhook): a query is allowed
+/// (gateways and issuers may take a token there; it is redacted in output), a fragment is not.
+/// Returned without a trailing slash when it has no query.
+fn parse_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("expected an http:// or https:// URL".to_owned());
+    }
+    if url.fragment().is_some() {
+        return Err("must not have a fragment".to_owned());
+    }
+    if url.query().is_some() {
+        Ok(text.to_owned())
+    } else {
+        Ok(text.trim_end_matches('/').to_owned())
+    }
+}
+
+/// `Some(loopback)` when `url` is plain `http://` (`loopback`: its host is `localhost` or a
+/// loopback address); `None` for https:// (or anything unparsable, refused elsewhere).
+fn plain_http(url: &str) -> Option<bool> {
+    let url = reqwest::Url::parse(url).ok()?;
+    if url.scheme() != "http" {
+        return None;
+    }
+    let host = url.host_str()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some(
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+    )
 }
 
 /// An absolute `http(s)://` URL without query or fragment; returned without a trailing slash.
@@ -1449,7 +1604,7 @@ impl Config {
             .filter(|v| !v.trim().is_empty());
         let webhook_url_set = webhook_url_raw.is_some();
         let webhook_url = match webhook_url_raw {
-            Some(v) => match parse_base_url(v.trim()) {
+            Some(v) => match parse_url(v.trim()) {
                 Ok(url) => Some(url),
                 Err(e) => {
                     r.problem(ENV_SMS_WEBHOOK_URL, &v, e);
@@ -1610,6 +1765,18 @@ impl Config {
         });
         let shutdown_grace = r.parse(ENV_SHUTDOWN_GRACE, parse_duration);
         let request_timeout = r.parse(ENV_REQUEST_TIMEOUT, positive_duration);
+        let header_timeout = r.parse(ENV_HEADER_TIMEOUT, |t| {
+            let d = positive_duration(t)?;
+            if d > Duration::from_secs(300) {
+                return Err("must be at most 300 seconds".to_owned());
+            }
+            Ok(d)
+        });
+        let idle_timeout = r.parse(ENV_IDLE_TIMEOUT, positive_duration);
+        let max_connections = r.parse(ENV_MAX_CONNECTIONS, |t| match t.parse::<usize>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+            _ => Err("expected a number of connections from 1 to 1000000".to_owned()),
+        });
         let store_timeout = r.parse(ENV_STORE_TIMEOUT, positive_duration);
         let sqlite_synchronous = r.parse(ENV_SQLITE_SYNCHRONOUS, |t| match t {
             "full" => Ok(SqliteSync::Full),
@@ -1648,6 +1815,30 @@ impl Config {
         let _ = r.raw(ENV_CONFIG);
         let auth_mode = auth.unwrap_or(AuthMode::ApiKey);
 
+        // The outbound URLs in use: where codes, tokens or credentials travel.
+        let mut urls_in_use: Vec<(&'static str, &str)> = Vec::new();
+        if let Some(j) = &jwt {
+            urls_in_use.push((ENV_JWT_JWKS_URL, &j.jwks_url));
+        }
+        if let Some(w) = &sms_webhook {
+            urls_in_use.push((ENV_SMS_WEBHOOK_URL, &w.url));
+        }
+        match (provider, sms_sender) {
+            (Some(ProviderKind::TwilioVerify), _) => {
+                if let Some(u) = &twilio_verify_base_url {
+                    urls_in_use.push((ENV_TWILIO_VERIFY_BASE_URL, u));
+                }
+            }
+            (Some(ProviderKind::Local), Some(SenderKind::TwilioMessaging)) => {
+                if let Some(u) = &twilio_api_base_url {
+                    urls_in_use.push((ENV_TWILIO_API_BASE_URL, u));
+                }
+                if let Some(u) = &twilio_messaging_base_url {
+                    urls_in_use.push((ENV_TWILIO_MESSAGING_BASE_URL, u));
+                }
+            }
+            _ => {}
+        }
         if profile == Some(Profile::Production) {
             production_rules(
                 &mut r,
@@ -1659,8 +1850,20 @@ impl Config {
                     api_keys_set: !api_keys.is_empty(),
                     trusted_proxies: trusted_proxies.as_deref(),
                     test_numbers: &test_numbers,
+                    code_length,
+                    code_ttl,
+                    urls: &urls_in_use,
                 },
             );
+        } else {
+            for (name, url) in &urls_in_use {
+                if plain_http(url) == Some(false) {
+                    warnings.push(format!(
+                        "{name} is plain http:// to a host that is not loopback: what it carries \
+                         travels unencrypted (production refuses it); use https://"
+                    ));
+                }
+            }
         }
 
         if let Some(DatabaseUrl::Postgres { .. }) = &database_url {
@@ -1759,6 +1962,9 @@ impl Config {
             log_filter: log_filter.ok_or_else(missing)?,
             shutdown_grace: shutdown_grace.ok_or_else(missing)?,
             request_timeout: request_timeout.ok_or_else(missing)?,
+            header_timeout: header_timeout.ok_or_else(missing)?,
+            idle_timeout: idle_timeout.ok_or_else(missing)?,
+            max_connections: max_connections.ok_or_else(missing)?,
             store_timeout: store_timeout.ok_or_else(missing)?,
             sqlite_synchronous: sqlite_synchronous.ok_or_else(missing)?,
             db_pool_size: db_pool_size.ok_or_else(missing)?,
@@ -1839,7 +2045,16 @@ struct Judged<'a> {
     api_keys_set: bool,
     trusted_proxies: Option<&'a [IpNet]>,
     test_numbers: &'a [TestNumber],
+    code_length: Option<CodeLength>,
+    code_ttl: Option<Duration>,
+    /// The outbound URLs in use, by setting.
+    urls: &'a [(&'static str, &'a str)],
 }
+
+/// The shortest code production accepts.
+const PRODUCTION_MIN_CODE_LENGTH: usize = 6;
+/// The longest code lifetime production accepts (Twilio Verify's 10 minutes).
+const PRODUCTION_MAX_CODE_TTL: Duration = Duration::from_secs(600);
 
 /// `VERIFYD_ENV=production`: refuses the laptop defaults and the settings that undo a
 /// protection, one problem per rule, each naming its variable.
@@ -1882,6 +2097,33 @@ fn production_rules(r: &mut Reader<'_>, j: &Judged<'_>) {
             &all.to_string(),
             "trusts every address, so any client chooses its own IP bucket with X-Forwarded-For; list only your reverse proxies' addresses",
         );
+    }
+    if let Some(length) = j.code_length
+        && length.get() < PRODUCTION_MIN_CODE_LENGTH
+    {
+        r.problem(
+            ENV_CODE_LENGTH,
+            &length.get().to_string(),
+            "is refused in production: codes under 6 digits are too easy to guess (with 5 checks per code, a 4-digit code falls once in 2,000 tries); use 6 or more",
+        );
+    }
+    if let Some(ttl) = j.code_ttl
+        && ttl > PRODUCTION_MAX_CODE_TTL
+    {
+        r.problem(
+            ENV_CODE_TTL,
+            &ttl.as_secs().to_string(),
+            "is refused in production: a code valid for more than 600 seconds (10 minutes) gives guessing and phishing more time; use at most 600",
+        );
+    }
+    for (name, url) in j.urls {
+        if plain_http(url).is_some() {
+            r.problem(
+                name,
+                url,
+                "is refused in production: plain http:// lets anyone on the path read and change what it carries (codes, tokens, credentials), loopback included; use https://",
+            );
+        }
     }
     for (i, t) in j.test_numbers.iter().enumerate() {
         if t.valid_until.is_none() {
@@ -1967,6 +2209,16 @@ mod tests {
         assert_eq!(c.code_length.get(), 6);
         assert_eq!(c.code_ttl, Duration::from_secs(600));
         assert!(c.secret.is_none() && c.api_keys.is_empty() && c.twilio.is_none());
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, Duration::from_secs(75));
+        assert_eq!(c.max_connections, 10_000);
+        let err = config(&[
+            (ENV_HEADER_TIMEOUT, "0"),
+            (ENV_IDLE_TIMEOUT, "soon"),
+            (ENV_MAX_CONNECTIONS, "0"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 3, "{err}");
     }
 
     #[test]
@@ -2231,15 +2483,60 @@ mod tests {
     #[test]
     fn url_passwords_are_redacted() {
         assert_eq!(
-            redact_url_password("postgres://u:p@h:5432/db?x=y"),
+            redact_url("postgres://u:p@h:5432/db?x=y"),
             "postgres://u:<redacted>@h:5432/db?x=y"
         );
+        assert_eq!(redact_url("redis://:p@h/0"), "redis://:<redacted>@h/0");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    #[test]
+    fn url_userinfo_and_secret_query_parameters_are_redacted() {
+        for (url, shown) in [
+            (
+                "postgres://verifyd@db:5432/verifyd?password=hunter2&sslmode=require",
+                "postgres://verifyd@db:5432/verifyd?password=<redacted>&sslmode=require",
+            ),
+            (
+                "https://gw:pw@sms.example.com/hook?token=t1&region=us&api_key=k1",
+                "https://gw:<redacted>@sms.example.com/hook?token=<redacted>&region=us&api_key=<redacted>",
+            ),
+            (
+                "https://ghp_abc@sms.example.com/hook",
+                "https://<redacted>@sms.example.com/hook",
+            ),
+            (
+                "https://issuer.example.com/jwks?Signature=s&X-Amz-Credential=c&sig=x&key=k&secret=y&access_token=a&auth=b&kid=1",
+                "https://issuer.example.com/jwks?Signature=<redacted>&X-Amz-Credential=<redacted>&sig=<redacted>&key=<redacted>&secret=<redacted>&access_token=<redacted>&auth=<redacted>&kid=1",
+            ),
+            (
+                "https://h/p#access_token=a&state=1",
+                "https://h/p#access_token=<redacted>&state=1",
+            ),
+            ("https://h/p?flag&token=", "https://h/p?flag&token="),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_may_carry_a_query_but_base_urls_may_not() {
         assert_eq!(
-            redact_url_password("redis://:p@h/0"),
-            "redis://:<redacted>@h/0"
+            parse_url("https://h/hook?token=x").unwrap(),
+            "https://h/hook?token=x"
         );
-        assert_eq!(redact_url_password("redis://h:6379"), "redis://h:6379");
-        assert_eq!(redact_url_password("sqlite://a.db"), "sqlite://a.db");
+        assert_eq!(parse_url("https://h/hook/").unwrap(), "https://h/hook");
+        assert!(parse_url("https://h/hook#x").is_err());
+        assert!(parse_url("ftp://h/hook").is_err());
+        assert!(parse_base_url("https://h/?x=1").is_err());
+        assert_eq!(plain_http("https://h/"), None);
+        assert_eq!(plain_http("http://127.0.0.2:9/"), Some(true));
+        assert_eq!(plain_http("http://[::1]:9/"), Some(true));
+        assert_eq!(plain_http("http://localhost/"), Some(true));
+        assert_eq!(plain_http("http://10.0.0.1/"), Some(false));
+        assert_eq!(plain_http("http://sms.example.com/"), Some(false));
     }
 
     #[test]
@@ -2274,6 +2571,67 @@ mod tests {
             assert_eq!(err.problems.len(), 1, "{err}");
             assert_eq!(err.problems[0].name, named, "{err}");
         }
+        // Weak code settings, and plain http:// where codes or credentials travel.
+        for (set, named) in [
+            ((ENV_CODE_LENGTH, "5"), ENV_CODE_LENGTH),
+            ((ENV_CODE_TTL, "601"), ENV_CODE_TTL),
+            ((ENV_CODE_TTL, "1h"), ENV_CODE_TTL),
+            (
+                (ENV_SMS_WEBHOOK_URL, "http://127.0.0.1:9/hook"),
+                ENV_SMS_WEBHOOK_URL,
+            ),
+            (
+                (
+                    ENV_SMS_WEBHOOK_URL,
+                    "http://sms.example.com/hook?token=gw-token-1",
+                ),
+                ENV_SMS_WEBHOOK_URL,
+            ),
+        ] {
+            let pairs = [without(set.0), vec![set]].concat();
+            let err = config(&pairs).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{err}");
+            assert_eq!(err.problems[0].name, named, "{err}");
+            assert!(!err.to_string().contains("gw-token-1"), "{err}");
+        }
+        assert!(
+            config(
+                &[
+                    good.to_vec(),
+                    vec![(ENV_CODE_LENGTH, "6"), (ENV_CODE_TTL, "600")]
+                ]
+                .concat()
+            )
+            .is_ok()
+        );
+        let jwt = [
+            (ENV_AUTH, "both"),
+            (ENV_JWT_ISSUER, "https://tenant.example.com/"),
+            (ENV_JWT_AUDIENCE, "https://verifyd.example/api"),
+        ];
+        let with_jwks = |url: &'static str| {
+            [good.to_vec(), jwt.to_vec(), vec![(ENV_JWT_JWKS_URL, url)]].concat()
+        };
+        assert!(config(&with_jwks("https://tenant.example.com/jwks.json")).is_ok());
+        let err = config(&with_jwks("http://localhost:9/jwks.json")).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert_eq!(err.problems[0].name, ENV_JWT_JWKS_URL, "{err}");
+        // Development allows http:// to loopback, and warns about it to any other host.
+        let dev = |url: &'static str| {
+            config(&[
+                (ENV_SMS_SENDER, "webhook"),
+                (ENV_SMS_WEBHOOK_URL, url),
+                (ENV_SMS_WEBHOOK_SECRET, "a-webhook-secret-of-some-length"),
+            ])
+            .unwrap()
+        };
+        assert!(dev("http://127.0.0.1:9/hook").warnings.is_empty());
+        let c = dev("http://sms.example.com/hook");
+        assert!(
+            c.warnings.iter().any(|w| w.contains(ENV_SMS_WEBHOOK_URL)),
+            "{:?}",
+            c.warnings
+        );
         // The same settings are fine in development (with a warning for the proxies).
         let c = config(&[(ENV_TRUSTED_PROXIES, "0.0.0.0/0")]).unwrap();
         assert_eq!(c.profile, Profile::Development);

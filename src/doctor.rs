@@ -2,8 +2,10 @@
 //! check (✔ passed, ✘ failed with the fix, · for information), so a deploy pipeline can run it
 //! before switching traffic (exit 1 on any ✘).
 //!
-//! It changes nothing: the SQLite file is opened without being created or migrated, the secret
-//! file is read but never generated, and Twilio is only read (GET). It prints no secret: Twilio
+//! It changes nothing: the SQLite file is opened without being created or migrated, a
+//! PostgreSQL database is read without being migrated (a schema that lacks migrations is a
+//! failure to fix, never fixed here), the secret file is read but never generated, and Twilio
+//! is only read (GET). It prints no secret: Twilio
 //! answers are reduced to their HTTP status and error code, and secrets to their key ids.
 
 use std::fmt::Write as _;
@@ -20,7 +22,7 @@ use crate::crypto::{ServerSecret, ServerSecrets};
 use crate::domain::{Channel, Timestamp};
 use crate::provider::twilio_sync::read_ip_buckets;
 use crate::rotation::{self, RotationError};
-use crate::store::{SqliteStore, Store};
+use crate::store::{PostgresSettings, PostgresStore, SchemaStatus, SqliteStore, Store};
 use crate::twilio::{TwilioClient, TwilioError};
 
 /// How far our clock and Twilio's `Date` may drift apart before doctor complains.
@@ -117,7 +119,7 @@ pub async fn run(config: &Config) -> Report {
     let mut report = Report::default();
     settings(&mut report, config);
     let store = store(&mut report, config).await;
-    secrets(&mut report, config, store.as_ref()).await;
+    secrets(&mut report, config, store.as_deref()).await;
     limiter(&mut report, config).await;
     auth(&mut report, config);
     clock(&mut report);
@@ -161,7 +163,9 @@ fn settings(report: &mut Report, config: &Config) {
     }
 }
 
-async fn store(report: &mut Report, config: &Config) -> Option<SqliteStore> {
+/// The store's check; the store itself when its schema is this binary's, so the secrets can be
+/// checked against its key-check records.
+async fn store(report: &mut Report, config: &Config) -> Option<Box<dyn Store>> {
     let path = match &config.database_url {
         DatabaseUrl::SqliteMemory { .. } => {
             report.info(
@@ -171,26 +175,7 @@ async fn store(report: &mut Report, config: &Config) -> Option<SqliteStore> {
             return None;
         }
         DatabaseUrl::SqliteFile { path, .. } => path,
-        DatabaseUrl::Postgres { .. } => {
-            // PostgreSQL: reachability and migrations (build_store migrates on first contact);
-            // the key-check records are verified by `verifyd serve` at start.
-            match crate::app::build_store(config).await {
-                Ok(store) => match store.ping().await {
-                    Ok(()) => report.pass("store", "PostgreSQL reachable and migrated"),
-                    Err(e) => report.fail(
-                        "store",
-                        format!("PostgreSQL is not reachable: {e}"),
-                        "check VERIFYD_DATABASE_URL and that the database server runs",
-                    ),
-                },
-                Err(e) => report.fail(
-                    "store",
-                    format!("PostgreSQL cannot be used: {e}"),
-                    "check VERIFYD_DATABASE_URL and the database user's rights",
-                ),
-            }
-            return None;
-        }
+        DatabaseUrl::Postgres { url } => return postgres(report, config, url).await,
     };
     let opened = SqliteStore::open_existing(path, config.store_timeout).await;
     let store = match opened {
@@ -259,7 +244,85 @@ async fn store(report: &mut Report, config: &Config) -> Option<SqliteStore> {
             "check the file, its directory and their permissions",
         ),
     }
-    Some(store)
+    Some(Box::new(store))
+}
+
+/// PostgreSQL: reachable, and migrated exactly to this binary's schema. Read without
+/// migrating: a database that lacks migrations is reported, not changed.
+async fn postgres(report: &mut Report, config: &Config, url: &str) -> Option<Box<dyn Store>> {
+    let store = match PostgresStore::without_migrating(
+        url,
+        PostgresSettings {
+            pool_size: 1,
+            acquire_timeout: config.store_timeout,
+            statement_timeout: config.db_statement_timeout,
+        },
+    ) {
+        Ok(store) => store,
+        Err(e) => {
+            report.fail(
+                "store",
+                format!("PostgreSQL cannot be used: {e}"),
+                "check VERIFYD_DATABASE_URL",
+            );
+            return None;
+        }
+    };
+    let status = match store.schema_status().await {
+        Ok(status) => status,
+        Err(e) => {
+            report.fail(
+                "store",
+                format!("PostgreSQL does not answer: {e}"),
+                "check VERIFYD_DATABASE_URL, that the database server runs and the database user's rights",
+            );
+            return None;
+        }
+    };
+    postgres_schema(report, &status);
+    status
+        .up_to_date()
+        .then(|| Box::new(store) as Box<dyn Store>)
+}
+
+fn postgres_schema(report: &mut Report, status: &SchemaStatus) {
+    if !status.unknown.is_empty() {
+        report.fail(
+            "store",
+            format!(
+                "PostgreSQL was migrated by a newer verifyd (unknown migration(s) {:?})",
+                status.unknown
+            ),
+            "run the verifyd version that migrated it, or restore a backup made for this one",
+        );
+    } else if status.applied == 0 {
+        report.fail(
+            "store",
+            format!(
+                "PostgreSQL reachable but not migrated: none of the {} migration(s) applied (doctor changes nothing)",
+                status.pending.len()
+            ),
+            "start `verifyd serve` once (it migrates at start), or check that VERIFYD_DATABASE_URL names verifyd's database",
+        );
+    } else if !status.pending.is_empty() {
+        report.fail(
+            "store",
+            format!(
+                "PostgreSQL reachable but behind: {} migration(s) missing ({}); doctor changes nothing",
+                status.pending.len(),
+                status.pending.join(", ")
+            ),
+            "start this verifyd's `verifyd serve` once (it migrates at start) before switching traffic",
+        );
+    } else {
+        report.pass(
+            "store",
+            format!(
+                "PostgreSQL reachable, schema up to date ({} migrations)",
+                status.applied
+            ),
+        );
+    }
 }
 
 /// The configured secrets, or the generated one if its file exists (never created here).
@@ -280,7 +343,7 @@ fn configured_secrets(config: &Config) -> Result<Option<ServerSecrets>, String> 
     }
 }
 
-async fn secrets(report: &mut Report, config: &Config, store: Option<&SqliteStore>) {
+async fn secrets(report: &mut Report, config: &Config, store: Option<&dyn Store>) {
     let secrets = match configured_secrets(config) {
         Ok(Some(s)) => s,
         Ok(None) => {

@@ -189,7 +189,7 @@ impl TwilioClient {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(e))?;
         let value =
             serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode(e.to_string()))?;
         Ok((value, date))
@@ -225,7 +225,7 @@ impl TwilioClient {
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(e))?;
         serde_json::from_slice(&bytes).map_err(|e| TwilioError::Decode(e.to_string()))
     }
 
@@ -237,7 +237,7 @@ impl TwilioClient {
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -262,7 +262,9 @@ impl TwilioClient {
         }))
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> TwilioError {
+    /// The error without its URL (a base URL may carry credentials; the path is known).
+    fn transport_error(&self, e: reqwest::Error) -> TwilioError {
+        let e = e.without_url();
         if e.is_connect() {
             TwilioError::Connect(e.to_string())
         } else if e.is_timeout() {

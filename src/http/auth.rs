@@ -1,5 +1,8 @@
 //! API-key authentication: `Authorization: Bearer <key>`, checked against SHA-256 digests of
 //! the accepted keys in constant time (every key is compared, whatever matches first).
+//! The operator routes (`/dev/outbox`, `/metrics` on the main listener) take an API key only:
+//! a user token, however valid, is refused there, so an app user never reads other users'
+//! codes or the service's figures.
 
 use std::sync::Arc;
 
@@ -105,6 +108,25 @@ pub async fn authenticate(
             }
         },
         _ => unauthorized(auth.mode.jwt()),
+    }
+}
+
+/// Guards the operator routes (`/dev/outbox`, and `/metrics` on the main listener): only an
+/// accepted API key passes. Anything else, a valid user token included, is refused with 401
+/// `unauthorized` (`WWW-Authenticate: Bearer`); no JWT is even verified here. With
+/// `VERIFYD_AUTH=jwt` no API key is accepted, so these routes always answer 401 (serve metrics
+/// on `VERIFYD_METRICS_ADDR` then).
+pub async fn require_api_key(
+    State(auth): State<Arc<Authenticator>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let accepted = auth.mode.api_keys()
+        && bearer_token(&req).is_some_and(|token| auth.api_keys.accepts(token));
+    if accepted {
+        next.run(req).await
+    } else {
+        unauthorized(false)
     }
 }
 

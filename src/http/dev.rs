@@ -1,5 +1,6 @@
 //! `GET /dev/outbox`: the console sender's messages, oldest first. The route exists only when
-//! the console sender is in use, and sits behind the API key like everything else.
+//! the console sender is in use, and takes the API key only (a user token is refused with 401:
+//! the outbox holds every user's codes).
 
 use axum::Json;
 use axum::extract::State;
@@ -21,7 +22,7 @@ pub struct OutboxBody {
     tag = "development",
     responses(
         (status = 200, description = "Messages the console sender delivered", body = OutboxBody),
-        (status = 401, description = "`unauthorized`", body = super::error::ErrorBody),
+        (status = 401, description = "`unauthorized` (the API key only; a user token is refused)", body = super::error::ErrorBody),
     ),
     security(("api_key" = []))
 )]

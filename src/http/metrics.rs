@@ -54,7 +54,7 @@ pub fn handle() -> PrometheusHandle {
     tag = "operations",
     responses(
         (status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String),
-        (status = 401, description = "`unauthorized` (on the main listener the API key is required)", body = super::error::ErrorBody),
+        (status = 401, description = "`unauthorized` (on the main listener the API key is required; a user token is refused)", body = super::error::ErrorBody),
     ),
     security((), ("api_key" = []))
 )]

@@ -1,4 +1,5 @@
-//! The HTTP face: routes, authentication, the error envelope, request logging and timeouts.
+//! The HTTP face: routes, authentication, the error envelope, request logging and timeouts,
+//! and the connections they are served on ([`serve`]: header and idle deadlines, a cap).
 //! Handlers only translate between HTTP and the [`Verifier`]; no business rule lives here.
 
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod idempotency;
 pub mod jwt;
 pub mod metrics;
 pub mod mfa;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -115,21 +117,30 @@ impl Modify for BearerAuth {
 
 /// The routes and their OpenAPI description, before state and middleware.
 fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let mut protected = OpenApiRouter::new()
+    let protected = OpenApiRouter::new()
         .routes(routes!(mfa::send_code))
-        .routes(routes!(mfa::verify_code));
+        .routes(routes!(mfa::verify_code))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state.auth),
+            auth::authenticate,
+        ));
+    // The operator's routes: the API key only, never a user token.
+    let mut operator = OpenApiRouter::new();
     if state.outbox.is_some() {
-        protected = protected.routes(routes!(dev::outbox));
+        operator = operator.routes(routes!(dev::outbox));
     }
     if state.metrics_on_main {
-        protected = protected.routes(routes!(metrics::render));
+        operator = operator.routes(routes!(metrics::render));
     }
-    let protected = protected.route_layer(middleware::from_fn_with_state(
-        Arc::clone(&state.auth),
-        auth::authenticate,
-    ));
+    if state.outbox.is_some() || state.metrics_on_main {
+        operator = operator.route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state.auth),
+            auth::require_api_key,
+        ));
+    }
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)
+        .merge(operator)
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts()

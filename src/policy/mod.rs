@@ -252,7 +252,11 @@ mod tests {
                 "+443001234567",
                 Err(PolicyError::NumberTypeNotAllowed(NumberType::Uan)),
             ),
-            ("+18005550100", Ok(())),
+            // Toll-free is blocked by default (an SMS-pumping target, rarely a person's phone).
+            (
+                "+18005550100",
+                Err(PolicyError::NumberTypeNotAllowed(NumberType::TollFree)),
+            ),
             ("+447400123456", Ok(())),
             ("+442079460000", Ok(())),
             ("+33612345678", Err(PolicyError::CountryNotAllowed)),

@@ -6,8 +6,9 @@
 //! `X-Verifyd-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` under
 //! `VERIFYD_SMS_WEBHOOK_SECRET`. The receiver recomputes the HMAC over the exact bytes it got,
 //! compares in constant time, and refuses stale `t` values to stop replays. Any 2xx means
-//! sent; anything else, or no answer within `VERIFYD_SMS_WEBHOOK_TIMEOUT`, is a failed send,
-//! never retried (the gateway may already have sent it).
+//! sent; anything else (a redirect included: redirects are never followed), or no answer within
+//! `VERIFYD_SMS_WEBHOOK_TIMEOUT`, is a failed send, never retried (the gateway may already have
+//! sent it). In production the URL must be https://.
 
 use std::sync::Arc;
 
@@ -58,6 +59,10 @@ impl WebhookSender {
     pub fn new(settings: &WebhookConfig, clock: Arc<dyn Clock>) -> Result<Self, SmsError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
+            // Never follow a redirect: it would carry the code (and any token in the URL)
+            // somewhere the operator did not configure, possibly over plain http://. A 3xx
+            // answer is a failed send.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("verifyd/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SmsError::Setup(e.to_string()))?;

@@ -17,6 +17,42 @@ use crate::domain::{
 pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 
+/// What `verifyd doctor` finds of a database's schema, without changing anything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// Embedded migrations the database has.
+    pub applied: usize,
+    /// Embedded migrations it lacks (`verifyd serve` applies them at start).
+    pub pending: Vec<String>,
+    /// Versions the database has that this binary does not know (a newer binary migrated it).
+    pub unknown: Vec<i64>,
+}
+
+impl SchemaStatus {
+    /// The embedded `migrator`'s migrations against the versions a database recorded as applied.
+    pub fn of(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Self {
+        let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+        SchemaStatus {
+            applied: known.iter().filter(|v| applied.contains(v)).count(),
+            pending: migrator
+                .iter()
+                .filter(|m| !applied.contains(&m.version))
+                .map(|m| format!("{} {}", m.version, m.description))
+                .collect(),
+            unknown: applied
+                .iter()
+                .copied()
+                .filter(|v| !known.contains(v))
+                .collect(),
+        }
+    }
+
+    /// Whether the database has exactly this binary's migrations.
+    pub fn up_to_date(&self) -> bool {
+        self.pending.is_empty() && self.unknown.is_empty()
+    }
+}
+
 /// What the store failed at. Neither variant's text reaches a client.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {

@@ -243,7 +243,8 @@ async fn number_types_follow_libphonenumber_for_us_and_gb() {
     let app = spawn_app_with(&with(&[("VERIFYD_VALID_COUNTRY_CODES", "US,GB")])).await;
     let table = [
         ("+19005550100", "US premium rate", 403),
-        ("+18005550100", "US toll free", 200),
+        // Blocked by default: toll-free numbers are a classic SMS-pumping target.
+        ("+18005550100", "US toll free", 403),
         ("+14155552671", "US fixed line or mobile", 200),
         ("+448712345678", "GB premium rate", 403),
         ("+448431234567", "GB shared cost", 403),

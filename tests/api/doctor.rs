@@ -296,3 +296,90 @@ async fn doctor_checks_the_store_and_that_the_secrets_open_it() {
         "{stdout}"
     );
 }
+
+/// The tables in `db`'s public schema, and the migrations it recorded.
+async fn pg_schema(db: &crate::shared::TestDb) -> (i64, i64) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let recorded: i64 = if tables > 0 {
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    } else {
+        0
+    };
+    let _ = conn.close().await;
+    (tables, recorded)
+}
+
+#[tokio::test]
+async fn doctor_never_migrates_postgresql_and_reports_a_database_that_is_not_migrated_or_behind() {
+    let Some(db) = postgres_or_skip().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("VERIFYD_DATABASE_URL".to_owned(), db.url()),
+        ("VERIFYD_SECRET".to_owned(), SECRET.to_owned()),
+        ("VERIFYD_API_KEYS".to_owned(), API_KEY.to_owned()),
+    ];
+    // A fresh, empty database: reported, and left empty.
+    let (code, stdout, _) = doctor(dir.path(), &env).await;
+    assert_eq!(code, 1, "{stdout}");
+    let l = line(&stdout, "store");
+    assert!(l.starts_with('✘') && l.contains("not migrated"), "{stdout}");
+    assert!(
+        stdout.contains("fix: start `verifyd serve` once (it migrates at start)"),
+        "{stdout}"
+    );
+    assert_eq!(pg_schema(&db).await, (0, 0), "doctor created tables");
+
+    // Migrated by the service (which also writes the key-check record): both pass.
+    let app = spawn_app_with(&[("VERIFYD_DATABASE_URL", db.url().as_str())]).await;
+    app.send_and_read_code(US_NUMBER).await;
+    app.stop().await;
+    let (tables, migrations) = pg_schema(&db).await;
+    assert!(tables > 0 && migrations > 0);
+    let (code, stdout, _) = doctor(dir.path(), &env).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        line(&stdout, "store").contains("schema up to date"),
+        "{stdout}"
+    );
+    assert!(
+        line(&stdout, "secrets").contains("open the database's key-check record"),
+        "{stdout}"
+    );
+
+    // Behind (the newest migration's record gone): reported, not applied.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
+        sqlx::query(
+            "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let _ = conn.close().await;
+    }
+    let (code, stdout, _) = doctor(dir.path(), &env).await;
+    assert_eq!(code, 1, "{stdout}");
+    let l = line(&stdout, "store");
+    assert!(
+        l.starts_with('✘') && l.contains("behind: 1 migration(s) missing"),
+        "{stdout}"
+    );
+    assert_eq!(
+        pg_schema(&db).await,
+        (tables, migrations - 1),
+        "doctor migrated"
+    );
+}

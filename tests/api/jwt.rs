@@ -186,6 +186,49 @@ async fn a_valid_user_token_sends_and_verifies() {
 }
 
 #[tokio::test]
+async fn the_outbox_and_metrics_take_the_api_key_only_never_a_user_token() {
+    let issuer = Issuer::start(&["ec-a"]).await;
+    let app = spawn_jwt(&issuer, "both", &[]).await;
+    let token = user_token("auth0|alice");
+    // The user's token is good: it sends a code.
+    assert_ok(
+        post_as(
+            &app,
+            &token,
+            "/mfa/send-code",
+            json!({ "recipient": US_NUMBER }),
+        )
+        .await,
+        "Verification code sent!",
+    )
+    .await;
+    for path in ["/dev/outbox", "/metrics"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["www-authenticate"], "Bearer", "{path}");
+        let body = assert_error(response, 401, "unauthorized").await;
+        assert!(
+            !body.to_string().contains("2671"),
+            "{path} leaked nothing: {body}"
+        );
+        // The API key still reads them.
+        let response = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path} with the API key");
+    }
+}
+
+#[tokio::test]
 async fn every_bad_token_is_401_invalid_token_and_does_nothing() {
     let issuer = Issuer::start(&["ec-a", "rsa-a"]).await;
     let app = spawn_jwt(&issuer, "both", &[]).await;

@@ -8,6 +8,7 @@ mod bad_input;
 mod client_ip;
 mod concurrency;
 mod conformance;
+mod connections;
 mod counters;
 mod doctor;
 mod fake_twilio;

@@ -463,6 +463,84 @@ fn config_prints_effective_settings_with_secrets_redacted() {
 }
 
 #[test]
+fn config_redacts_query_string_secrets_and_userinfo_in_every_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("VERIFYD_SECRET", SECRET),
+        (
+            "VERIFYD_DATABASE_URL",
+            "postgres://verifyd@127.0.0.1:5432/verifyd?password=pg-query-pass-1&sslmode=disable",
+        ),
+        (
+            "VERIFYD_REDIS_URL",
+            "redis://:redis-pass-2@127.0.0.1:6379/0",
+        ),
+        ("VERIFYD_SMS_SENDER", "webhook"),
+        (
+            "VERIFYD_SMS_WEBHOOK_URL",
+            "https://gw-user:gw-pass-3@sms.example.com/hook?token=gw-token-4&region=us",
+        ),
+        ("VERIFYD_SMS_WEBHOOK_SECRET", "webhook-secret-0123456789"),
+        ("VERIFYD_AUTH", "both"),
+        ("VERIFYD_API_KEYS", API_KEY),
+        (
+            "VERIFYD_JWT_JWKS_URL",
+            "https://tenant.example.com/.well-known/jwks.json?api_key=jwks-key-5&access_token=jwks-token-6",
+        ),
+        ("VERIFYD_JWT_ISSUER", "https://tenant.example.com/"),
+        ("VERIFYD_JWT_AUDIENCE", "https://verifyd.example/api"),
+    ];
+    let leaks = [
+        "pg-query-pass-1",
+        "redis-pass-2",
+        "gw-pass-3",
+        "gw-token-4",
+        "jwks-key-5",
+        "jwks-token-6",
+        SECRET,
+        API_KEY,
+    ];
+    let (code, stdout, stderr) = run(dir.path(), &env, &["config"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for leak in leaks {
+        assert!(
+            !stdout.contains(leak) && !stderr.contains(leak),
+            "{leak} printed:\n{stdout}{stderr}"
+        );
+    }
+    for shown in [
+        "postgres://verifyd@127.0.0.1:5432/verifyd?password=<redacted>&sslmode=disable",
+        "redis://:<redacted>@127.0.0.1:6379/0",
+        "https://gw-user:<redacted>@sms.example.com/hook?token=<redacted>&region=us",
+        "jwks.json?api_key=<redacted>&access_token=<redacted>",
+    ] {
+        assert!(stdout.contains(shown), "{shown} missing from:\n{stdout}");
+    }
+    // A bad value is named, still redacted.
+    let mut bad = env.to_vec();
+    bad.push(("VERIFYD_ENV", "production"));
+    bad.retain(|(k, _)| *k != "VERIFYD_SMS_WEBHOOK_URL");
+    bad.push((
+        "VERIFYD_SMS_WEBHOOK_URL",
+        "http://gw-user:gw-pass-3@sms.example.com/hook?token=gw-token-4",
+    ));
+    let (code, stdout, stderr) = run(dir.path(), &bad, &["config"]);
+    assert_eq!(code, 64, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(
+            "VERIFYD_SMS_WEBHOOK_URL=\"http://gw-user:<redacted>@sms.example.com/hook?token=<redacted>\""
+        ),
+        "{stderr}"
+    );
+    for leak in leaks {
+        assert!(
+            !stdout.contains(leak) && !stderr.contains(leak),
+            "{leak} printed:\n{stdout}{stderr}"
+        );
+    }
+}
+
+#[test]
 fn bad_settings_exit_64_naming_every_variable() {
     let dir = tempfile::tempdir().unwrap();
     let env = [

@@ -1,6 +1,7 @@
 //! `VERIFYD_ENV=production`: the real binary refuses each unsafe setting with exit 64 and a
-//! message naming its variable (one test per rule), judges only what is in use, cannot run
-//! without authentication, logs one startup line, and never serves `/dev/outbox`.
+//! message naming its variable (one test per rule: senders, generated secrets, proxies, test
+//! numbers, weak codes, plain http:// URLs), judges only what is in use, cannot run without
+//! authentication, logs one startup line, and never serves `/dev/outbox`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ fn good() -> Vec<(&'static str, &'static str)> {
         ("VERIFYD_SECRET", SECRET),
         ("VERIFYD_API_KEYS", API_KEY),
         ("VERIFYD_SMS_SENDER", "webhook"),
-        ("VERIFYD_SMS_WEBHOOK_URL", "http://127.0.0.1:9/sms"),
+        ("VERIFYD_SMS_WEBHOOK_URL", "https://127.0.0.1:9/sms"),
         ("VERIFYD_SMS_WEBHOOK_SECRET", WEBHOOK_SECRET),
     ]
 }
@@ -177,6 +178,107 @@ fn production_refuses_a_test_number_without_valid_until() {
         !stderr.contains("4155550124"),
         "the number is masked:\n{stderr}"
     );
+}
+
+#[test]
+fn production_refuses_codes_under_6_digits_naming_verifyd_code_length() {
+    for length in ["4", "5"] {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr = refused_once(
+            dir.path(),
+            &env(&[], &[("VERIFYD_CODE_LENGTH", length)]),
+            "VERIFYD_CODE_LENGTH",
+        );
+        assert!(stderr.contains("6"), "{stderr}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(
+        dir.path(),
+        &env(&[], &[("VERIFYD_CODE_LENGTH", "8")]),
+        &["config"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn production_refuses_a_code_ttl_over_600_seconds_naming_verifyd_code_ttl() {
+    for ttl in ["601", "15m", "1h"] {
+        let dir = tempfile::tempdir().unwrap();
+        refused_once(
+            dir.path(),
+            &env(&[], &[("VERIFYD_CODE_TTL", ttl)]),
+            "VERIFYD_CODE_TTL",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(
+        dir.path(),
+        &env(&[], &[("VERIFYD_CODE_TTL", "300")]),
+        &["config"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn production_refuses_plain_http_jwks_and_webhook_urls_even_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = refused_once(
+        dir.path(),
+        &env(
+            &[],
+            &[(
+                "VERIFYD_SMS_WEBHOOK_URL",
+                "http://127.0.0.1:9/sms?token=gw-token-0123",
+            )],
+        ),
+        "VERIFYD_SMS_WEBHOOK_URL",
+    );
+    assert!(stderr.contains("https://"), "{stderr}");
+    assert!(!stderr.contains("gw-token-0123"), "redacted:\n{stderr}");
+    let jwt = [
+        ("VERIFYD_AUTH", "both"),
+        ("VERIFYD_JWT_ISSUER", "https://tenant.example.auth0.com/"),
+        ("VERIFYD_JWT_AUDIENCE", "https://verifyd.example/api"),
+    ];
+    let with_jwks = |url: &'static str| {
+        let mut set = jwt.to_vec();
+        set.push(("VERIFYD_JWT_JWKS_URL", url));
+        env(&[], &set)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    refused_once(
+        dir.path(),
+        &with_jwks("http://localhost:9/.well-known/jwks.json"),
+        "VERIFYD_JWT_JWKS_URL",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(
+        dir.path(),
+        &with_jwks("https://tenant.example.auth0.com/.well-known/jwks.json"),
+        &["config"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // Reported together with every other bad setting.
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = with_jwks("http://issuer.example.com/jwks.json");
+    all.retain(|(k, _)| !matches!(*k, "VERIFYD_SMS_WEBHOOK_URL" | "VERIFYD_API_KEYS"));
+    all.extend([
+        ("VERIFYD_SMS_WEBHOOK_URL", "http://sms.example.com/hook"),
+        ("VERIFYD_CODE_LENGTH", "4"),
+        ("VERIFYD_CODE_TTL", "3600"),
+    ]);
+    let (code, _, stderr) = run(dir.path(), &all, &["serve"]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("(5 problem(s))"), "{stderr}");
+    for name in [
+        "VERIFYD_JWT_JWKS_URL=",
+        "VERIFYD_SMS_WEBHOOK_URL=",
+        "VERIFYD_CODE_LENGTH=",
+        "VERIFYD_CODE_TTL=",
+        "VERIFYD_API_KEYS=",
+    ] {
+        assert!(stderr.contains(name), "{name} not named:\n{stderr}");
+    }
 }
 
 #[test]

@@ -281,3 +281,54 @@ async fn a_webhook_signed_with_another_secret_is_refused_by_the_gateway() {
     assert_error(app.send_code(US_NUMBER).await, 502, "provider_error").await;
     assert!(!gw.received()[0].2);
 }
+
+/// A server that counts every request it gets, whatever the method and path.
+async fn counting_server() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let app = Router::new().fallback(move || {
+        let hits = Arc::clone(&counted);
+        async move {
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, hits)
+}
+
+#[tokio::test]
+async fn the_webhook_sender_never_follows_a_redirect() {
+    // The redirect's target records whether it was hit; it would accept anything.
+    let (target, hits) = counting_server().await;
+    for status in [302u16, 307, 308] {
+        let location = format!("http://{target}/elsewhere");
+        let app = Router::new().fallback(move || {
+            let location = location.clone();
+            async move {
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [(axum::http::header::LOCATION, location)],
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let redirector = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = format!("http://{redirector}/sms");
+        let app = spawn_app_with(&[
+            ("VERIFYD_SMS_SENDER", "webhook"),
+            ("VERIFYD_SMS_WEBHOOK_URL", url.as_str()),
+            ("VERIFYD_SMS_WEBHOOK_SECRET", GATEWAY_SECRET),
+        ])
+        .await;
+        assert_error(app.send_code(US_NUMBER).await, 502, "provider_error").await;
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "HTTP {status}: the redirect was followed"
+        );
+    }
+}

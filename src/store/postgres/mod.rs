@@ -4,7 +4,8 @@
 //! any number of replicas cannot double-approve, over-count or lose an attempt.
 //!
 //! It never blocks startup: the pool connects lazily and the embedded migrations
-//! (`migrations/postgres`) run on first use, so a replica started while the database is down
+//! (`migrations/postgres`) run on first use (never for [`PostgresStore::without_migrating`],
+//! which `verifyd doctor` uses), so a replica started while the database is down
 //! serves `/readyz` 503 and answers 503 `unavailable` until the database answers, then recovers
 //! by itself. Every operation is bounded (pool acquire and connect by the store timeout,
 //! statements by a per-connection `statement_timeout`, the whole call by both), so an outage
@@ -25,8 +26,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool, Row};
 
 use super::{
-    CheckRecord, IdempotencyBegin, KeyCheck, NewVerification, RekeyOutcome, SealedAnswer,
-    SealedVerification, SendOutcome, Store, StoreError, StoredVerification,
+    CheckRecord, IdempotencyBegin, KeyCheck, NewVerification, RekeyOutcome, SchemaStatus,
+    SealedAnswer, SealedVerification, SendOutcome, Store, StoreError, StoredVerification,
 };
 use crate::domain::{
     AttemptSid, Channel, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid,
@@ -40,6 +41,9 @@ macro_rules! columns {
          created_at, updated_at, expires_at"
     };
 }
+
+/// The schema, embedded in the binary.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How the pool talks to PostgreSQL.
 #[derive(Clone, Copy, Debug)]
@@ -73,6 +77,23 @@ impl PostgresStore {
     /// # Errors
     /// [`StoreError::Internal`] when the URL cannot be parsed.
     pub fn new(url: &str, settings: PostgresSettings) -> Result<Self, StoreError> {
+        Self::with_migrations(url, settings, true)
+    }
+
+    /// A store for `url` that never migrates: it reads and writes the schema as it finds it
+    /// (for `verifyd doctor`, which changes nothing; see [`Self::schema_status`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] when the URL cannot be parsed.
+    pub fn without_migrating(url: &str, settings: PostgresSettings) -> Result<Self, StoreError> {
+        Self::with_migrations(url, settings, false)
+    }
+
+    fn with_migrations(
+        url: &str,
+        settings: PostgresSettings,
+        migrate: bool,
+    ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|_| StoreError::Internal("the PostgreSQL URL cannot be parsed".to_owned()))?
             .application_name("verifyd")
@@ -93,7 +114,8 @@ impl PostgresStore {
             .connect_lazy_with(options);
         Ok(Self {
             pool,
-            migrated: AtomicBool::new(false),
+            // A store that must not migrate counts as migrated from the start.
+            migrated: AtomicBool::new(!migrate),
             migrating: tokio::sync::Mutex::new(()),
             deadline: settings.acquire_timeout + settings.statement_timeout,
             inserter: std::sync::OnceLock::new(),
@@ -120,22 +142,48 @@ impl PostgresStore {
         if self.migrated.load(Ordering::Acquire) {
             return Ok(());
         }
-        sqlx::migrate!("./migrations/postgres")
-            .run(&self.pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(e)
-                | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => match db_error(e) {
-                    StoreError::Unavailable(d) => StoreError::Unavailable(d),
-                    StoreError::Internal(d) => {
-                        StoreError::Internal(format!("PostgreSQL migration failed: {d}"))
-                    }
-                },
-                other => StoreError::Internal(format!("PostgreSQL migration failed: {other}")),
-            })?;
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e)
+            | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => match db_error(e) {
+                StoreError::Unavailable(d) => StoreError::Unavailable(d),
+                StoreError::Internal(d) => {
+                    StoreError::Internal(format!("PostgreSQL migration failed: {d}"))
+                }
+            },
+            other => StoreError::Internal(format!("PostgreSQL migration failed: {other}")),
+        })?;
         self.migrated.store(true, Ordering::Release);
         tracing::info!("PostgreSQL store ready (migrations applied)");
         Ok(())
+    }
+
+    /// Which embedded migrations the database has and lacks, read without migrating (an empty
+    /// database has none: its bookkeeping table does not exist yet).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database cannot be read in time.
+    pub async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
+        let read = async {
+            let exists: bool =
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+            let applied: Vec<i64> = if exists {
+                sqlx::query_scalar(
+                    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?
+            } else {
+                Vec::new()
+            };
+            Ok(SchemaStatus::of(&MIGRATOR, &applied))
+        };
+        tokio::time::timeout(self.deadline, read)
+            .await
+            .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".to_owned()))?
     }
 
     /// Runs `op` after the migrations, within the client-side deadline.

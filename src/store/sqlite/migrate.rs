@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db_error;
-use crate::store::StoreError;
+use crate::store::{SchemaStatus, StoreError};
 
 /// The schema, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -19,17 +19,6 @@ const TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
     checksum BLOB NOT NULL,
     execution_time BIGINT NOT NULL
 )";
-
-/// What `verifyd doctor` finds of the schema, without changing anything.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SchemaStatus {
-    /// Embedded migrations the database has.
-    pub applied: usize,
-    /// Embedded migrations it lacks (`verifyd serve` applies them at start).
-    pub pending: Vec<String>,
-    /// Versions the database has that this binary does not know (a newer binary migrated it).
-    pub unknown: Vec<i64>,
-}
 
 /// The versions recorded in the database with their success flag and checksum; empty when the
 /// bookkeeping table does not exist.
@@ -116,16 +105,7 @@ pub fn status(conn: &Connection) -> Result<SchemaStatus, StoreError> {
         .filter(|(_, success, _)| *success)
         .map(|(v, ..)| v)
         .collect();
-    let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
-    Ok(SchemaStatus {
-        applied: known.iter().filter(|v| applied.contains(v)).count(),
-        pending: MIGRATOR
-            .iter()
-            .filter(|m| !applied.contains(&m.version))
-            .map(|m| format!("{} {}", m.version, m.description))
-            .collect(),
-        unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
-    })
+    Ok(SchemaStatus::of(&MIGRATOR, &applied))
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::{
     CheckRecord, IdempotencyBegin, Judge, KeyCheck, NewVerification, PendingCheck, RekeyOutcome,
-    SealedAnswer, SealedVerification, SendOutcome, Store, StoreError, StoredVerification,
+    SchemaStatus, SealedAnswer, SealedVerification, SendOutcome, Store, StoreError,
+    StoredVerification,
 };
 use crate::config::SqliteSync;
 use crate::domain::{
@@ -31,7 +32,6 @@ use crate::domain::{
     VerificationStatus,
 };
 use checkpoint::Checkpointer;
-pub use migrate::SchemaStatus;
 use worker::{Access, Worker};
 
 /// Pages the write-ahead log may hold before a commit checkpoints it (SQLite's default is
