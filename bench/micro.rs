@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use verifyd::config::{Config, SqliteSync};
+use verifyd::config::{Config, SqliteLocation, SqliteSync};
 use verifyd::crypto::{Keys, ServerSecret};
 use verifyd::domain::{
     AttemptSid, Channel, CodeLength, Lifecycle, OtpCode, PhoneNumber, SendAttempt, Timestamp,
@@ -41,7 +41,7 @@ fn keys() -> Arc<Keys> {
 /// The default settings (every bucket on, cooldown 30 s).
 fn default_policy(keys: Arc<Keys>) -> Policy {
     let config = Config::from_lookup(|_| None).expect("the defaults are valid");
-    Policy::from_config(&config, keys)
+    Policy::new(&config.limits, keys)
 }
 
 fn phone_and_policy(c: &mut Criterion) {
@@ -161,9 +161,13 @@ fn store(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut group = c.benchmark_group("sqlite");
     for (label, sync) in [("normal", SqliteSync::Normal), ("full", SqliteSync::Full)] {
-        let url = format!("sqlite://{}/{label}.db", dir.path().display());
+        let location = SqliteLocation::File(dir.path().join(format!("{label}.db")));
         let store = runtime
-            .block_on(SqliteStore::connect(&url, sync, Duration::from_secs(2)))
+            .block_on(SqliteStore::connect(
+                &location,
+                sync,
+                Duration::from_secs(2),
+            ))
             .expect("store");
         let now = Timestamp::from_millis(1_800_000_000_000);
         let mut n = 0u64;

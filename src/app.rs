@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, DatabaseUrl, Profile, ProviderKind};
+use crate::config::{Config, Database, Profile, ProviderKind, SqliteLocation};
 use crate::crypto::{Keys, ServerSecret, ServerSecrets, api_key_digest};
 use crate::domain::Lifecycle;
 use crate::http::auth::Authenticator;
@@ -98,25 +98,26 @@ impl Components {
         let opened = rotation::open_keys(store.as_ref(), &secrets, clock.now()).await?;
         let keys = Arc::new(opened.keys);
 
-        let test_numbers = Arc::new(TestNumbers::new(&config.test_numbers));
+        let test_numbers = Arc::new(TestNumbers::new(&config.codes.test_numbers));
         // The local engine: the provider in `local` mode, and in every mode the engine of test
         // numbers (which never send, so in `twilio-verify` mode it needs no real sender).
-        let (sender, outbox): (Arc<dyn SmsSender>, Option<Arc<Outbox>>) = match config.provider {
-            ProviderKind::TwilioVerify => (Arc::new(NullSender), None),
-            ProviderKind::Local => crate::sms::from_config(config, Arc::clone(&clock))
-                .map_err(|e| StartupError::Config(e.to_string()))?,
-        };
+        let (sender, outbox): (Arc<dyn SmsSender>, Option<Arc<Outbox>>) =
+            match config.delivery.provider {
+                ProviderKind::TwilioVerify => (Arc::new(NullSender), None),
+                ProviderKind::Local => crate::sms::from_config(config, Arc::clone(&clock))
+                    .map_err(|e| StartupError::Config(e.to_string()))?,
+            };
         // Production refuses the console sender; and whatever the sender, no dev outbox there.
         let outbox = outbox.filter(|_| config.profile != Profile::Production);
         let local = Arc::new(LocalProvider::new(
             Arc::clone(&store),
             sender,
             Arc::clone(&keys),
-            Lifecycle::with_ttl(config.code_ttl),
-            config.code_length,
+            Lifecycle::with_ttl(config.codes.ttl),
+            config.codes.length,
             Arc::clone(&test_numbers),
         ));
-        let provider: Arc<dyn Provider> = match config.provider {
+        let provider: Arc<dyn Provider> = match config.delivery.provider {
             // Twilio chooses, delivers and checks the code: no sender, no outbox.
             ProviderKind::TwilioVerify => Arc::new(
                 TwilioVerifyProvider::from_config(config)
@@ -126,7 +127,7 @@ impl Components {
         };
         let limiter = build_limiter(config)?;
         let verifier = Arc::new(Verifier::new(
-            Policy::from_config(config, Arc::clone(&keys)),
+            Policy::new(&config.limits, Arc::clone(&keys)),
             limiter,
             provider,
             test_numbers,
@@ -150,14 +151,14 @@ impl Components {
 /// once the database answers; only a database that answers but cannot be migrated fails
 /// startup (exit 69).
 pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
-    match &config.database_url {
-        DatabaseUrl::Postgres { url } => {
+    match &config.store.database {
+        Database::Postgres { url } => {
             let store = PostgresStore::new(
                 url,
                 PostgresSettings {
-                    pool_size: config.db_pool_size,
-                    acquire_timeout: config.store_timeout,
-                    statement_timeout: config.db_statement_timeout,
+                    pool_size: config.store.pool_size,
+                    acquire_timeout: config.store.timeout,
+                    statement_timeout: config.store.statement_timeout,
                 },
             )?;
             match store.ping().await {
@@ -171,26 +172,31 @@ pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError
             }
             Ok(Arc::new(store))
         }
-        DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => Ok(Arc::new(
-            SqliteStore::connect(url, config.sqlite_synchronous, config.store_timeout).await?,
+        Database::Sqlite(location) => Ok(Arc::new(
+            SqliteStore::connect(
+                location,
+                config.store.sqlite_synchronous,
+                config.store.timeout,
+            )
+            .await?,
         )),
     }
 }
 
 /// Redis when `VERIFYD_REDIS_URL` is set (connected lazily, like PostgreSQL), else memory.
 pub fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> {
-    match &config.redis_url {
+    match &config.limits.redis_url {
         Some(url) => Ok(Arc::new(
             RedisLimiter::new(
                 url.expose_secret(),
                 RedisSettings {
-                    prefix: config.redis_prefix.clone(),
-                    timeout: config.store_timeout,
+                    prefix: config.limits.redis_prefix.clone(),
+                    timeout: config.store.timeout,
                 },
             )
             .map_err(|e| StartupError::Config(e.to_string()))?,
         )),
-        None => Ok(Arc::new(MemoryLimiter::new(config.limiter_max_keys))),
+        None => Ok(Arc::new(MemoryLimiter::new(config.limits.limiter_max_keys))),
     }
 }
 
@@ -200,16 +206,18 @@ pub fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> 
 /// # Errors
 /// [`StartupError`] when the secret file cannot be read or created.
 pub fn resolve_secret(config: &Config) -> Result<ServerSecrets, StartupError> {
-    if let Some(secrets) = &config.secret {
+    if let Some(secrets) = &config.store.secret {
         return Ok(secrets.clone());
     }
-    match &config.database_url {
-        DatabaseUrl::SqliteMemory { .. } => Ok(ServerSecrets::single(ServerSecret::generate())),
-        DatabaseUrl::SqliteFile { path, .. } => {
+    match &config.store.database {
+        Database::Sqlite(SqliteLocation::Memory) => {
+            Ok(ServerSecrets::single(ServerSecret::generate()))
+        }
+        Database::Sqlite(SqliteLocation::File(path)) => {
             load_or_create_secret(&secret_path(path)).map(ServerSecrets::single)
         }
         // The config refuses this combination; never generate a per-replica secret.
-        DatabaseUrl::Postgres { .. } => Err(StartupError::Config(
+        Database::Postgres { .. } => Err(StartupError::Config(
             "VERIFYD_SECRET must be set when the store is PostgreSQL".to_owned(),
         )),
     }
@@ -260,9 +268,10 @@ async fn resolve_api_keys(
     store: &dyn Store,
     clock: &dyn Clock,
 ) -> Result<ApiKeys, StartupError> {
-    if !config.api_keys.is_empty() {
+    if !config.auth.api_keys.is_empty() {
         return Ok(ApiKeys::from_digests(
             config
+                .auth
                 .api_keys
                 .iter()
                 .map(|k| api_key_digest(k.expose_secret()))
@@ -327,44 +336,43 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let parts = Components::build(&config, clock).await?;
         crate::provider::twilio_sync::sync_at_start(&config).await;
-        let api_keys = if config.auth.api_keys() {
+        let api_keys = if config.auth.mode.api_keys() {
             resolve_api_keys(&config, parts.store.as_ref(), parts.clock.as_ref()).await?
         } else {
             ApiKeys::default()
         };
-        let jwt = match &config.jwt {
+        let jwt = match &config.auth.jwt {
             Some(jwt) => Some(JwtVerifier::start(jwt.clone(), Arc::clone(&parts.clock)).await),
             None => None,
         };
         let jwks_refresher = jwt.as_ref().map(JwtVerifier::spawn_refresher);
         let auth = Authenticator {
-            mode: config.auth,
+            mode: config.auth.mode,
             api_keys,
             jwt,
         };
-        let listener =
-            TcpListener::bind(config.addr)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: config.addr,
-                    source,
-                })?;
+        let listener = TcpListener::bind(config.server.addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: config.server.addr,
+                source,
+            })?;
         let state = AppState::new(http::Shared {
             verifier: Arc::clone(&parts.verifier),
             store: Arc::clone(&parts.store),
             auth: Arc::new(auth),
             outbox: parts.outbox,
-            trusted_proxies: Arc::new(TrustedProxies::new(config.trusted_proxies.clone())),
-            code_length: config.code_length,
-            request_timeout: config.request_timeout,
+            trusted_proxies: Arc::new(TrustedProxies::new(config.server.trusted_proxies.clone())),
+            code_length: config.codes.length,
+            request_timeout: config.server.request_timeout,
             readiness: Arc::new(http::health::ReadinessCache::default()),
             keys: Arc::clone(&parts.keys),
             clock: Arc::clone(&parts.clock),
-            metrics_on_main: config.metrics_addr.is_none(),
+            metrics_on_main: config.telemetry.metrics_addr.is_none(),
         });
         // Install the metrics recorder before the first request records anything.
         let _ = http::metrics::handle();
-        let metrics_listener = match config.metrics_addr {
+        let metrics_listener = match config.telemetry.metrics_addr {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
@@ -384,17 +392,17 @@ impl Application {
             %addr,
             profile = config.profile.as_str(),
             provider = parts.verifier.provider().name(),
-            provider_reason = config.provider_reason,
-            sender = match config.provider {
+            provider_reason = config.delivery.provider_reason,
+            sender = match config.delivery.provider {
                 ProviderKind::TwilioVerify => "none (Twilio delivers)",
-                ProviderKind::Local => config.sms_sender.as_str(),
+                ProviderKind::Local => config.delivery.sender.as_str(),
             },
             store = parts.store.name(),
             limiter = parts.verifier.limiter().name(),
-            auth = config.auth.as_str(),
-            secrets = config.secret.as_ref().map_or(1, ServerSecrets::len),
+            auth = config.auth.mode.as_str(),
+            secrets = config.store.secret.as_ref().map_or(1, ServerSecrets::len),
             key_id = %parts.keys.newest_key_id(),
-            countries = %config.valid_country_codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            countries = %config.limits.valid_country_codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
             "verifyd listening on {addr}"
         );
         for warning in &config.warnings {
@@ -410,11 +418,11 @@ impl Application {
             listener,
             metrics_listener,
             state,
-            grace: config.shutdown_grace,
+            grace: config.server.shutdown_grace,
             limits: ConnectionLimits {
-                header_timeout: config.header_timeout,
-                idle_timeout: config.idle_timeout,
-                max_connections: config.max_connections,
+                header_timeout: config.server.header_timeout,
+                idle_timeout: config.server.idle_timeout,
+                max_connections: config.server.max_connections,
             },
             tasks: std::iter::once(purge).chain(jwks_refresher).collect(),
         })

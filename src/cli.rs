@@ -64,7 +64,12 @@ pub enum Command {
         command: TwilioCommand,
     },
     /// Print the effective settings (secrets redacted) and exit 64 if any is invalid.
-    Config,
+    Config {
+        /// Print instead the settings table of docs/configuration.md (every setting, its
+        /// default and what it does), generated from the table in src/config/settings.rs.
+        #[arg(long)]
+        markdown_table: bool,
+    },
     /// Check the settings against reality (store, secrets, limiter, clock, Twilio) and print a
     /// checklist with a fix per failure; exit 1 if any check fails. Changes nothing.
     Doctor,
@@ -90,6 +95,13 @@ pub enum TwilioCommand {
 
 /// Runs the command line and returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
+    if let Some(Command::Config {
+        markdown_table: true,
+    }) = cli.command
+    {
+        print!("{}", crate::config::markdown_table());
+        return 0;
+    }
     let config = match Config::load() {
         Ok(c) => c,
         Err(e) => {
@@ -106,7 +118,7 @@ pub async fn run(cli: Cli) -> i32 {
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Config => {
+        Command::Config { .. } => {
             print!("{}", config.describe());
             for w in &config.warnings {
                 println!("warning: {w}");
@@ -120,8 +132,8 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Command::Rekey => {
             let _log = crate::telemetry::init(
-                config.log_format,
-                &config.log_filter,
+                config.telemetry.log_format,
+                &config.telemetry.log_filter,
                 crate::telemetry::Writer::Direct,
             );
             let parts = match Components::build(&config, Arc::new(SystemClock)).await {
@@ -146,11 +158,11 @@ pub async fn run(cli: Cli) -> i32 {
                 }
             }
         }
-        Command::Healthcheck { addr } => healthcheck(addr.unwrap_or(config.addr)).await,
+        Command::Healthcheck { addr } => healthcheck(addr.unwrap_or(config.server.addr)).await,
         Command::Serve => {
             let _log = crate::telemetry::init(
-                config.log_format,
-                &config.log_filter,
+                config.telemetry.log_format,
+                &config.telemetry.log_filter,
                 crate::telemetry::Writer::Background,
             );
             let app = match Application::build(config).await {
@@ -190,8 +202,8 @@ pub async fn run(cli: Cli) -> i32 {
             command: TwilioCommand::Sync,
         } => {
             let _log = crate::telemetry::init(
-                config.log_format,
-                &config.log_filter,
+                config.telemetry.log_format,
+                &config.telemetry.log_filter,
                 crate::telemetry::Writer::Direct,
             );
             match crate::provider::twilio_sync::sync_from_config(&config).await {
@@ -225,7 +237,7 @@ pub async fn run(cli: Cli) -> i32 {
             .await
         }
         Command::Check { number, code } => {
-            let length = config.code_length;
+            let length = config.codes.length;
             one_shot(
                 config,
                 |parts| async move {
@@ -284,8 +296,8 @@ where
     Fut: std::future::Future<Output = Result<crate::domain::Verification, ApiError>>,
 {
     let _log = crate::telemetry::init(
-        config.log_format,
-        &config.log_filter,
+        config.telemetry.log_format,
+        &config.telemetry.log_filter,
         crate::telemetry::Writer::Direct,
     );
     let parts = match Components::build(&config, Arc::new(SystemClock)).await {

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use crate::app::{build_limiter, secret_path};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
-    AuthMode, BucketConfig, Config, DatabaseUrl, MessagingFrom, ProviderKind, SenderKind,
+    AuthMode, BucketConfig, Config, Database, MessagingFrom, ProviderKind, SenderKind,
+    SqliteLocation,
 };
 use crate::crypto::{ServerSecret, ServerSecrets};
 use crate::domain::{Channel, Timestamp};
@@ -123,9 +124,9 @@ pub async fn run(config: &Config) -> Report {
     limiter(&mut report, config).await;
     auth(&mut report, config);
     clock(&mut report);
-    match config.provider {
+    match config.delivery.provider {
         ProviderKind::TwilioVerify => twilio_verify(&mut report, config).await,
-        ProviderKind::Local => match config.sms_sender {
+        ProviderKind::Local => match config.delivery.sender {
             SenderKind::TwilioMessaging => twilio_messaging(&mut report, config).await,
             SenderKind::Webhook => report.info(
                 "sms sender",
@@ -135,7 +136,7 @@ pub async fn run(config: &Config) -> Report {
                 "sms sender",
                 format!(
                     "{}: delivers nothing to phones (development only)",
-                    config.sms_sender.as_str()
+                    config.delivery.sender.as_str()
                 ),
             ),
         },
@@ -144,18 +145,18 @@ pub async fn run(config: &Config) -> Report {
 }
 
 fn settings(report: &mut Report, config: &Config) {
-    let sender = match config.provider {
+    let sender = match config.delivery.provider {
         ProviderKind::TwilioVerify => "none (Twilio delivers)",
-        ProviderKind::Local => config.sms_sender.as_str(),
+        ProviderKind::Local => config.delivery.sender.as_str(),
     };
     report.pass(
         "settings",
         format!(
             "valid (profile {}, provider {} because {}, sender {sender}, auth {})",
             config.profile.as_str(),
-            config.provider.as_str(),
-            config.provider_reason,
-            config.auth.as_str()
+            config.delivery.provider.as_str(),
+            config.delivery.provider_reason,
+            config.auth.mode.as_str()
         ),
     );
     for w in &config.warnings {
@@ -166,18 +167,18 @@ fn settings(report: &mut Report, config: &Config) {
 /// The store's check; the store itself when its schema is this binary's, so the secrets can be
 /// checked against its key-check records.
 async fn store(report: &mut Report, config: &Config) -> Option<Box<dyn Store>> {
-    let path = match &config.database_url {
-        DatabaseUrl::SqliteMemory { .. } => {
+    let path = match &config.store.database {
+        Database::Sqlite(SqliteLocation::Memory) => {
             report.info(
                 "store",
                 "SQLite in memory: nothing to check, nothing survives a restart",
             );
             return None;
         }
-        DatabaseUrl::SqliteFile { path, .. } => path,
-        DatabaseUrl::Postgres { url } => return postgres(report, config, url).await,
+        Database::Sqlite(SqliteLocation::File(path)) => path,
+        Database::Postgres { url } => return postgres(report, config, url).await,
     };
-    let opened = SqliteStore::open_existing(path, config.store_timeout).await;
+    let opened = SqliteStore::open_existing(path, config.store.timeout).await;
     let store = match opened {
         Ok(Some(store)) => store,
         Ok(None) => {
@@ -254,8 +255,8 @@ async fn postgres(report: &mut Report, config: &Config, url: &str) -> Option<Box
         url,
         PostgresSettings {
             pool_size: 1,
-            acquire_timeout: config.store_timeout,
-            statement_timeout: config.db_statement_timeout,
+            acquire_timeout: config.store.timeout,
+            statement_timeout: config.store.statement_timeout,
         },
     ) {
         Ok(store) => store,
@@ -327,10 +328,10 @@ fn postgres_schema(report: &mut Report, status: &SchemaStatus) {
 
 /// The configured secrets, or the generated one if its file exists (never created here).
 fn configured_secrets(config: &Config) -> Result<Option<ServerSecrets>, String> {
-    if let Some(secrets) = &config.secret {
+    if let Some(secrets) = &config.store.secret {
         return Ok(Some(secrets.clone()));
     }
-    let DatabaseUrl::SqliteFile { path, .. } = &config.database_url else {
+    let Database::Sqlite(SqliteLocation::File(path)) = &config.store.database else {
         return Ok(None);
     };
     let file = secret_path(path);
@@ -367,7 +368,7 @@ async fn secrets(report: &mut Report, config: &Config, store: Option<&dyn Store>
         .map(|s| s.key_id().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let source = if config.secret.is_some() {
+    let source = if config.store.secret.is_some() {
         "VERIFYD_SECRET"
     } else {
         "the generated secret file"
@@ -451,7 +452,7 @@ async fn limiter(report: &mut Report, config: &Config) {
 }
 
 fn auth(report: &mut Report, config: &Config) {
-    if let Some(jwt) = &config.jwt {
+    if let Some(jwt) = &config.auth.jwt {
         report.pass(
             "auth",
             format!(
@@ -460,15 +461,15 @@ fn auth(report: &mut Report, config: &Config) {
             ),
         );
     }
-    match config.auth {
+    match config.auth.mode {
         AuthMode::Jwt => {}
-        _ if config.api_keys.is_empty() => report.pass(
+        _ if config.auth.api_keys.is_empty() => report.pass(
             "auth",
             "API keys: VERIFYD_API_KEYS is unset, the key generated on first start is accepted (development only)",
         ),
         _ => report.pass(
             "auth",
-            format!("API keys: {} configured", config.api_keys.len()),
+            format!("API keys: {} configured", config.auth.api_keys.len()),
         ),
     }
 }
@@ -591,14 +592,14 @@ fn twilio_failure(
 }
 
 async fn twilio_verify(report: &mut Report, config: &Config) {
-    let Some(credentials) = &config.twilio else {
+    let Some(credentials) = &config.twilio.credentials else {
         return;
     };
     let api = match TwilioClient::new(
-        &config.twilio_verify_base_url,
+        &config.twilio.verify_base_url,
         &credentials.account_sid,
         credentials.auth_token.clone(),
-        config.twilio_timeout,
+        config.twilio.timeout,
     ) {
         Ok(api) => api,
         Err(e) => {
@@ -640,11 +641,11 @@ async fn twilio_verify(report: &mut Report, config: &Config) {
         ),
     );
     match service.code_length {
-        Some(n) if n != config.code_length.get() as u64 => report.fail(
+        Some(n) if n != config.codes.length.get() as u64 => report.fail(
             "twilio code length",
             format!(
                 "the service sends {n}-digit codes, VERIFYD_CODE_LENGTH is {}: every right code would be refused as invalid_code",
-                config.code_length.get()
+                config.codes.length.get()
             ),
             format!("set VERIFYD_CODE_LENGTH={n} (or change the service's code length)"),
         ),
@@ -683,7 +684,7 @@ fn verify_channels(report: &mut Report, config: &Config, service: &VerifyService
     }
     let mut missing = Vec::new();
     let mut unknown = Vec::new();
-    for channel in &config.channels {
+    for channel in &config.limits.channels {
         match channel {
             Channel::Sms | Channel::Call => {}
             Channel::Whatsapp if configured(&service.whatsapp) => {}
@@ -692,6 +693,7 @@ fn verify_channels(report: &mut Report, config: &Config, service: &VerifyService
         }
     }
     let enabled = config
+        .limits
         .channels
         .iter()
         .map(|c| c.as_str())
@@ -727,7 +729,7 @@ fn verify_channels(report: &mut Report, config: &Config, service: &VerifyService
 }
 
 async fn ip_bucket(report: &mut Report, config: &Config, api: &TwilioClient, service_sid: &str) {
-    let ours = config.rate_limit_ip;
+    let ours = config.limits.rate_limit_ip;
     if !ours.enabled() {
         report.pass(
             "twilio ip bucket",
@@ -736,7 +738,7 @@ async fn ip_bucket(report: &mut Report, config: &Config, api: &TwilioClient, ser
         return;
     }
     let want = (u64::from(ours.max), ours.interval.as_secs().max(1));
-    let fix = if config.twilio_sync_rate_limits {
+    let fix = if config.twilio.sync_rate_limits {
         "run `verifyd twilio sync` (`verifyd serve` also syncs it at start)"
     } else {
         "run `verifyd twilio sync` (VERIFYD_TWILIO_SYNC_RATE_LIMITS=false: serve does not sync it)"
@@ -819,7 +821,7 @@ struct Capabilities {
 }
 
 async fn twilio_messaging(report: &mut Report, config: &Config) {
-    let Some(settings) = &config.twilio_messaging else {
+    let Some(settings) = &config.delivery.twilio_messaging else {
         return;
     };
     let client = |base: &str| {
@@ -827,12 +829,12 @@ async fn twilio_messaging(report: &mut Report, config: &Config) {
             base,
             &settings.account_sid,
             settings.auth_token.clone(),
-            config.twilio_timeout,
+            config.twilio.timeout,
         )
     };
     match &settings.from {
         MessagingFrom::Service(sid) => {
-            let api = match client(&config.twilio_messaging_base_url) {
+            let api = match client(&config.twilio.messaging_base_url) {
                 Ok(api) => api,
                 Err(e) => return report.fail("twilio", e.to_string(), "see the error"),
             };
@@ -867,7 +869,7 @@ async fn twilio_messaging(report: &mut Report, config: &Config) {
             }
         }
         MessagingFrom::Number(from) if from.starts_with('+') => {
-            let api = match client(&config.twilio_api_base_url) {
+            let api = match client(&config.twilio.api_base_url) {
                 Ok(api) => api,
                 Err(e) => return report.fail("twilio", e.to_string(), "see the error"),
             };

@@ -3,12 +3,155 @@
 //! from `[rate_limits.send]` / `[rate_limits.verify]` in `verifyd.toml`; the environment variables
 //! `VERIFYD_RATE_LIMIT_<KEY>_MAX` / `_INTERVAL` (send) and `VERIFYD_VERIFY_RATE_LIMIT_<KEY>_MAX` /
 //! `_INTERVAL` (verify) override the first interval of a key, and a max of 0 turns the whole key
-//! off. Test numbers come from `[[test_numbers]]`.
+//! off. Beside the buckets: the allowlists (countries, channels, blocked number types) and where
+//! the buckets are counted (this process's memory, capped, or a shared Redis).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::{BucketConfig, Reader, parse_duration};
-use crate::domain::{CodeLength, PhoneNumber, Timestamp};
+use secrecy::SecretString;
+
+use super::parse::{parse_duration, parse_list};
+use super::settings::{
+    ENV_BLOCKED_NUMBER_TYPES, ENV_CHANNELS, ENV_LIMITER_MAX_KEYS, ENV_REDIS_PREFIX, ENV_REDIS_URL,
+    ENV_RESEND_COOLDOWN, ENV_VALID_COUNTRY_CODES,
+};
+use super::source::Reader;
+use crate::domain::{Channel, NumberType, Region};
+
+/// The abuse-protection settings: what the policy allows and charges, and where the limiter
+/// counts.
+#[derive(Clone, Debug)]
+pub struct LimitSettings {
+    pub valid_country_codes: BTreeSet<Region>,
+    pub channels: BTreeSet<Channel>,
+    pub blocked_number_types: BTreeSet<NumberType>,
+    /// The seed's IP bucket: the first interval of `send.ip` (max 0 when off).
+    pub rate_limit_ip: BucketConfig,
+    /// Every send-code bucket.
+    pub send: SendLimits,
+    /// Every verify bucket.
+    pub verify: VerifyLimits,
+    /// Minimum time between two sends to one number (zero: no cooldown).
+    pub resend_cooldown: Duration,
+    /// Hard cap on keys tracked by the in-memory limiter.
+    pub limiter_max_keys: usize,
+    /// `None`: the in-memory limiter (one node); else the Redis that shares every bucket.
+    pub redis_url: Option<SecretString>,
+    /// Prefix of the limiter's Redis keys.
+    pub redis_prefix: String,
+}
+
+/// The limit settings as read, each `None` when its problem was recorded.
+pub(super) struct LimitDraft {
+    pub valid_country_codes: Option<BTreeSet<Region>>,
+    pub channels: Option<BTreeSet<Channel>>,
+    pub blocked_number_types: Option<BTreeSet<NumberType>>,
+    pub send: SendLimits,
+    pub verify: VerifyLimits,
+    pub resend_cooldown: Option<Duration>,
+    pub limiter_max_keys: Option<usize>,
+    pub redis_url: Option<Option<SecretString>>,
+    pub redis_prefix: Option<String>,
+}
+
+impl LimitDraft {
+    pub(super) fn finish(self) -> Option<LimitSettings> {
+        Some(LimitSettings {
+            valid_country_codes: self.valid_country_codes?,
+            channels: self.channels?,
+            blocked_number_types: self.blocked_number_types?,
+            rate_limit_ip: self.send.ip.first().copied().unwrap_or(BucketConfig {
+                max: 0,
+                interval: Duration::from_secs(60),
+            }),
+            send: self.send,
+            verify: self.verify,
+            resend_cooldown: self.resend_cooldown?,
+            limiter_max_keys: self.limiter_max_keys?,
+            redis_url: self.redis_url?,
+            redis_prefix: self.redis_prefix?,
+        })
+    }
+}
+
+/// Reads the limit settings.
+pub(super) fn read(r: &mut Reader<'_>) -> LimitDraft {
+    let valid_country_codes = r.parse(ENV_VALID_COUNTRY_CODES, |t| {
+        let set: BTreeSet<Region> = parse_list(t, "an ISO 3166-1 alpha-2 region code")?;
+        if set.is_empty() {
+            return Err("list at least one region".to_owned());
+        }
+        Ok(set)
+    });
+    let channels = r.parse(ENV_CHANNELS, |t| {
+        let set: BTreeSet<Channel> = parse_list(t, "a channel (sms, call, whatsapp, email, sna)")?;
+        if set.is_empty() {
+            return Err("list at least one channel".to_owned());
+        }
+        Ok(set)
+    });
+    let blocked_number_types = r.parse(ENV_BLOCKED_NUMBER_TYPES, |t| {
+        parse_list::<NumberType>(t, "a number type (premium_rate, shared_cost, uan, voicemail, pager, unknown, toll_free, voip, fixed_line, mobile, fixed_line_or_mobile, personal_number)")
+    });
+    let (send, verify) = r.limits();
+    let resend_cooldown = r.parse(ENV_RESEND_COOLDOWN, parse_duration);
+    let limiter_max_keys = r.parse(ENV_LIMITER_MAX_KEYS, |t| {
+        t.parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1000)
+            .ok_or_else(|| "expected a whole number of at least 1000".to_owned())
+    });
+    let redis_url = {
+        let (value, _) = r.raw(ENV_REDIS_URL);
+        match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+            None => Some(None),
+            Some(v) if v.starts_with("redis://") || v.starts_with("rediss://") => {
+                Some(Some(SecretString::from(v)))
+            }
+            Some(v) => {
+                r.problem(
+                    ENV_REDIS_URL,
+                    &v,
+                    "expected redis://host:port[/db] or rediss://…",
+                );
+                None
+            }
+        }
+    };
+    let redis_prefix = r.parse(ENV_REDIS_PREFIX, |t| {
+        if t.len() > 64 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            Err("expected at most 64 characters without spaces".to_owned())
+        } else {
+            Ok(t.to_owned())
+        }
+    });
+    LimitDraft {
+        valid_country_codes,
+        channels,
+        blocked_number_types,
+        send,
+        verify,
+        resend_cooldown,
+        limiter_max_keys,
+        redis_url,
+        redis_prefix,
+    }
+}
+
+/// One rate-limit bucket's size: at most `max` requests per `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketConfig {
+    pub max: u32,
+    pub interval: Duration,
+}
+
+impl BucketConfig {
+    /// A max of 0 turns the bucket off.
+    pub fn enabled(&self) -> bool {
+        self.max > 0
+    }
+}
 
 /// Bucket sizes for one key; empty means the key is off.
 pub type Buckets = Vec<BucketConfig>;
@@ -43,15 +186,6 @@ pub struct VerifyLimits {
     pub phone_failures_ceiling: Buckets,
 }
 
-/// A number that never receives an SMS and approves a fixed code (app-store review, e2e tests).
-#[derive(Clone, Debug)]
-pub struct TestNumber {
-    pub number: PhoneNumber,
-    pub code: String,
-    /// The entry stops working at this instant (end of the given day, UTC).
-    pub valid_until: Option<Timestamp>,
-}
-
 fn b(max: u32, secs: u64) -> BucketConfig {
     BucketConfig {
         max,
@@ -83,7 +217,7 @@ macro_rules! key {
     };
 }
 
-use super::{
+use super::settings::{
     ENV_RATE_LIMIT_COUNTRY_INTERVAL, ENV_RATE_LIMIT_COUNTRY_MAX, ENV_RATE_LIMIT_GLOBAL_INTERVAL,
     ENV_RATE_LIMIT_GLOBAL_MAX, ENV_RATE_LIMIT_IP_INTERVAL, ENV_RATE_LIMIT_IP_MAX,
     ENV_RATE_LIMIT_PHONE_INTERVAL, ENV_RATE_LIMIT_PHONE_MAX, ENV_RATE_LIMIT_PREFIX_INTERVAL,
@@ -295,7 +429,7 @@ impl Reader<'_> {
         buckets
     }
 
-    pub(super) fn limits(&mut self) -> (SendLimits, VerifyLimits) {
+    fn limits(&mut self) -> (SendLimits, VerifyLimits) {
         self.check_rate_limit_tables();
         let send = SendLimits {
             ip: self.buckets(&SEND_IP),
@@ -354,95 +488,6 @@ impl Reader<'_> {
         }
         ceiling
     }
-
-    /// `[[test_numbers]]`: `number`, `code` (exactly the configured length), optional
-    /// `valid_until` (`2026-12-31`: valid through that day, UTC; or an RFC 3339 instant).
-    pub(super) fn test_numbers(&mut self, code_length: Option<CodeLength>) -> Vec<TestNumber> {
-        let Some(value) = self.sources.structured.get("test_numbers").cloned() else {
-            return Vec::new();
-        };
-        let Some(items) = value.as_array() else {
-            self.problem(
-                "test_numbers",
-                "",
-                "must be an array of tables ([[test_numbers]])",
-            );
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let name = format!("test_numbers[{i}]");
-            match test_number(item, code_length) {
-                Ok(t) => out.push(t),
-                // The code is a secret: never echo the entry.
-                Err(reason) => self.problem(&name, "<entry>", reason),
-            }
-        }
-        out
-    }
-}
-
-fn test_number(item: &toml::Value, code_length: Option<CodeLength>) -> Result<TestNumber, String> {
-    let t = item.as_table().ok_or("must be a table")?;
-    for k in t.keys() {
-        if !["number", "code", "valid_until"].contains(&k.as_str()) {
-            return Err(format!("unknown field `{k}`"));
-        }
-    }
-    let number = t
-        .get("number")
-        .and_then(toml::Value::as_str)
-        .ok_or("`number` is required")?;
-    let number = PhoneNumber::parse(number).map_err(|e| format!("`number`: {e}"))?;
-    let code = t
-        .get("code")
-        .and_then(toml::Value::as_str)
-        .ok_or("`code` is required (a string of digits)")?;
-    if !code.bytes().all(|c| c.is_ascii_digit()) || code.is_empty() {
-        return Err("`code` must be ASCII digits".to_owned());
-    }
-    if let Some(len) = code_length
-        && code.len() != len.get()
-    {
-        return Err(format!(
-            "`code` has {} digits but VERIFYD_CODE_LENGTH is {}: it could never be entered",
-            code.len(),
-            len.get()
-        ));
-    }
-    let valid_until = match t.get("valid_until") {
-        None => None,
-        Some(toml::Value::Datetime(dt)) => Some(parse_until(&dt.to_string())?),
-        Some(toml::Value::String(s)) => Some(parse_until(s)?),
-        Some(_) => return Err("`valid_until` must be a date like 2026-12-31".to_owned()),
-    };
-    Ok(TestNumber {
-        number,
-        code: code.to_owned(),
-        valid_until,
-    })
-}
-
-/// `2026-12-31` (through the end of that day, UTC) or an RFC 3339 instant.
-fn parse_until(text: &str) -> Result<Timestamp, String> {
-    use time::format_description::well_known::Rfc3339;
-    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
-        return Ok(Timestamp::from_millis(
-            i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
-        ));
-    }
-    let parts: Vec<&str> = text.split('-').collect();
-    let bad = || format!("`valid_until` {text:?} is not a date like 2026-12-31");
-    let [y, m, d] = parts.as_slice() else {
-        return Err(bad());
-    };
-    let year: i32 = y.parse().map_err(|_| bad())?;
-    let month: u8 = m.parse().map_err(|_| bad())?;
-    let day: u8 = d.parse().map_err(|_| bad())?;
-    let month = time::Month::try_from(month).map_err(|_| bad())?;
-    let date = time::Date::from_calendar_date(year, month, day).map_err(|_| bad())?;
-    let end = date.next_day().ok_or_else(bad)?.midnight().assume_utc();
-    Ok(Timestamp::from_millis(end.unix_timestamp() * 1000))
 }
 
 /// `4/60s, 10/86400s` for `verifyd config`.

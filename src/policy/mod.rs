@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{BucketConfig, Config, SendLimits, VerifyLimits};
+use crate::config::{BucketConfig, LimitSettings, SendLimits, VerifyLimits};
 use crate::crypto::Keys;
 use crate::domain::{Channel, NumberType, PhoneNumber, Region};
 
@@ -54,14 +54,14 @@ pub struct Policy {
 
 impl Policy {
     /// The rules from the settings; `keys` turns personal data into opaque bucket keys.
-    pub fn from_config(config: &Config, keys: Arc<Keys>) -> Self {
+    pub fn new(limits: &LimitSettings, keys: Arc<Keys>) -> Self {
         Self {
-            countries: config.valid_country_codes.clone(),
-            channels: config.channels.clone(),
-            blocked_types: config.blocked_number_types.clone(),
-            send: config.send_limits.clone(),
-            verify: config.verify_limits.clone(),
-            cooldown: config.resend_cooldown,
+            countries: limits.valid_country_codes.clone(),
+            channels: limits.channels.clone(),
+            blocked_types: limits.blocked_number_types.clone(),
+            send: limits.send.clone(),
+            verify: limits.verify.clone(),
+            cooldown: limits.resend_cooldown,
             keys,
         }
     }
@@ -214,8 +214,10 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let keys = Keys::derive(&ServerSecret::generate());
-        Policy::from_config(
-            &Config::from_lookup(move |k| map.get(k).cloned()).unwrap(),
+        Policy::new(
+            &crate::config::Config::from_lookup(move |k| map.get(k).cloned())
+                .unwrap()
+                .limits,
             Arc::new(keys),
         )
     }
@@ -357,7 +359,7 @@ mod tests {
         )]
         .into_iter()
         .collect();
-        let Err(err) = Config::from_lookup(move |k| map.get(k).cloned()) else {
+        let Err(err) = crate::config::Config::from_lookup(move |k| map.get(k).cloned()) else {
             panic!("a ceiling below the per-caller max was accepted");
         };
         assert!(

@@ -263,34 +263,34 @@ async fn list<T: serde::de::DeserializeOwned>(
 /// [`SyncError::NotConfigured`] without Twilio credentials or with the IP bucket off;
 /// [`SyncError::Twilio`] when a call failed.
 pub async fn sync_from_config(config: &Config) -> Result<SyncOutcome, SyncError> {
-    let credentials = config.twilio.as_ref().ok_or_else(|| {
+    let credentials = config.twilio.credentials.as_ref().ok_or_else(|| {
         SyncError::NotConfigured(
             "the Twilio rate-limit sync needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SERVICE_SID"
                 .to_owned(),
         )
     })?;
-    if !config.rate_limit_ip.enabled() {
+    if !config.limits.rate_limit_ip.enabled() {
         return Err(SyncError::NotConfigured(
             "VERIFYD_RATE_LIMIT_IP_MAX=0 turns the IP bucket off: there is no Twilio-side bucket to sync, and no RateLimits are sent"
                 .to_owned(),
         ));
     }
     let api = TwilioClient::new(
-        &config.twilio_verify_base_url,
+        &config.twilio.verify_base_url,
         &credentials.account_sid,
         credentials.auth_token.clone(),
-        config.twilio_timeout,
+        config.twilio.timeout,
     )?;
-    Ok(sync_rate_limits(&api, &credentials.service_sid, config.rate_limit_ip).await?)
+    Ok(sync_rate_limits(&api, &credentials.service_sid, config.limits.rate_limit_ip).await?)
 }
 
 /// The startup sync of `verifyd serve`: runs only with provider twilio-verify and
 /// `VERIFYD_TWILIO_SYNC_RATE_LIMITS` on, logs its outcome, and never fails the start.
 pub async fn sync_at_start(config: &Config) {
-    if config.provider != ProviderKind::TwilioVerify {
+    if config.delivery.provider != ProviderKind::TwilioVerify {
         return;
     }
-    if !config.twilio_sync_rate_limits {
+    if !config.twilio.sync_rate_limits {
         tracing::info!(
             "VERIFYD_TWILIO_SYNC_RATE_LIMITS=false: the Twilio-side IP bucket is not synced at start"
         );

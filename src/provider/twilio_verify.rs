@@ -255,7 +255,7 @@ impl TwilioVerifyProvider {
     /// # Errors
     /// [`TwilioError::Setup`] when the credentials are missing or the client cannot be built.
     pub fn from_config(config: &Config) -> Result<Self, TwilioError> {
-        let credentials = config.twilio.as_ref().ok_or_else(|| {
+        let credentials = config.twilio.credentials.as_ref().ok_or_else(|| {
             TwilioError::Setup(
                 "twilio-verify needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SERVICE_SID"
                     .to_owned(),
@@ -263,10 +263,10 @@ impl TwilioVerifyProvider {
         })?;
         Self::new(
             credentials,
-            &config.twilio_verify_base_url,
-            config.twilio_timeout,
-            config.rate_limit_ip.enabled(),
-            Lifecycle::with_ttl(config.code_ttl),
+            &config.twilio.verify_base_url,
+            config.twilio.timeout,
+            config.limits.rate_limit_ip.enabled(),
+            Lifecycle::with_ttl(config.codes.ttl),
         )
     }
 

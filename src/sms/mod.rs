@@ -68,7 +68,7 @@ pub type SenderWithOutbox = (Arc<dyn SmsSender>, Option<Arc<Outbox>>);
 /// # Errors
 /// [`SmsError::Setup`] when the chosen sender's settings are missing or its client cannot be built.
 pub fn from_config(config: &Config, clock: Arc<dyn Clock>) -> Result<SenderWithOutbox, SmsError> {
-    match config.sms_sender {
+    match config.delivery.sender {
         SenderKind::Console => {
             let console = ConsoleSender::new(clock);
             let outbox = console.outbox();
@@ -76,18 +76,18 @@ pub fn from_config(config: &Config, clock: Arc<dyn Clock>) -> Result<SenderWithO
         }
         SenderKind::Null => Ok((Arc::new(NullSender), None)),
         SenderKind::TwilioMessaging => {
-            let settings = config.twilio_messaging.as_ref().ok_or_else(|| {
+            let settings = config.delivery.twilio_messaging.as_ref().ok_or_else(|| {
                 SmsError::Setup("twilio-messaging needs its TWILIO_* settings".to_owned())
             })?;
             let sender = TwilioMessagingSender::new(
                 settings,
-                &config.twilio_api_base_url,
-                config.twilio_timeout,
+                &config.twilio.api_base_url,
+                config.twilio.timeout,
             )?;
             Ok((Arc::new(sender), None))
         }
         SenderKind::Webhook => {
-            let settings = config.sms_webhook.as_ref().ok_or_else(|| {
+            let settings = config.delivery.webhook.as_ref().ok_or_else(|| {
                 SmsError::Setup("webhook needs VERIFYD_SMS_WEBHOOK_URL and _SECRET".to_owned())
             })?;
             Ok((Arc::new(WebhookSender::new(settings, clock)?), None))

@@ -224,7 +224,7 @@ async fn a_bucket_filled_before_a_rotation_still_refuses_after_it() {
             settings.push(("VERIFYD_RATE_LIMIT_PHONE_MAX", "3".to_owned()));
             let config = load_config(dir, &borrowed(&settings)).unwrap();
             let parts = Components::build(&config, clock).await.unwrap();
-            let policy = Policy::from_config(&config, Arc::clone(&parts.keys));
+            let policy = Policy::new(&config.limits, Arc::clone(&parts.keys));
             (parts, policy)
         }
     };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use verifyd::config::SqliteSync;
+use verifyd::config::{SqliteLocation, SqliteSync};
 use verifyd::domain::{
     AttemptSid, Channel, Lifecycle, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
 };
@@ -35,8 +35,8 @@ pub enum Backing {
 
 pub async fn sqlite_store() -> (Arc<dyn Store>, Backing) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("suite.db").display());
-    let store = SqliteStore::connect(&url, SqliteSync::Normal, Duration::from_secs(2))
+    let location = SqliteLocation::File(dir.path().join("suite.db"));
+    let store = SqliteStore::connect(&location, SqliteSync::Normal, Duration::from_secs(2))
         .await
         .expect("SQLite store");
     (Arc::new(store), Backing::Sqlite(dir))

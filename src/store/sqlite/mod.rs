@@ -15,7 +15,7 @@ mod file_sync;
 mod migrate;
 mod worker;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -88,41 +88,20 @@ pub struct SqliteStore {
     worker: Worker,
 }
 
-/// Where the database is.
-enum Target {
-    Memory,
-    File(PathBuf),
-}
-
-impl Target {
-    /// `sqlite::memory:`, `sqlite://<path>` or `sqlite:<path>` (a `?query` is ignored).
-    fn parse(url: &str) -> Result<Self, StoreError> {
-        let rest = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| {
-                StoreError::Internal("bad SQLite URL: expected sqlite://<path>".into())
-            })?;
-        let path = rest.split('?').next().unwrap_or_default();
-        match path {
-            "" => Err(StoreError::Internal("bad SQLite URL: no path".into())),
-            ":memory:" => Ok(Self::Memory),
-            path => Ok(Self::File(PathBuf::from(path))),
-        }
-    }
-}
+/// Where the database is: parsed once, from `VERIFYD_DATABASE_URL`, by the config.
+use crate::config::SqliteLocation as Target;
 
 impl SqliteStore {
-    /// Opens (creating if missing) and migrates the database at `url`.
+    /// Opens (creating if missing) and migrates the database at `target`.
     ///
     /// # Errors
     /// [`StoreError`] when the file cannot be opened or migrated.
     pub async fn connect(
-        url: &str,
+        target: &Target,
         sync: SqliteSync,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let target = Target::parse(url)?;
+        let target = target.clone();
         let (conn, checkpointer) = tokio::task::spawn_blocking(move || {
             let conn = open(&target, sync, timeout)?;
             let checkpointer = match &target {

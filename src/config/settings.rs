@@ -1,0 +1,303 @@
+//! The one declarative table of settings: each row declares a variable once (its `ENV_*`
+//! constant, name, default, how its value is shown, and its documentation). From it come the
+//! `ENV_*` constants, [`SETTINGS`] (what `verifyd config` lists, in this order, and which keys
+//! `verifyd.toml` accepts), and the table of `docs/configuration.md` ([`markdown_table`], checked
+//! against the page by a test). Each component's file (`server.rs`, `store.rs`, …) parses its rows.
+//!
+//! Adding a setting: a row here (under its component), then a field on that component's struct
+//! and its parsing in that component's `read`; `cargo test --lib config` prints the docs table
+//! to paste into `docs/configuration.md` (or run `verifyd config --markdown-table`).
+
+/// How a setting's value may be shown (`verifyd config`, problems, logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// As set.
+    Plain,
+    /// Never: `<redacted>` everywhere.
+    Secret,
+    /// A URL that may carry a password or token: through [`super::redact_url`].
+    Url,
+}
+
+/// One documented setting: its variable, default (as text), how it is shown, and its doc.
+#[derive(Debug)]
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub shown: Shown,
+    pub doc: &'static str,
+}
+
+impl Setting {
+    /// Whether its value is secret (redacted everywhere).
+    pub const fn secret(&self) -> bool {
+        matches!(self.shown, Shown::Secret)
+    }
+
+    /// Whether it holds a URL shown through [`super::redact_url`].
+    pub const fn url(&self) -> bool {
+        matches!(self.shown, Shown::Url)
+    }
+}
+
+macro_rules! shown {
+    (plain) => {
+        Shown::Plain
+    };
+    (secret) => {
+        Shown::Secret
+    };
+    (url) => {
+        Shown::Url
+    };
+}
+
+/// `ENV_X = "NAME", default "text", plain|secret|url, "doc";` per setting: declares the
+/// constant and the row of [`SETTINGS`] at once.
+macro_rules! settings {
+    ($( $constant:ident = $name:literal, default $default:literal, $shown:ident, $doc:literal; )*) => {
+        $( pub const $constant: &str = $name; )*
+
+        /// Every setting verifyd reads, in the order `verifyd config` prints them.
+        pub const SETTINGS: &[Setting] = &[
+            $( Setting { name: $name, default: $default, shown: shown!($shown), doc: $doc }, )*
+        ];
+    };
+}
+
+settings! {
+    // production (the profile)
+    ENV_ENV = "VERIFYD_ENV", default "development", plain,
+        "`development` or `production`. Production refuses to start (exit 64, naming each problem) with the console or null sender (local engine), a generated VERIFYD_SECRET or API key, VERIFYD_TRUSTED_PROXIES trusting every address, a test number without valid_until, VERIFYD_CODE_LENGTH under 6, VERIFYD_CODE_TTL over 600 s, or a plain http:// URL in use (JWKS, SMS webhook, Twilio base URLs; development allows http:// to loopback only and warns otherwise); it never serves /dev/outbox.";
+    // server
+    ENV_ADDR = "VERIFYD_ADDR", default "127.0.0.1:8080", plain,
+        "Listen address (port 0 picks a free port; the log prints the bound one).";
+    // store
+    ENV_DATABASE_URL = "VERIFYD_DATABASE_URL", default "sqlite://verifyd.db", url,
+        "Store: a SQLite file (created if missing), or `postgres://user:pass@host/db` for a store shared by several replicas (password redacted in output).";
+    ENV_SECRET = "VERIFYD_SECRET", default "", secret,
+        "Server secret (>= 32 chars) for HMAC and encryption keys; several, comma-separated and newest first, while rotating (new data under the first, old data still read; `verifyd rekey` moves it). Unset: generated once into <database>.secret (0600); refused in production.";
+    // auth
+    ENV_API_KEYS = "VERIFYD_API_KEYS", default "", secret,
+        "Comma-separated API keys accepted as `Authorization: Bearer <key>` (list the new and the old key while rotating); unset: one is generated on first start, printed once, stored hashed (refused in production).";
+    ENV_AUTH = "VERIFYD_AUTH", default "api-key", plain,
+        "`api-key` (VERIFYD_API_KEYS), `jwt` (the app's user tokens, e.g. Auth0) or `both`.";
+    ENV_JWT_JWKS_URL = "VERIFYD_JWT_JWKS_URL", default "", url,
+        "JWKS of the token issuer, e.g. `https://<tenant>.auth0.com/.well-known/jwks.json` (jwt/both); https:// in production (userinfo and secret query parameters redacted in output).";
+    ENV_JWT_ISSUER = "VERIFYD_JWT_ISSUER", default "", plain,
+        "Required `iss`, e.g. `https://<tenant>.auth0.com/` (with Auth0's trailing slash).";
+    ENV_JWT_AUDIENCE = "VERIFYD_JWT_AUDIENCE", default "", plain,
+        "Required `aud`: the API identifier the app requests tokens for.";
+    ENV_JWT_ALGORITHMS = "VERIFYD_JWT_ALGORITHMS", default "RS256,ES256", plain,
+        "Accepted signature algorithms (asymmetric only: RS*, PS*, ES256/384, EdDSA; never `none` or HS*).";
+    ENV_JWT_LEEWAY = "VERIFYD_JWT_LEEWAY", default "30", plain,
+        "Clock skew allowed on `exp`/`nbf`, in seconds.";
+    ENV_JWT_JWKS_REFRESH = "VERIFYD_JWT_JWKS_REFRESH", default "600", plain,
+        "How often the JWKS is re-fetched (an unknown `kid` also triggers a fetch, at most once a minute).";
+    // twilio
+    ENV_TWILIO_ACCOUNT_SID = "TWILIO_ACCOUNT_SID", default "", plain,
+        "Twilio Account SID (AC + 32 hex), seed S1.";
+    ENV_TWILIO_AUTH_TOKEN = "TWILIO_AUTH_TOKEN", default "", secret,
+        "Twilio Auth Token, seed S1.";
+    ENV_TWILIO_SERVICE_SID = "TWILIO_SERVICE_SID", default "", plain,
+        "Twilio Verify Service SID (VA + 32 hex), seed S1.";
+    // delivery
+    ENV_PROVIDER = "VERIFYD_PROVIDER", default "local", plain,
+        "`local` (our code engine) or `twilio-verify`; unset: twilio-verify when all three TWILIO_* are set, else local.";
+    ENV_SMS_SENDER = "VERIFYD_SMS_SENDER", default "console", plain,
+        "How the local engine delivers codes: `console` (stdout and GET /dev/outbox), `twilio-messaging` (Twilio Programmable Messaging) or `webhook` (a signed POST to VERIFYD_SMS_WEBHOOK_URL). Unused with twilio-verify.";
+    // twilio
+    ENV_TWILIO_VERIFY_BASE_URL = "TWILIO_VERIFY_BASE_URL", default "https://verify.twilio.com", url,
+        "Base URL of the Twilio Verify API (tests point it at a local fake).";
+    ENV_TWILIO_API_BASE_URL = "TWILIO_API_BASE_URL", default "https://api.twilio.com", url,
+        "Base URL of the Twilio REST API used by the twilio-messaging sender.";
+    ENV_TWILIO_MESSAGING_BASE_URL = "TWILIO_MESSAGING_BASE_URL", default "https://messaging.twilio.com", url,
+        "Base URL of Twilio's Messaging API, where `verifyd doctor` looks up TWILIO_MESSAGING_SERVICE_SID (tests point it at a local fake).";
+    ENV_TWILIO_TIMEOUT = "TWILIO_TIMEOUT", default "10", plain,
+        "Seconds to wait for any Twilio call; a timed-out send is answered 502 and never retried.";
+    ENV_TWILIO_SYNC_RATE_LIMITS = "VERIFYD_TWILIO_SYNC_RATE_LIMITS", default "true", plain,
+        "twilio-verify: at start, make the Verify service's `end_user_ip_address` RateLimit have one Bucket equal to the IP bucket (`verifyd twilio sync` does it on demand).";
+    // delivery
+    ENV_TWILIO_MESSAGING_SERVICE_SID = "TWILIO_MESSAGING_SERVICE_SID", default "", plain,
+        "twilio-messaging sender: the Messaging Service SID (MG + 32 hex) to send from; or set TWILIO_FROM.";
+    ENV_TWILIO_FROM = "TWILIO_FROM", default "", plain,
+        "twilio-messaging sender: the sender (a Twilio number in E.164, a short code or an alphanumeric sender ID); or set TWILIO_MESSAGING_SERVICE_SID.";
+    ENV_SMS_WEBHOOK_URL = "VERIFYD_SMS_WEBHOOK_URL", default "", url,
+        "webhook sender: the URL that receives each message as a signed JSON POST (https:// in production; redirects are never followed; userinfo and secret query parameters such as `token` or `api_key` redacted in output).";
+    ENV_SMS_WEBHOOK_SECRET = "VERIFYD_SMS_WEBHOOK_SECRET", default "", secret,
+        "webhook sender: the HMAC-SHA256 key (>= 16 chars) for the `X-Verifyd-Signature` header.";
+    ENV_SMS_WEBHOOK_TIMEOUT = "VERIFYD_SMS_WEBHOOK_TIMEOUT", default "10", plain,
+        "webhook sender: seconds to wait for the webhook's answer (a timeout is a failed send, never retried).";
+    // limits
+    ENV_VALID_COUNTRY_CODES = "VERIFYD_VALID_COUNTRY_CODES", default "US", plain,
+        "ISO 3166-1 alpha-2 regions that may receive codes (seed S2).";
+    ENV_CHANNELS = "VERIFYD_CHANNELS", default "sms", plain,
+        "Channels a send-code may use (seed S3): sms, call, whatsapp, email, sna.";
+    ENV_BLOCKED_NUMBER_TYPES = "VERIFYD_BLOCKED_NUMBER_TYPES", default "premium_rate,shared_cost,uan,voicemail,pager,unknown,toll_free", plain,
+        "libphonenumber line types refused with 403 number_type_not_allowed (empty list: none). toll_free is in the default because toll-free numbers are a classic SMS-pumping (traffic-pumping) target and rarely belong to a person's phone.";
+    ENV_RATE_LIMIT_IP_MAX = "VERIFYD_RATE_LIMIT_IP_MAX", default "4", plain,
+        "Send-codes per client IP per interval (seed S4); 0 turns the bucket off.";
+    ENV_RATE_LIMIT_IP_INTERVAL = "VERIFYD_RATE_LIMIT_IP_INTERVAL", default "60", plain,
+        "Interval of the IP bucket, in seconds (or with s/m/h/d suffix).";
+    ENV_RATE_LIMIT_PHONE_MAX = "VERIFYD_RATE_LIMIT_PHONE_MAX", default "5", plain,
+        "Send-codes per phone number per interval (first interval; default also 10 per day); 0 turns the key off.";
+    ENV_RATE_LIMIT_PHONE_INTERVAL = "VERIFYD_RATE_LIMIT_PHONE_INTERVAL", default "600", plain,
+        "Interval of the first phone bucket.";
+    ENV_RATE_LIMIT_PREFIX_MAX = "VERIFYD_RATE_LIMIT_PREFIX_MAX", default "20", plain,
+        "Send-codes per number prefix (the number without its last 4 digits) per interval; 0 off.";
+    ENV_RATE_LIMIT_PREFIX_INTERVAL = "VERIFYD_RATE_LIMIT_PREFIX_INTERVAL", default "3600", plain,
+        "Interval of the prefix bucket.";
+    ENV_RATE_LIMIT_COUNTRY_MAX = "VERIFYD_RATE_LIMIT_COUNTRY_MAX", default "0", plain,
+        "Send-codes per destination country per interval; 0 (default) off.";
+    ENV_RATE_LIMIT_COUNTRY_INTERVAL = "VERIFYD_RATE_LIMIT_COUNTRY_INTERVAL", default "3600", plain,
+        "Interval of the country bucket.";
+    ENV_RATE_LIMIT_GLOBAL_MAX = "VERIFYD_RATE_LIMIT_GLOBAL_MAX", default "1000", plain,
+        "All send-codes together per interval: a spend cap; 0 off.";
+    ENV_RATE_LIMIT_GLOBAL_INTERVAL = "VERIFYD_RATE_LIMIT_GLOBAL_INTERVAL", default "3600", plain,
+        "Interval of the global bucket.";
+    ENV_RATE_LIMIT_USER_MAX = "VERIFYD_RATE_LIMIT_USER_MAX", default "10", plain,
+        "Send-codes per authenticated user (JWT `sub`) per interval; 0 off.";
+    ENV_RATE_LIMIT_USER_INTERVAL = "VERIFYD_RATE_LIMIT_USER_INTERVAL", default "3600", plain,
+        "Interval of the user bucket.";
+    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX = "VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX", default "10", plain,
+        "Wrong codes (and checks of a number with no verification of the caller's) per number and caller per interval, across verifications (a new code does not reset it); the caller is the JWT user, else the API key, so one caller cannot lock a number for others; 0 off.";
+    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL = "VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_INTERVAL", default "3600", plain,
+        "Interval of the failed-check buckets (per caller and the per-number ceiling).";
+    ENV_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING = "VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_CEILING", default "3 x max", plain,
+        "Failed checks per number per interval from all callers together: stops guessing spread over many users or keys; at least the per-caller max; 0 off.";
+    ENV_VERIFY_RATE_LIMIT_IP_MAX = "VERIFYD_VERIFY_RATE_LIMIT_IP_MAX", default "30", plain,
+        "Verify requests per client IP per interval; 0 off.";
+    ENV_VERIFY_RATE_LIMIT_IP_INTERVAL = "VERIFYD_VERIFY_RATE_LIMIT_IP_INTERVAL", default "60", plain,
+        "Interval of the verify IP bucket.";
+    ENV_RESEND_COOLDOWN = "VERIFYD_RESEND_COOLDOWN", default "30", plain,
+        "Minimum time between two sends to one number; 0 disables.";
+    ENV_LIMITER_MAX_KEYS = "VERIFYD_LIMITER_MAX_KEYS", default "1000000", plain,
+        "Hard cap on bucket keys the in-memory limiter tracks; keys at full allowance are dropped to make room, part-used keys never (forgetting one would hand back requests its limit withholds): past the cap, a request that needs a new key is refused 503 and `verifyd_limiter_full_total` counts it.";
+    // server
+    ENV_TRUSTED_PROXIES = "VERIFYD_TRUSTED_PROXIES", default "", plain,
+        "CIDRs of reverse proxies whose X-Forwarded-For is believed (right-most untrusted entry wins).";
+    // codes
+    ENV_CODE_LENGTH = "VERIFYD_CODE_LENGTH", default "6", plain,
+        "Digits per code, 4 to 10 (production: at least 6).";
+    ENV_CODE_TTL = "VERIFYD_CODE_TTL", default "600", plain,
+        "How long a code stays valid, in seconds (Twilio: 10 minutes; production: at most 600).";
+    // telemetry
+    ENV_METRICS_ADDR = "VERIFYD_METRICS_ADDR", default "", plain,
+        "Serve `GET /metrics` on its own listener here (public: bind it privately); unset: on the main listener, behind the API key (a user token is refused there).";
+    ENV_LOG_FORMAT = "VERIFYD_LOG_FORMAT", default "pretty", plain,
+        "`pretty` or `json` logs on stderr.";
+    ENV_RUST_LOG = "RUST_LOG", default "info", plain,
+        "Log filter (tracing EnvFilter syntax).";
+    // server
+    ENV_SHUTDOWN_GRACE = "VERIFYD_SHUTDOWN_GRACE", default "20", plain,
+        "Seconds in-flight requests get to finish after SIGTERM/SIGINT.";
+    ENV_REQUEST_TIMEOUT = "VERIFYD_REQUEST_TIMEOUT", default "15", plain,
+        "Seconds before a request is answered 503 unavailable.";
+    ENV_HEADER_TIMEOUT = "VERIFYD_HEADER_TIMEOUT", default "10", plain,
+        "Seconds a client gets to send a request's line and headers in full, counted from the connection's accept (or, on a keep-alive connection, from the request's first byte); past it the connection is closed (slowloris). The body is bounded by VERIFYD_REQUEST_TIMEOUT.";
+    ENV_IDLE_TIMEOUT = "VERIFYD_IDLE_TIMEOUT", default "75", plain,
+        "Seconds a keep-alive connection may wait for its next request before it is closed. Keep it above your load balancer's idle timeout (AWS ALB: 60 s), so the balancer, not verifyd, closes idle connections (otherwise it may send a request on a connection verifyd is closing and answer 502).";
+    ENV_MAX_CONNECTIONS = "VERIFYD_MAX_CONNECTIONS", default "10000", plain,
+        "Most client connections open at once (the metrics listener counts its own). Past it verifyd stops accepting and new connections wait in the kernel's backlog until one closes; it never fails. The process needs a file-descriptor limit above it (systemd: LimitNOFILE).";
+    // store
+    ENV_STORE_TIMEOUT = "VERIFYD_STORE_TIMEOUT", default "2", plain,
+        "Seconds to wait for a store connection or lock (PostgreSQL: connect and pool acquire; Redis: connect and reply) before answering 503.";
+    ENV_SQLITE_SYNCHRONOUS = "VERIFYD_SQLITE_SYNCHRONOUS", default "full", plain,
+        "SQLite `synchronous` with WAL: `full` (survives power loss) or `normal` (survives process crashes).";
+    ENV_DB_POOL_SIZE = "VERIFYD_DB_POOL_SIZE", default "10", plain,
+        "PostgreSQL store: connections per replica (mind the server's max_connections across replicas).";
+    ENV_DB_STATEMENT_TIMEOUT = "VERIFYD_DB_STATEMENT_TIMEOUT", default "5", plain,
+        "PostgreSQL store: `statement_timeout` set on every connection, in seconds; a slower statement answers 503.";
+    // limits (the shared limiter)
+    ENV_REDIS_URL = "VERIFYD_REDIS_URL", default "", url,
+        "Limiter: `redis://host:port/db` (or `rediss://`) shares every rate-limit bucket between replicas; unset: buckets in this process's memory (password redacted in output).";
+    ENV_REDIS_PREFIX = "VERIFYD_REDIS_PREFIX", default "verifyd:", plain,
+        "Prefix of every Redis key the limiter writes (one Redis can serve several deployments).";
+    // sources
+    ENV_CONFIG = "VERIFYD_CONFIG", default "verifyd.toml", plain,
+        "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase).";
+}
+
+/// The setting named `name`.
+pub fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// The table of `docs/configuration.md` (between its `settings:start` and `settings:end`
+/// comments): one row per setting, in [`SETTINGS`] order.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| variable | default | what it does |\n|---|---|---|\n");
+    for s in SETTINGS {
+        let default = if s.default.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("`{}`", s.default)
+        };
+        let secret = if s.secret() {
+            " (secret: redacted everywhere)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "| `{}` | {default} | {}{secret} |\n",
+            s.name,
+            escape_tags(s.doc)
+        ));
+    }
+    out
+}
+
+/// Outside `code`, `<word>` would be read as an HTML tag (and vanish): escapes the `<`.
+fn escape_tags(doc: &str) -> String {
+    let mut out = String::with_capacity(doc.len());
+    let mut in_code = false;
+    for c in doc.chars() {
+        match c {
+            '`' => {
+                in_code = !in_code;
+                out.push(c);
+            }
+            '<' if !in_code => out.push_str("&lt;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: &str = "<!-- settings:start -->\n";
+    const END: &str = "<!-- settings:end -->";
+
+    #[test]
+    fn the_book_documents_every_setting() {
+        let page = include_str!("../../docs/configuration.md");
+        let start = page
+            .find(START)
+            .expect("settings:start in docs/configuration.md")
+            + START.len();
+        let end = page
+            .find(END)
+            .expect("settings:end in docs/configuration.md");
+        let expected = markdown_table();
+        assert!(
+            page[start..end] == expected,
+            "the settings table of docs/configuration.md is not the one generated from \
+             src/config/settings.rs; replace what lies between the settings:start and settings:end \
+             comments with (or run `verifyd config --markdown-table`):\n{expected}"
+        );
+    }
+
+    #[test]
+    fn every_setting_is_declared_once() {
+        for (i, s) in SETTINGS.iter().enumerate() {
+            assert!(
+                SETTINGS[i + 1..].iter().all(|o| o.name != s.name),
+                "{} twice",
+                s.name
+            );
+        }
+    }
+}
