@@ -119,24 +119,16 @@ async fn a_right_code_gives_its_reserved_failure_back() {
 async fn idempotency_records_hold_no_plain_digest_of_the_body() {
     let app = spawn_app().await;
     let body = json!({ "recipient": US_NUMBER });
-    let first = app
-        .post_with(
+    let send = || {
+        app.post_with(
             &app.client,
             "/mfa/send-code",
             &body,
             &[("Idempotency-Key", "retry-1")],
         )
-        .await;
-    assert_eq!(first.status(), 200);
-    let again = app
-        .post_with(
-            &app.client,
-            "/mfa/send-code",
-            &body,
-            &[("Idempotency-Key", "retry-1")],
-        )
-        .await;
-    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    };
+    assert_eq!(send().await.status(), 200);
+    assert_eq!(send().await.headers()["idempotent-replayed"], "true");
     let db = rusqlite::Connection::open(app.dir.path().join("verifyd.db")).unwrap();
     let stored: Vec<Vec<u8>> = db
         .prepare("SELECT request_digest FROM idempotency_keys")
