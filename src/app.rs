@@ -104,8 +104,10 @@ impl Components {
         let (sender, outbox): (Arc<dyn SmsSender>, Option<Arc<Outbox>>) =
             match config.delivery.provider {
                 ProviderKind::TwilioVerify => (Arc::new(NullSender), None),
-                ProviderKind::Local => crate::sms::from_config(config, Arc::clone(&clock))
-                    .map_err(|e| StartupError::Config(e.to_string()))?,
+                ProviderKind::Local => {
+                    crate::sms::from_settings(&config.delivery, &config.twilio, Arc::clone(&clock))
+                        .map_err(|e| StartupError::Config(e.to_string()))?
+                }
             };
         // Production refuses the console sender; and whatever the sender, no dev outbox there.
         let outbox = outbox.filter(|_| config.profile != Profile::Production);

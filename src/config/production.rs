@@ -23,7 +23,7 @@ use crate::domain::CodeLength;
 pub enum Profile {
     /// The embedded default: made for a laptop (console sender, generated secret and key).
     Development,
-    /// Refuses the laptop defaults and other unsafe settings (see [`Config::from_sources`]).
+    /// Refuses the laptop defaults and other unsafe settings (see [`production_rules`]).
     Production,
 }
 

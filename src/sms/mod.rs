@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 use crate::clock::Clock;
-use crate::config::{Config, SenderKind};
+use crate::config::{DeliverySettings, SenderKind, TwilioSettings};
 use crate::domain::{Channel, PhoneNumber, VerificationSid};
 
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
@@ -67,8 +67,12 @@ pub type SenderWithOutbox = (Arc<dyn SmsSender>, Option<Arc<Outbox>>);
 ///
 /// # Errors
 /// [`SmsError::Setup`] when the chosen sender's settings are missing or its client cannot be built.
-pub fn from_config(config: &Config, clock: Arc<dyn Clock>) -> Result<SenderWithOutbox, SmsError> {
-    match config.delivery.sender {
+pub fn from_settings(
+    delivery: &DeliverySettings,
+    twilio: &TwilioSettings,
+    clock: Arc<dyn Clock>,
+) -> Result<SenderWithOutbox, SmsError> {
+    match delivery.sender {
         SenderKind::Console => {
             let console = ConsoleSender::new(clock);
             let outbox = console.outbox();
@@ -76,18 +80,15 @@ pub fn from_config(config: &Config, clock: Arc<dyn Clock>) -> Result<SenderWithO
         }
         SenderKind::Null => Ok((Arc::new(NullSender), None)),
         SenderKind::TwilioMessaging => {
-            let settings = config.delivery.twilio_messaging.as_ref().ok_or_else(|| {
+            let settings = delivery.twilio_messaging.as_ref().ok_or_else(|| {
                 SmsError::Setup("twilio-messaging needs its TWILIO_* settings".to_owned())
             })?;
-            let sender = TwilioMessagingSender::new(
-                settings,
-                &config.twilio.api_base_url,
-                config.twilio.timeout,
-            )?;
+            let sender =
+                TwilioMessagingSender::new(settings, &twilio.api_base_url, twilio.timeout)?;
             Ok((Arc::new(sender), None))
         }
         SenderKind::Webhook => {
-            let settings = config.delivery.webhook.as_ref().ok_or_else(|| {
+            let settings = delivery.webhook.as_ref().ok_or_else(|| {
                 SmsError::Setup("webhook needs VERIFYD_SMS_WEBHOOK_URL and _SECRET".to_owned())
             })?;
             Ok((Arc::new(WebhookSender::new(settings, clock)?), None))
