@@ -20,7 +20,7 @@ use verifyd::domain::{
 };
 use verifyd::limiter::{Limiter, MemoryLimiter};
 use verifyd::policy::{BucketName, BucketRequest, ClientKey, Policy, Scope};
-use verifyd::store::{NewVerification, SendOutcome, SqliteStore, Store};
+use verifyd::store::{NewVerification, SendOutcome, SqliteStore, VerificationStore};
 
 /// Polls a future that never waits (the in-memory limiter) to completion without a runtime.
 fn ready<F: Future>(future: F) -> F::Output {

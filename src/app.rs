@@ -108,7 +108,7 @@ impl Components {
         // Production refuses the console sender; and whatever the sender, no dev outbox there.
         let outbox = outbox.filter(|_| config.profile != Profile::Production);
         let local = Arc::new(LocalProvider::new(
-            Arc::clone(&store),
+            store.clone(),
             sender,
             Arc::clone(&keys),
             Lifecycle::with_ttl(config.code_ttl),

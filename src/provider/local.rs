@@ -23,13 +23,13 @@ use crate::policy::TestNumbers;
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
 use crate::sms::{OutgoingMessage, SmsSender, message_body};
 use crate::store::{
-    Judge, NewVerification, PendingCheck, SealedVerification, SendOutcome, Store,
-    StoredVerification,
+    Judge, NewVerification, PendingCheck, SealedVerification, SendOutcome, StoredVerification,
+    VerificationStore,
 };
 
 /// Our own code engine.
 pub struct LocalProvider {
-    store: Arc<dyn Store>,
+    store: Arc<dyn VerificationStore>,
     sender: Arc<dyn SmsSender>,
     keys: Arc<Keys>,
     life: Lifecycle,
@@ -39,7 +39,7 @@ pub struct LocalProvider {
 
 impl LocalProvider {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn VerificationStore>,
         sender: Arc<dyn SmsSender>,
         keys: Arc<Keys>,
         life: Lifecycle,

@@ -13,7 +13,7 @@ use verifyd::domain::{
 };
 use verifyd::store::{
     CheckRecord, Judge, NewVerification, PendingCheck, PostgresSettings, PostgresStore,
-    SendOutcome, SqliteStore, Store, StoredVerification,
+    SendOutcome, SqliteStore, Store, StoredVerification, VerificationStore,
 };
 
 use crate::shared::TestDb;
