@@ -113,7 +113,6 @@ impl Components {
             Arc::clone(&keys),
             Lifecycle::with_ttl(config.code_ttl),
             config.code_length,
-            Arc::clone(&test_numbers),
         ));
         let provider: Arc<dyn Provider> = match config.provider {
             // Twilio chooses, delivers and checks the code: no sender, no outbox.

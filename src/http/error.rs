@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{CodeError, PhoneNumberError};
+use crate::domain::{CheckRefusal, CodeError, PhoneNumberError};
 use crate::limiter::LimiterError;
 use crate::policy::{BucketName, PolicyError};
 use crate::provider::{InvalidParameter, ProviderError};
@@ -318,11 +318,7 @@ impl From<LimiterError> for ApiError {
 impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
         match e {
-            ProviderError::NotFound | ProviderError::Expired => ApiError::VerificationNotFound,
-            ProviderError::IncorrectCode { attempts_remaining } => {
-                ApiError::IncorrectCode { attempts_remaining }
-            }
-            ProviderError::MaxCheckAttempts => ApiError::MaxCheckAttempts,
+            ProviderError::NotFound => ApiError::VerificationNotFound,
             ProviderError::MaxSendAttempts => ApiError::MaxSendAttempts,
             ProviderError::RateLimited { retry_after } => ApiError::RateLimited {
                 bucket: None,
@@ -348,6 +344,18 @@ impl From<ProviderError> for ApiError {
     }
 }
 
+impl From<CheckRefusal> for ApiError {
+    fn from(refusal: CheckRefusal) -> Self {
+        match refusal {
+            CheckRefusal::Incorrect { attempts_remaining } => {
+                ApiError::IncorrectCode { attempts_remaining }
+            }
+            CheckRefusal::Expired | CheckRefusal::NotFound => ApiError::VerificationNotFound,
+            CheckRefusal::MaxAttempts => ApiError::MaxCheckAttempts,
+        }
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
@@ -361,6 +369,7 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::Limiter(l) => l.into(),
             ServiceError::Provider(p) => p.into(),
+            ServiceError::Refused(r) => r.into(),
         }
     }
 }

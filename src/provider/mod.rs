@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Channel, OtpCode, PhoneNumber, Timestamp, Verification, VerificationSid};
+use crate::domain::{
+    Channel, CheckOutcome, OtpCode, PhoneNumber, Timestamp, Verification, VerificationSid,
+};
 use crate::policy::ClientKey;
 use crate::store::StoreError;
 
@@ -40,20 +42,13 @@ pub struct CheckRequest {
     pub now: Timestamp,
 }
 
-/// Why a provider call did not succeed. Each variant is one row of the error table.
+/// Why a provider call did not succeed. Each variant is one row of the error table. A check's
+/// answers (wrong code, expired, …) are not errors: they are its [`CheckOutcome`].
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
+    /// No pending verification to cancel.
     #[error("no pending verification")]
     NotFound,
-    /// The verification existed but its TTL ended (answers like [`NotFound`](Self::NotFound);
-    /// kept apart for metrics).
-    #[error("the verification expired")]
-    Expired,
-    /// `attempts_remaining` is `None` when the engine cannot know it (Twilio does not say).
-    #[error("wrong code")]
-    IncorrectCode { attempts_remaining: Option<u32> },
-    #[error("all check attempts used")]
-    MaxCheckAttempts,
     #[error("all send attempts used")]
     MaxSendAttempts,
     #[error("rate limited by the provider")]
@@ -96,7 +91,7 @@ pub trait Provider: Send + Sync {
     async fn start(&self, request: StartRequest) -> Result<Verification, ProviderError>;
 
     /// Checks a code against the number's pending verification; approves it when right.
-    async fn check(&self, request: CheckRequest) -> Result<Verification, ProviderError>;
+    async fn check(&self, request: CheckRequest) -> Result<CheckOutcome, ProviderError>;
 
     /// Cancels a pending verification.
     async fn cancel(

@@ -29,8 +29,8 @@ pub use keys::{KeyCheck, KeyStore};
 pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use verifications::{
-    CheckRecord, Judge, NewVerification, PendingCheck, RekeyOutcome, SealedVerification,
-    SendOutcome, StoredVerification, VerificationStore,
+    CheckRecord, NewVerification, RekeyOutcome, SealedVerification, SendOutcome,
+    StoredVerification, VerificationStore,
 };
 
 /// What the store failed at. Neither variant's text reaches a client.
@@ -42,6 +42,11 @@ pub enum StoreError {
     /// Anything else (a bug, corrupt data): answer an opaque 500.
     #[error("store failure: {0}")]
     Internal(String),
+}
+
+/// Stored data that does not read back (a damaged database, or a bug).
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("corrupt {what} in the database"))
 }
 
 /// A whole backend: every concern, plus what is about the database itself.

@@ -5,9 +5,10 @@
 
 use async_trait::async_trait;
 
-use super::StoreError;
+use super::{StoreError, corrupt};
 use crate::domain::{
-    Channel, Counters, Lifecycle, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
+    AttemptSid, Channel, CheckUpdate, Counters, Lifecycle, SendAttempt, Timestamp, VerificationSid,
+    VerificationStatus,
 };
 
 /// A verification row as stored.
@@ -42,6 +43,14 @@ impl StoredVerification {
             updated: now,
             expires_at: new.expires_at,
         }
+    }
+
+    /// The verification once `update` is applied to it.
+    pub fn with_check(mut self, update: &CheckUpdate) -> Self {
+        self.check_attempts = update.checks;
+        self.status = update.status;
+        self.updated = update.at;
+        self
     }
 
     /// The counters the lifecycle rules read.
@@ -80,31 +89,15 @@ pub enum SendOutcome {
     MaxSendAttempts,
 }
 
-/// What a counted check did.
-#[derive(Debug)]
+/// What applying a counted check did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckRecord {
-    /// The check was counted (and, if right, approved the verification).
-    Counted(StoredVerification),
-    /// The verification was no longer open when the check arrived; nothing changed.
-    NotOpen,
-}
-
-/// How a check judges the pending verification it found: `None` leaves it uncounted (it is
-/// expired or locked), `Some(right)` counts one check and approves the verification if `right`.
-pub type Judge = Box<dyn Fn(&StoredVerification) -> Option<bool> + Send + Sync>;
-
-/// What [`VerificationStore::check_pending`] found and did.
-#[derive(Debug)]
-pub enum PendingCheck {
-    /// The number has no pending verification of this owner.
-    NotFound,
-    /// The judge left it uncounted; here it is as found.
-    Uncounted(StoredVerification),
-    /// One check was counted; the verification after it.
-    Counted(StoredVerification),
-    /// It stopped being open between the judging and the counting (another check used the last
-    /// attempt or approved it, or the TTL ended); here it is as found.
-    NotOpen(StoredVerification),
+    /// The update was applied: the check is counted (and the verification approved if it
+    /// approves).
+    Counted,
+    /// The verification changed since it was read (another check was counted first, or it is
+    /// no longer pending): nothing was written.
+    Changed,
 }
 
 /// A verification's keyed columns: what `verifyd rekey` reads and rewrites.
@@ -142,57 +135,24 @@ pub trait VerificationStore: Send + Sync {
         life: Lifecycle,
     ) -> Result<SendOutcome, StoreError>;
 
-    /// The number's pending verification belonging to `owner`, if any (possibly expired or
-    /// locked: the caller applies the lifecycle rules).
+    /// The number's pending verification belonging to `owner` under the first of `lookups`
+    /// (one per configured secret) that has one, read in one snapshot; possibly expired or
+    /// locked: the domain judges it ([`crate::domain::Lifecycle::judge_check`]).
     async fn find_pending(
-        &self,
-        phone_lookup: &[u8; 32],
-        owner: Option<&str>,
-    ) -> Result<Option<StoredVerification>, StoreError>;
-
-    /// Counts one check of `sid` if it is still pending, unexpired and has checks left, and
-    /// approves it when `approve`; all in one conditional update, so at most `max_checks`
-    /// checks are ever counted and at most one approves.
-    async fn record_check(
-        &self,
-        sid: &VerificationSid,
-        approve: bool,
-        now: Timestamp,
-        max_checks: u32,
-    ) -> Result<CheckRecord, StoreError>;
-
-    /// A check in one step where the backend can: the number's pending verification of `owner`
-    /// under the first of `lookups` that has one, judged by `judge`, and the check it asks for
-    /// counted with [`Self::record_check`]'s conditional update (which alone keeps concurrent
-    /// checks within the budget). The default runs [`Self::find_pending`] then
-    /// [`Self::record_check`].
-    async fn check_pending(
         &self,
         lookups: &[[u8; 32]],
         owner: Option<&str>,
-        judge: Judge,
-        now: Timestamp,
-        max_checks: u32,
-    ) -> Result<PendingCheck, StoreError> {
-        for lookup in lookups {
-            let Some(found) = self.find_pending(lookup, owner).await? else {
-                continue;
-            };
-            let Some(approve) = judge(&found) else {
-                return Ok(PendingCheck::Uncounted(found));
-            };
-            return Ok(
-                match self
-                    .record_check(&found.sid, approve, now, max_checks)
-                    .await?
-                {
-                    CheckRecord::Counted(counted) => PendingCheck::Counted(counted),
-                    CheckRecord::NotOpen => PendingCheck::NotOpen(found),
-                },
-            );
-        }
-        Ok(PendingCheck::NotFound)
-    }
+    ) -> Result<Option<StoredVerification>, StoreError>;
+
+    /// Applies a counted check the domain computed, in one conditional update: only if `sid`
+    /// is still pending with `update.expected_checks` counted (compare-and-set), it gets
+    /// `update.checks`, `update.status` and `update.at`. So at most one check approves and
+    /// checks are counted one at a time, however many run at once.
+    async fn record_check(
+        &self,
+        sid: &VerificationSid,
+        update: &CheckUpdate,
+    ) -> Result<CheckRecord, StoreError>;
 
     /// Moves a pending verification to `status` (canceled, failed). False if it was not pending.
     async fn close(
@@ -225,4 +185,43 @@ pub trait VerificationStore: Send + Sync {
     /// canceled, is kept until then: no check or resend can touch it after its expiry). Returns
     /// how many.
     async fn purge_verifications(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// One send attempt in the text form both backends read (`<attempt sid> <channel> <sent at,
+/// ms>`; a verification's attempts are these, oldest first, separated by commas): SQLite keeps
+/// it in the row's `attempts` column, PostgreSQL aggregates its `send_attempts` rows into it.
+pub(super) fn attempt_text(attempt: &SendAttempt) -> String {
+    format!(
+        "{} {} {}",
+        attempt.sid.as_str(),
+        attempt.channel.as_str(),
+        attempt.time.as_millis()
+    )
+}
+
+/// The attempts in their text form (see [`attempt_text`]), oldest first.
+///
+/// # Errors
+/// [`StoreError::Internal`] for text that is not in that form.
+pub(super) fn parse_attempts(text: &str) -> Result<Vec<SendAttempt>, StoreError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|entry| {
+            let mut parts = entry.split(' ');
+            let (Some(sid), Some(channel), Some(time), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(corrupt("send attempt"));
+            };
+            Ok(SendAttempt {
+                sid: AttemptSid::parse(sid).ok_or_else(|| corrupt("attempt sid"))?,
+                channel: channel
+                    .parse::<Channel>()
+                    .map_err(|_| corrupt("attempt channel"))?,
+                time: Timestamp::from_millis(time.parse().map_err(|_| corrupt("attempt time"))?),
+            })
+        })
+        .collect()
 }

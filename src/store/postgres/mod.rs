@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, corrupt};
 
 /// How the pool talks to PostgreSQL.
 #[derive(Clone, Copy, Debug)]
@@ -141,10 +141,6 @@ impl PostgresStore {
             .await
             .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".to_owned()))?
     }
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Internal(format!("corrupt {what} in the verifications table"))
 }
 
 /// Whether a PostgreSQL SQLSTATE means the server cannot serve at all right now: connection

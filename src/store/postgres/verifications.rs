@@ -1,63 +1,37 @@
 //! The verifications concern on PostgreSQL: a send is one transaction that locks the number's
-//! pending row (`SELECT … FOR UPDATE`), unless the group inserter (`batch`) inserted it; a check
-//! is one conditional `UPDATE … RETURNING`. Send attempts are rows of `send_attempts`.
+//! pending row (`SELECT … FOR UPDATE`), unless the group inserter (`batch`) inserted it. A
+//! check is two statements: the number's pending verification (its attempts aggregated into
+//! the same row) and, once the engine has judged it, a compare-and-set `UPDATE`. Send attempts
+//! are rows of `send_attempts`.
 
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use super::{PostgresStore, batch, corrupt, db_error};
+use super::{PostgresStore, batch, db_error};
 use crate::domain::{
-    AttemptSid, Channel, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid,
-    VerificationStatus,
+    CheckUpdate, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
 };
+use crate::store::verifications::parse_attempts;
 use crate::store::{
     CheckRecord, NewVerification, RekeyOutcome, SealedVerification, SendOutcome, StoreError,
-    StoredVerification, VerificationStore,
+    StoredVerification, VerificationStore, corrupt,
 };
 
-/// The columns [`from_row`] reads, in its order (a macro so queries stay `&'static str`).
+/// The columns [`from_row`] reads, in its order (a macro so queries stay `&'static str`), for
+/// queries on `verifications`: the last is the row's send attempts in their text form
+/// ([`parse_attempts`]), so one statement reads a whole verification.
 macro_rules! columns {
     () => {
         "sid, phone_sealed, channel, status, code_digest, code_sealed, check_count, \
-         created_at, updated_at, expires_at"
+         created_at, updated_at, expires_at, \
+         COALESCE((SELECT string_agg(a.sid || ' ' || a.channel || ' ' || a.sent_at, ',' \
+         ORDER BY a.sent_at, a.seq) FROM send_attempts a \
+         WHERE a.verification_sid = verifications.sid), '')"
     };
 }
 
 impl PostgresStore {
-    async fn attempts_of(
-        conn: &mut PgConnection,
-        sid: &str,
-    ) -> Result<Vec<SendAttempt>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT sid, channel, sent_at FROM send_attempts WHERE verification_sid = $1 ORDER BY sent_at, seq",
-        )
-        .bind(sid)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        rows.iter()
-            .map(|r| {
-                Ok(SendAttempt {
-                    sid: AttemptSid::parse(&r.try_get::<String, _>(0).map_err(db_error)?)
-                        .ok_or_else(|| corrupt("attempt sid"))?,
-                    channel: r
-                        .try_get::<String, _>(1)
-                        .map_err(db_error)?
-                        .parse::<Channel>()
-                        .map_err(|_| corrupt("attempt channel"))?,
-                    time: Timestamp::from_millis(r.try_get(2).map_err(db_error)?),
-                })
-            })
-            .collect()
-    }
-
-    async fn full(conn: &mut PgConnection, row: &PgRow) -> Result<StoredVerification, StoreError> {
-        let mut v = from_row(row)?;
-        v.send_attempts = Self::attempts_of(conn, v.sid.as_str()).await?;
-        Ok(v)
-    }
-
     /// The common send: the verification and its first attempt, inserted (with the other new
     /// sends waiting, in one statement) only when the number has no pending verification of
     /// this owner (the partial unique index decides, through `ON CONFLICT DO NOTHING`). False
@@ -91,7 +65,7 @@ impl PostgresStore {
         .await
         .map_err(db_error)?;
         if let Some(row) = row {
-            let existing = Self::full(&mut tx, &row).await?;
+            let existing = from_row(&row)?;
             match life.state(existing.counters(), now) {
                 LiveState::Open { sends_left: 0, .. } => {
                     tx.rollback().await.map_err(db_error)?;
@@ -168,20 +142,16 @@ impl PostgresStore {
         &self,
         sid: &VerificationSid,
     ) -> Result<Option<StoredVerification>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let row = sqlx::query(concat!(
             "SELECT ",
             columns!(),
             " FROM verifications WHERE sid = $1"
         ))
         .bind(sid.as_str())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
-        match row {
-            Some(row) => Ok(Some(Self::full(&mut conn, &row).await?)),
-            None => Ok(None),
-        }
+        row.as_ref().map(from_row).transpose()
     }
 }
 
@@ -201,7 +171,7 @@ fn from_row(row: &PgRow) -> Result<StoredVerification, StoreError> {
         code_digest: row.try_get(4).map_err(db_error)?,
         code_sealed: row.try_get(5).map_err(db_error)?,
         check_attempts: u32::try_from(get_i64(6)?).map_err(|_| corrupt("check count"))?,
-        send_attempts: Vec::new(),
+        send_attempts: parse_attempts(&row.try_get::<String, _>(10).map_err(db_error)?)?,
         created: Timestamp::from_millis(get_i64(7)?),
         updated: Timestamp::from_millis(get_i64(8)?),
         expires_at: Timestamp::from_millis(get_i64(9)?),
@@ -255,26 +225,24 @@ impl VerificationStore for PostgresStore {
 
     async fn find_pending(
         &self,
-        phone_lookup: &[u8; 32],
+        lookups: &[[u8; 32]],
         owner: Option<&str>,
     ) -> Result<Option<StoredVerification>, StoreError> {
         self.bounded(async {
-            let mut conn = self.pool.acquire().await.map_err(db_error)?;
+            let lookups: Vec<&[u8]> = lookups.iter().map(|l| &l[..]).collect();
             let row = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
-                " FROM verifications WHERE phone_lookup = $1 AND status = 'pending' \
-                 AND owner IS NOT DISTINCT FROM $2"
+                " FROM verifications WHERE phone_lookup = ANY($1) AND status = 'pending' \
+                 AND owner IS NOT DISTINCT FROM $2 ORDER BY array_position($1, phone_lookup) \
+                 LIMIT 1"
             ))
-            .bind(&phone_lookup[..])
+            .bind(lookups)
             .bind(owner)
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-            match row {
-                Some(row) => Ok(Some(Self::full(&mut conn, &row).await?)),
-                None => Ok(None),
-            }
+            row.as_ref().map(from_row).transpose()
         })
         .await
     }
@@ -282,31 +250,26 @@ impl VerificationStore for PostgresStore {
     async fn record_check(
         &self,
         sid: &VerificationSid,
-        approve: bool,
-        now: Timestamp,
-        max_checks: u32,
+        update: &CheckUpdate,
     ) -> Result<CheckRecord, StoreError> {
         self.bounded(async {
-            let mut conn = self.pool.acquire().await.map_err(db_error)?;
-            let row = sqlx::query(concat!(
-                "UPDATE verifications SET check_count = check_count + 1, \
-                 status = CASE WHEN $1 THEN 'approved' ELSE status END, updated_at = $2 \
-                 WHERE sid = $3 AND status = 'pending' AND check_count < $4 AND expires_at > $2 \
-                 RETURNING ",
-                columns!(),
-                ""
-            ))
-            .bind(approve)
-            .bind(now.as_millis())
+            let done = sqlx::query(
+                "UPDATE verifications SET check_count = $1, status = $2, updated_at = $3 \
+                 WHERE sid = $4 AND status = 'pending' AND check_count = $5",
+            )
+            .bind(i64::from(update.checks))
+            .bind(update.status.as_str())
+            .bind(update.at.as_millis())
             .bind(sid.as_str())
-            .bind(i64::from(max_checks))
-            .fetch_optional(&mut *conn)
+            .bind(i64::from(update.expected_checks))
+            .execute(&self.pool)
             .await
             .map_err(db_error)?;
-            match row {
-                Some(row) => Ok(CheckRecord::Counted(Self::full(&mut conn, &row).await?)),
-                None => Ok(CheckRecord::NotOpen),
-            }
+            Ok(if done.rows_affected() == 1 {
+                CheckRecord::Counted
+            } else {
+                CheckRecord::Changed
+            })
         })
         .await
     }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, corrupt};
 use crate::config::SqliteSync;
 use checkpoint::Checkpointer;
 pub use migrate::SchemaStatus;
@@ -183,10 +183,6 @@ fn open(target: &Target, sync: SqliteSync, timeout: Duration) -> Result<Connecti
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     migrate::run(&conn)?;
     Ok(conn)
-}
-
-fn corrupt(what: &str) -> StoreError {
-    StoreError::Internal(format!("corrupt {what} in the verifications table"))
 }
 
 /// Busy locks, I/O and a full disk mean "unavailable" (503); everything else is internal.

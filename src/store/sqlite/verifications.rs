@@ -1,22 +1,22 @@
 //! The verifications concern on SQLite. A send is one `INSERT OR IGNORE` on the partial unique
 //! index of pending verifications per (number, owner) when the number has none (the common
-//! case), else the resend/close rules in the same transaction; a check
-//! ([`VerificationStore::check_pending`]) is one job that finds the number's pending
-//! verification, has the engine judge it and counts it with a conditional `UPDATE … RETURNING`.
-//! Send attempts live inline, in the row's `attempts` column.
+//! case), else the resend/close rules in the same transaction. A check is a read of the
+//! number's pending verification (with the other reads of its batch) and, once the engine has
+//! judged it, a compare-and-set `UPDATE` (with the other writes of its batch). Send attempts
+//! live inline, in the row's `attempts` column.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, Row, params};
 
 use super::worker::Access;
-use super::{SqliteStore, corrupt, db_error, execute};
+use super::{SqliteStore, db_error, execute};
 use crate::domain::{
-    AttemptSid, Channel, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid,
-    VerificationStatus,
+    CheckUpdate, Lifecycle, LiveState, Timestamp, VerificationSid, VerificationStatus,
 };
+use crate::store::verifications::{attempt_text, parse_attempts};
 use crate::store::{
-    CheckRecord, Judge, NewVerification, PendingCheck, RekeyOutcome, SealedVerification,
-    SendOutcome, StoreError, StoredVerification, VerificationStore,
+    CheckRecord, NewVerification, RekeyOutcome, SealedVerification, SendOutcome, StoreError,
+    StoredVerification, VerificationStore, corrupt,
 };
 
 /// The columns [`from_row`] reads, in its order.
@@ -33,13 +33,9 @@ const SELECT_PENDING: &str = concat!(
     " FROM verifications WHERE phone_lookup = ?1 AND status = 'pending' AND owner IS ?2"
 );
 
-/// Counts one check (approving when ?1) of a verification that is still open.
-const RECORD_CHECK: &str = concat!(
-    "UPDATE verifications SET check_count = check_count + 1, \
-     status = CASE WHEN ?1 THEN 'approved' ELSE status END, updated_at = ?2 \
-     WHERE sid = ?3 AND status = 'pending' AND check_count < ?4 AND expires_at > ?2 RETURNING ",
-    columns!()
-);
+/// A counted check, if the verification is still pending with the checks it was judged on.
+const RECORD_CHECK: &str = "UPDATE verifications SET check_count = ?1, status = ?2, updated_at = ?3 \
+     WHERE sid = ?4 AND status = 'pending' AND check_count = ?5";
 
 /// A new verification with its first attempt, unless the number has a pending one of this owner
 /// (the partial unique index decides).
@@ -65,40 +61,6 @@ fn from_row(row: &Row<'_>) -> Result<StoredVerification, StoreError> {
         updated: Timestamp::from_millis(int(8)?),
         expires_at: Timestamp::from_millis(int(9)?),
     })
-}
-
-/// One entry of the `attempts` column: `<attempt sid> <channel> <sent at, ms>`.
-fn attempt_text(attempt: &SendAttempt) -> String {
-    format!(
-        "{} {} {}",
-        attempt.sid.as_str(),
-        attempt.channel.as_str(),
-        attempt.time.as_millis()
-    )
-}
-
-/// The `attempts` column: entries separated by commas, oldest first.
-fn parse_attempts(text: &str) -> Result<Vec<SendAttempt>, StoreError> {
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    text.split(',')
-        .map(|entry| {
-            let mut parts = entry.split(' ');
-            let (Some(sid), Some(channel), Some(time), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return Err(corrupt("send attempt"));
-            };
-            Ok(SendAttempt {
-                sid: AttemptSid::parse(sid).ok_or_else(|| corrupt("attempt sid"))?,
-                channel: channel
-                    .parse::<Channel>()
-                    .map_err(|_| corrupt("attempt channel"))?,
-                time: Timestamp::from_millis(time.parse().map_err(|_| corrupt("attempt time"))?),
-            })
-        })
-        .collect()
 }
 
 /// The first row of `sql` with `params` as a verification.
@@ -219,14 +181,21 @@ impl VerificationStore for SqliteStore {
 
     async fn find_pending(
         &self,
-        phone_lookup: &[u8; 32],
+        lookups: &[[u8; 32]],
         owner: Option<&str>,
     ) -> Result<Option<StoredVerification>, StoreError> {
-        let lookup = *phone_lookup;
+        let lookups = lookups.to_vec();
         let owner = owner.map(str::to_owned);
         self.worker
             .call(Access::Read, move |c| {
-                verification(c, SELECT_PENDING, params![&lookup[..], owner.as_deref()])
+                for lookup in &lookups {
+                    let found =
+                        verification(c, SELECT_PENDING, params![&lookup[..], owner.as_deref()])?;
+                    if found.is_some() {
+                        return Ok(found);
+                    }
+                }
+                Ok(None)
             })
             .await
     }
@@ -234,63 +203,28 @@ impl VerificationStore for SqliteStore {
     async fn record_check(
         &self,
         sid: &VerificationSid,
-        approve: bool,
-        now: Timestamp,
-        max_checks: u32,
+        update: &CheckUpdate,
     ) -> Result<CheckRecord, StoreError> {
         let sid = sid.clone();
+        let update = *update;
         self.worker
             .call(Access::Write, move |c| {
-                let counted = verification(
+                let n = execute(
                     c,
                     RECORD_CHECK,
                     params![
-                        approve,
-                        now.as_millis(),
+                        i64::from(update.checks),
+                        update.status.as_str(),
+                        update.at.as_millis(),
                         sid.as_str(),
-                        i64::from(max_checks)
+                        i64::from(update.expected_checks),
                     ],
                 )?;
-                Ok(counted.map_or(CheckRecord::NotOpen, CheckRecord::Counted))
-            })
-            .await
-    }
-
-    async fn check_pending(
-        &self,
-        lookups: &[[u8; 32]],
-        owner: Option<&str>,
-        judge: Judge,
-        now: Timestamp,
-        max_checks: u32,
-    ) -> Result<PendingCheck, StoreError> {
-        // One job in a write batch: the read, the judging and the count see one state.
-        let lookups = lookups.to_vec();
-        let owner = owner.map(str::to_owned);
-        self.worker
-            .call(Access::Write, move |c| {
-                for lookup in &lookups {
-                    let Some(found) =
-                        verification(c, SELECT_PENDING, params![&lookup[..], owner.as_deref()])?
-                    else {
-                        continue;
-                    };
-                    let Some(approve) = judge(&found) else {
-                        return Ok(PendingCheck::Uncounted(found));
-                    };
-                    let counted = verification(
-                        c,
-                        RECORD_CHECK,
-                        params![
-                            approve,
-                            now.as_millis(),
-                            found.sid.as_str(),
-                            i64::from(max_checks)
-                        ],
-                    )?;
-                    return Ok(counted.map_or(PendingCheck::NotOpen(found), PendingCheck::Counted));
-                }
-                Ok(PendingCheck::NotFound)
+                Ok(if n == 1 {
+                    CheckRecord::Counted
+                } else {
+                    CheckRecord::Changed
+                })
             })
             .await
     }
