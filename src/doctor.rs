@@ -18,6 +18,7 @@ use crate::config::{
 };
 use crate::crypto::{ServerSecret, ServerSecrets};
 use crate::domain::{Channel, Timestamp};
+use crate::error::Chain;
 use crate::provider::twilio_sync::read_ip_buckets;
 use crate::rotation::{self, RotationError};
 use crate::store::{SqliteStore, Store};
@@ -179,13 +180,13 @@ async fn store(report: &mut Report, config: &Config) -> Option<SqliteStore> {
                     Ok(()) => report.pass("store", "PostgreSQL reachable and migrated"),
                     Err(e) => report.fail(
                         "store",
-                        format!("PostgreSQL is not reachable: {e}"),
+                        format!("PostgreSQL is not reachable: {}", Chain(&e)),
                         "check VERIFYD_DATABASE_URL and that the database server runs",
                     ),
                 },
                 Err(e) => report.fail(
                     "store",
-                    format!("PostgreSQL cannot be used: {e}"),
+                    format!("PostgreSQL cannot be used: {}", Chain(&e)),
                     "check VERIFYD_DATABASE_URL and the database user's rights",
                 ),
             }
@@ -220,7 +221,7 @@ async fn store(report: &mut Report, config: &Config) -> Option<SqliteStore> {
         Err(e) => {
             report.fail(
                 "store",
-                format!("{} cannot be opened: {e}", path.display()),
+                format!("{} cannot be opened: {}", path.display(), Chain(&e)),
                 "check VERIFYD_DATABASE_URL and the file's permissions (run doctor as the service's user)",
             );
             return None;
@@ -255,7 +256,7 @@ async fn store(report: &mut Report, config: &Config) -> Option<SqliteStore> {
         ),
         (Err(e), _) | (_, Err(e)) => report.fail(
             "store",
-            format!("{} does not answer: {e}", path.display()),
+            format!("{} does not answer: {}", path.display(), Chain(&e)),
             "check the file, its directory and their permissions",
         ),
     }
@@ -353,7 +354,7 @@ async fn secrets(report: &mut Report, config: &Config, store: Option<&SqliteStor
             }
         }
         // A database migrated before key checks existed: nothing to compare yet.
-        Err(RotationError::Store(e)) if e.to_string().contains("no such table") => report.pass(
+        Err(RotationError::Store(e)) if Chain(&e).to_string().contains("no such table") => report.pass(
             "secrets",
             format!(
                 "{} secret(s) from {source} (key id {configured}); no key-check record yet (written at the next start)",

@@ -188,7 +188,7 @@ fn read_checks(
     let mut stable: Option<StableKey> = None;
     for check in checks {
         let Some(id) = KeyId::from_slice(&check.key_id) else {
-            return Err(StoreError::Internal("corrupt key id in key_checks".to_owned()).into());
+            return Err(StoreError::internal("corrupt key id in key_checks").into());
         };
         if !probe.knows(id) {
             missing.push(id);

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::domain::{
     Channel, CheckOutcome, CheckRefusal, OtpCode, PhoneNumber, Timestamp, Verification,
 };
+use crate::error::Chain;
 use crate::limiter::{Decision, Limiter, LimiterError};
 use crate::policy::{BucketName, BucketRequest, ClientKey, Policy, PolicyError, TestNumbers};
 use crate::provider::{CheckRequest, LocalProvider, Provider, ProviderError, StartRequest};
@@ -207,7 +208,7 @@ impl Verifier {
             && let Err(e) = self.limiter.refund(&failures, now).await
         {
             // The reservation stands: the number's failure count is one too high, never low.
-            tracing::warn!(error = %e, "could not give back a reserved failed check");
+            tracing::warn!(error = %Chain(&e), "could not give back a reserved failed check");
         }
         match result? {
             CheckOutcome::Approved(verification) => {

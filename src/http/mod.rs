@@ -30,6 +30,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::clock::Clock;
 use crate::crypto::Keys;
 use crate::domain::CodeLength;
+use crate::error::Chain;
 use crate::policy::TrustedProxies;
 use crate::service::Verifier;
 use crate::sms::Outbox;
@@ -199,7 +200,7 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
     .await
     {
         Ok(response) => response,
-        Err(_) => ApiError::Unavailable("request timed out".to_owned()).into_response(),
+        Err(_) => ApiError::Unavailable("request timed out".into()).into_response(),
     };
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
@@ -221,7 +222,7 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
     let client = facts.client.as_deref().unwrap_or("-");
     span.in_scope(|| {
         if let Some(detail) = response.extensions().get::<error::ErrorDetail>() {
-            tracing::error!(status = status.as_u16(), latency_ms, outcome, phone, client, error = %detail.0, "request failed");
+            tracing::error!(status = status.as_u16(), latency_ms, outcome, phone, client, error = %Chain(&*detail.0), "request failed");
         } else if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(status = status.as_u16(), latency_ms, outcome, phone, client, "request failed");
         } else {

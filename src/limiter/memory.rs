@@ -117,10 +117,9 @@ impl MemoryLimiter {
         map.retain(|_, e| e.tat_us > now_us);
         if map.len() + incoming > self.cap {
             metrics::counter!("verifyd_limiter_full_total").increment(1);
-            return Err(LimiterError(
+            return Err(LimiterError::new(
                 "the in-memory limiter is full of keys whose limits are in effect; refusing new \
-                 clients (raise VERIFYD_LIMITER_MAX_KEYS)"
-                    .to_owned(),
+                 clients (raise VERIFYD_LIMITER_MAX_KEYS)",
             ));
         }
         Ok(())
@@ -139,7 +138,7 @@ impl Limiter for MemoryLimiter {
         let mut map = self
             .map
             .lock()
-            .map_err(|_| LimiterError("memory limiter lock poisoned".to_owned()))?;
+            .map_err(|_| LimiterError::new("memory limiter lock poisoned"))?;
         let (decision, updates) = Self::decide(&map, &keys, buckets, now_us);
         if decision != Decision::Allowed {
             return Ok(decision);
@@ -162,7 +161,7 @@ impl Limiter for MemoryLimiter {
         let map = self
             .map
             .lock()
-            .map_err(|_| LimiterError("memory limiter lock poisoned".to_owned()))?;
+            .map_err(|_| LimiterError::new("memory limiter lock poisoned"))?;
         Ok(Self::decide(&map, &keys, buckets, now_us).0)
     }
 
@@ -172,7 +171,7 @@ impl Limiter for MemoryLimiter {
         let mut map = self
             .map
             .lock()
-            .map_err(|_| LimiterError("memory limiter lock poisoned".to_owned()))?;
+            .map_err(|_| LimiterError::new("memory limiter lock poisoned"))?;
         for (bucket, key) in buckets.iter().zip(keys) {
             let Some(entry) = map.get_mut(&key) else {
                 continue;

@@ -92,11 +92,11 @@ impl LocalProvider {
         let plain = self
             .keys
             .open(&stored.code_sealed, stored.sid.as_str().as_bytes())
-            .map_err(|e| ProviderError::Data(e.to_string()))?;
+            .map_err(|e| ProviderError::Data(e.into()))?;
         String::from_utf8(plain)
             .ok()
             .and_then(OtpCode::from_stored)
-            .ok_or_else(|| ProviderError::Data("stored code is not a run of digits".to_owned()))
+            .ok_or_else(|| ProviderError::Data("stored code is not a run of digits".into()))
     }
 
     /// Before a send: a pending verification under an older secret is moved to the newest, so
@@ -130,7 +130,7 @@ impl LocalProvider {
                 .await
                 .map_err(|e| match e {
                     RotationError::Store(e) => ProviderError::Store(e),
-                    other => ProviderError::Data(other.to_string()),
+                    other => ProviderError::Data(other.into()),
                 })?;
             }
         }
@@ -162,7 +162,7 @@ impl LocalProvider {
             "outcome" => if result.is_ok() { "sent" } else { "failed" },
         )
         .increment(1);
-        result.map_err(|e| ProviderError::Delivery(e.to_string()))
+        result.map_err(ProviderError::Delivery)
     }
 
     /// A send; `test_code` is a test number's fixed code (then nothing is delivered).
@@ -306,11 +306,11 @@ impl Provider for LocalProvider {
         let plain = self
             .keys
             .open(&stored.phone_sealed, PHONE_CONTEXT)
-            .map_err(|e| ProviderError::Data(e.to_string()))?;
+            .map_err(|e| ProviderError::Data(e.into()))?;
         let phone = String::from_utf8(plain)
             .ok()
             .and_then(|s| PhoneNumber::parse(&s).ok())
-            .ok_or_else(|| ProviderError::Data("stored phone number is unreadable".to_owned()))?;
+            .ok_or_else(|| ProviderError::Data("stored phone number is unreadable".into()))?;
         let mut view = self.view(stored, &phone);
         view.status = VerificationStatus::Canceled;
         view.updated = now;

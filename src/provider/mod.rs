@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use crate::domain::{
     Channel, CheckOutcome, OtpCode, PhoneNumber, Timestamp, Verification, VerificationSid,
 };
+use crate::error::BoxError;
 use crate::policy::ClientKey;
+use crate::sms::SmsError;
 use crate::store::StoreError;
 
 pub use local::LocalProvider;
@@ -53,12 +55,14 @@ pub enum ProviderError {
     MaxSendAttempts,
     #[error("rate limited by the provider")]
     RateLimited { retry_after: Option<Duration> },
-    #[error("delivery failed: {0}")]
-    Delivery(String),
+    /// The sender failed; the message may or may not have gone out.
+    #[error("delivery failed")]
+    Delivery(#[source] SmsError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("stored data cannot be read: {0}")]
-    Data(String),
+    /// A stored verification does not open or read back (the cause says which part).
+    #[error("stored data cannot be read")]
+    Data(#[source] BoxError),
     /// The provider refused the number's country (Twilio 60605, geo permissions).
     #[error("the provider does not deliver to this country")]
     CountryNotAllowed,
@@ -71,9 +75,9 @@ pub enum ProviderError {
     /// The provider refused a parameter (Twilio 60200).
     #[error("the provider refused the {0:?} parameter")]
     InvalidParameter(InvalidParameter),
-    /// The provider failed or answered something unexpected; the detail is for logs only.
-    #[error("the provider failed: {0}")]
-    Upstream(String),
+    /// The provider failed or answered something unexpected; the cause is for logs only.
+    #[error("the provider failed")]
+    Upstream(#[source] BoxError),
 }
 
 /// The parameter a provider refused.

@@ -29,6 +29,7 @@ use crate::domain::{
     AttemptSid, Channel, CheckOutcome, CheckRefusal, Lifecycle, PhoneNumber, SendAttempt,
     Timestamp, Verification, VerificationSid, VerificationStatus,
 };
+use crate::error::Context;
 use crate::twilio::{TwilioClient, TwilioError};
 
 /// The `unique_name` of the Twilio-side RateLimit that carries the client's IP key.
@@ -481,7 +482,7 @@ impl Provider for TwilioVerifyProvider {
 }
 
 fn upstream(what: &str) -> ProviderError {
-    ProviderError::Upstream(what.to_owned())
+    ProviderError::Upstream(what.into())
 }
 
 /// Twilio's answer, as one row of DESIGN.md's error table.
@@ -489,7 +490,9 @@ fn provider_error(error: TwilioError, call: Call) -> ProviderError {
     let failure = match error {
         TwilioError::Api(failure) => failure,
         other => {
-            return ProviderError::Upstream(format!("Twilio Verify {}: {other}", call.as_str()));
+            return ProviderError::Upstream(
+                Context::new(format!("Twilio Verify {}", call.as_str()), other).into(),
+            );
         }
     };
     match failure.code {
@@ -512,14 +515,23 @@ fn provider_error(error: TwilioError, call: Call) -> ProviderError {
         // On a start, "not found" is the service itself: a configuration problem. (A check
         // answers its 20404 as an outcome before coming here.)
         Some(20404) if call != Call::Start => ProviderError::NotFound,
-        Some(20404) => ProviderError::Upstream(format!(
-            "Twilio Verify {}: {failure}: check TWILIO_SERVICE_SID",
-            call.as_str()
-        )),
+        Some(20404) => ProviderError::Upstream(
+            Context::new(
+                format!("Twilio Verify {} (check TWILIO_SERVICE_SID)", call.as_str()),
+                TwilioError::Api(failure),
+            )
+            .into(),
+        ),
         _ if failure.status == 429 => ProviderError::RateLimited {
             retry_after: Some(failure.retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
         },
-        _ => ProviderError::Upstream(format!("Twilio Verify {}: {failure}", call.as_str())),
+        _ => ProviderError::Upstream(
+            Context::new(
+                format!("Twilio Verify {}", call.as_str()),
+                TwilioError::Api(failure),
+            )
+            .into(),
+        ),
     }
 }
 

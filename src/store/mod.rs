@@ -20,9 +20,12 @@ pub mod postgres;
 pub mod sqlite;
 pub mod verifications;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::domain::Timestamp;
+use crate::error::BoxError;
 
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SealedAnswer};
 pub use keys::{KeyCheck, KeyStore};
@@ -33,20 +36,34 @@ pub use verifications::{
     StoredVerification, VerificationStore,
 };
 
-/// What the store failed at. Neither variant's text reaches a client.
+/// What the store failed at, classified; the cause (the driver's error, or what was found
+/// wrong) is its `source()`. Nothing of it reaches a client. Clone, because one failed
+/// commit answers every call of its batch.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached in time (pool or lock timeout, I/O): answer 503.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    #[error("store unavailable")]
+    Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// Anything else (a bug, corrupt data): answer an opaque 500.
-    #[error("store failure: {0}")]
-    Internal(String),
+    #[error("store failure")]
+    Internal(#[source] Arc<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Unavailable because of `cause` (an error, or what happened, as text).
+    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
+        Self::Unavailable(Arc::from(cause.into()))
+    }
+
+    /// Internal because of `cause` (an error, or what was found wrong, as text).
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        Self::Internal(Arc::from(cause.into()))
+    }
 }
 
 /// Stored data that does not read back (a damaged database, or a bug).
 fn corrupt(what: &str) -> StoreError {
-    StoreError::Internal(format!("corrupt {what} in the database"))
+    StoreError::internal(format!("corrupt {what} in the database"))
 }
 
 /// A whole backend: every concern, plus what is about the database itself.

@@ -30,6 +30,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::{Store, StoreError, corrupt};
+use crate::error::{BoxError, Context};
 
 /// How the pool talks to PostgreSQL.
 #[derive(Clone, Copy, Debug)]
@@ -64,7 +65,7 @@ impl PostgresStore {
     /// [`StoreError::Internal`] when the URL cannot be parsed.
     pub fn new(url: &str, settings: PostgresSettings) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|_| StoreError::Internal("the PostgreSQL URL cannot be parsed".to_owned()))?
+            .map_err(|_| StoreError::internal("the PostgreSQL URL cannot be parsed"))?
             .application_name("verifyd")
             .options([(
                 "statement_timeout",
@@ -116,12 +117,13 @@ impl PostgresStore {
             .map_err(|e| match e {
                 sqlx::migrate::MigrateError::Execute(e)
                 | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => match db_error(e) {
-                    StoreError::Unavailable(d) => StoreError::Unavailable(d),
-                    StoreError::Internal(d) => {
-                        StoreError::Internal(format!("PostgreSQL migration failed: {d}"))
-                    }
+                    StoreError::Internal(d) => StoreError::internal(Context::new(
+                        "PostgreSQL migration failed",
+                        Box::new(d) as BoxError,
+                    )),
+                    unavailable => unavailable,
                 },
-                other => StoreError::Internal(format!("PostgreSQL migration failed: {other}")),
+                other => StoreError::internal(Context::new("PostgreSQL migration failed", other)),
             })?;
         self.migrated.store(true, Ordering::Release);
         tracing::info!("PostgreSQL store ready (migrations applied)");
@@ -139,7 +141,7 @@ impl PostgresStore {
         };
         tokio::time::timeout(self.deadline, run)
             .await
-            .map_err(|_| StoreError::Unavailable("PostgreSQL did not answer in time".to_owned()))?
+            .map_err(|_| StoreError::unavailable("PostgreSQL did not answer in time"))?
     }
 }
 
@@ -178,9 +180,9 @@ fn db_error(e: sqlx::Error) -> StoreError {
     let transient = is_outage(&e)
         || matches!(&e, sqlx::Error::Database(db) if db.code().is_some_and(|c| transient_sqlstate(&c)));
     if transient {
-        StoreError::Unavailable(e.to_string())
+        StoreError::unavailable(e)
     } else {
-        StoreError::Internal(e.to_string())
+        StoreError::internal(e)
     }
 }
 
@@ -205,6 +207,7 @@ impl Store for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Chain;
 
     #[test]
     fn connection_and_timeout_sqlstates_are_transient() {
@@ -231,6 +234,6 @@ mod tests {
         .err()
         .expect("refused");
         assert!(matches!(err, StoreError::Internal(_)));
-        assert!(!err.to_string().contains("secret-pass"));
+        assert!(!Chain(&err).to_string().contains("secret-pass"));
     }
 }

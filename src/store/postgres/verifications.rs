@@ -215,8 +215,8 @@ impl VerificationStore for PostgresStore {
             // try finds it and resends (or reports the send budget).
             match self.try_start_or_resend(&new, now, life).await? {
                 Some(outcome) => Ok(outcome),
-                None => Err(StoreError::Unavailable(
-                    "concurrent sends to one number kept conflicting; retry".to_owned(),
+                None => Err(StoreError::unavailable(
+                    "concurrent sends to one number kept conflicting; retry",
                 )),
             }
         })

@@ -24,6 +24,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{Store, StoreError, corrupt};
 use crate::config::SqliteSync;
+use crate::error::Context;
 use checkpoint::Checkpointer;
 pub use migrate::SchemaStatus;
 use worker::{Access, Worker};
@@ -66,12 +67,10 @@ impl Target {
         let rest = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
-            .ok_or_else(|| {
-                StoreError::Internal("bad SQLite URL: expected sqlite://<path>".into())
-            })?;
+            .ok_or_else(|| StoreError::internal("bad SQLite URL: expected sqlite://<path>"))?;
         let path = rest.split('?').next().unwrap_or_default();
         match path {
-            "" => Err(StoreError::Internal("bad SQLite URL: no path".into())),
+            "" => Err(StoreError::internal("bad SQLite URL: no path")),
             ":memory:" => Ok(Self::Memory),
             path => Ok(Self::File(PathBuf::from(path))),
         }
@@ -98,7 +97,7 @@ impl SqliteStore {
             Ok::<_, StoreError>((conn, checkpointer))
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("SQLite open task failed: {e}")))??;
+        .map_err(|e| StoreError::internal(Context::new("the SQLite open task failed", e)))??;
         Ok(Self {
             worker: Worker::spawn(conn, timeout, checkpointer)?,
         })
@@ -119,12 +118,12 @@ impl SqliteStore {
                 &path,
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
-            .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
+            .map_err(cannot_open)?;
             conn.busy_timeout(timeout).map_err(db_error)?;
             Ok::<_, StoreError>(conn)
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("SQLite open task failed: {e}")))??;
+        .map_err(|e| StoreError::internal(Context::new("the SQLite open task failed", e)))??;
         Ok(Some(Self {
             worker: Worker::spawn(conn, timeout, ())?,
         }))
@@ -141,8 +140,6 @@ impl SqliteStore {
 
 /// Opens, configures and migrates the connection the store's thread will own.
 fn open(target: &Target, sync: SqliteSync, timeout: Duration) -> Result<Connection, StoreError> {
-    let cannot_open =
-        |e: rusqlite::Error| StoreError::Unavailable(format!("cannot open SQLite database: {e}"));
     let conn = match target {
         Target::Memory => Connection::open_in_memory().map_err(cannot_open)?,
         Target::File(path) => Connection::open_with_flags(
@@ -160,7 +157,7 @@ fn open(target: &Target, sync: SqliteSync, timeout: Duration) -> Result<Connecti
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(db_error)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Internal(format!(
+            return Err(StoreError::internal(format!(
                 "SQLite refused WAL mode (journal_mode is {mode})"
             )));
         }
@@ -185,6 +182,11 @@ fn open(target: &Target, sync: SqliteSync, timeout: Duration) -> Result<Connecti
     Ok(conn)
 }
 
+/// The database file cannot be opened: unavailable (503).
+fn cannot_open(e: rusqlite::Error) -> StoreError {
+    StoreError::unavailable(Context::new("cannot open the SQLite database", e))
+}
+
 /// Busy locks, I/O and a full disk mean "unavailable" (503); everything else is internal.
 fn db_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
@@ -202,9 +204,9 @@ fn db_error(e: rusqlite::Error) -> StoreError {
                     | C::ReadOnly
             ) =>
         {
-            StoreError::Unavailable(e.to_string())
+            StoreError::unavailable(e)
         }
-        _ => StoreError::Internal(e.to_string()),
+        _ => StoreError::internal(e),
     }
 }
 

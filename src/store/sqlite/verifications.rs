@@ -116,9 +116,7 @@ fn start_or_resend(
         SELECT_PENDING,
         params![&new.phone_lookup[..], new.owner.as_deref()],
     )?
-    .ok_or_else(|| {
-        StoreError::Internal("a new verification was refused with none pending".into())
-    })?;
+    .ok_or_else(|| StoreError::internal("a new verification was refused with none pending"))?;
     match life.state(existing.counters(), now) {
         LiveState::Open { sends_left: 0, .. } => Ok(SendOutcome::MaxSendAttempts),
         LiveState::Open { .. } => {
@@ -157,8 +155,8 @@ fn start_or_resend(
             })
             .map_err(db_error)?;
             if !insert_new(conn, new, now)? {
-                return Err(StoreError::Internal(
-                    "a closed verification still blocks a new one".into(),
+                return Err(StoreError::internal(
+                    "a closed verification still blocks a new one",
                 ));
             }
             Ok(SendOutcome::Created(StoredVerification::created(new, now)))
