@@ -1,6 +1,7 @@
 //! `POST /mfa/send-code` and `POST /mfa/verify`, in the Linker shape: parse the body into
 //! domain types (in the documented order), call the [`Verifier`](crate::service::Verifier),
-//! wrap the verification in `{statusCode, message, data}`.
+//! wrap the verification in `{statusCode, message, data}`. The masked number and the client key
+//! are recorded on the request's span (see [`super::log_request`]) as soon as they are known.
 
 use std::net::SocketAddr;
 
@@ -8,6 +9,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
+use tracing::Span;
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -128,31 +130,21 @@ impl From<Verification> for VerificationData {
     }
 }
 
-/// What the request log line says about a request beyond route and status.
-#[derive(Clone, Debug, Default)]
-pub struct RequestFacts {
-    /// The masked number.
-    pub phone: Option<String>,
-    /// The client's rate-limit key.
-    pub client: Option<String>,
-}
-
 fn client_key(state: &AppState, peer: SocketAddr, headers: &MfaHeaders) -> ClientKey {
     let forwarded = headers.forwarded_for.iter().filter_map(|v| v.to_str().ok());
     ClientKey::from_ip(state.trusted_proxies.resolve(peer.ip(), forwarded))
 }
 
-/// The caller of a request: its client key (also recorded for the log line) and its user.
+/// The caller of a request: its client key (also recorded on the request's span) and its user.
 fn caller(
     state: &AppState,
     peer: SocketAddr,
     headers: &MfaHeaders,
     principal: &Principal,
     user: Option<String>,
-    facts: &mut RequestFacts,
 ) -> Caller {
     let client = client_key(state, peer, headers);
-    facts.client = Some(client.as_str().to_owned());
+    Span::current().record("client", client.as_str());
     Caller {
         client: Some(client),
         user,
@@ -160,9 +152,12 @@ fn caller(
     }
 }
 
-fn with_facts(mut response: Response, facts: RequestFacts) -> Response {
-    response.extensions_mut().insert(facts);
-    response
+/// Records the masked number on the request's span (never the number itself).
+fn record_phone(phone: &PhoneNumber) {
+    let span = Span::current();
+    if !span.is_disabled() {
+        span.record("phone", phone.masked().as_str());
+    }
 }
 
 /// Sends a code (or re-sends the pending one's), after the policy allows it.
@@ -207,21 +202,19 @@ pub async fn send_code(
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    let mut facts = RequestFacts::default();
-    let response = match key {
-        None => send_code_inner(&state, peer, &headers, &body, &principal, user, &mut facts)
+    match key {
+        None => send_code_inner(&state, peer, &headers, &body, &principal, user)
             .await
             .into_response(),
         Some(key) => {
             idempotency::run(&state, &principal.0, key, &body.0, async {
-                send_code_inner(&state, peer, &headers, &body, &principal, user, &mut facts)
+                send_code_inner(&state, peer, &headers, &body, &principal, user)
                     .await
                     .into_response()
             })
             .await
         }
-    };
-    with_facts(response, facts)
+    }
 }
 
 async fn send_code_inner(
@@ -231,17 +224,16 @@ async fn send_code_inner(
     body: &JsonObject,
     principal: &Principal,
     user: Option<String>,
-    facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
-    facts.phone = Some(phone.masked());
+    record_phone(&phone);
     let channel = match body.optional_str("channel")? {
         None => Channel::Sms,
         Some(name) => name
             .parse::<Channel>()
             .map_err(|_| ApiError::ChannelNotAllowed)?,
     };
-    let caller = caller(state, peer, headers, principal, user, facts);
+    let caller = caller(state, peer, headers, principal, user);
     let verification = state.verifier.send_code(phone, channel, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
@@ -281,11 +273,9 @@ pub async fn verify_code(
     body: JsonObject,
 ) -> Response {
     let user = user.map(|Extension(u)| u.0);
-    let mut facts = RequestFacts::default();
-    let response = verify_code_inner(&state, peer, &headers, &body, &principal, user, &mut facts)
+    verify_code_inner(&state, peer, &headers, &body, &principal, user)
         .await
-        .into_response();
-    with_facts(response, facts)
+        .into_response()
 }
 
 async fn verify_code_inner(
@@ -295,12 +285,11 @@ async fn verify_code_inner(
     body: &JsonObject,
     principal: &Principal,
     user: Option<String>,
-    facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
-    facts.phone = Some(phone.masked());
+    record_phone(&phone);
     let code = OtpCode::parse(body.required_str("code")?, state.code_length)?;
-    let caller = caller(state, peer, headers, principal, user, facts);
+    let caller = caller(state, peer, headers, principal, user);
     let verification = state.verifier.verify_code(phone, code, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
