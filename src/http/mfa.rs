@@ -17,7 +17,7 @@ use super::auth::{AuthUser, Principal};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonObject, MfaHeaders};
 use super::idempotency::{self, IdempotencyKey};
-use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
+use crate::domain::{Channel, CodeLength, OtpCode, PhoneNumber, Verification};
 use crate::policy::ClientKey;
 use crate::service::Caller;
 
@@ -76,32 +76,64 @@ pub struct AttemptData {
     pub time: String,
 }
 
+// The request bodies are parsed from the JSON object field by field, in the contract's order
+// (`recipient`, then `channel` or `code`), each with its own error code, instead of by serde
+// into the struct: serde would refuse a body at its first bad field, whichever it is, with one
+// generic error. Their OpenAPI schemas are derived from these same types.
+
 /// The send-code body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct SendCodeRequest {
     /// International format, `+` and country code first.
-    #[schema(example = "+14155552671")]
-    recipient: String,
+    #[schema(value_type = String, example = "+14155552671")]
+    recipient: PhoneNumber,
     /// `sms` when absent; must be enabled in `VERIFYD_CHANNELS`.
-    #[schema(example = "sms")]
-    channel: Option<String>,
+    #[schema(value_type = Option<String>, example = "sms")]
+    channel: Channel,
+}
+
+impl SendCodeRequest {
+    /// `recipient` (`invalid_body` unless a string, `invalid_phone_number` unless a number; the
+    /// masked number is recorded on the request's span), then `channel` (`invalid_body` unless
+    /// a string or absent, `channel_not_allowed` for any unknown name; `sms` when absent).
+    fn parse(body: &JsonObject) -> Result<Self, ApiError> {
+        let recipient = PhoneNumber::parse(body.required_str("recipient")?)?;
+        record_phone(&recipient);
+        let channel = match body.optional_str("channel")? {
+            None => Channel::Sms,
+            Some(name) => name
+                .parse::<Channel>()
+                .map_err(|_| ApiError::ChannelNotAllowed)?,
+        };
+        Ok(Self { recipient, channel })
+    }
 }
 
 /// The verify body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct VerifyRequest {
-    #[schema(example = "+14155552671")]
-    recipient: String,
+    #[schema(value_type = String, example = "+14155552671")]
+    recipient: PhoneNumber,
     /// ASCII digits, exactly the configured length (`VERIFYD_CODE_LENGTH`, 4 to 10).
     #[schema(
+        value_type = String,
         example = "123456",
         pattern = "^[0-9]+$",
         min_length = 4,
         max_length = 10
     )]
-    code: String,
+    code: OtpCode,
+}
+
+impl VerifyRequest {
+    /// `recipient` (as for a send), then `code` (`invalid_body` unless a string, `invalid_code`
+    /// unless `length` ASCII digits).
+    fn parse(body: &JsonObject, length: CodeLength) -> Result<Self, ApiError> {
+        let recipient = PhoneNumber::parse(body.required_str("recipient")?)?;
+        record_phone(&recipient);
+        let code = OtpCode::parse(body.required_str("code")?, length)?;
+        Ok(Self { recipient, code })
+    }
 }
 
 impl From<Verification> for VerificationData {
@@ -225,16 +257,9 @@ async fn send_code_inner(
     principal: &Principal,
     user: Option<String>,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
-    let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
-    record_phone(&phone);
-    let channel = match body.optional_str("channel")? {
-        None => Channel::Sms,
-        Some(name) => name
-            .parse::<Channel>()
-            .map_err(|_| ApiError::ChannelNotAllowed)?,
-    };
+    let SendCodeRequest { recipient, channel } = SendCodeRequest::parse(body)?;
     let caller = caller(state, peer, headers, principal, user);
-    let verification = state.verifier.send_code(phone, channel, caller).await?;
+    let verification = state.verifier.send_code(recipient, channel, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
         message: "Verification code sent!",
@@ -286,11 +311,9 @@ async fn verify_code_inner(
     principal: &Principal,
     user: Option<String>,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
-    let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
-    record_phone(&phone);
-    let code = OtpCode::parse(body.required_str("code")?, state.code_length)?;
+    let VerifyRequest { recipient, code } = VerifyRequest::parse(body, state.code_length)?;
     let caller = caller(state, peer, headers, principal, user);
-    let verification = state.verifier.verify_code(phone, code, caller).await?;
+    let verification = state.verifier.verify_code(recipient, code, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
         message: "Verification code is correct!",

@@ -151,20 +151,6 @@ impl Limiter for MemoryLimiter {
         Ok(Decision::Allowed)
     }
 
-    async fn peek(
-        &self,
-        buckets: &[BucketRequest],
-        now: Timestamp,
-    ) -> Result<Decision, LimiterError> {
-        let now_us = now.as_millis().saturating_mul(1000);
-        let keys: Vec<u64> = buckets.iter().map(|b| self.key(b)).collect();
-        let map = self
-            .map
-            .lock()
-            .map_err(|_| LimiterError::new("memory limiter lock poisoned"))?;
-        Ok(Self::decide(&map, &keys, buckets, now_us).0)
-    }
-
     async fn refund(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<(), LimiterError> {
         let now_us = now.as_millis().saturating_mul(1000);
         let keys: Vec<u64> = buckets.iter().map(|b| self.key(b)).collect();
@@ -250,22 +236,6 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    #[tokio::test]
-    async fn peek_charges_nothing() {
-        let limiter = MemoryLimiter::new(1000);
-        let now = Timestamp::from_millis(0);
-        let one = [bucket(BucketName::Phone, "p", 1)];
-        for _ in 0..3 {
-            assert_eq!(limiter.peek(&one, now).await.unwrap(), Decision::Allowed);
-        }
-        assert_eq!(limiter.acquire(&one, now).await.unwrap(), Decision::Allowed);
-        assert!(matches!(
-            limiter.peek(&one, now).await.unwrap(),
-            Decision::Limited { .. }
-        ));
-        assert_eq!(limiter.tracked_keys(), 1);
     }
 
     #[tokio::test]

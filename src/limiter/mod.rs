@@ -57,17 +57,6 @@ pub trait Limiter: Send + Sync {
         now: Timestamp,
     ) -> Result<Decision, LimiterError>;
 
-    /// What [`acquire`](Self::acquire) would answer, without charging anything (for buckets
-    /// charged only after the fact, such as failed checks).
-    ///
-    /// # Errors
-    /// [`LimiterError`] when the backend cannot be reached: the request must be refused.
-    async fn peek(
-        &self,
-        buckets: &[BucketRequest],
-        now: Timestamp,
-    ) -> Result<Decision, LimiterError>;
-
     /// Gives back one request to every bucket in `buckets` (charged earlier by
     /// [`acquire`](Self::acquire)): a reservation that turned out not to count, such as a
     /// failed-check bucket reserved before a code that was right. A bucket never holds more

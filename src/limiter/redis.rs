@@ -55,9 +55,6 @@ end
 if refused > 0 then
   return {refused, longest}
 end
-if ARGV[2 * #KEYS + 2] == '1' then
-  return {0, 0}
-end
 for i = 1, #KEYS do
   local ttl_ms = math.ceil((new_tats[i] - now) / 1000)
   redis.call('SET', KEYS[i], string.format('%.0f', new_tats[i]), 'PX', ttl_ms)
@@ -179,20 +176,17 @@ impl RedisLimiter {
         }
     }
 
-    /// One script run: decides for every bucket; charges them all only when allowed and
-    /// `dry_run` is false.
+    /// One script run: decides for every bucket; charges them all only when allowed.
     async fn decide(
         &self,
         buckets: &[BucketRequest],
         now: Timestamp,
-        dry_run: bool,
     ) -> Result<Decision, LimiterError> {
         if buckets.is_empty() {
             return Ok(Decision::Allowed);
         }
         let mut invocation = self.script.prepare_invoke();
         self.bucket_args(&mut invocation, buckets, now);
-        invocation.arg(if dry_run { "1" } else { "0" });
         let mut connection = self.connection.clone();
         let (index, wait_us): (i64, i64) = self
             .bounded(
@@ -221,15 +215,7 @@ impl Limiter for RedisLimiter {
         buckets: &[BucketRequest],
         now: Timestamp,
     ) -> Result<Decision, LimiterError> {
-        self.decide(buckets, now, false).await
-    }
-
-    async fn peek(
-        &self,
-        buckets: &[BucketRequest],
-        now: Timestamp,
-    ) -> Result<Decision, LimiterError> {
-        self.decide(buckets, now, true).await
+        self.decide(buckets, now).await
     }
 
     async fn refund(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<(), LimiterError> {
