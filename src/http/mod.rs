@@ -162,9 +162,9 @@ pub fn metrics_router() -> Router {
 /// the request id (taken from `x-request-id` when sane, or generated, and echoed back), the
 /// method and route, and, recorded by the handler once it knows them, the masked number and
 /// the client key. The cause of a 5xx, attached by [`ApiError`], is logged here with its chain,
-/// never sent. A request that takes longer than the
-/// configured timeout is answered 503 `unavailable` (and logged as such). One middleware does
-/// both: each layer costs a boxed future and a clone of the routes per request.
+/// never sent. A request that takes longer than the configured timeout is answered 503
+/// `unavailable` (and logged as such). One middleware does both: each layer costs a boxed
+/// future and a clone of the routes per request.
 async fn log_request(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = req
         .headers()

@@ -255,8 +255,8 @@ impl Provider for LocalProvider {
         let Some(mut found) = self.store.find_pending(&lookups, owner.as_deref()).await? else {
             return Ok(CheckOutcome::Refused(CheckRefusal::NotFound));
         };
-        // At most one pass per check counted or send made meanwhile by someone else: each
-        // failed compare-and-set means the verification moved on.
+        // A failed compare-and-set means another check was counted (or the verification closed)
+        // meanwhile, so this loops at most `max_checks` + 1 times.
         loop {
             let verdict = self.life.judge_check(found.counters(), now, || {
                 self.keys
