@@ -48,16 +48,19 @@ trait Job: Send {
     fn answer(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
-type Work<T> = Box<dyn FnMut(&Connection) -> Result<T, StoreError> + Send>;
-
-struct Call<T> {
+/// A call and its work, in one allocation (the job's box).
+struct Call<T, F> {
     access: Access,
-    work: Work<T>,
+    work: F,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T: Send> Job for Call<T> {
+impl<T, F> Job for Call<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection) -> Result<T, StoreError> + Send,
+{
     fn access(&self) -> Access {
         self.access
     }
@@ -153,7 +156,7 @@ impl Worker {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Call {
             access,
-            work: Box::new(work),
+            work,
             result: None,
             reply,
         });
