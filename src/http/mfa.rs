@@ -96,9 +96,9 @@ impl SendCodeRequest {
     /// `recipient` (`invalid_body` unless a string, `invalid_phone_number` unless a number; the
     /// masked number is recorded on the request's span), then `channel` (`invalid_body` unless
     /// a string or absent, `channel_not_allowed` for any unknown name; `sms` when absent).
-    fn parse(body: &JsonObject) -> Result<Self, ApiError> {
+    fn parse(body: &JsonObject, span: &Span) -> Result<Self, ApiError> {
         let recipient = PhoneNumber::parse(body.required_str("recipient")?)?;
-        record_phone(&recipient);
+        record_phone(span, &recipient);
         let channel = match body.optional_str("channel")? {
             None => Channel::Sms,
             Some(name) => name
@@ -128,9 +128,9 @@ pub struct VerifyRequest {
 impl VerifyRequest {
     /// `recipient` (as for a send), then `code` (`invalid_body` unless a string, `invalid_code`
     /// unless `length` ASCII digits).
-    fn parse(body: &JsonObject, length: CodeLength) -> Result<Self, ApiError> {
+    fn parse(body: &JsonObject, length: CodeLength, span: &Span) -> Result<Self, ApiError> {
         let recipient = PhoneNumber::parse(body.required_str("recipient")?)?;
-        record_phone(&recipient);
+        record_phone(span, &recipient);
         let code = OtpCode::parse(body.required_str("code")?, length)?;
         Ok(Self { recipient, code })
     }
@@ -167,16 +167,18 @@ fn client_key(state: &AppState, peer: SocketAddr, headers: &MfaHeaders) -> Clien
     ClientKey::from_ip(state.trusted_proxies.resolve(peer.ip(), forwarded))
 }
 
-/// The caller of a request: its client key (also recorded on the request's span) and its user.
+/// The caller of a request: its client key (also recorded on the request's `span`) and its
+/// user.
 fn caller(
     state: &AppState,
     peer: SocketAddr,
     headers: &MfaHeaders,
     principal: &Principal,
     user: Option<String>,
+    span: &Span,
 ) -> Caller {
     let client = client_key(state, peer, headers);
-    Span::current().record("client", client.as_str());
+    span.record("client", client.as_str());
     Caller {
         client: Some(client),
         user,
@@ -184,9 +186,8 @@ fn caller(
     }
 }
 
-/// Records the masked number on the request's span (never the number itself).
-fn record_phone(phone: &PhoneNumber) {
-    let span = Span::current();
+/// Records the masked number on the request's `span` (never the number itself).
+fn record_phone(span: &Span, phone: &PhoneNumber) {
     if !span.is_disabled() {
         span.record("phone", phone.masked().as_str());
     }
@@ -257,8 +258,9 @@ async fn send_code_inner(
     principal: &Principal,
     user: Option<String>,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
-    let SendCodeRequest { recipient, channel } = SendCodeRequest::parse(body)?;
-    let caller = caller(state, peer, headers, principal, user);
+    let span = Span::current();
+    let SendCodeRequest { recipient, channel } = SendCodeRequest::parse(body, &span)?;
+    let caller = caller(state, peer, headers, principal, user, &span);
     let verification = state.verifier.send_code(recipient, channel, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
@@ -311,8 +313,9 @@ async fn verify_code_inner(
     principal: &Principal,
     user: Option<String>,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
-    let VerifyRequest { recipient, code } = VerifyRequest::parse(body, state.code_length)?;
-    let caller = caller(state, peer, headers, principal, user);
+    let span = Span::current();
+    let VerifyRequest { recipient, code } = VerifyRequest::parse(body, state.code_length, &span)?;
+    let caller = caller(state, peer, headers, principal, user, &span);
     let verification = state.verifier.verify_code(recipient, code, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
