@@ -14,7 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::crypto::ServerSecrets;
 
@@ -2028,11 +2028,6 @@ impl Config {
             ));
         }
         out
-    }
-
-    /// Whether an API key is configured, for tests and the startup line.
-    pub fn api_keys_exposed(&self) -> Vec<&str> {
-        self.api_keys.iter().map(|k| k.expose_secret()).collect()
     }
 }
 
