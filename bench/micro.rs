@@ -1,7 +1,7 @@
 //! Micro-benchmarks (criterion) of the pieces every send-code and verify pays for: phone parsing
 //! plus the policy checks, code generation plus its HMAC and encryption, one limiter decision,
-//! and one store insert (`start_or_resend`) and one check (`record_check`) on a temporary SQLite
-//! file. Run with `cargo bench --bench micro`; `cargo test` never runs them, `.ci/run` only
+//! and one store insert (`start_or_resend`) and one check (`find_pending`, the domain's
+//! judgement, `record_check`) on a temporary SQLite file. Run with `cargo bench --bench micro`; `cargo test` never runs them, `.ci/run` only
 //! builds them. The load benchmarks are `bench/run` (see BENCHMARKS.md).
 
 use std::future::Future;
@@ -15,12 +15,12 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use verifyd::config::{Config, SqliteLocation, SqliteSync};
 use verifyd::crypto::{Keys, ServerSecret};
 use verifyd::domain::{
-    AttemptSid, Channel, CodeLength, Lifecycle, OtpCode, PhoneNumber, SendAttempt, Timestamp,
-    VerificationSid,
+    AttemptSid, Channel, CheckVerdict, CodeLength, Lifecycle, OtpCode, PhoneNumber, SendAttempt,
+    Timestamp, VerificationSid,
 };
 use verifyd::limiter::{Limiter, MemoryLimiter};
 use verifyd::policy::{BucketName, BucketRequest, ClientKey, Policy, Scope};
-use verifyd::store::{NewVerification, SendOutcome, SqliteStore, Store};
+use verifyd::store::{CheckRecord, NewVerification, SendOutcome, SqliteStore, VerificationStore};
 
 /// Polls a future that never waits (the in-memory limiter) to completion without a runtime.
 fn ready<F: Future>(future: F) -> F::Output {
@@ -188,24 +188,34 @@ fn store(c: &mut Criterion) {
             },
         );
         group.bench_function(
-            format!("record_check (right code, synchronous={label})"),
+            format!("check (find_pending + judge + record_check, right code, synchronous={label})"),
             |b| {
                 b.iter_batched(
                     || {
                         n += 1;
-                        match runtime.block_on(store.start_or_resend(
-                            new_verification(n, &keys, now),
-                            now,
-                            life,
-                        )) {
-                            Ok(SendOutcome::Created(v)) => v.sid,
+                        let new = new_verification(n, &keys, now);
+                        let lookup = new.phone_lookup;
+                        match runtime.block_on(store.start_or_resend(new, now, life)) {
+                            Ok(SendOutcome::Created(_)) => lookup,
                             other => panic!("not created: {other:?}"),
                         }
                     },
-                    |sid| {
-                        runtime
-                            .block_on(store.record_check(&sid, true, now, life.max_checks))
-                            .expect("checked")
+                    |lookup| {
+                        runtime.block_on(async {
+                            let found = store
+                                .find_pending(&[lookup], None)
+                                .await
+                                .expect("read")
+                                .expect("pending");
+                            let verdict = life.judge_check(found.counters(), now, || {
+                                keys.code_matches(&found.code_digest, found.sid.as_str(), "123456")
+                            });
+                            let CheckVerdict::Count(update) = verdict else {
+                                panic!("not counted: {verdict:?}")
+                            };
+                            let record = store.record_check(&found.sid, &update).await;
+                            assert_eq!(record.expect("checked"), CheckRecord::Counted);
+                        })
                     },
                     BatchSize::SmallInput,
                 );

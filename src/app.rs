@@ -19,6 +19,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Database, Profile, ProviderKind, SqliteLocation};
 use crate::crypto::{Keys, ServerSecret, ServerSecrets, api_key_digest};
 use crate::domain::Lifecycle;
+use crate::error::{BoxError, Chain, Context};
 use crate::http::auth::Authenticator;
 use crate::http::jwt::JwtVerifier;
 use crate::http::serve::ConnectionLimits;
@@ -37,23 +38,29 @@ const RETENTION: Duration = Duration::from_secs(24 * 3600);
 const PURGE_EVERY: Duration = Duration::from_secs(300);
 
 /// Why the service could not start. The binary exits 64 for configuration problems and 69
-/// (`EX_UNAVAILABLE`) for unreachable dependencies.
+/// (`EX_UNAVAILABLE`) for unreachable dependencies. Causes are kept as errors; `main` writes
+/// the chain ([`crate::error::Chain`]).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("{0}")]
-    Config(String),
-    #[error("store: {0}")]
+    /// A setting cannot be used: what is wrong, as the error that says so.
+    #[error(transparent)]
+    Config(BoxError),
+    #[error(transparent)]
     Store(#[from] StoreError),
-    /// The configured secrets do not open the database's data (see [`crate::rotation`]).
+    /// The configured secrets do not open the database's data (see [`crate::rotation`]). The
+    /// text names key ids, never a secret.
     #[error("VERIFYD_SECRET=<redacted> is not valid: {0}")]
-    Secrets(String),
-    #[error("cannot listen on {addr}: {source}")]
+    Secrets(RotationError),
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Io(String),
+    #[error("{what}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl StartupError {
@@ -61,7 +68,7 @@ impl StartupError {
     pub fn exit_code(&self) -> i32 {
         match self {
             StartupError::Config(_) | StartupError::Secrets(_) => 64,
-            StartupError::Store(_) | StartupError::Bind { .. } | StartupError::Io(_) => 69,
+            StartupError::Store(_) | StartupError::Bind { .. } | StartupError::Io { .. } => 69,
         }
     }
 }
@@ -81,7 +88,7 @@ impl From<RotationError> for StartupError {
     fn from(e: RotationError) -> Self {
         match e {
             RotationError::Store(e) => StartupError::Store(e),
-            other => StartupError::Secrets(other.to_string()),
+            other => StartupError::Secrets(other),
         }
     }
 }
@@ -106,24 +113,23 @@ impl Components {
                 ProviderKind::TwilioVerify => (Arc::new(NullSender), None),
                 ProviderKind::Local => {
                     crate::sms::from_settings(&config.delivery, &config.twilio, Arc::clone(&clock))
-                        .map_err(|e| StartupError::Config(e.to_string()))?
+                        .map_err(|e| StartupError::Config(e.into()))?
                 }
             };
         // Production refuses the console sender; and whatever the sender, no dev outbox there.
         let outbox = outbox.filter(|_| config.profile != Profile::Production);
         let local = Arc::new(LocalProvider::new(
-            Arc::clone(&store),
+            store.clone(),
             sender,
             Arc::clone(&keys),
             Lifecycle::with_ttl(config.codes.ttl),
             config.codes.length,
-            Arc::clone(&test_numbers),
         ));
         let provider: Arc<dyn Provider> = match config.delivery.provider {
             // Twilio chooses, delivers and checks the code: no sender, no outbox.
             ProviderKind::TwilioVerify => Arc::new(
                 TwilioVerifyProvider::from_config(config)
-                    .map_err(|e| StartupError::Config(e.to_string()))?,
+                    .map_err(|e| StartupError::Config(e.into()))?,
             ),
             ProviderKind::Local => local.clone(),
         };
@@ -165,8 +171,8 @@ pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError
             )?;
             match store.ping().await {
                 Ok(()) => {}
-                Err(StoreError::Unavailable(e)) => tracing::warn!(
-                    error = %e,
+                Err(e @ StoreError::Unavailable(_)) => tracing::warn!(
+                    error = %Chain(&e),
                     "PostgreSQL is not reachable yet: starting not ready (/readyz 503, requests 503) \
                      and retrying on every request"
                 ),
@@ -196,7 +202,7 @@ pub fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> 
                     timeout: config.store.timeout,
                 },
             )
-            .map_err(|e| StartupError::Config(e.to_string()))?,
+            .map_err(|e| StartupError::Config(e.into()))?,
         )),
         None => Ok(Arc::new(MemoryLimiter::new(config.limits.limiter_max_keys))),
     }
@@ -220,7 +226,7 @@ pub fn resolve_secret(config: &Config) -> Result<ServerSecrets, StartupError> {
         }
         // The config refuses this combination; never generate a per-replica secret.
         Database::Postgres { .. } => Err(StartupError::Config(
-            "VERIFYD_SECRET must be set when the store is PostgreSQL".to_owned(),
+            "VERIFYD_SECRET must be set when the store is PostgreSQL".into(),
         )),
     }
 }
@@ -231,13 +237,18 @@ pub fn secret_path(database: &Path) -> PathBuf {
 }
 
 fn load_or_create_secret(path: &Path) -> Result<ServerSecret, StartupError> {
-    let io =
-        |what: &str, e: std::io::Error| StartupError::Io(format!("{what} {}: {e}", path.display()));
+    let io = |what: &str, source: std::io::Error| StartupError::Io {
+        what: format!("{what} {}", path.display()),
+        source,
+    };
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let secret = ServerSecret::new(secrecy::SecretString::from(text.trim().to_owned()))
                 .map_err(|e| {
-                    StartupError::Config(format!("the secret in {} {e}", path.display()))
+                    StartupError::Config(
+                        Context::new(format!("the secret in {} is not valid", path.display()), e)
+                            .into(),
+                    )
                 })?;
             tracing::info!(path = %path.display(), "using the server secret generated on first start");
             Ok(secret)
@@ -387,9 +398,10 @@ impl Application {
             Arc::clone(&parts.clock),
             parts.key_check.clone(),
         ));
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StartupError::Io(e.to_string()))?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Io {
+            what: "the listener has no address".to_owned(),
+            source,
+        })?;
         tracing::info!(
             %addr,
             profile = config.profile.as_str(),
@@ -411,9 +423,10 @@ impl Application {
             tracing::warn!("{warning}");
         }
         if let Some(l) = &metrics_listener {
-            let addr = l
-                .local_addr()
-                .map_err(|e| StartupError::Io(e.to_string()))?;
+            let addr = l.local_addr().map_err(|source| StartupError::Io {
+                what: "the metrics listener has no address".to_owned(),
+                source,
+            })?;
             tracing::info!(%addr, "metrics listening on {addr}");
         }
         Ok(Self {
@@ -511,12 +524,12 @@ async fn purge_loop(store: Arc<dyn Store>, clock: Arc<dyn Clock>, key_check: Key
         // This process seals under its newest secret: keep that secret's key-check record, so a
         // rekey run while this process still writes under it cannot retire it unnoticed.
         if let Err(e) = store.add_key_check(&key_check, clock.now()).await {
-            tracing::warn!(error = %e, "could not re-add the key-check record; will retry");
+            tracing::warn!(error = %Chain(&e), "could not re-add the key-check record; will retry");
         }
         match store.purge(clock.now().minus(RETENTION)).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(deleted = n, "purged expired verifications"),
-            Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+            Err(e) => tracing::warn!(error = %Chain(&e), "purge failed; will retry"),
         }
     }
 }

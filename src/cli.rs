@@ -14,6 +14,7 @@ use crate::app::{Application, Components};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::{Channel, OtpCode, PhoneNumber, VerificationSid};
+use crate::error::Chain;
 use crate::http::ApiError;
 use crate::http::mfa::{Envelope, VerificationData};
 use crate::service::Caller;
@@ -139,7 +140,7 @@ pub async fn run(cli: Cli) -> i32 {
             let parts = match Components::build(&config, Arc::new(SystemClock)).await {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("verifyd: {e}");
+                    eprintln!("verifyd: {}", Chain(&e));
                     return e.exit_code();
                 }
             };
@@ -153,7 +154,7 @@ pub async fn run(cli: Cli) -> i32 {
                     0
                 }
                 Err(e) => {
-                    eprintln!("verifyd rekey: {e}");
+                    eprintln!("verifyd rekey: {}", Chain(&e));
                     1
                 }
             }
@@ -168,8 +169,8 @@ pub async fn run(cli: Cli) -> i32 {
             let app = match Application::build(config).await {
                 Ok(app) => app,
                 Err(e) => {
-                    tracing::error!("cannot start: {e}");
-                    eprintln!("verifyd: cannot start: {e}");
+                    tracing::error!("cannot start: {}", Chain(&e));
+                    eprintln!("verifyd: cannot start: {}", Chain(&e));
                     return e.exit_code();
                 }
             };
@@ -303,7 +304,7 @@ where
     let parts = match Components::build(&config, Arc::new(SystemClock)).await {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("verifyd: {e}");
+            eprintln!("verifyd: {}", Chain(&e));
             return e.exit_code();
         }
     };

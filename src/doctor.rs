@@ -21,6 +21,7 @@ use crate::config::{
 };
 use crate::crypto::{ServerSecret, ServerSecrets};
 use crate::domain::{Channel, Timestamp};
+use crate::error::Chain;
 use crate::provider::twilio_sync::read_ip_buckets;
 use crate::rotation::{self, RotationError};
 use crate::store::{PostgresSettings, PostgresStore, SchemaStatus, SqliteStore, Store};
@@ -206,7 +207,7 @@ async fn store(report: &mut Report, config: &Config) -> Option<Box<dyn Store>> {
         Err(e) => {
             report.fail(
                 "store",
-                format!("{} cannot be opened: {e}", path.display()),
+                format!("{} cannot be opened: {}", path.display(), Chain(&e)),
                 "check VERIFYD_DATABASE_URL and the file's permissions (run doctor as the service's user)",
             );
             return None;
@@ -241,7 +242,7 @@ async fn store(report: &mut Report, config: &Config) -> Option<Box<dyn Store>> {
         ),
         (Err(e), _) | (_, Err(e)) => report.fail(
             "store",
-            format!("{} does not answer: {e}", path.display()),
+            format!("{} does not answer: {}", path.display(), Chain(&e)),
             "check the file, its directory and their permissions",
         ),
     }
@@ -417,7 +418,7 @@ async fn secrets(report: &mut Report, config: &Config, store: Option<&dyn Store>
             }
         }
         // A database migrated before key checks existed: nothing to compare yet.
-        Err(RotationError::Store(e)) if e.to_string().contains("no such table") => report.pass(
+        Err(RotationError::Store(e)) if Chain(&e).to_string().contains("no such table") => report.pass(
             "secrets",
             format!(
                 "{} secret(s) from {source} (key id {configured}); no key-check record yet (written at the next start)",

@@ -24,6 +24,7 @@
 //! - [`doctor`]: `verifyd doctor`, the settings checked against reality.
 //! - [`clock`]: the time source, controllable in tests.
 //! - [`http`]: routes, auth, the error envelope, probes.
+//! - [`error`]: causes kept as errors, and the chain written once where an error is reported.
 //! - [`app`], [`cli`], [`telemetry`]: startup, the command line, logging.
 
 // No `unsafe` outside `store::sqlite::file_sync`, which allows it for two SQLite FFI calls
@@ -37,6 +38,7 @@ pub mod config;
 pub mod crypto;
 pub mod doctor;
 pub mod domain;
+pub mod error;
 pub mod http;
 pub mod limiter;
 pub mod policy;

@@ -29,7 +29,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::{KeyId, Keys, ServerSecrets, StableKey};
 use crate::domain::{Timestamp, VerificationStatus};
-use crate::store::{KeyCheck, RekeyOutcome, SealedVerification, Store, StoreError};
+use crate::store::{
+    KeyCheck, RekeyOutcome, SealedVerification, Store, StoreError, VerificationStore,
+};
 
 /// The AEAD context of key-check records.
 const KEY_CHECK_CONTEXT: &[u8] = b"verifyd/key-check";
@@ -186,7 +188,7 @@ fn read_checks(
     let mut stable: Option<StableKey> = None;
     for check in checks {
         let Some(id) = KeyId::from_slice(&check.key_id) else {
-            return Err(StoreError::Internal("corrupt key id in key_checks".to_owned()).into());
+            return Err(StoreError::internal("corrupt key id in key_checks").into());
         };
         if !probe.knows(id) {
             missing.push(id);
@@ -336,7 +338,7 @@ async fn count_old(store: &dyn Store, keys: &Keys) -> Result<u64, RotationError>
 /// # Errors
 /// [`RotationError::Unreadable`] when its sealed columns do not open; [`RotationError::Store`].
 pub async fn move_verification(
-    store: &dyn Store,
+    store: &dyn VerificationStore,
     keys: &Keys,
     row: &SealedVerification,
     now: Timestamp,

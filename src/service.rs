@@ -1,15 +1,23 @@
 //! The request path after parsing, shared by the HTTP API and the CLI: policy first (channel,
-//! country, number type, then every bucket at once), then the provider. A request refused by any
+//! country, number type, then every bucket at once), then the engine. A request refused by any
 //! step reaches no later step, so it sends nothing and charges no bucket.
+//!
+//! The engine is the configured provider, except for test numbers, which this module alone
+//! recognises: the local engine serves them (their fixed code, nothing delivered) whatever the
+//! provider. A check's [`CheckOutcome`] is labelled in metrics and counted on the failure
+//! buckets here, in one place, whichever engine judged it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
+use crate::domain::{
+    Channel, CheckOutcome, CheckRefusal, OtpCode, PhoneNumber, Timestamp, Verification,
+};
+use crate::error::Chain;
 use crate::limiter::{Decision, Limiter, LimiterError};
 use crate::policy::{BucketName, BucketRequest, ClientKey, Policy, PolicyError, TestNumbers};
-use crate::provider::{CheckRequest, Provider, ProviderError, StartRequest};
+use crate::provider::{CheckRequest, LocalProvider, Provider, ProviderError, StartRequest};
 
 /// Why a send or check was not done.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +33,9 @@ pub enum ServiceError {
     Limiter(#[from] LimiterError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The check was judged and did not approve.
+    #[error("the check did not approve the verification")]
+    Refused(CheckRefusal),
 }
 
 /// Who is asking: the client's rate-limit key (absent for the CLI), the authenticated user
@@ -44,15 +55,6 @@ impl Caller {
     }
 }
 
-/// Whether a check's outcome counts as a failed check (a wrong code, or a number with no
-/// verification of this caller's): everything else gives its reserved failure back.
-fn is_failed_check(result: &Result<Verification, ProviderError>) -> bool {
-    matches!(
-        result,
-        Err(ProviderError::IncorrectCode { .. } | ProviderError::NotFound)
-    )
-}
-
 /// Policy plus provider.
 pub struct Verifier {
     policy: Policy,
@@ -61,7 +63,7 @@ pub struct Verifier {
     /// Test numbers and the engine that serves them (the local engine, which sends no SMS for
     /// them), whatever the main provider is.
     test_numbers: Arc<TestNumbers>,
-    test_engine: Arc<dyn Provider>,
+    local: Arc<LocalProvider>,
     clock: Arc<dyn Clock>,
 }
 
@@ -71,7 +73,7 @@ impl Verifier {
         limiter: Arc<dyn Limiter>,
         provider: Arc<dyn Provider>,
         test_numbers: Arc<TestNumbers>,
-        test_engine: Arc<dyn Provider>,
+        local: Arc<LocalProvider>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -79,7 +81,7 @@ impl Verifier {
             limiter,
             provider,
             test_numbers,
-            test_engine,
+            local,
             clock,
         }
     }
@@ -94,19 +96,7 @@ impl Verifier {
         self.limiter.as_ref()
     }
 
-    fn engine_for(&self, phone: &PhoneNumber, now: crate::domain::Timestamp) -> &dyn Provider {
-        if self.test_numbers.active(phone, now).is_some() {
-            self.test_engine.as_ref()
-        } else {
-            self.provider.as_ref()
-        }
-    }
-
-    async fn charge(
-        &self,
-        buckets: &[BucketRequest],
-        now: crate::domain::Timestamp,
-    ) -> Result<(), ServiceError> {
+    async fn charge(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<(), ServiceError> {
         if buckets.is_empty() {
             // Nothing to charge: still make sure the limiter answers, so that an unreachable
             // shared limiter refuses every request (fail closed) whatever the bucket settings.
@@ -150,18 +140,25 @@ impl Verifier {
             self.policy
                 .send_buckets(&phone, caller.client.as_ref(), caller.user.as_deref());
         self.charge(&buckets, now).await?;
-        let engine = self.engine_for(&phone, now);
+        let request = StartRequest {
+            client: caller.client,
+            user: caller.user,
+            now,
+            channel,
+            phone,
+        };
         let started = std::time::Instant::now();
-        let result = engine
-            .start(StartRequest {
-                phone,
-                channel,
-                client: caller.client,
-                user: caller.user,
-                now,
-            })
-            .await;
-        metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine.name(), "op" => "start")
+        let (engine, result) = match self.test_numbers.code(&request.phone, now) {
+            Some(code) => {
+                let code = code.clone();
+                (
+                    self.local.name(),
+                    self.local.start_test(request, code).await,
+                )
+            }
+            None => (self.provider.name(), self.provider.start(request).await),
+        };
+        metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine, "op" => "start")
             .record(started.elapsed().as_secs_f64());
         Ok(result?)
     }
@@ -185,7 +182,12 @@ impl Verifier {
         let mut buckets = self.policy.verify_buckets(caller.client.as_ref());
         buckets.extend(failures.iter().cloned());
         self.charge(&buckets, now).await?;
-        let engine = self.engine_for(&phone, now);
+        let test_number = self.test_numbers.code(&phone, now).is_some();
+        let engine: &dyn Provider = if test_number {
+            self.local.as_ref()
+        } else {
+            self.provider.as_ref()
+        };
         let started = std::time::Instant::now();
         let result = engine
             .check(CheckRequest {
@@ -197,28 +199,30 @@ impl Verifier {
             .await;
         metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine.name(), "op" => "check")
             .record(started.elapsed().as_secs_f64());
-        let label = match &result {
-            Ok(_) => Some("approved"),
-            Err(ProviderError::IncorrectCode { .. }) => Some("incorrect"),
-            Err(ProviderError::Expired) => Some("expired"),
-            Err(ProviderError::MaxCheckAttempts) => Some("max_attempts"),
-            Err(ProviderError::NotFound) => Some("not_found"),
-            Err(_) => None,
-        };
-        if let Some(result) = label {
-            metrics::counter!("verifyd_verifications_total", "result" => result).increment(1);
+        if let Ok(outcome) = &result {
+            metrics::counter!("verifyd_verifications_total", "result" => outcome.label())
+                .increment(1);
         }
         if !failures.is_empty()
-            && !is_failed_check(&result)
+            && !result.as_ref().is_ok_and(CheckOutcome::is_failed_check)
             && let Err(e) = self.limiter.refund(&failures, now).await
         {
             // The reservation stands: the number's failure count is one too high, never low.
-            tracing::warn!(error = %e, "could not give back a reserved failed check");
+            tracing::warn!(error = %Chain(&e), "could not give back a reserved failed check");
         }
-        Ok(result?)
+        match result? {
+            CheckOutcome::Approved(verification) => {
+                if test_number {
+                    tracing::info!(phone = %verification.to.masked(), sid = %verification.sid, "test number: approved");
+                    metrics::counter!("verifyd_test_number_uses_total", "op" => "check")
+                        .increment(1);
+                }
+                Ok(verification)
+            }
+            CheckOutcome::Refused(refusal) => Err(ServiceError::Refused(refusal)),
+        }
     }
 }
-
 fn count_refusal(e: &PolicyError) {
     metrics::counter!("verifyd_policy_refused_total", "reason" => e.reason()).increment(1);
 }

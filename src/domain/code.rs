@@ -44,6 +44,7 @@ pub enum CodeError {
 }
 
 /// A one-time code: a run of ASCII digits of a known length. The digits are a secret.
+#[derive(Clone)]
 pub struct OtpCode(SecretString);
 
 impl OtpCode {

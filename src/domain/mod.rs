@@ -12,6 +12,6 @@ pub use code::{CodeError, CodeLength, OtpCode};
 pub use phone::{NumberType, PhoneNumber, PhoneNumberError, Region};
 pub use time::Timestamp;
 pub use verification::{
-    AttemptSid, Counters, Lifecycle, LiveState, SendAttempt, Verification, VerificationSid,
-    VerificationStatus,
+    AttemptSid, CheckOutcome, CheckRefusal, CheckUpdate, CheckVerdict, Counters, Lifecycle,
+    LiveState, SendAttempt, Verification, VerificationSid, VerificationStatus,
 };

@@ -1,6 +1,9 @@
 //! Verifications as Twilio Verify models them: identifiers (`VE…`, `VL…`), statuses, the
 //! send attempts of one verification, and the lifecycle rules (TTL, 5 checks, 5 sends) as pure
-//! functions over a verification's counters.
+//! functions over a verification's counters: what a stored verification means now
+//! ([`Lifecycle::state`]) and what one check of a code does to it ([`Lifecycle::judge_check`]:
+//! a [`CheckVerdict`], whose counted form is a compare-and-set [`CheckUpdate`] the store
+//! applies). [`CheckOutcome`] is the answer to a check, whichever engine judged it.
 
 use std::fmt;
 use std::time::Duration;
@@ -170,6 +173,125 @@ impl Lifecycle {
             }
         }
     }
+
+    /// What one check of a code does to a stored verification at `now`: an open one counts it
+    /// (approved when `right_code`, which is asked only then), a locked or gone one is left
+    /// as it is.
+    pub fn judge_check(
+        &self,
+        counters: Counters,
+        now: Timestamp,
+        right_code: impl FnOnce() -> bool,
+    ) -> CheckVerdict {
+        match self.state(counters, now) {
+            LiveState::Open { .. } => CheckVerdict::Count(CheckUpdate {
+                expected_checks: counters.check_attempts,
+                checks: counters.check_attempts + 1,
+                status: if right_code() {
+                    VerificationStatus::Approved
+                } else {
+                    VerificationStatus::Pending
+                },
+                at: now,
+            }),
+            LiveState::Locked => CheckVerdict::Locked,
+            LiveState::Gone
+                if counters.status == VerificationStatus::Pending && now >= counters.expires_at =>
+            {
+                CheckVerdict::Expired
+            }
+            LiveState::Gone => CheckVerdict::Gone,
+        }
+    }
+
+    /// Checks left after `update` was applied.
+    pub fn checks_left(&self, update: CheckUpdate) -> u32 {
+        self.max_checks.saturating_sub(update.checks)
+    }
+}
+
+/// What one check of a code does to a stored verification ([`Lifecycle::judge_check`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckVerdict {
+    /// Open: the check counts; the store applies this update.
+    Count(CheckUpdate),
+    /// Pending but past its TTL: nothing changes (it answers like none, counted apart in
+    /// metrics).
+    Expired,
+    /// Every check used, TTL not over: nothing changes; `max_check_attempts`.
+    Locked,
+    /// Approved, canceled, expired or failed: nothing changes; it no longer exists.
+    Gone,
+}
+
+/// A counted check, as the compare-and-set the store applies in one conditional update: only
+/// if the verification is still pending with `expected_checks` counted (what it was judged
+/// on), it gets `checks` counted and `status`, updated `at`. A concurrent check that counted
+/// first, or a close, makes it change nothing; the engine then judges the verification again
+/// as it is now. So of any number of concurrent checks at most one approves and at most
+/// `max_checks` are counted, on one node or many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckUpdate {
+    /// Checks counted when the verification was judged.
+    pub expected_checks: u32,
+    /// Checks counted once this one is.
+    pub checks: u32,
+    /// `approved` for the right code, else still `pending`.
+    pub status: VerificationStatus,
+    pub at: Timestamp,
+}
+
+impl CheckUpdate {
+    /// Whether the check approves the verification.
+    pub fn approves(self) -> bool {
+        self.status == VerificationStatus::Approved
+    }
+}
+
+/// The answer to one check of a code, whichever engine judged it: the one value the service
+/// labels metrics from, counts failed checks from and the faces answer from.
+#[derive(Debug)]
+pub enum CheckOutcome {
+    /// The right code: the verification, approved.
+    Approved(Verification),
+    /// No approval.
+    Refused(CheckRefusal),
+}
+
+/// Why a check did not approve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckRefusal {
+    /// A wrong code, counted. `attempts_remaining` is `None` when the engine cannot know it
+    /// (Twilio does not say).
+    Incorrect { attempts_remaining: Option<u32> },
+    /// The verification's TTL ended (answers like [`NotFound`](Self::NotFound)).
+    Expired,
+    /// Every check was used: `max_check_attempts` until the TTL ends.
+    MaxAttempts,
+    /// No pending verification of this caller's for the number.
+    NotFound,
+}
+
+impl CheckOutcome {
+    /// The `result` label of `verifyd_verifications_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CheckOutcome::Approved(_) => "approved",
+            CheckOutcome::Refused(CheckRefusal::Incorrect { .. }) => "incorrect",
+            CheckOutcome::Refused(CheckRefusal::Expired) => "expired",
+            CheckOutcome::Refused(CheckRefusal::MaxAttempts) => "max_attempts",
+            CheckOutcome::Refused(CheckRefusal::NotFound) => "not_found",
+        }
+    }
+
+    /// Whether it counts on the number's failed-check buckets: a wrong code, or a number with
+    /// no verification of this caller's (a guess at someone else's).
+    pub fn is_failed_check(&self) -> bool {
+        matches!(
+            self,
+            CheckOutcome::Refused(CheckRefusal::Incorrect { .. } | CheckRefusal::NotFound)
+        )
+    }
 }
 
 /// The counters of a stored verification that the lifecycle rules read.
@@ -273,6 +395,87 @@ mod tests {
             ..pending
         };
         assert_eq!(life.state(approved, now), LiveState::Gone);
+    }
+
+    #[test]
+    fn an_open_verification_counts_the_check_and_approves_only_the_right_code() {
+        let life = Lifecycle::with_ttl(Duration::from_secs(600));
+        let now = Timestamp::from_millis(1_000_000);
+        let pending = Counters {
+            status: VerificationStatus::Pending,
+            check_attempts: 2,
+            send_attempts: 1,
+            expires_at: now.plus(Duration::from_secs(1)),
+        };
+        let wrong = life.judge_check(pending, now, || false);
+        let CheckVerdict::Count(update) = wrong else {
+            panic!("counted: {wrong:?}")
+        };
+        assert_eq!(
+            update,
+            CheckUpdate {
+                expected_checks: 2,
+                checks: 3,
+                status: VerificationStatus::Pending,
+                at: now,
+            }
+        );
+        assert!(!update.approves());
+        assert_eq!(life.checks_left(update), 2);
+        let right = life.judge_check(pending, now, || true);
+        assert!(matches!(right, CheckVerdict::Count(u) if u.approves() && u.checks == 3));
+    }
+
+    #[test]
+    fn a_locked_expired_or_closed_verification_counts_nothing_and_never_compares_the_code() {
+        let life = Lifecycle::with_ttl(Duration::from_secs(600));
+        let now = Timestamp::from_millis(1_000_000);
+        let pending = Counters {
+            status: VerificationStatus::Pending,
+            check_attempts: 5,
+            send_attempts: 1,
+            expires_at: now.plus(Duration::from_secs(1)),
+        };
+        let never = || -> bool { panic!("the code is compared only for an open verification") };
+        assert_eq!(life.judge_check(pending, now, never), CheckVerdict::Locked);
+        let later = now.plus(Duration::from_secs(1));
+        assert_eq!(
+            life.judge_check(pending, later, never),
+            CheckVerdict::Expired
+        );
+        for status in [
+            VerificationStatus::Approved,
+            VerificationStatus::Canceled,
+            VerificationStatus::Failed,
+        ] {
+            let closed = Counters {
+                status,
+                check_attempts: 0,
+                ..pending
+            };
+            assert_eq!(life.judge_check(closed, now, never), CheckVerdict::Gone);
+        }
+    }
+
+    #[test]
+    fn check_outcomes_name_their_metric_label_and_which_count_as_failures() {
+        let refused = |r| CheckOutcome::Refused(r);
+        let cases = [
+            (
+                refused(CheckRefusal::Incorrect {
+                    attempts_remaining: Some(1),
+                }),
+                "incorrect",
+                true,
+            ),
+            (refused(CheckRefusal::NotFound), "not_found", true),
+            (refused(CheckRefusal::Expired), "expired", false),
+            (refused(CheckRefusal::MaxAttempts), "max_attempts", false),
+        ];
+        for (outcome, label, failed) in cases {
+            assert_eq!(outcome.label(), label);
+            assert_eq!(outcome.is_failed_check(), failed, "{label}");
+        }
     }
 
     #[test]

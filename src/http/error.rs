@@ -1,8 +1,10 @@
 //! The one place errors become HTTP: every failure maps to a status, a stable machine `code`
 //! and the `{statusCode, error, message, code}` envelope of DESIGN.md, plus only the documented
 //! extras (`bucket`, `retryAfter`, `attemptsRemaining`). Internal details never reach the body;
-//! for 5xx they ride in the response extensions for the logging middleware.
+//! for 5xx the cause (an error with its own causes) rides in the response extensions, and the
+//! request log line writes its chain, once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -10,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{CodeError, PhoneNumberError};
+use crate::domain::{CheckRefusal, CodeError, PhoneNumberError};
+use crate::error::BoxError;
 use crate::limiter::LimiterError;
 use crate::policy::{BucketName, PolicyError};
 use crate::provider::{InvalidParameter, ProviderError};
@@ -61,15 +64,15 @@ pub enum ApiError {
     #[error("missing or invalid credentials")]
     Unauthorized,
     #[error("the SMS provider failed")]
-    Provider(String),
+    Provider(#[source] BoxError),
     #[error("a dependency is unavailable; retry later")]
-    Unavailable(String),
+    Unavailable(#[source] BoxError),
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     #[error("unexpected error")]
-    Internal(String),
+    Internal(#[source] BoxError),
 }
 
 /// The stable machine code of an error: clients branch on this, never on `message`.
@@ -184,9 +187,9 @@ pub struct ErrorBody {
     attempts_remaining: Option<u32>,
 }
 
-/// An internal error detail, attached to 5xx responses for the logging middleware only.
+/// The cause of a 5xx answer, attached to the response for the request log line only.
 #[derive(Clone, Debug)]
-pub struct ErrorDetail(pub String);
+pub struct ErrorDetail(pub Arc<dyn std::error::Error + Send + Sync>);
 
 /// Whole seconds, rounded up, at least 1: what `Retry-After` carries.
 pub fn retry_after_secs(d: Duration) -> u64 {
@@ -237,9 +240,10 @@ impl ApiError {
         }
     }
 
-    fn internal_detail(&self) -> Option<&str> {
+    /// The cause of a 5xx answer, for the log.
+    fn into_cause(self) -> Option<BoxError> {
         match self {
-            ApiError::Provider(d) | ApiError::Unavailable(d) | ApiError::Internal(d) => Some(d),
+            ApiError::Provider(c) | ApiError::Unavailable(c) | ApiError::Internal(c) => Some(c),
             _ => None,
         }
     }
@@ -281,10 +285,10 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response.extensions_mut().insert(code);
-        if let Some(detail) = self.internal_detail() {
+        if let Some(cause) = self.into_cause() {
             response
                 .extensions_mut()
-                .insert(ErrorDetail(detail.to_owned()));
+                .insert(ErrorDetail(Arc::from(cause)));
         }
         response
     }
@@ -303,34 +307,30 @@ impl From<PolicyError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(d) => ApiError::Unavailable(d),
-            StoreError::Internal(d) => ApiError::Internal(d),
+            StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
+            StoreError::Internal(_) => ApiError::Internal(Box::new(e)),
         }
     }
 }
 
 impl From<LimiterError> for ApiError {
     fn from(e: LimiterError) -> Self {
-        ApiError::Unavailable(e.to_string())
+        ApiError::Unavailable(Box::new(e))
     }
 }
 
 impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
         match e {
-            ProviderError::NotFound | ProviderError::Expired => ApiError::VerificationNotFound,
-            ProviderError::IncorrectCode { attempts_remaining } => {
-                ApiError::IncorrectCode { attempts_remaining }
-            }
-            ProviderError::MaxCheckAttempts => ApiError::MaxCheckAttempts,
+            ProviderError::NotFound => ApiError::VerificationNotFound,
             ProviderError::MaxSendAttempts => ApiError::MaxSendAttempts,
             ProviderError::RateLimited { retry_after } => ApiError::RateLimited {
                 bucket: None,
                 retry_after,
             },
-            ProviderError::Delivery(d) => ApiError::Provider(d),
+            e @ ProviderError::Delivery(_) => ApiError::Provider(Box::new(e)),
             ProviderError::Store(s) => s.into(),
-            ProviderError::Data(d) => ApiError::Internal(d),
+            e @ ProviderError::Data(_) => ApiError::Internal(Box::new(e)),
             ProviderError::CountryNotAllowed => ApiError::CountryNotAllowed,
             ProviderError::NumberTypeNotAllowed => ApiError::NumberTypeNotAllowed,
             ProviderError::FraudBlocked => ApiError::FraudBlocked,
@@ -343,7 +343,19 @@ impl From<ProviderError> for ApiError {
             ProviderError::InvalidParameter(InvalidParameter::Code) => {
                 ApiError::InvalidCode(CodeError::NotAccepted)
             }
-            ProviderError::Upstream(d) => ApiError::Provider(d),
+            e @ ProviderError::Upstream(_) => ApiError::Provider(Box::new(e)),
+        }
+    }
+}
+
+impl From<CheckRefusal> for ApiError {
+    fn from(refusal: CheckRefusal) -> Self {
+        match refusal {
+            CheckRefusal::Incorrect { attempts_remaining } => {
+                ApiError::IncorrectCode { attempts_remaining }
+            }
+            CheckRefusal::Expired | CheckRefusal::NotFound => ApiError::VerificationNotFound,
+            CheckRefusal::MaxAttempts => ApiError::MaxCheckAttempts,
         }
     }
 }
@@ -361,6 +373,7 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::Limiter(l) => l.into(),
             ServiceError::Provider(p) => p.into(),
+            ServiceError::Refused(r) => r.into(),
         }
     }
 }
@@ -387,7 +400,7 @@ mod tests {
 
     #[test]
     fn internal_details_never_reach_the_body() {
-        let response = ApiError::Internal("secret table name".to_owned()).into_response();
+        let response = ApiError::Internal("secret table name".into()).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(response.extensions().get::<ErrorDetail>().is_some());
     }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::error::Chain;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -83,10 +84,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             let (store, limiter) =
                 tokio::join!(state.store.ping(), state.verifier.limiter().ping());
             if let Err(e) = &store {
-                tracing::warn!(error = %e, "readiness: store down");
+                tracing::warn!(error = %Chain(e), "readiness: store down");
             }
             if let Err(e) = &limiter {
-                tracing::warn!(error = %e, "readiness: limiter down");
+                tracing::warn!(error = %Chain(e), "readiness: limiter down");
             }
             let word = |ok: bool| if ok { "ok" } else { "down" };
             let jwks = state.auth.jwt.as_ref().map(|j| j.health());

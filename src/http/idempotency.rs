@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::AppState;
 use super::error::ApiError;
 use crate::crypto::Keys;
+use crate::error::{Chain, Context};
 use crate::store::IdempotencyBegin;
 
 /// How long a key is remembered.
@@ -127,8 +128,10 @@ where
                 headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
                 response
             }
-            Err(e) => ApiError::Internal(format!("stored idempotent answer unreadable: {e}"))
-                .into_response(),
+            Err(e) => {
+                ApiError::Internal(Context::new("stored idempotent answer unreadable", e).into())
+                    .into_response()
+            }
         },
         Ok(IdempotencyBegin::Started) => {
             let response = handler.await;
@@ -137,7 +140,7 @@ where
                 && status != StatusCode::TOO_MANY_REQUESTS;
             if !keep {
                 if let Err(e) = state.store.idempotency_abandon(&key_digest).await {
-                    tracing::warn!(error = %e, "could not release an idempotency key");
+                    tracing::warn!(error = %Chain(&e), "could not release an idempotency key");
                 }
                 return response;
             }
@@ -145,8 +148,10 @@ where
             let bytes = match axum::body::to_bytes(body, MAX_STORED_BODY).await {
                 Ok(b) => b,
                 Err(e) => {
-                    return ApiError::Internal(format!("answer could not be buffered: {e}"))
-                        .into_response();
+                    return ApiError::Internal(
+                        Context::new("answer could not be buffered", e).into(),
+                    )
+                    .into_response();
                 }
             };
             let sealed = state.keys.seal(&bytes, &key_digest);
@@ -156,7 +161,7 @@ where
                 .await
             {
                 // The SMS is out; the answer is still right. A retry would send again, so say so.
-                tracing::error!(error = %e, "could not record an idempotent answer");
+                tracing::error!(error = %Chain(&e), "could not record an idempotent answer");
             }
             Response::from_parts(parts, Body::from(bytes))
         }

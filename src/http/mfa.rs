@@ -1,6 +1,7 @@
 //! `POST /mfa/send-code` and `POST /mfa/verify`, in the Linker shape: parse the body into
 //! domain types (in the documented order), call the [`Verifier`](crate::service::Verifier),
-//! wrap the verification in `{statusCode, message, data}`.
+//! wrap the verification in `{statusCode, message, data}`. The masked number and the client key
+//! are recorded on the request's span (see [`super::log_request`]) as soon as they are known.
 
 use std::net::SocketAddr;
 
@@ -8,6 +9,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
+use tracing::Span;
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -15,7 +17,7 @@ use super::auth::{AuthUser, Principal};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonObject, MfaHeaders};
 use super::idempotency::{self, IdempotencyKey};
-use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
+use crate::domain::{Channel, CodeLength, OtpCode, PhoneNumber, Verification};
 use crate::policy::ClientKey;
 use crate::service::Caller;
 
@@ -74,32 +76,64 @@ pub struct AttemptData {
     pub time: String,
 }
 
+// The request bodies are parsed from the JSON object field by field, in the contract's order
+// (`recipient`, then `channel` or `code`), each with its own error code, instead of by serde
+// into the struct: serde would refuse a body at its first bad field, whichever it is, with one
+// generic error. Their OpenAPI schemas are derived from these same types.
+
 /// The send-code body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct SendCodeRequest {
     /// International format, `+` and country code first.
-    #[schema(example = "+14155552671")]
-    recipient: String,
+    #[schema(value_type = String, example = "+14155552671")]
+    recipient: PhoneNumber,
     /// `sms` when absent; must be enabled in `VERIFYD_CHANNELS`.
-    #[schema(example = "sms")]
-    channel: Option<String>,
+    #[schema(value_type = Option<String>, example = "sms")]
+    channel: Channel,
+}
+
+impl SendCodeRequest {
+    /// `recipient` (`invalid_body` unless a string, `invalid_phone_number` unless a number; the
+    /// masked number is recorded on the request's span), then `channel` (`invalid_body` unless
+    /// a string or absent, `channel_not_allowed` for any unknown name; `sms` when absent).
+    fn parse(body: &JsonObject, span: &Span) -> Result<Self, ApiError> {
+        let recipient = PhoneNumber::parse(body.required_str("recipient")?)?;
+        record_phone(span, &recipient);
+        let channel = match body.optional_str("channel")? {
+            None => Channel::Sms,
+            Some(name) => name
+                .parse::<Channel>()
+                .map_err(|_| ApiError::ChannelNotAllowed)?,
+        };
+        Ok(Self { recipient, channel })
+    }
 }
 
 /// The verify body.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct VerifyRequest {
-    #[schema(example = "+14155552671")]
-    recipient: String,
+    #[schema(value_type = String, example = "+14155552671")]
+    recipient: PhoneNumber,
     /// ASCII digits, exactly the configured length (`VERIFYD_CODE_LENGTH`, 4 to 10).
     #[schema(
+        value_type = String,
         example = "123456",
         pattern = "^[0-9]+$",
         min_length = 4,
         max_length = 10
     )]
-    code: String,
+    code: OtpCode,
+}
+
+impl VerifyRequest {
+    /// `recipient` (as for a send), then `code` (`invalid_body` unless a string, `invalid_code`
+    /// unless `length` ASCII digits).
+    fn parse(body: &JsonObject, length: CodeLength, span: &Span) -> Result<Self, ApiError> {
+        let recipient = PhoneNumber::parse(body.required_str("recipient")?)?;
+        record_phone(span, &recipient);
+        let code = OtpCode::parse(body.required_str("code")?, length)?;
+        Ok(Self { recipient, code })
+    }
 }
 
 impl From<Verification> for VerificationData {
@@ -128,31 +162,23 @@ impl From<Verification> for VerificationData {
     }
 }
 
-/// What the request log line says about a request beyond route and status.
-#[derive(Clone, Debug, Default)]
-pub struct RequestFacts {
-    /// The masked number.
-    pub phone: Option<String>,
-    /// The client's rate-limit key.
-    pub client: Option<String>,
-}
-
 fn client_key(state: &AppState, peer: SocketAddr, headers: &MfaHeaders) -> ClientKey {
     let forwarded = headers.forwarded_for.iter().filter_map(|v| v.to_str().ok());
     ClientKey::from_ip(state.trusted_proxies.resolve(peer.ip(), forwarded))
 }
 
-/// The caller of a request: its client key (also recorded for the log line) and its user.
+/// The caller of a request: its client key (also recorded on the request's `span`) and its
+/// user.
 fn caller(
     state: &AppState,
     peer: SocketAddr,
     headers: &MfaHeaders,
     principal: &Principal,
     user: Option<String>,
-    facts: &mut RequestFacts,
+    span: &Span,
 ) -> Caller {
     let client = client_key(state, peer, headers);
-    facts.client = Some(client.as_str().to_owned());
+    span.record("client", client.as_str());
     Caller {
         client: Some(client),
         user,
@@ -160,9 +186,11 @@ fn caller(
     }
 }
 
-fn with_facts(mut response: Response, facts: RequestFacts) -> Response {
-    response.extensions_mut().insert(facts);
-    response
+/// Records the masked number on the request's `span` (never the number itself).
+fn record_phone(span: &Span, phone: &PhoneNumber) {
+    if !span.is_disabled() {
+        span.record("phone", phone.masked().as_str());
+    }
 }
 
 /// Sends a code (or re-sends the pending one's), after the policy allows it.
@@ -207,21 +235,19 @@ pub async fn send_code(
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    let mut facts = RequestFacts::default();
-    let response = match key {
-        None => send_code_inner(&state, peer, &headers, &body, &principal, user, &mut facts)
+    match key {
+        None => send_code_inner(&state, peer, &headers, &body, &principal, user)
             .await
             .into_response(),
         Some(key) => {
             idempotency::run(&state, &principal.0, key, &body.0, async {
-                send_code_inner(&state, peer, &headers, &body, &principal, user, &mut facts)
+                send_code_inner(&state, peer, &headers, &body, &principal, user)
                     .await
                     .into_response()
             })
             .await
         }
-    };
-    with_facts(response, facts)
+    }
 }
 
 async fn send_code_inner(
@@ -231,18 +257,11 @@ async fn send_code_inner(
     body: &JsonObject,
     principal: &Principal,
     user: Option<String>,
-    facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
-    let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
-    facts.phone = Some(phone.masked());
-    let channel = match body.optional_str("channel")? {
-        None => Channel::Sms,
-        Some(name) => name
-            .parse::<Channel>()
-            .map_err(|_| ApiError::ChannelNotAllowed)?,
-    };
-    let caller = caller(state, peer, headers, principal, user, facts);
-    let verification = state.verifier.send_code(phone, channel, caller).await?;
+    let span = Span::current();
+    let SendCodeRequest { recipient, channel } = SendCodeRequest::parse(body, &span)?;
+    let caller = caller(state, peer, headers, principal, user, &span);
+    let verification = state.verifier.send_code(recipient, channel, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
         message: "Verification code sent!",
@@ -281,11 +300,9 @@ pub async fn verify_code(
     body: JsonObject,
 ) -> Response {
     let user = user.map(|Extension(u)| u.0);
-    let mut facts = RequestFacts::default();
-    let response = verify_code_inner(&state, peer, &headers, &body, &principal, user, &mut facts)
+    verify_code_inner(&state, peer, &headers, &body, &principal, user)
         .await
-        .into_response();
-    with_facts(response, facts)
+        .into_response()
 }
 
 async fn verify_code_inner(
@@ -295,13 +312,11 @@ async fn verify_code_inner(
     body: &JsonObject,
     principal: &Principal,
     user: Option<String>,
-    facts: &mut RequestFacts,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
-    let phone = PhoneNumber::parse(body.required_str("recipient")?)?;
-    facts.phone = Some(phone.masked());
-    let code = OtpCode::parse(body.required_str("code")?, state.code_length)?;
-    let caller = caller(state, peer, headers, principal, user, facts);
-    let verification = state.verifier.verify_code(phone, code, caller).await?;
+    let span = Span::current();
+    let VerifyRequest { recipient, code } = VerifyRequest::parse(body, state.code_length, &span)?;
+    let caller = caller(state, peer, headers, principal, user, &span);
+    let verification = state.verifier.verify_code(recipient, code, caller).await?;
     Ok(Json(Envelope {
         status_code: 200,
         message: "Verification code is correct!",

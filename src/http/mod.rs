@@ -32,6 +32,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::clock::Clock;
 use crate::crypto::Keys;
 use crate::domain::CodeLength;
+use crate::error::Chain;
 use crate::policy::TrustedProxies;
 use crate::service::Verifier;
 use crate::sms::Outbox;
@@ -168,11 +169,13 @@ pub fn metrics_router() -> Router {
     Router::new().route("/metrics", axum::routing::get(metrics::render))
 }
 
-/// One log line per request (route, status, latency) inside a span carrying the request id,
-/// which is taken from `x-request-id` (when sane) or generated, and echoed back. 5xx details
-/// attached by [`ApiError`] are logged here, never sent. A request that takes longer than the
-/// configured timeout is answered 503 `unavailable` (and logged as such). One middleware does
-/// both: each layer costs a boxed future and a clone of the routes per request.
+/// One log line per request (status, latency, outcome) inside the request's span, which carries
+/// the request id (taken from `x-request-id` when sane, or generated, and echoed back), the
+/// method and route, and, recorded by the handler once it knows them, the masked number and
+/// the client key. The cause of a 5xx, attached by [`ApiError`], is logged here with its chain,
+/// never sent. A request that takes longer than the configured timeout is answered 503
+/// `unavailable` (and logged as such). One middleware does both: each layer costs a boxed
+/// future and a clone of the routes per request.
 async fn log_request(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
@@ -201,7 +204,14 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         })
         .to_owned();
     let method = req.method().clone();
-    let span = tracing::info_span!("request", id = %request_id, %method, route = %route);
+    let span = tracing::info_span!(
+        "request",
+        id = %request_id,
+        %method,
+        route = %route,
+        phone = tracing::field::Empty,
+        client = tracing::field::Empty,
+    );
     let started = Instant::now();
     let mut response = match tokio::time::timeout(
         state.request_timeout,
@@ -210,7 +220,7 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
     .await
     {
         Ok(response) => response,
-        Err(_) => ApiError::Unavailable("request timed out".to_owned()).into_response(),
+        Err(_) => ApiError::Unavailable("request timed out".into()).into_response(),
     };
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
@@ -223,20 +233,13 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         .extensions()
         .get::<error::ErrorCode>()
         .map_or("ok", |c| c.as_str());
-    let facts = response
-        .extensions()
-        .get::<mfa::RequestFacts>()
-        .cloned()
-        .unwrap_or_default();
-    let phone = facts.phone.as_deref().unwrap_or("-");
-    let client = facts.client.as_deref().unwrap_or("-");
     span.in_scope(|| {
         if let Some(detail) = response.extensions().get::<error::ErrorDetail>() {
-            tracing::error!(status = status.as_u16(), latency_ms, outcome, phone, client, error = %detail.0, "request failed");
+            tracing::error!(status = status.as_u16(), latency_ms, outcome, error = %Chain(&*detail.0), "request failed");
         } else if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(status = status.as_u16(), latency_ms, outcome, phone, client, "request failed");
+            tracing::error!(status = status.as_u16(), latency_ms, outcome, "request failed");
         } else {
-            tracing::info!(status = status.as_u16(), latency_ms, outcome, phone, client, "request");
+            tracing::info!(status = status.as_u16(), latency_ms, outcome, "request");
         }
     });
     response.headers_mut().insert(REQUEST_ID.clone(), header);

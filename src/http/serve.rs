@@ -41,7 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
-use tower::Service;
+use tower_service::Service;
 
 /// The per-connection limits (`VERIFYD_HEADER_TIMEOUT`, `VERIFYD_IDLE_TIMEOUT`,
 /// `VERIFYD_MAX_CONNECTIONS`).

@@ -117,10 +117,9 @@ impl MemoryLimiter {
         map.retain(|_, e| e.tat_us > now_us);
         if map.len() + incoming > self.cap {
             metrics::counter!("verifyd_limiter_full_total").increment(1);
-            return Err(LimiterError(
+            return Err(LimiterError::new(
                 "the in-memory limiter is full of keys whose limits are in effect; refusing new \
-                 clients (raise VERIFYD_LIMITER_MAX_KEYS)"
-                    .to_owned(),
+                 clients (raise VERIFYD_LIMITER_MAX_KEYS)",
             ));
         }
         Ok(())
@@ -139,7 +138,7 @@ impl Limiter for MemoryLimiter {
         let mut map = self
             .map
             .lock()
-            .map_err(|_| LimiterError("memory limiter lock poisoned".to_owned()))?;
+            .map_err(|_| LimiterError::new("memory limiter lock poisoned"))?;
         let (decision, updates) = Self::decide(&map, &keys, buckets, now_us);
         if decision != Decision::Allowed {
             return Ok(decision);
@@ -152,27 +151,13 @@ impl Limiter for MemoryLimiter {
         Ok(Decision::Allowed)
     }
 
-    async fn peek(
-        &self,
-        buckets: &[BucketRequest],
-        now: Timestamp,
-    ) -> Result<Decision, LimiterError> {
-        let now_us = now.as_millis().saturating_mul(1000);
-        let keys: Vec<u64> = buckets.iter().map(|b| self.key(b)).collect();
-        let map = self
-            .map
-            .lock()
-            .map_err(|_| LimiterError("memory limiter lock poisoned".to_owned()))?;
-        Ok(Self::decide(&map, &keys, buckets, now_us).0)
-    }
-
     async fn refund(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<(), LimiterError> {
         let now_us = now.as_millis().saturating_mul(1000);
         let keys: Vec<u64> = buckets.iter().map(|b| self.key(b)).collect();
         let mut map = self
             .map
             .lock()
-            .map_err(|_| LimiterError("memory limiter lock poisoned".to_owned()))?;
+            .map_err(|_| LimiterError::new("memory limiter lock poisoned"))?;
         for (bucket, key) in buckets.iter().zip(keys) {
             let Some(entry) = map.get_mut(&key) else {
                 continue;
@@ -251,22 +236,6 @@ mod tests {
                 ..
             }
         ));
-    }
-
-    #[tokio::test]
-    async fn peek_charges_nothing() {
-        let limiter = MemoryLimiter::new(1000);
-        let now = Timestamp::from_millis(0);
-        let one = [bucket(BucketName::Phone, "p", 1)];
-        for _ in 0..3 {
-            assert_eq!(limiter.peek(&one, now).await.unwrap(), Decision::Allowed);
-        }
-        assert_eq!(limiter.acquire(&one, now).await.unwrap(), Decision::Allowed);
-        assert!(matches!(
-            limiter.peek(&one, now).await.unwrap(),
-            Decision::Limited { .. }
-        ));
-        assert_eq!(limiter.tracked_keys(), 1);
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::Timestamp;
+use crate::error::BoxError;
 use crate::policy::{BucketName, BucketRequest};
 
 pub use self::redis::{RedisLimiter, RedisSettings};
@@ -30,10 +31,18 @@ pub enum Decision {
     },
 }
 
-/// The limiter could not decide (a shared backend is unreachable). Callers fail closed.
+/// The limiter could not decide (a shared backend is unreachable, or the memory limiter is full
+/// of live keys). Callers fail closed. The cause is its `source()`.
 #[derive(Debug, thiserror::Error)]
-#[error("rate limiter unavailable: {0}")]
-pub struct LimiterError(pub String);
+#[error("rate limiter unavailable")]
+pub struct LimiterError(#[source] BoxError);
+
+impl LimiterError {
+    /// Unavailable because of `cause` (an error, or what happened, as text).
+    pub fn new(cause: impl Into<BoxError>) -> Self {
+        Self(cause.into())
+    }
+}
 
 /// A rate limiter backend.
 #[async_trait]
@@ -43,17 +52,6 @@ pub trait Limiter: Send + Sync {
     /// # Errors
     /// [`LimiterError`] when the backend cannot be reached: the request must be refused.
     async fn acquire(
-        &self,
-        buckets: &[BucketRequest],
-        now: Timestamp,
-    ) -> Result<Decision, LimiterError>;
-
-    /// What [`acquire`](Self::acquire) would answer, without charging anything (for buckets
-    /// charged only after the fact, such as failed checks).
-    ///
-    /// # Errors
-    /// [`LimiterError`] when the backend cannot be reached: the request must be refused.
-    async fn peek(
         &self,
         buckets: &[BucketRequest],
         now: Timestamp,

@@ -19,6 +19,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Decision, Limiter, LimiterError};
 use crate::domain::Timestamp;
+use crate::error::Context;
 use crate::policy::BucketRequest;
 
 /// All-or-nothing GCRA over `#KEYS` buckets.
@@ -53,9 +54,6 @@ for i = 1, #KEYS do
 end
 if refused > 0 then
   return {refused, longest}
-end
-if ARGV[2 * #KEYS + 2] == '1' then
-  return {0, 0}
 end
 for i = 1, #KEYS do
   local ttl_ms = math.ceil((new_tats[i] - now) / 1000)
@@ -114,7 +112,7 @@ impl RedisLimiter {
     /// [`LimiterError`] when the URL cannot be parsed.
     pub fn new(url: &str, settings: RedisSettings) -> Result<Self, LimiterError> {
         let client = redis::Client::open(url)
-            .map_err(|_| LimiterError("the Redis URL cannot be parsed".to_owned()))?;
+            .map_err(|_| LimiterError::new("the Redis URL cannot be parsed"))?;
         // Short timeouts and a single quick retry: the caller answers 503 fast, and the
         // manager starts a fresh connection attempt on the next call after an I/O error.
         let config = ConnectionManagerConfig::new()
@@ -123,8 +121,9 @@ impl RedisLimiter {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(200));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| LimiterError(format!("cannot set up the Redis connection: {e}")))?;
+        let connection = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| {
+            LimiterError::new(Context::new("cannot set up the Redis connection", e))
+        })?;
         Ok(Self {
             connection,
             script: redis::Script::new(GCRA_SCRIPT),
@@ -142,8 +141,11 @@ impl RedisLimiter {
     ) -> Result<T, LimiterError> {
         match tokio::time::timeout(self.timeout, op).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(LimiterError(format!("Redis {what} failed: {e}"))),
-            Err(_) => Err(LimiterError(format!("Redis {what} timed out"))),
+            Ok(Err(e)) => Err(LimiterError::new(Context::new(
+                format!("Redis {what} failed"),
+                e,
+            ))),
+            Err(_) => Err(LimiterError::new(format!("Redis {what} timed out"))),
         }
     }
 }
@@ -174,20 +176,17 @@ impl RedisLimiter {
         }
     }
 
-    /// One script run: decides for every bucket; charges them all only when allowed and
-    /// `dry_run` is false.
+    /// One script run: decides for every bucket; charges them all only when allowed.
     async fn decide(
         &self,
         buckets: &[BucketRequest],
         now: Timestamp,
-        dry_run: bool,
     ) -> Result<Decision, LimiterError> {
         if buckets.is_empty() {
             return Ok(Decision::Allowed);
         }
         let mut invocation = self.script.prepare_invoke();
         self.bucket_args(&mut invocation, buckets, now);
-        invocation.arg(if dry_run { "1" } else { "0" });
         let mut connection = self.connection.clone();
         let (index, wait_us): (i64, i64) = self
             .bounded(
@@ -201,7 +200,7 @@ impl RedisLimiter {
         let bucket = usize::try_from(index - 1)
             .ok()
             .and_then(|i| buckets.get(i))
-            .ok_or_else(|| LimiterError(format!("Redis script named bucket {index}")))?;
+            .ok_or_else(|| LimiterError::new(format!("Redis script named bucket {index}")))?;
         Ok(Decision::Limited {
             bucket: bucket.name,
             retry_after: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)),
@@ -216,15 +215,7 @@ impl Limiter for RedisLimiter {
         buckets: &[BucketRequest],
         now: Timestamp,
     ) -> Result<Decision, LimiterError> {
-        self.decide(buckets, now, false).await
-    }
-
-    async fn peek(
-        &self,
-        buckets: &[BucketRequest],
-        now: Timestamp,
-    ) -> Result<Decision, LimiterError> {
-        self.decide(buckets, now, true).await
+        self.decide(buckets, now).await
     }
 
     async fn refund(&self, buckets: &[BucketRequest], now: Timestamp) -> Result<(), LimiterError> {
@@ -251,7 +242,7 @@ impl Limiter for RedisLimiter {
         if pong == "PONG" {
             Ok(())
         } else {
-            Err(LimiterError("Redis answered PING oddly".to_owned()))
+            Err(LimiterError::new("Redis answered PING oddly"))
         }
     }
 

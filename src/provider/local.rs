@@ -3,6 +3,12 @@
 //! [`SmsSender`], with Twilio Verify's rules: one pending verification per number, a TTL,
 //! 5 checks and 5 sends per verification, single use under any concurrency.
 //!
+//! A check reads the number's pending verification, has the domain judge it
+//! ([`Lifecycle::judge_check`]) and, when the check counts, has the store apply the domain's
+//! compare-and-set; when another check changed the verification first, it judges it again as
+//! it is now. Test numbers are the service's decision: it calls [`LocalProvider::start_test`]
+//! with their fixed code (nothing is delivered) and checks them like any number.
+//!
 //! During a secret rotation (several secrets configured) a number's pending verification may
 //! have been written under an older secret: a check looks under every secret's digest (oldest
 //! first, so a concurrent `verifyd rekey` moving the row cannot hide it), and a send first moves
@@ -16,35 +22,32 @@ use async_trait::async_trait;
 use super::{CheckRequest, Provider, ProviderError, StartRequest};
 use crate::crypto::Keys;
 use crate::domain::{
-    AttemptSid, CodeLength, Lifecycle, LiveState, OtpCode, PhoneNumber, SendAttempt, Timestamp,
-    Verification, VerificationSid, VerificationStatus,
+    AttemptSid, CheckOutcome, CheckRefusal, CheckVerdict, CodeLength, Lifecycle, OtpCode,
+    PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid, VerificationStatus,
 };
-use crate::policy::TestNumbers;
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
 use crate::sms::{OutgoingMessage, SmsSender, message_body};
 use crate::store::{
-    Judge, NewVerification, PendingCheck, SealedVerification, SendOutcome, Store,
-    StoredVerification,
+    CheckRecord, NewVerification, SealedVerification, SendOutcome, StoredVerification,
+    VerificationStore,
 };
 
 /// Our own code engine.
 pub struct LocalProvider {
-    store: Arc<dyn Store>,
+    store: Arc<dyn VerificationStore>,
     sender: Arc<dyn SmsSender>,
     keys: Arc<Keys>,
     life: Lifecycle,
     code_length: CodeLength,
-    test_numbers: Arc<TestNumbers>,
 }
 
 impl LocalProvider {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn VerificationStore>,
         sender: Arc<dyn SmsSender>,
         keys: Arc<Keys>,
         life: Lifecycle,
         code_length: CodeLength,
-        test_numbers: Arc<TestNumbers>,
     ) -> Self {
         Self {
             store,
@@ -52,8 +55,20 @@ impl LocalProvider {
             keys,
             life,
             code_length,
-            test_numbers,
         }
+    }
+
+    /// Starts (or re-sends) a test number's verification: its code is `code` and nothing is
+    /// delivered; everything else (lifecycle, counts) is as for any number.
+    ///
+    /// # Errors
+    /// As [`Provider::start`].
+    pub async fn start_test(
+        &self,
+        request: StartRequest,
+        code: OtpCode,
+    ) -> Result<Verification, ProviderError> {
+        self.start_with(request, Some(code)).await
     }
 
     /// The stored owner of a user's verifications: a keyed digest of the `sub`.
@@ -77,11 +92,11 @@ impl LocalProvider {
         let plain = self
             .keys
             .open(&stored.code_sealed, stored.sid.as_str().as_bytes())
-            .map_err(|e| ProviderError::Data(e.to_string()))?;
+            .map_err(|e| ProviderError::Data(e.into()))?;
         String::from_utf8(plain)
             .ok()
             .and_then(OtpCode::from_stored)
-            .ok_or_else(|| ProviderError::Data("stored code is not a run of digits".to_owned()))
+            .ok_or_else(|| ProviderError::Data("stored code is not a run of digits".into()))
     }
 
     /// Before a send: a pending verification under an older secret is moved to the newest, so
@@ -93,7 +108,11 @@ impl LocalProvider {
         now: Timestamp,
     ) -> Result<(), ProviderError> {
         for lookup in self.keys.phone_lookups(phone.e164()).into_iter().skip(1) {
-            if let Some(old) = self.store.find_pending(&lookup, owner).await? {
+            if let Some(old) = self
+                .store
+                .find_pending(std::slice::from_ref(&lookup), owner)
+                .await?
+            {
                 let row = SealedVerification {
                     sid: old.sid,
                     phone_lookup: lookup.to_vec(),
@@ -111,7 +130,7 @@ impl LocalProvider {
                 .await
                 .map_err(|e| match e {
                     RotationError::Store(e) => ProviderError::Store(e),
-                    other => ProviderError::Data(other.to_string()),
+                    other => ProviderError::Data(other.into()),
                 })?;
             }
         }
@@ -143,13 +162,15 @@ impl LocalProvider {
             "outcome" => if result.is_ok() { "sent" } else { "failed" },
         )
         .increment(1);
-        result.map_err(|e| ProviderError::Delivery(e.to_string()))
+        result.map_err(ProviderError::Delivery)
     }
-}
 
-#[async_trait]
-impl Provider for LocalProvider {
-    async fn start(&self, request: StartRequest) -> Result<Verification, ProviderError> {
+    /// A send; `test_code` is a test number's fixed code (then nothing is delivered).
+    async fn start_with(
+        &self,
+        request: StartRequest,
+        test_code: Option<OtpCode>,
+    ) -> Result<Verification, ProviderError> {
         let StartRequest {
             phone,
             channel,
@@ -159,13 +180,8 @@ impl Provider for LocalProvider {
         } = request;
         let owner = self.owner(user.as_deref());
         let sid = VerificationSid::generate();
-        // A test number gets its fixed code and no SMS; everything else (lifecycle, counts)
-        // is as for any number.
-        let test_number = self.test_numbers.active(&phone, now);
-        let code = match test_number.and_then(|t| OtpCode::from_stored(t.code.clone())) {
-            Some(fixed) => fixed,
-            None => OtpCode::generate(self.code_length),
-        };
+        let test_number = test_code.is_some();
+        let code = test_code.unwrap_or_else(|| OtpCode::generate(self.code_length));
         let new = NewVerification {
             owner: owner.clone(),
             phone_lookup: self.keys.phone_lookup(phone.e164()),
@@ -186,12 +202,12 @@ impl Provider for LocalProvider {
         self.adopt_older_pending(&phone, owner.as_deref(), now)
             .await?;
         match self.store.start_or_resend(new, now, self.life).await? {
-            SendOutcome::Created(stored) if test_number.is_some() => {
+            SendOutcome::Created(stored) if test_number => {
                 tracing::info!(phone = %phone.masked(), sid = %stored.sid, "test number: code not sent");
                 metrics::counter!("verifyd_test_number_uses_total", "op" => "send").increment(1);
                 Ok(self.view(stored, &phone))
             }
-            SendOutcome::Resent(stored) if test_number.is_some() => {
+            SendOutcome::Resent(stored) if test_number => {
                 tracing::info!(phone = %phone.masked(), sid = %stored.sid, "test number: code not re-sent");
                 metrics::counter!("verifyd_test_number_uses_total", "op" => "send").increment(1);
                 Ok(self.view(stored, &phone))
@@ -215,8 +231,15 @@ impl Provider for LocalProvider {
             SendOutcome::MaxSendAttempts => Err(ProviderError::MaxSendAttempts),
         }
     }
+}
 
-    async fn check(&self, request: CheckRequest) -> Result<Verification, ProviderError> {
+#[async_trait]
+impl Provider for LocalProvider {
+    async fn start(&self, request: StartRequest) -> Result<Verification, ProviderError> {
+        self.start_with(request, None).await
+    }
+
+    async fn check(&self, request: CheckRequest) -> Result<CheckOutcome, ProviderError> {
         let CheckRequest {
             phone,
             code,
@@ -228,47 +251,42 @@ impl Provider for LocalProvider {
         // the newest's, so a row that exists throughout is found even if it moves meanwhile.
         let mut lookups = self.keys.phone_lookups(phone.e164());
         lookups.reverse();
-        let (keys, life) = (Arc::clone(&self.keys), self.life);
-        // Only an open verification has its code compared and the check counted.
-        let judge: Judge = Box::new(move |found: &StoredVerification| {
-            matches!(life.state(found.counters(), now), LiveState::Open { .. })
-                .then(|| keys.code_matches(&found.code_digest, found.sid.as_str(), code.expose()))
-        });
         // Another user's pending verification is invisible: it answers exactly like none.
-        let outcome = self
-            .store
-            .check_pending(&lookups, owner.as_deref(), judge, now, self.life.max_checks)
-            .await?;
-        match outcome {
-            PendingCheck::NotFound => Err(ProviderError::NotFound),
-            PendingCheck::Uncounted(found) => Err(match self.life.state(found.counters(), now) {
-                LiveState::Gone if now >= found.expires_at => ProviderError::Expired,
-                LiveState::Locked => ProviderError::MaxCheckAttempts,
-                _ => ProviderError::NotFound,
-            }),
-            PendingCheck::Counted(stored) if stored.status == VerificationStatus::Approved => {
-                if self.test_numbers.active(&phone, now).is_some() {
-                    tracing::info!(phone = %phone.masked(), sid = %stored.sid, "test number: approved");
-                    metrics::counter!("verifyd_test_number_uses_total", "op" => "check")
-                        .increment(1);
+        let Some(mut found) = self.store.find_pending(&lookups, owner.as_deref()).await? else {
+            return Ok(CheckOutcome::Refused(CheckRefusal::NotFound));
+        };
+        // A failed compare-and-set means another check was counted (or the verification closed)
+        // meanwhile, so this loops at most `max_checks` + 1 times.
+        loop {
+            let verdict = self.life.judge_check(found.counters(), now, || {
+                self.keys
+                    .code_matches(&found.code_digest, found.sid.as_str(), code.expose())
+            });
+            let update = match verdict {
+                CheckVerdict::Count(update) => update,
+                CheckVerdict::Expired => return Ok(CheckOutcome::Refused(CheckRefusal::Expired)),
+                CheckVerdict::Locked => {
+                    return Ok(CheckOutcome::Refused(CheckRefusal::MaxAttempts));
                 }
-                Ok(self.view(stored, &phone))
+                CheckVerdict::Gone => return Ok(CheckOutcome::Refused(CheckRefusal::NotFound)),
+            };
+            match self.store.record_check(&found.sid, &update).await? {
+                CheckRecord::Counted if update.approves() => {
+                    return Ok(CheckOutcome::Approved(
+                        self.view(found.with_check(&update), &phone),
+                    ));
+                }
+                CheckRecord::Counted => {
+                    return Ok(CheckOutcome::Refused(CheckRefusal::Incorrect {
+                        attempts_remaining: Some(self.life.checks_left(update)),
+                    }));
+                }
+                // Another check was counted first, or it was closed: judge it as it is now.
+                CheckRecord::Changed => match self.store.get(&found.sid).await? {
+                    Some(now_stored) => found = now_stored,
+                    None => return Ok(CheckOutcome::Refused(CheckRefusal::NotFound)),
+                },
             }
-            PendingCheck::Counted(stored) => Err(ProviderError::IncorrectCode {
-                attempts_remaining: Some(
-                    self.life.max_checks.saturating_sub(stored.check_attempts),
-                ),
-            }),
-            // Another check got there first (approved it, used the last attempt) or the TTL
-            // ended in between: answer from what the row says now.
-            PendingCheck::NotOpen(found) => match self.store.get(&found.sid).await? {
-                Some(now_stored)
-                    if self.life.state(now_stored.counters(), now) == LiveState::Locked =>
-                {
-                    Err(ProviderError::MaxCheckAttempts)
-                }
-                _ => Err(ProviderError::NotFound),
-            },
         }
     }
 
@@ -288,11 +306,11 @@ impl Provider for LocalProvider {
         let plain = self
             .keys
             .open(&stored.phone_sealed, PHONE_CONTEXT)
-            .map_err(|e| ProviderError::Data(e.to_string()))?;
+            .map_err(|e| ProviderError::Data(e.into()))?;
         let phone = String::from_utf8(plain)
             .ok()
             .and_then(|s| PhoneNumber::parse(&s).ok())
-            .ok_or_else(|| ProviderError::Data("stored phone number is unreadable".to_owned()))?;
+            .ok_or_else(|| ProviderError::Data("stored phone number is unreadable".into()))?;
         let mut view = self.view(stored, &phone);
         view.status = VerificationStatus::Canceled;
         view.updated = now;

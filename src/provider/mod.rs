@@ -11,8 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Channel, OtpCode, PhoneNumber, Timestamp, Verification, VerificationSid};
+use crate::domain::{
+    Channel, CheckOutcome, OtpCode, PhoneNumber, Timestamp, Verification, VerificationSid,
+};
+use crate::error::BoxError;
 use crate::policy::ClientKey;
+use crate::sms::SmsError;
 use crate::store::StoreError;
 
 pub use local::LocalProvider;
@@ -40,30 +44,25 @@ pub struct CheckRequest {
     pub now: Timestamp,
 }
 
-/// Why a provider call did not succeed. Each variant is one row of the error table.
+/// Why a provider call did not succeed. Each variant is one row of the error table. A check's
+/// answers (wrong code, expired, …) are not errors: they are its [`CheckOutcome`].
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
+    /// No pending verification to cancel.
     #[error("no pending verification")]
     NotFound,
-    /// The verification existed but its TTL ended (answers like [`NotFound`](Self::NotFound);
-    /// kept apart for metrics).
-    #[error("the verification expired")]
-    Expired,
-    /// `attempts_remaining` is `None` when the engine cannot know it (Twilio does not say).
-    #[error("wrong code")]
-    IncorrectCode { attempts_remaining: Option<u32> },
-    #[error("all check attempts used")]
-    MaxCheckAttempts,
     #[error("all send attempts used")]
     MaxSendAttempts,
     #[error("rate limited by the provider")]
     RateLimited { retry_after: Option<Duration> },
-    #[error("delivery failed: {0}")]
-    Delivery(String),
+    /// The sender failed; the message may or may not have gone out.
+    #[error("delivery failed")]
+    Delivery(#[source] SmsError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("stored data cannot be read: {0}")]
-    Data(String),
+    /// A stored verification does not open or read back (the cause says which part).
+    #[error("stored data cannot be read")]
+    Data(#[source] BoxError),
     /// The provider refused the number's country (Twilio 60605, geo permissions).
     #[error("the provider does not deliver to this country")]
     CountryNotAllowed,
@@ -76,9 +75,9 @@ pub enum ProviderError {
     /// The provider refused a parameter (Twilio 60200).
     #[error("the provider refused the {0:?} parameter")]
     InvalidParameter(InvalidParameter),
-    /// The provider failed or answered something unexpected; the detail is for logs only.
-    #[error("the provider failed: {0}")]
-    Upstream(String),
+    /// The provider failed or answered something unexpected; the cause is for logs only.
+    #[error("the provider failed")]
+    Upstream(#[source] BoxError),
 }
 
 /// The parameter a provider refused.
@@ -96,7 +95,7 @@ pub trait Provider: Send + Sync {
     async fn start(&self, request: StartRequest) -> Result<Verification, ProviderError>;
 
     /// Checks a code against the number's pending verification; approves it when right.
-    async fn check(&self, request: CheckRequest) -> Result<Verification, ProviderError>;
+    async fn check(&self, request: CheckRequest) -> Result<CheckOutcome, ProviderError>;
 
     /// Cancels a pending verification.
     async fn cancel(

@@ -26,9 +26,10 @@ use serde::Deserialize;
 use super::{CheckRequest, InvalidParameter, Provider, ProviderError, StartRequest};
 use crate::config::{Config, TwilioCredentials};
 use crate::domain::{
-    AttemptSid, Channel, Lifecycle, PhoneNumber, SendAttempt, Timestamp, Verification,
-    VerificationSid, VerificationStatus,
+    AttemptSid, Channel, CheckOutcome, CheckRefusal, Lifecycle, PhoneNumber, SendAttempt,
+    Timestamp, Verification, VerificationSid, VerificationStatus,
 };
+use crate::error::Context;
 use crate::twilio::{TwilioClient, TwilioError};
 
 /// The `unique_name` of the Twilio-side RateLimit that carries the client's IP key.
@@ -407,7 +408,7 @@ impl Provider for TwilioVerifyProvider {
         Ok(verification)
     }
 
-    async fn check(&self, request: CheckRequest) -> Result<Verification, ProviderError> {
+    async fn check(&self, request: CheckRequest) -> Result<CheckOutcome, ProviderError> {
         let CheckRequest {
             phone,
             code,
@@ -418,7 +419,7 @@ impl Provider for TwilioVerifyProvider {
             .recent
             .owned_by_another(phone.e164(), user.as_deref(), now)
         {
-            return Err(ProviderError::NotFound);
+            return Ok(CheckOutcome::Refused(CheckRefusal::NotFound));
         }
         let form = [("To", phone.e164()), ("Code", code.expose())];
         let answer = match self
@@ -426,13 +427,15 @@ impl Provider for TwilioVerifyProvider {
             .await
         {
             Ok(answer) => answer,
-            Err(e) => {
-                let error = provider_error(e, Call::Check);
-                if matches!(error, ProviderError::NotFound) {
-                    self.recent.forget(phone.e164());
-                }
-                return Err(error);
+            // 20404: no pending verification; 60202: max check attempts reached.
+            Err(TwilioError::Api(failure)) if failure.code == Some(20404) => {
+                self.recent.forget(phone.e164());
+                return Ok(CheckOutcome::Refused(CheckRefusal::NotFound));
             }
+            Err(TwilioError::Api(failure)) if failure.code == Some(60202) => {
+                return Ok(CheckOutcome::Refused(CheckRefusal::MaxAttempts));
+            }
+            Err(e) => return Err(provider_error(e, Call::Check)),
         };
         let sid = answer.sid.as_deref().and_then(VerificationSid::parse);
         match answer.status.as_deref().and_then(parse_status) {
@@ -441,15 +444,19 @@ impl Provider for TwilioVerifyProvider {
                 verification.send_attempts =
                     self.recent.attempts(phone.e164(), &verification.sid, now);
                 self.recent.forget(phone.e164());
-                Ok(verification)
+                Ok(CheckOutcome::Approved(verification))
             }
-            Some(VerificationStatus::Pending) => Err(ProviderError::IncorrectCode {
-                attempts_remaining: self.recent.wrong_check(phone.e164(), sid.as_ref(), now),
-            }),
-            Some(VerificationStatus::MaxAttemptsReached) => Err(ProviderError::MaxCheckAttempts),
+            Some(VerificationStatus::Pending) => {
+                Ok(CheckOutcome::Refused(CheckRefusal::Incorrect {
+                    attempts_remaining: self.recent.wrong_check(phone.e164(), sid.as_ref(), now),
+                }))
+            }
+            Some(VerificationStatus::MaxAttemptsReached) => {
+                Ok(CheckOutcome::Refused(CheckRefusal::MaxAttempts))
+            }
             Some(_) => {
                 self.recent.forget(phone.e164());
-                Err(ProviderError::NotFound)
+                Ok(CheckOutcome::Refused(CheckRefusal::NotFound))
             }
             None => Err(upstream("Twilio's check answer has an unknown status")),
         }
@@ -475,7 +482,7 @@ impl Provider for TwilioVerifyProvider {
 }
 
 fn upstream(what: &str) -> ProviderError {
-    ProviderError::Upstream(what.to_owned())
+    ProviderError::Upstream(what.into())
 }
 
 /// Twilio's answer, as one row of DESIGN.md's error table.
@@ -483,7 +490,9 @@ fn provider_error(error: TwilioError, call: Call) -> ProviderError {
     let failure = match error {
         TwilioError::Api(failure) => failure,
         other => {
-            return ProviderError::Upstream(format!("Twilio Verify {}: {other}", call.as_str()));
+            return ProviderError::Upstream(
+                Context::new(format!("Twilio Verify {}", call.as_str()), other).into(),
+            );
         }
     };
     match failure.code {
@@ -496,7 +505,6 @@ fn provider_error(error: TwilioError, call: Call) -> ProviderError {
         Some(60200) if failure.names_parameter("Code") => {
             ProviderError::InvalidParameter(InvalidParameter::Code)
         }
-        Some(60202) => ProviderError::MaxCheckAttempts,
         Some(60203) => ProviderError::MaxSendAttempts,
         Some(60212 | 20429) => ProviderError::RateLimited {
             retry_after: Some(failure.retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
@@ -504,16 +512,26 @@ fn provider_error(error: TwilioError, call: Call) -> ProviderError {
         Some(60605) => ProviderError::CountryNotAllowed,
         Some(60410) => ProviderError::FraudBlocked,
         Some(60205) => ProviderError::NumberTypeNotAllowed,
-        // On a start, "not found" is the service itself: a configuration problem.
+        // On a start, "not found" is the service itself: a configuration problem. (A check
+        // answers its 20404 as an outcome before coming here.)
         Some(20404) if call != Call::Start => ProviderError::NotFound,
-        Some(20404) => ProviderError::Upstream(format!(
-            "Twilio Verify {}: {failure}: check TWILIO_SERVICE_SID",
-            call.as_str()
-        )),
+        Some(20404) => ProviderError::Upstream(
+            Context::new(
+                format!("Twilio Verify {} (check TWILIO_SERVICE_SID)", call.as_str()),
+                TwilioError::Api(failure),
+            )
+            .into(),
+        ),
         _ if failure.status == 429 => ProviderError::RateLimited {
             retry_after: Some(failure.retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
         },
-        _ => ProviderError::Upstream(format!("Twilio Verify {}: {failure}", call.as_str())),
+        _ => ProviderError::Upstream(
+            Context::new(
+                format!("Twilio Verify {}", call.as_str()),
+                TwilioError::Api(failure),
+            )
+            .into(),
+        ),
     }
 }
 

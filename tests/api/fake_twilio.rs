@@ -6,6 +6,10 @@
 //! verifications the way Twilio does (pending → approved on the right code, 20404 after,
 //! 60202 after 5 wrong checks, 60203 after 5 sends), can be told to fail, and records every call
 //! (the token never: only whether the credentials matched).
+//!
+//! Over 800 lines on purpose: one fake server, whose routes share one state (the account, its
+//! services, verifications and recorded calls); split by API, each part would reach into the
+//! others' state.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -730,15 +730,15 @@ async fn json_logs_have_one_line_per_request_with_its_facts() {
         .collect();
     let requests: Vec<&serde_json::Value> =
         lines.iter().filter(|l| l["message"] == "request").collect();
-    // Route and request id are fields of the request span.
+    // Request id, route, masked number and client key are fields of the request span.
     let send = requests
         .iter()
         .find(|l| l["span"]["route"] == "/mfa/send-code")
         .expect("a send-code line");
     assert_eq!(send["span"]["id"], "req-json-1");
     assert_eq!(send["status"], 200);
-    assert_eq!(send["phone"], "+1415***2671");
-    assert_eq!(send["client"], "127.0.0.1");
+    assert_eq!(send["span"]["phone"], "+1415***2671");
+    assert_eq!(send["span"]["client"], "127.0.0.1");
     assert_eq!(send["outcome"], "ok");
     assert!(send["latency_ms"].as_f64().is_some());
     let verify = requests

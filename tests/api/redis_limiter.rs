@@ -165,28 +165,6 @@ async fn an_unreachable_redis_is_an_error_within_the_timeout() {
 }
 
 #[tokio::test]
-async fn peek_in_redis_decides_without_charging() {
-    let Some(url) = redis_or_skip().await else {
-        return;
-    };
-    let redis = limiter(&url, &redis_prefix());
-    let now = Timestamp::from_millis(1_000_000);
-    let one = [bucket(BucketName::Phone, "p", 1, 60)];
-    for _ in 0..3 {
-        assert_eq!(redis.peek(&one, now).await.unwrap(), Decision::Allowed);
-    }
-    assert_eq!(redis.acquire(&one, now).await.unwrap(), Decision::Allowed);
-    assert!(matches!(
-        redis.peek(&one, now).await.unwrap(),
-        Decision::Limited { .. }
-    ));
-    assert!(matches!(
-        redis.acquire(&one, now).await.unwrap(),
-        Decision::Limited { .. }
-    ));
-}
-
-#[tokio::test]
 async fn a_refund_in_redis_gives_back_one_request_and_deletes_a_full_bucket() {
     let Some(url) = redis_or_skip().await else {
         return;

@@ -10,11 +10,12 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use verifyd::config::{SqliteLocation, SqliteSync};
 use verifyd::domain::{
-    AttemptSid, Channel, Lifecycle, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
+    AttemptSid, Channel, CheckUpdate, CheckVerdict, Lifecycle, SendAttempt, Timestamp,
+    VerificationSid, VerificationStatus,
 };
 use verifyd::store::{
-    CheckRecord, Judge, NewVerification, PendingCheck, PostgresSettings, PostgresStore,
-    SendOutcome, SqliteStore, Store, StoredVerification,
+    CheckRecord, NewVerification, PostgresSettings, PostgresStore, SendOutcome, SqliteStore, Store,
+    VerificationStore,
 };
 
 use crate::helpers::postgres_or_skip;
@@ -84,17 +85,16 @@ store_suite!(
     a_first_send_creates_and_later_sends_resend_the_same_verification_up_to_five,
     concurrent_first_sends_to_one_number_create_exactly_one_verification,
     concurrent_sends_to_many_numbers_each_create_one_verification_with_every_attempt,
-    checks_are_counted_one_by_one_and_stop_at_the_budget,
-    concurrent_right_checks_approve_exactly_once,
-    concurrent_wrong_checks_count_at_most_the_budget,
+    a_counted_check_is_a_compare_and_set_on_the_count_and_the_status,
+    concurrent_checks_judged_on_one_state_count_exactly_once,
     a_locked_verification_is_closed_by_the_next_send,
     an_expired_verification_is_closed_by_the_next_send_and_takes_no_check,
     close_moves_only_a_pending_verification,
     purge_deletes_the_verifications_that_expired_before_the_cutoff,
     api_key_digests_are_kept_once_each,
     ping_answers,
-    check_pending_finds_under_any_lookup_judges_and_counts,
-    concurrent_check_pending_calls_approve_once_and_count_at_most_the_budget,
+    find_pending_finds_the_owners_verification_under_the_first_lookup_that_has_one,
+    concurrent_judged_checks_approve_once_and_count_at_most_the_budget,
 );
 
 /// A new verification for the number `lookup`, sent at `now`.
@@ -129,6 +129,42 @@ async fn create(store: &dyn Store, lookup: u8, now: Timestamp) -> VerificationSi
 
 async fn status_of(store: &dyn Store, sid: &VerificationSid) -> Option<VerificationStatus> {
     store.get(sid).await.expect("get").map(|v| v.status)
+}
+
+/// The counted check the domain computes for a verification judged with `counted` checks.
+fn count(counted: u32, right: bool, at: Timestamp) -> CheckUpdate {
+    CheckUpdate {
+        expected_checks: counted,
+        checks: counted + 1,
+        status: if right {
+            VerificationStatus::Approved
+        } else {
+            VerificationStatus::Pending
+        },
+        at,
+    }
+}
+
+/// A check as the local engine makes it: read the pending verification, have the domain judge
+/// it, apply its compare-and-set, and judge again when something else changed it first. True
+/// when this check was counted.
+async fn judged_check(store: &dyn Store, lookup: u8, right: bool, now: Timestamp) -> bool {
+    let Some(mut found) = store.find_pending(&[[lookup; 32]], None).await.unwrap() else {
+        return false;
+    };
+    loop {
+        let CheckVerdict::Count(update) = life().judge_check(found.counters(), now, || right)
+        else {
+            return false;
+        };
+        match store.record_check(&found.sid, &update).await.unwrap() {
+            CheckRecord::Counted => return true,
+            CheckRecord::Changed => match store.get(&found.sid).await.unwrap() {
+                Some(again) => found = again,
+                None => return false,
+            },
+        }
+    }
 }
 
 pub mod cases {
@@ -176,7 +212,7 @@ pub mod cases {
         // Another number is independent.
         create(store.as_ref(), 2, T0).await;
         let pending = store
-            .find_pending(&[1; 32], None)
+            .find_pending(&[[1; 32]], None)
             .await
             .unwrap()
             .expect("pending");
@@ -258,180 +294,162 @@ pub mod cases {
         }
     }
 
-    pub async fn checks_are_counted_one_by_one_and_stop_at_the_budget(store: Arc<dyn Store>) {
+    pub async fn a_counted_check_is_a_compare_and_set_on_the_count_and_the_status(
+        store: Arc<dyn Store>,
+    ) {
         let sid = create(store.as_ref(), 4, T0).await;
-        for n in 1..=5u32 {
-            match store.record_check(&sid, false, T0, 5).await.unwrap() {
-                CheckRecord::Counted(v) => {
-                    assert_eq!(v.check_attempts, n);
-                    assert_eq!(v.status, VerificationStatus::Pending);
-                }
-                CheckRecord::NotOpen => panic!("check {n} not counted"),
-            }
+        for n in 0..5u32 {
+            assert_eq!(
+                store
+                    .record_check(&sid, &count(n, false, T0))
+                    .await
+                    .unwrap(),
+                CheckRecord::Counted,
+                "check {n}"
+            );
         }
-        assert!(matches!(
-            store.record_check(&sid, true, T0, 5).await.unwrap(),
-            CheckRecord::NotOpen
-        ));
+        // Judged on a count that is no longer the stored one: nothing changes.
+        assert_eq!(
+            store.record_check(&sid, &count(3, true, T0)).await.unwrap(),
+            CheckRecord::Changed
+        );
         let stored = store.get(&sid).await.unwrap().unwrap();
         assert_eq!(stored.check_attempts, 5);
+        assert_eq!(stored.status, VerificationStatus::Pending);
+        // An approval sets the status and the time; then nothing else can be counted.
+        let later = T0.plus(Duration::from_secs(1));
         assert_eq!(
-            stored.status,
-            VerificationStatus::Pending,
-            "locked, not approved"
+            store
+                .record_check(&sid, &count(5, true, later))
+                .await
+                .unwrap(),
+            CheckRecord::Counted
+        );
+        let stored = store.get(&sid).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.check_attempts, stored.status, stored.updated),
+            (6, VerificationStatus::Approved, later)
+        );
+        assert_eq!(
+            store
+                .record_check(&sid, &count(6, true, later))
+                .await
+                .unwrap(),
+            CheckRecord::Changed,
+            "no longer pending"
         );
     }
 
-    pub async fn concurrent_right_checks_approve_exactly_once(store: Arc<dyn Store>) {
-        let sid = create(store.as_ref(), 5, T0).await;
-        let results = join_all((0..20).map(|_| {
-            let store = Arc::clone(&store);
-            let sid = sid.clone();
-            tokio::spawn(async move { store.record_check(&sid, true, T0, 5).await })
-        }))
-        .await;
-        let approved = results
-            .into_iter()
-            .map(|r| r.expect("task").expect("no store error"))
-            .filter(|r| matches!(r, CheckRecord::Counted(v) if v.status == VerificationStatus::Approved))
-            .count();
-        assert_eq!(approved, 1);
-        assert_eq!(
-            status_of(store.as_ref(), &sid).await,
-            Some(VerificationStatus::Approved)
+    pub async fn concurrent_checks_judged_on_one_state_count_exactly_once(store: Arc<dyn Store>) {
+        for (lookup, right) in [(5u8, true), (6, false)] {
+            let sid = create(store.as_ref(), lookup, T0).await;
+            let results = join_all((0..20).map(|_| {
+                let store = Arc::clone(&store);
+                let sid = sid.clone();
+                tokio::spawn(async move { store.record_check(&sid, &count(0, right, T0)).await })
+            }))
+            .await;
+            let counted = results
+                .into_iter()
+                .map(|r| r.expect("task").expect("no store error"))
+                .filter(|r| *r == CheckRecord::Counted)
+                .count();
+            assert_eq!(counted, 1, "right: {right}");
+            let stored = store.get(&sid).await.unwrap().unwrap();
+            assert_eq!(stored.check_attempts, 1);
+            assert_eq!(stored.status == VerificationStatus::Approved, right);
+        }
+        assert!(
+            store
+                .find_pending(&[[5; 32]], None)
+                .await
+                .unwrap()
+                .is_none()
         );
-        assert!(store.find_pending(&[5; 32], None).await.unwrap().is_none());
     }
 
-    pub async fn concurrent_wrong_checks_count_at_most_the_budget(store: Arc<dyn Store>) {
-        let sid = create(store.as_ref(), 6, T0).await;
-        let results = join_all((0..30).map(|_| {
-            let store = Arc::clone(&store);
-            let sid = sid.clone();
-            tokio::spawn(async move { store.record_check(&sid, false, T0, 5).await })
-        }))
-        .await;
-        let counted = results
-            .into_iter()
-            .map(|r| r.expect("task").expect("no store error"))
-            .filter(|r| matches!(r, CheckRecord::Counted(_)))
-            .count();
-        assert_eq!(counted, 5);
-        assert_eq!(store.get(&sid).await.unwrap().unwrap().check_attempts, 5);
-    }
-
-    fn judge(verdict: Option<bool>) -> Judge {
-        Box::new(move |_: &StoredVerification| verdict)
-    }
-
-    pub async fn check_pending_finds_under_any_lookup_judges_and_counts(store: Arc<dyn Store>) {
+    pub async fn find_pending_finds_the_owners_verification_under_the_first_lookup_that_has_one(
+        store: Arc<dyn Store>,
+    ) {
         let sid = create(store.as_ref(), 20, T0).await;
         let lookups = [[21; 32], [20; 32]];
-        assert!(matches!(
+        assert!(
             store
-                .check_pending(&[[22; 32]], None, judge(Some(true)), T0, 5)
+                .find_pending(&[[22; 32]], None)
                 .await
-                .unwrap(),
-            PendingCheck::NotFound
-        ));
+                .unwrap()
+                .is_none()
+        );
         // Another owner's verification is not found.
-        assert!(matches!(
+        assert!(
             store
-                .check_pending(&lookups, Some("someone"), judge(Some(true)), T0, 5)
+                .find_pending(&lookups, Some("someone"))
                 .await
-                .unwrap(),
-            PendingCheck::NotFound
-        ));
-        match store
-            .check_pending(&lookups, None, judge(None), T0, 5)
+                .unwrap()
+                .is_none()
+        );
+        let found = store
+            .find_pending(&lookups, None)
             .await
             .unwrap()
-        {
-            PendingCheck::Uncounted(v) => assert_eq!((v.sid, v.check_attempts), (sid.clone(), 0)),
-            other => panic!("expected Uncounted, got {other:?}"),
-        }
-        match store
-            .check_pending(&lookups, None, judge(Some(false)), T0, 5)
-            .await
-            .unwrap()
-        {
-            PendingCheck::Counted(v) => {
-                assert_eq!(
-                    (v.check_attempts, v.status),
-                    (1, VerificationStatus::Pending)
-                );
-                assert_eq!(v.send_attempts.len(), 1);
-            }
-            other => panic!("expected Counted, got {other:?}"),
-        }
-        match store
-            .check_pending(&lookups, None, judge(Some(true)), T0, 5)
-            .await
-            .unwrap()
-        {
-            PendingCheck::Counted(v) => {
-                assert_eq!(
-                    (v.check_attempts, v.status),
-                    (2, VerificationStatus::Approved)
-                );
-            }
-            other => panic!("expected Counted, got {other:?}"),
-        }
-        assert!(matches!(
+            .expect("found under the second lookup");
+        assert_eq!((found.sid.clone(), found.check_attempts), (sid.clone(), 0));
+        assert_eq!(found.send_attempts.len(), 1);
+        // With a pending verification under each lookup, the first lookup's is found.
+        let first = create(store.as_ref(), 21, T0).await;
+        assert_eq!(
             store
-                .check_pending(&lookups, None, judge(Some(true)), T0, 5)
+                .find_pending(&lookups, None)
                 .await
-                .unwrap(),
-            PendingCheck::NotFound
-        ));
-        // Past the TTL the count is refused even when the judge asks for it.
-        create(store.as_ref(), 23, T0).await;
-        let late = T0.plus(TTL);
-        assert!(matches!(
+                .unwrap()
+                .unwrap()
+                .sid,
+            first
+        );
+        assert_eq!(
+            store.record_check(&sid, &count(0, true, T0)).await.unwrap(),
+            CheckRecord::Counted
+        );
+        assert!(
             store
-                .check_pending(&[[23; 32]], None, judge(Some(true)), late, 5)
+                .find_pending(&[[20; 32]], None)
                 .await
-                .unwrap(),
-            PendingCheck::NotOpen(_)
-        ));
+                .unwrap()
+                .is_none(),
+            "approved: no longer pending"
+        );
     }
 
-    pub async fn concurrent_check_pending_calls_approve_once_and_count_at_most_the_budget(
+    pub async fn concurrent_judged_checks_approve_once_and_count_at_most_the_budget(
         store: Arc<dyn Store>,
     ) {
         for (lookup, right) in [(24u8, true), (25, false)] {
             let sid = create(store.as_ref(), lookup, T0).await;
             let results = join_all((0..30).map(|_| {
                 let store = Arc::clone(&store);
-                tokio::spawn(async move {
-                    store
-                        .check_pending(&[[lookup; 32]], None, judge(Some(right)), T0, 5)
-                        .await
-                })
+                tokio::spawn(async move { judged_check(store.as_ref(), lookup, right, T0).await })
             }))
             .await;
-            let counted: Vec<StoredVerification> = results
-                .into_iter()
-                .filter_map(|r| match r.expect("task").expect("no store error") {
-                    PendingCheck::Counted(v) => Some(v),
-                    _ => None,
-                })
-                .collect();
+            let counted = results.into_iter().filter(|r| *r.as_ref().unwrap()).count();
             let stored = store.get(&sid).await.unwrap().unwrap();
             if right {
-                assert_eq!(counted.len(), 1, "exactly one approval");
+                assert_eq!(counted, 1, "exactly one approval");
                 assert_eq!(stored.status, VerificationStatus::Approved);
             } else {
-                assert_eq!(counted.len(), 5, "the budget");
+                assert_eq!(counted, 5, "the budget");
                 assert_eq!(stored.check_attempts, 5);
+                assert_eq!(stored.status, VerificationStatus::Pending);
             }
         }
     }
 
     pub async fn a_locked_verification_is_closed_by_the_next_send(store: Arc<dyn Store>) {
         let sid = create(store.as_ref(), 7, T0).await;
-        for _ in 0..5 {
-            store.record_check(&sid, false, T0, 5).await.unwrap();
+        for n in 0..5 {
+            store
+                .record_check(&sid, &count(n, false, T0))
+                .await
+                .unwrap();
         }
         let later = T0.plus(Duration::from_secs(30));
         let fresh = create(store.as_ref(), 7, later).await;
@@ -440,7 +458,7 @@ pub mod cases {
             status_of(store.as_ref(), &sid).await,
             Some(VerificationStatus::MaxAttemptsReached)
         );
-        let pending = store.find_pending(&[7; 32], None).await.unwrap().unwrap();
+        let pending = store.find_pending(&[[7; 32]], None).await.unwrap().unwrap();
         assert_eq!(pending.sid, fresh);
         assert_eq!(pending.check_attempts, 0);
     }
@@ -450,10 +468,7 @@ pub mod cases {
     ) {
         let sid = create(store.as_ref(), 8, T0).await;
         let after_ttl = T0.plus(TTL);
-        assert!(matches!(
-            store.record_check(&sid, true, after_ttl, 5).await.unwrap(),
-            CheckRecord::NotOpen
-        ));
+        assert!(!judged_check(store.as_ref(), 8, true, after_ttl).await);
         let fresh = create(store.as_ref(), 8, after_ttl).await;
         assert_ne!(fresh, sid);
         assert_eq!(
@@ -481,7 +496,13 @@ pub mod cases {
             status_of(store.as_ref(), &sid).await,
             Some(VerificationStatus::Canceled)
         );
-        assert!(store.find_pending(&[9; 32], None).await.unwrap().is_none());
+        assert!(
+            store
+                .find_pending(&[[9; 32]], None)
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert!(
             store
                 .get(&VerificationSid::generate())
@@ -495,14 +516,17 @@ pub mod cases {
         store: Arc<dyn Store>,
     ) {
         let approved = create(store.as_ref(), 10, T0).await;
-        store.record_check(&approved, true, T0, 5).await.unwrap();
+        store
+            .record_check(&approved, &count(0, true, T0))
+            .await
+            .unwrap();
         let expired = create(store.as_ref(), 11, T0).await;
         let later = T0.plus(TTL).plus(Duration::from_secs(3600));
         let live = create(store.as_ref(), 12, later).await;
         // Approved before the cutoff, but expiring after it: kept until its expiry has passed.
         let approved_late = create(store.as_ref(), 13, later.minus(TTL)).await;
         store
-            .record_check(&approved_late, true, later.minus(TTL), 5)
+            .record_check(&approved_late, &count(0, true, later.minus(TTL)))
             .await
             .unwrap();
         let cutoff = later.minus(Duration::from_secs(60));
@@ -687,7 +711,7 @@ mod postgres_only {
             .unwrap();
 
         let err = store
-            .record_check(&sid, true, T0, 5)
+            .record_check(&sid, &count(0, true, T0))
             .await
             .expect_err("the server cancels the statement");
         assert!(
@@ -695,9 +719,9 @@ mod postgres_only {
             "{err:?}"
         );
         other.execute("ROLLBACK").await.unwrap();
-        assert!(matches!(
-            store.record_check(&sid, true, T0, 5).await.unwrap(),
-            CheckRecord::Counted(_)
-        ));
+        assert_eq!(
+            store.record_check(&sid, &count(0, true, T0)).await.unwrap(),
+            CheckRecord::Counted
+        );
     }
 }

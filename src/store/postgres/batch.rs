@@ -87,7 +87,7 @@ impl Inserter {
     /// same owner): whether it went in.
     pub async fn insert(&self, new: &NewVerification, now: Timestamp) -> Result<bool, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || StoreError::Unavailable("the PostgreSQL inserter has stopped".to_owned());
+        let stopped = || StoreError::unavailable("the PostgreSQL inserter has stopped");
         self.jobs
             .send(Job {
                 row: NewRow::new(new, now),

@@ -22,6 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::file_sync::sync_database_file;
 use super::worker::AfterWrites;
+use crate::error::Context;
 use crate::store::StoreError;
 
 /// Shortest time between two checkpoints while writes keep coming. Measured (BENCHMARKS.md):
@@ -48,7 +49,7 @@ impl Checkpointer {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
+        .map_err(super::cannot_open)?;
         let (wake, woken) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("verifyd-sqlite-checkpoint".to_owned())
@@ -61,7 +62,7 @@ impl Checkpointer {
                 }
             })
             .map_err(|e| {
-                StoreError::Internal(format!("cannot start the SQLite checkpoint thread: {e}"))
+                StoreError::internal(Context::new("cannot start the SQLite checkpoint thread", e))
             })?;
         Ok(Self { wake })
     }

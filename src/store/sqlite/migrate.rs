@@ -6,6 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::db_error;
+use crate::error::Context;
 use crate::store::{SchemaStatus, StoreError};
 
 /// The schema, embedded in the binary.
@@ -50,20 +51,20 @@ pub fn run(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch(TABLE).map_err(db_error)?;
     let applied = recorded(conn)?;
     if let Some((version, ..)) = applied.iter().find(|(_, success, _)| !success) {
-        return Err(StoreError::Internal(format!(
+        return Err(StoreError::internal(format!(
             "SQLite migration {version} failed half-way earlier: restore a backup"
         )));
     }
     for (version, _, checksum) in &applied {
         match MIGRATOR.iter().find(|m| m.version == *version) {
             None => {
-                return Err(StoreError::Internal(format!(
+                return Err(StoreError::internal(format!(
                     "the database has migration {version}, which this verifyd does not know \
                      (a newer verifyd migrated it)"
                 )));
             }
             Some(m) if m.checksum.as_ref() != checksum.as_slice() => {
-                return Err(StoreError::Internal(format!(
+                return Err(StoreError::internal(format!(
                     "migration {version} in the database differs from this verifyd's"
                 )));
             }
@@ -77,9 +78,9 @@ pub fn run(conn: &Connection) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let tx = conn.unchecked_transaction().map_err(db_error)?;
         tx.execute_batch(migration.sql.as_str()).map_err(|e| {
-            StoreError::Internal(format!(
-                "SQLite migration {} failed: {e}",
-                migration.version
+            StoreError::internal(Context::new(
+                format!("SQLite migration {} failed", migration.version),
+                e,
             ))
         })?;
         tx.execute(
@@ -111,6 +112,7 @@ pub fn status(conn: &Connection) -> Result<SchemaStatus, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Chain;
 
     const ATTEMPTS_INLINE: i64 = 20_261_126_000_005;
 
@@ -224,12 +226,8 @@ mod tests {
             [],
         )
         .unwrap();
-        assert!(
-            run(&conn)
-                .unwrap_err()
-                .to_string()
-                .contains("does not know")
-        );
+        let refused = |conn: &Connection| Chain(&run(conn).unwrap_err()).to_string();
+        assert!(refused(&conn).contains("does not know"));
         assert_eq!(status(&conn).unwrap().unknown, vec![99_999_999_999_999]);
 
         let conn = Connection::open_in_memory().unwrap();
@@ -239,7 +237,7 @@ mod tests {
             [ATTEMPTS_INLINE],
         )
         .unwrap();
-        assert!(run(&conn).unwrap_err().to_string().contains("differs"));
+        assert!(refused(&conn).contains("differs"));
 
         let conn = Connection::open_in_memory().unwrap();
         run(&conn).unwrap();
@@ -248,6 +246,6 @@ mod tests {
             [ATTEMPTS_INLINE],
         )
         .unwrap();
-        assert!(run(&conn).unwrap_err().to_string().contains("half-way"));
+        assert!(refused(&conn).contains("half-way"));
     }
 }

@@ -21,6 +21,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::db_error;
+use crate::error::Context;
 use crate::store::StoreError;
 
 /// The most jobs one transaction takes. Larger batches commit less often but make the first
@@ -47,16 +48,19 @@ trait Job: Send {
     fn answer(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
-type Work<T> = Box<dyn FnMut(&Connection) -> Result<T, StoreError> + Send>;
-
-struct Call<T> {
+/// A call and its work, in one allocation (the job's box).
+struct Call<T, F> {
     access: Access,
-    work: Work<T>,
+    work: F,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
-impl<T: Send> Job for Call<T> {
+impl<T, F> Job for Call<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection) -> Result<T, StoreError> + Send,
+{
     fn access(&self) -> Access {
         self.access
     }
@@ -65,9 +69,7 @@ impl<T: Send> Job for Call<T> {
         // The caller stopped waiting (its timeout answered 503): a refused request changes
         // nothing, so neither does its call.
         if self.reply.is_closed() {
-            self.result = Some(Err(StoreError::Unavailable(
-                "the caller stopped waiting".to_owned(),
-            )));
+            self.result = Some(Err(StoreError::unavailable("the caller stopped waiting")));
             return true;
         }
         // A panicking call (a bug) fails alone instead of taking the thread, and with it the
@@ -75,7 +77,7 @@ impl<T: Send> Job for Call<T> {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.work)(conn)))
             .unwrap_or_else(|_| {
                 tracing::error!("a SQLite store call panicked; it was rolled back");
-                Err(StoreError::Internal("a store call panicked".to_owned()))
+                Err(StoreError::internal("a store call panicked"))
             });
         let ok = result.is_ok();
         self.result = Some(result);
@@ -86,7 +88,7 @@ impl<T: Send> Job for Call<T> {
         let result = match committed {
             Ok(()) => self
                 .result
-                .unwrap_or_else(|| Err(StoreError::Internal("a store job never ran".to_owned()))),
+                .unwrap_or_else(|| Err(StoreError::internal("a store job never ran"))),
             Err(e) => Err(e),
         };
         // The caller may have stopped waiting (timeout): nobody to tell.
@@ -123,7 +125,7 @@ impl Worker {
                 drop(conn);
                 drop(companion);
             })
-            .map_err(|e| StoreError::Internal(format!("cannot start the SQLite thread: {e}")))?;
+            .map_err(|e| StoreError::internal(Context::new("cannot start the SQLite thread", e)))?;
         Ok(Self {
             jobs,
             timeout,
@@ -154,18 +156,18 @@ impl Worker {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Call {
             access,
-            work: Box::new(work),
+            work,
             result: None,
             reply,
         });
-        let stopped = || StoreError::Unavailable("the SQLite thread has stopped".to_owned());
+        let stopped = || StoreError::unavailable("the SQLite thread has stopped");
         let round_trip = async {
             self.jobs.send(job).await.map_err(|_| stopped())?;
             answer.await.map_err(|_| stopped())?
         };
         tokio::time::timeout(self.timeout, round_trip)
             .await
-            .map_err(|_| StoreError::Unavailable("timed out waiting for SQLite".to_owned()))?
+            .map_err(|_| StoreError::unavailable("timed out waiting for SQLite"))?
     }
 }
 
