@@ -1,5 +1,9 @@
 //! The real binary as an operator runs it: restart durability (kill -9 included), the generated
 //! secret and API key, graceful shutdown, log hygiene, and the CLI commands.
+//!
+//! Longer than ~800 lines on purpose: these tests share the one process harness at the top
+//! (spawn, capture, terminate), and every CLI command's test sits next to the others that run
+//! the binary the same way.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
