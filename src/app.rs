@@ -27,8 +27,11 @@ use crate::policy::{Policy, TestNumbers, TrustedProxies};
 use crate::provider::{LocalProvider, Provider, TwilioVerifyProvider};
 use crate::rotation::{self, RotationError};
 use crate::service::Verifier;
+use crate::twilio_api::TwilioApi;
 use crate::sms::{NullSender, Outbox, SmsSender};
-use crate::store::{KeyCheck, PostgresSettings, PostgresStore, SqliteStore, Store, StoreError};
+use crate::store::{
+    KeyCheck, PostgresSettings, PostgresStore, ServiceStore, SqliteStore, Store, StoreError,
+};
 
 /// How long verifications are kept after their expiry before the purge deletes them.
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -70,6 +73,8 @@ pub struct Components {
     pub verifier: Arc<Verifier>,
     pub keys: Arc<Keys>,
     pub store: Arc<dyn Store>,
+    /// The same database's `/v2` records (services, identity values).
+    pub services: Arc<dyn ServiceStore>,
     pub outbox: Option<Arc<Outbox>>,
     pub clock: Arc<dyn Clock>,
     /// The newest secret's key-check record, re-added by the purge loop.
@@ -92,7 +97,7 @@ impl Components {
     /// [`StartupError`] naming the part that could not be built.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         crate::domain::phone::warm_metadata();
-        let store = build_store(config).await?;
+        let (store, services) = build_stores(config).await?;
         let secrets = resolve_secret(config)?;
         let opened = rotation::open_keys(store.as_ref(), &secrets, clock.now()).await?;
         let keys = Arc::new(opened.keys);
@@ -114,7 +119,8 @@ impl Components {
             Lifecycle::with_ttl(config.code_ttl),
             config.code_length,
             Arc::clone(&test_numbers),
-        ));
+        )
+        .with_services(Arc::clone(&services)));
         let provider: Arc<dyn Provider> = match config.provider {
             // Twilio chooses, delivers and checks the code: no sender, no outbox.
             ProviderKind::TwilioVerify => Arc::new(
@@ -136,6 +142,7 @@ impl Components {
             verifier,
             keys,
             store,
+            services,
             outbox,
             clock,
             key_check: opened.newest_check,
@@ -149,6 +156,13 @@ impl Components {
 /// once the database answers; only a database that answers but cannot be migrated fails
 /// startup (exit 69).
 pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    Ok(build_stores(config).await?.0)
+}
+
+/// [`build_store`], plus the same database as the `/v2` face's [`ServiceStore`].
+pub async fn build_stores(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, Arc<dyn ServiceStore>), StartupError> {
     match &config.database_url {
         DatabaseUrl::Postgres { url } => {
             let store = PostgresStore::new(
@@ -168,11 +182,14 @@ pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError
                 ),
                 Err(e) => return Err(e.into()),
             }
-            Ok(Arc::new(store))
+            let store = Arc::new(store);
+            Ok((store.clone(), store))
         }
-        DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => Ok(Arc::new(
-            SqliteStore::connect(url, config.sqlite_synchronous, config.store_timeout).await?,
-        )),
+        DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => {
+            let store =
+                SqliteStore::connect(url, config.sqlite_synchronous, config.store_timeout).await?;
+            Ok((Arc::new(store.clone()), Arc::new(store)))
+        }
     }
 }
 
@@ -334,6 +351,19 @@ impl Application {
             None => None,
         };
         let jwks_refresher = jwt.as_ref().map(JwtVerifier::spawn_refresher);
+        // `/v2` takes Basic auth with an API key whatever VERIFYD_AUTH says: the configured
+        // keys, or the generated one when API keys are in use.
+        let v2_keys = if config.auth.api_keys() {
+            api_keys.clone()
+        } else {
+            ApiKeys::from_digests(
+                config
+                    .api_keys
+                    .iter()
+                    .map(|k| api_key_digest(k.expose_secret()))
+                    .collect(),
+            )
+        };
         let auth = Authenticator {
             mode: config.auth,
             api_keys,
@@ -346,7 +376,30 @@ impl Application {
                     addr: config.addr,
                     source,
                 })?;
+        let public_url = config.public_url.clone().unwrap_or_else(|| {
+            listener
+                .local_addr()
+                .map_or_else(|_| format!("http://{}", config.addr), |a| format!("http://{a}"))
+        });
+        let twilio = TwilioApi::start(
+            &config,
+            Arc::clone(&parts.services),
+            v2_keys,
+            public_url,
+            parts.clock.now(),
+        )
+        .await?
+        .served(config.provider == ProviderKind::Local);
+        tracing::info!(
+            account_sid = %twilio.account_sid,
+            default_service = %twilio.default_service,
+            public_url = %twilio.public_url,
+            "Twilio Verify API (/v2): account {} (Basic auth: the account SID and an API key), default service {}",
+            twilio.account_sid,
+            twilio.default_service,
+        );
         let state = AppState::new(http::Shared {
+            twilio: Arc::new(twilio),
             verifier: Arc::clone(&parts.verifier),
             store: Arc::clone(&parts.store),
             auth: Arc::new(auth),

@@ -89,6 +89,10 @@ pub const ENV_TWILIO_MESSAGING_BASE_URL: &str = "TWILIO_MESSAGING_BASE_URL";
 pub const ENV_SMS_WEBHOOK_URL: &str = "VERIFYD_SMS_WEBHOOK_URL";
 pub const ENV_SMS_WEBHOOK_SECRET: &str = "VERIFYD_SMS_WEBHOOK_SECRET";
 pub const ENV_SMS_WEBHOOK_TIMEOUT: &str = "VERIFYD_SMS_WEBHOOK_TIMEOUT";
+pub const ENV_PUBLIC_URL: &str = "VERIFYD_PUBLIC_URL";
+pub const ENV_ACCOUNT_SID: &str = "VERIFYD_ACCOUNT_SID";
+pub const ENV_SERVICE_SID: &str = "VERIFYD_SERVICE_SID";
+pub const ENV_SERVICE_NAME: &str = "VERIFYD_SERVICE_NAME";
 
 /// One documented setting: its variable, default (as text) and whether its value is secret.
 pub struct Setting {
@@ -484,6 +488,30 @@ pub const SETTINGS: &[Setting] = &[
         secret: false,
         doc: "webhook sender: seconds to wait for the webhook's answer (a timeout is a failed send, never retried).",
     },
+    Setting {
+        name: ENV_PUBLIC_URL,
+        default: "",
+        secret: false,
+        doc: "The address clients reach verifyd at (`https://verifyd.internal`): the `/v2` face builds every `url`, `links` and `next_page_url` from it, never from the request's Host. Unset: `http://` + VERIFYD_ADDR.",
+    },
+    Setting {
+        name: ENV_ACCOUNT_SID,
+        default: "",
+        secret: false,
+        doc: "`/v2` face: the account SID (`AC` + 32 hex) that Twilio SDKs authenticate as (HTTP Basic user; the password is an API key). Unset: generated once, kept in the store (the same on every replica and restart) and printed at start.",
+    },
+    Setting {
+        name: ENV_SERVICE_SID,
+        default: "",
+        secret: false,
+        doc: "`/v2` face: the default Verify service's SID (`VA` + 32 hex), the one `/mfa/*` uses. Unset: generated once and kept in the store, like the account SID.",
+    },
+    Setting {
+        name: ENV_SERVICE_NAME,
+        default: "verifyd",
+        secret: false,
+        doc: "`/v2` face: the default service's `friendly_name` (in its messages: `Your <name> verification code is: …`) when verifyd creates that service; later changes go through `POST /v2/Services/{VA}`.",
+    },
 ];
 
 fn setting(name: &str) -> Option<&'static Setting> {
@@ -803,6 +831,15 @@ pub struct Config {
     pub twilio_messaging: Option<TwilioMessagingConfig>,
     /// Set when the local engine delivers through the signed webhook.
     pub sms_webhook: Option<WebhookConfig>,
+    /// Where clients reach verifyd, without a trailing slash: the `/v2` face's absolute URLs.
+    /// `None`: `http://` + the bound listen address.
+    pub public_url: Option<String>,
+    /// The `/v2` account SID; `None`: generated once and kept in the store.
+    pub account_sid: Option<String>,
+    /// The default Verify service's SID; `None`: generated once and kept in the store.
+    pub service_sid: Option<String>,
+    /// The default service's name when verifyd creates it.
+    pub service_name: String,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted.
@@ -1583,6 +1620,34 @@ impl Config {
                 .ok_or_else(|| "expected a number from 4 to 10".to_owned())
         });
         let test_numbers = r.test_numbers(code_length);
+        let public_url = r.parse(ENV_PUBLIC_URL, |t| {
+            if t.is_empty() {
+                Ok(None)
+            } else {
+                parse_base_url(t).map(Some)
+            }
+        });
+        let account_sid = r.parse(ENV_ACCOUNT_SID, |t| {
+            if t.is_empty() {
+                Ok(None)
+            } else {
+                sid(t, "AC").map(Some)
+            }
+        });
+        let service_sid = r.parse(ENV_SERVICE_SID, |t| {
+            if t.is_empty() {
+                Ok(None)
+            } else {
+                sid(t, "VA").map(Some)
+            }
+        });
+        let service_name = r.parse(ENV_SERVICE_NAME, |t| {
+            if t.is_empty() || t.chars().count() > 30 {
+                Err("expected 1 to 30 characters".to_owned())
+            } else {
+                Ok(t.to_owned())
+            }
+        });
         let code_ttl = r.parse(ENV_CODE_TTL, |t| {
             let d = positive_duration(t)?;
             if d > Duration::from_secs(86_400) {
@@ -1773,6 +1838,10 @@ impl Config {
             twilio_sync_rate_limits: twilio_sync_rate_limits.ok_or_else(missing)?,
             twilio_messaging,
             sms_webhook,
+            public_url: public_url.ok_or_else(missing)?,
+            account_sid: account_sid.ok_or_else(missing)?,
+            service_sid: service_sid.ok_or_else(missing)?,
+            service_name: service_name.ok_or_else(missing)?,
             warnings,
             effective,
         })

@@ -24,6 +24,7 @@
 //! - [`doctor`]: `verifyd doctor`, the settings checked against reality.
 //! - [`clock`]: the time source, controllable in tests.
 //! - [`http`]: routes, auth, the error envelope, probes.
+//! - [`twilio_api`]: the `/v2` face, Twilio Verify's API on the same service.
 //! - [`app`], [`cli`], [`telemetry`]: startup, the command line, logging.
 
 // No `unsafe` outside `store::sqlite::file_sync`, which allows it for two SQLite FFI calls
@@ -47,3 +48,4 @@ pub mod sms;
 pub mod store;
 pub mod telemetry;
 pub mod twilio;
+pub mod twilio_api;

@@ -9,7 +9,10 @@ use crate::clock::Clock;
 use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
 use crate::limiter::{Decision, Limiter, LimiterError};
 use crate::policy::{BucketName, BucketRequest, ClientKey, Policy, PolicyError, TestNumbers};
-use crate::provider::{CheckRequest, Provider, ProviderError, StartRequest};
+use crate::domain::{NumberType, Timestamp, VerificationSid, VerificationStatus};
+use crate::provider::{
+    CheckOptions, CheckRequest, Provider, ProviderError, SendOptions, StartRequest,
+};
 
 /// Why a send or check was not done.
 #[derive(Debug, thiserror::Error)]
@@ -139,12 +142,33 @@ impl Verifier {
         channel: Channel,
         caller: Caller,
     ) -> Result<Verification, ServiceError> {
+        self.send_code_with(phone, channel, caller, SendOptions::default())
+            .await
+    }
+
+    /// [`send_code`](Self::send_code) with a face's service settings and parameters (the
+    /// `/v2` face): the same policy, in the same order, with the same all-or-nothing charging.
+    ///
+    /// # Errors
+    /// [`ServiceError`] naming the step that refused.
+    pub async fn send_code_with(
+        &self,
+        phone: PhoneNumber,
+        channel: Channel,
+        caller: Caller,
+        options: SendOptions,
+    ) -> Result<Verification, ServiceError> {
         self.policy
             .check_channel(channel)
             .inspect_err(count_refusal)?;
         self.policy
             .check_number(&phone)
             .inspect_err(count_refusal)?;
+        if options.skip_landlines && phone.number_type() == NumberType::FixedLine {
+            let refused = PolicyError::NumberTypeNotAllowed(NumberType::FixedLine);
+            count_refusal(&refused);
+            return Err(refused.into());
+        }
         let now = self.clock.now();
         let buckets =
             self.policy
@@ -159,6 +183,7 @@ impl Verifier {
                 client: caller.client,
                 user: caller.user,
                 now,
+                options,
             })
             .await;
         metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine.name(), "op" => "start")
@@ -180,6 +205,22 @@ impl Verifier {
         code: OtpCode,
         caller: Caller,
     ) -> Result<Verification, ServiceError> {
+        self.verify_code_with(phone, code, caller, CheckOptions::default())
+            .await
+    }
+
+    /// [`verify_code`](Self::verify_code) within a service scope and with a PSD2 binding (the
+    /// `/v2` face): the same buckets, the same engine, the same single use.
+    ///
+    /// # Errors
+    /// [`ServiceError`] naming the step that refused.
+    pub async fn verify_code_with(
+        &self,
+        phone: PhoneNumber,
+        code: OtpCode,
+        caller: Caller,
+        options: CheckOptions,
+    ) -> Result<Verification, ServiceError> {
         let now = self.clock.now();
         let failures = self.policy.failure_buckets(&phone, caller.failure_label());
         let mut buckets = self.policy.verify_buckets(caller.client.as_ref());
@@ -193,6 +234,7 @@ impl Verifier {
                 code,
                 user: caller.user,
                 now,
+                options,
             })
             .await;
         metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine.name(), "op" => "check")
@@ -216,6 +258,48 @@ impl Verifier {
             tracing::warn!(error = %e, "could not give back a reserved failed check");
         }
         Ok(result?)
+    }
+}
+
+impl Verifier {
+    /// The verification `sid` of `scope` while it exists for the API (pending, or locked after
+    /// 5 wrong checks until its TTL).
+    ///
+    /// # Errors
+    /// [`ServiceError::Provider`] with [`ProviderError::NotFound`] when it does not.
+    pub async fn fetch_verification(
+        &self,
+        sid: &VerificationSid,
+        scope: Option<&str>,
+    ) -> Result<Verification, ServiceError> {
+        Ok(self.engine_by_sid().fetch(sid, scope, self.clock.now()).await?)
+    }
+
+    /// Ends the verification `sid` of `scope` as canceled or approved.
+    ///
+    /// # Errors
+    /// [`ServiceError::Provider`]: not found, or locked (approving after 5 wrong checks).
+    pub async fn finish_verification(
+        &self,
+        sid: &VerificationSid,
+        scope: Option<&str>,
+        status: VerificationStatus,
+    ) -> Result<Verification, ServiceError> {
+        let now: Timestamp = self.clock.now();
+        Ok(self
+            .engine_by_sid()
+            .finish(sid, scope, status, now)
+            .await?)
+    }
+
+    /// The engine that keeps verifications by sid: the local engine (the main provider in
+    /// `local` mode; Twilio keeps its own, which verifyd does not fetch).
+    fn engine_by_sid(&self) -> &dyn Provider {
+        if self.provider.name() == "local" {
+            self.provider.as_ref()
+        } else {
+            self.test_engine.as_ref()
+        }
     }
 }
 

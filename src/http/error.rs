@@ -319,7 +319,9 @@ impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
         match e {
             ProviderError::NotFound | ProviderError::Expired => ApiError::VerificationNotFound,
-            ProviderError::IncorrectCode { attempts_remaining } => {
+            ProviderError::IncorrectCode {
+                attempts_remaining, ..
+            } => {
                 ApiError::IncorrectCode { attempts_remaining }
             }
             ProviderError::MaxCheckAttempts => ApiError::MaxCheckAttempts,

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Channel, OtpCode, PhoneNumber, Timestamp, Verification, VerificationSid};
+use crate::domain::{
+    Channel, CodeLength, OtpCode, PhoneNumber, Timestamp, Verification, VerificationSid,
+    VerificationStatus,
+};
 use crate::policy::ClientKey;
 use crate::store::StoreError;
 
@@ -28,6 +31,51 @@ pub struct StartRequest {
     /// The authenticated user (JWT `sub`) the verification will belong to.
     pub user: Option<String>,
     pub now: Timestamp,
+    /// What a face asks beyond number and channel (defaults: the `/mfa` behaviour).
+    pub options: SendOptions,
+}
+
+/// A send's settings and parameters beyond number and channel: the `/v2` face's service
+/// settings (`code_length`, `friendly_name`, …) and request parameters (`CustomCode`,
+/// `Amount`/`Payee`, `AppHash`). The default is exactly what `/mfa/send-code` does. Only the
+/// local engine implements them; `twilio-verify` ignores them (the `/v2` face needs the local
+/// engine).
+#[derive(Debug, Default)]
+pub struct SendOptions {
+    /// The service the verification belongs to when it is not the default one: verifications
+    /// of different services never meet (each service has its own pending verification per
+    /// number).
+    pub scope: Option<String>,
+    /// Digits of a generated code (default: `VERIFYD_CODE_LENGTH`).
+    pub code_length: Option<CodeLength>,
+    /// The code to use instead of a generated one (Twilio's `CustomCode`).
+    pub custom_code: Option<OtpCode>,
+    /// Bound into the code's HMAC (PSD2 dynamic linking: amount and payee), so that a check
+    /// with any other binding is a wrong code.
+    pub binding: Option<String>,
+    /// The wording of the message.
+    pub message: MessageOptions,
+    /// Refuse landlines (Twilio's `skip_sms_to_landlines`): a policy rule, applied by the
+    /// [`Verifier`](crate::service::Verifier) with the number-type rules.
+    pub skip_landlines: bool,
+}
+
+/// What the message says besides the code.
+#[derive(Clone, Debug, Default)]
+pub struct MessageOptions {
+    /// The service's name (`Your <name> verification code is: …`).
+    pub service_name: Option<String>,
+    /// Adds "Don't share this code with anyone".
+    pub do_not_share_warning: bool,
+    /// The Android SMS Retriever hash, on a last line of its own.
+    pub app_hash: Option<String>,
+}
+
+/// A check's scope and binding (see [`SendOptions`]); the default is `/mfa/verify`'s.
+#[derive(Debug, Default)]
+pub struct CheckOptions {
+    pub scope: Option<String>,
+    pub binding: Option<String>,
 }
 
 /// Check a code.
@@ -38,6 +86,7 @@ pub struct CheckRequest {
     /// The authenticated user: only their own verification is visible to them.
     pub user: Option<String>,
     pub now: Timestamp,
+    pub options: CheckOptions,
 }
 
 /// Why a provider call did not succeed. Each variant is one row of the error table.
@@ -49,9 +98,14 @@ pub enum ProviderError {
     /// kept apart for metrics).
     #[error("the verification expired")]
     Expired,
-    /// `attempts_remaining` is `None` when the engine cannot know it (Twilio does not say).
+    /// `attempts_remaining` is `None` when the engine cannot know it (Twilio does not say);
+    /// `pending` is the still-pending verification when the engine knows it (the `/v2` face
+    /// answers a wrong code with it, `status: pending`).
     #[error("wrong code")]
-    IncorrectCode { attempts_remaining: Option<u32> },
+    IncorrectCode {
+        attempts_remaining: Option<u32>,
+        pending: Option<Box<Verification>>,
+    },
     #[error("all check attempts used")]
     MaxCheckAttempts,
     #[error("all send attempts used")]
@@ -104,6 +158,31 @@ pub trait Provider: Send + Sync {
         sid: &VerificationSid,
         now: Timestamp,
     ) -> Result<Verification, ProviderError>;
+
+    /// The verification `sid` of `scope` (see [`SendOptions::scope`]) while it exists for the
+    /// API: pending, or locked after 5 wrong checks (`max_attempts_reached`) until its TTL.
+    /// Only the local engine keeps verifications; the default answers [`ProviderError::NotFound`].
+    async fn fetch(
+        &self,
+        _sid: &VerificationSid,
+        _scope: Option<&str>,
+        _now: Timestamp,
+    ) -> Result<Verification, ProviderError> {
+        Err(ProviderError::NotFound)
+    }
+
+    /// Ends the verification `sid` of `scope` as `status` (canceled or approved) while it
+    /// exists for the API; after that it is gone for checks. The default answers
+    /// [`ProviderError::NotFound`].
+    async fn finish(
+        &self,
+        _sid: &VerificationSid,
+        _scope: Option<&str>,
+        _status: VerificationStatus,
+        _now: Timestamp,
+    ) -> Result<Verification, ProviderError> {
+        Err(ProviderError::NotFound)
+    }
 
     /// `local` or `twilio-verify`, for logs and metrics.
     fn name(&self) -> &'static str;

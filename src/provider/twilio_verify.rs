@@ -368,6 +368,8 @@ impl Provider for TwilioVerifyProvider {
             client,
             user,
             now,
+            // Twilio applies its own service's settings; the /v2 face needs the local engine.
+            options: _,
         } = request;
         let rate_limits = match (&client, self.send_rate_limits) {
             (Some(client), true) => {
@@ -413,6 +415,7 @@ impl Provider for TwilioVerifyProvider {
             code,
             user,
             now,
+            options: _,
         } = request;
         if self
             .recent
@@ -445,6 +448,7 @@ impl Provider for TwilioVerifyProvider {
             }
             Some(VerificationStatus::Pending) => Err(ProviderError::IncorrectCode {
                 attempts_remaining: self.recent.wrong_check(phone.e164(), sid.as_ref(), now),
+                pending: None,
             }),
             Some(VerificationStatus::MaxAttemptsReached) => Err(ProviderError::MaxCheckAttempts),
             Some(_) => {

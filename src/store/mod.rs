@@ -6,6 +6,7 @@
 //! key: it keeps digests and ciphertexts as opaque bytes.
 
 pub mod postgres;
+pub mod services;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use crate::domain::{
 };
 
 pub use postgres::{PostgresSettings, PostgresStore};
+pub use services::{ServiceRecord, ServiceStore};
 pub use sqlite::SqliteStore;
 
 /// What the store failed at. Neither variant's text reaches a client.

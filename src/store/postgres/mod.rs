@@ -14,6 +14,7 @@
 //! sends waiting at that moment, by one statement (`batch`).
 
 mod batch;
+mod services;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -13,6 +13,7 @@
 mod checkpoint;
 mod file_sync;
 mod migrate;
+mod services;
 mod worker;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,215 @@
+//! The `/v2` face: Twilio Verify's API (TWILIO-COMPAT.md), so that backends written against
+//! Twilio's official SDKs move to verifyd by changing their base URL. It only translates:
+//! HTTP Basic auth, form parameters, Twilio's JSON and error codes, absolute URLs from
+//! `VERIFYD_PUBLIC_URL`. Every rule (country and channel allowlists, number types, test
+//! numbers, every bucket, the verification lifecycle) is the [`Verifier`](crate::service::Verifier)'s,
+//! the same one `/mfa/*` calls, in the same order, with the same all-or-nothing charging.
+//!
+//! # Layout
+//!
+//! - [`auth`]: Basic auth (account SID + an API key).
+//! - [`form`]: the parameters of a request.
+//! - [`error`]: Twilio's error body and the mapping from verifyd's outcomes.
+//! - [`services`]: `/v2/Services` (and the list paging every list uses).
+//! - [`verifications`]: Verifications and VerificationCheck.
+//! - [`sid`]: Twilio-style identifiers.
+
+pub mod auth;
+pub mod error;
+pub mod form;
+pub mod services;
+pub mod sid;
+pub mod verifications;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::Uri;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+
+use crate::config::Config;
+use crate::domain::{CodeLength, Timestamp};
+use crate::http::{ApiKeys, AppState};
+use crate::store::{ServiceRecord, ServiceStore, StoreError};
+pub use error::TwilioError;
+
+/// The store's names for the generated identity values.
+const ACCOUNT_SID: &str = "account_sid";
+const DEFAULT_SERVICE_SID: &str = "default_service_sid";
+
+/// What the `/v2` face needs beyond the shared state.
+pub struct TwilioApi {
+    /// The `AC…` SID the SDKs authenticate as.
+    pub account_sid: String,
+    /// The default service (`VA…`): the one `/mfa/*` uses; it cannot be deleted.
+    pub default_service: String,
+    /// Where clients reach verifyd, without a trailing slash.
+    pub public_url: String,
+    /// The keys accepted as the Basic password (the `/mfa` API keys).
+    pub keys: ApiKeys,
+    pub services: Arc<dyn ServiceStore>,
+    /// `VERIFYD_CODE_LENGTH`: the default service's code length.
+    pub default_code_length: CodeLength,
+    /// How long a verification lives (bounds `Retry-After` of 60202/60203).
+    pub ttl: Duration,
+    /// False with the twilio-verify provider: Twilio keeps those verifications, so every
+    /// `/v2` path answers 404/20404 (point the SDK at Twilio itself).
+    pub served: bool,
+}
+
+impl TwilioApi {
+    /// Resolves the account and default service SIDs (configured, else the ones kept in the
+    /// store, generated on first start) and makes sure the default service exists, with
+    /// `VERIFYD_CODE_LENGTH` as its code length.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read or written.
+    pub async fn start(
+        config: &Config,
+        services: Arc<dyn ServiceStore>,
+        keys: ApiKeys,
+        public_url: String,
+        now: Timestamp,
+    ) -> Result<Self, StoreError> {
+        let account_sid = match &config.account_sid {
+            Some(sid) => sid.clone(),
+            None => {
+                services
+                    .identity(ACCOUNT_SID, &sid::generate("AC"))
+                    .await?
+            }
+        };
+        let default_service = match &config.service_sid {
+            Some(sid) => sid.clone(),
+            None => {
+                services
+                    .identity(DEFAULT_SERVICE_SID, &sid::generate("VA"))
+                    .await?
+            }
+        };
+        let code_length = u8::try_from(config.code_length.get()).unwrap_or(6);
+        let fresh = ServiceRecord {
+            sid: default_service.clone(),
+            friendly_name: config.service_name.clone(),
+            code_length,
+            lookup_enabled: false,
+            skip_sms_to_landlines: false,
+            psd2_enabled: false,
+            do_not_share_warning_enabled: false,
+            custom_code_enabled: false,
+            default_template_sid: None,
+            created: now,
+            updated: now,
+        };
+        if !services.insert_service(&fresh).await?
+            && let Some(mut stored) = services.service(&default_service).await?
+            && stored.code_length != code_length
+        {
+            stored.code_length = code_length;
+            stored.updated = now;
+            services.update_service(&stored).await?;
+        }
+        Ok(Self {
+            account_sid,
+            default_service,
+            public_url,
+            keys,
+            services,
+            default_code_length: config.code_length,
+            ttl: config.code_ttl,
+            served: true,
+        })
+    }
+
+    /// Whether `/v2` is served (false with the twilio-verify provider).
+    #[must_use]
+    pub fn served(mut self, served: bool) -> Self {
+        self.served = served;
+        self
+    }
+
+    /// The absolute URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url)
+    }
+
+    /// The scope a service's verifications are kept under: none for the default service
+    /// (shared with `/mfa/*`), the service SID for any other.
+    pub fn scope<'a>(&self, service: &'a str) -> Option<&'a str> {
+        (service != self.default_service).then_some(service)
+    }
+
+    /// The service `sid`, or 404/20404 for `path`.
+    ///
+    /// # Errors
+    /// [`TwilioError`]: not found, or the store failed.
+    pub async fn service(&self, sid: &str, path: &str) -> Result<ServiceRecord, TwilioError> {
+        if !sid::valid(sid, "VA") {
+            return Err(TwilioError::not_found(path));
+        }
+        self.services
+            .service(sid)
+            .await?
+            .ok_or_else(|| TwilioError::not_found(path))
+    }
+}
+
+/// 404/20404 for every `/v2` path verifyd does not serve (Entities, Factors, Webhooks, …).
+async fn not_served(uri: Uri) -> Response {
+    TwilioError::not_found(uri.path()).into_response()
+}
+
+/// 405 on a served path with another method.
+async fn method_not_allowed() -> Response {
+    TwilioError::from_api(crate::http::ApiError::MethodNotAllowed, Duration::ZERO).into_response()
+}
+
+/// The `/v2` routes, all behind Basic auth (an unknown path answers 401 before 404).
+pub fn router(state: &AppState) -> Router<AppState> {
+    let served = if state.twilio.served {
+        served_routes()
+    } else {
+        Router::new()
+    };
+    served
+        .route("/v2", any(not_served))
+        .route("/v2/{*rest}", any(not_served))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+}
+
+fn served_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v2/Services",
+            get(services::list_services)
+                .post(services::create_service)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Services/{sid}",
+            get(services::fetch_service)
+                .post(services::update_service)
+                .delete(services::delete_service)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Services/{service}/Verifications",
+            post(verifications::create_verification).fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Services/{service}/Verifications/{sid}",
+            get(verifications::fetch_verification)
+                .post(verifications::update_verification)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Services/{service}/VerificationCheck",
+            post(verifications::check_verification).fallback(method_not_allowed),
+        )
+}
