@@ -27,11 +27,11 @@ use crate::policy::{Policy, TestNumbers, TrustedProxies};
 use crate::provider::{LocalProvider, Provider, TwilioVerifyProvider};
 use crate::rotation::{self, RotationError};
 use crate::service::Verifier;
-use crate::twilio_api::TwilioApi;
 use crate::sms::{NullSender, Outbox, SmsSender};
 use crate::store::{
     KeyCheck, PostgresSettings, PostgresStore, ServiceStore, SqliteStore, Store, StoreError,
 };
+use crate::twilio_api::TwilioApi;
 
 /// How long verifications are kept after their expiry before the purge deletes them.
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -112,15 +112,17 @@ impl Components {
         };
         // Production refuses the console sender; and whatever the sender, no dev outbox there.
         let outbox = outbox.filter(|_| config.profile != Profile::Production);
-        let local = Arc::new(LocalProvider::new(
-            Arc::clone(&store),
-            sender,
-            Arc::clone(&keys),
-            Lifecycle::with_ttl(config.code_ttl),
-            config.code_length,
-            Arc::clone(&test_numbers),
-        )
-        .with_services(Arc::clone(&services)));
+        let local = Arc::new(
+            LocalProvider::new(
+                Arc::clone(&store),
+                sender,
+                Arc::clone(&keys),
+                Lifecycle::with_ttl(config.code_ttl),
+                config.code_length,
+                Arc::clone(&test_numbers),
+            )
+            .with_services(Arc::clone(&services)),
+        );
         let provider: Arc<dyn Provider> = match config.provider {
             // Twilio chooses, delivers and checks the code: no sender, no outbox.
             ProviderKind::TwilioVerify => Arc::new(
@@ -377,9 +379,10 @@ impl Application {
                     source,
                 })?;
         let public_url = config.public_url.clone().unwrap_or_else(|| {
-            listener
-                .local_addr()
-                .map_or_else(|_| format!("http://{}", config.addr), |a| format!("http://{a}"))
+            listener.local_addr().map_or_else(
+                |_| format!("http://{}", config.addr),
+                |a| format!("http://{a}"),
+            )
         });
         let twilio = TwilioApi::start(
             &config,

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
+use crate::domain::{NumberType, Timestamp, VerificationSid, VerificationStatus};
 use crate::limiter::{Decision, Limiter, LimiterError};
 use crate::policy::{BucketName, BucketRequest, ClientKey, Policy, PolicyError, TestNumbers};
-use crate::domain::{NumberType, Timestamp, VerificationSid, VerificationStatus};
 use crate::provider::{
     CheckOptions, CheckRequest, Provider, ProviderError, SendOptions, StartRequest,
 };
@@ -272,7 +272,10 @@ impl Verifier {
         sid: &VerificationSid,
         scope: Option<&str>,
     ) -> Result<Verification, ServiceError> {
-        Ok(self.engine_by_sid().fetch(sid, scope, self.clock.now()).await?)
+        Ok(self
+            .engine_by_sid()
+            .fetch(sid, scope, self.clock.now())
+            .await?)
     }
 
     /// Ends the verification `sid` of `scope` as canceled or approved.
@@ -286,10 +289,7 @@ impl Verifier {
         status: VerificationStatus,
     ) -> Result<Verification, ServiceError> {
         let now: Timestamp = self.clock.now();
-        Ok(self
-            .engine_by_sid()
-            .finish(sid, scope, status, now)
-            .await?)
+        Ok(self.engine_by_sid().finish(sid, scope, status, now).await?)
     }
 
     /// The engine that keeps verifications by sid: the local engine (the main provider in

@@ -321,9 +321,7 @@ impl From<ProviderError> for ApiError {
             ProviderError::NotFound | ProviderError::Expired => ApiError::VerificationNotFound,
             ProviderError::IncorrectCode {
                 attempts_remaining, ..
-            } => {
-                ApiError::IncorrectCode { attempts_remaining }
-            }
+            } => ApiError::IncorrectCode { attempts_remaining },
             ProviderError::MaxCheckAttempts => ApiError::MaxCheckAttempts,
             ProviderError::MaxSendAttempts => ApiError::MaxSendAttempts,
             ProviderError::RateLimited { retry_after } => ApiError::RateLimited {

@@ -81,7 +81,8 @@ impl LocalProvider {
         match (user, scope) {
             (Some(sub), _) => Some(hex::encode(self.keys.lookup_digest("owner", sub))),
             (None, Some(scope)) => Some(hex::encode(
-                self.keys.lookup_digest("owner", &format!("service:{scope}")),
+                self.keys
+                    .lookup_digest("owner", &format!("service:{scope}")),
             )),
             (None, None) => None,
         }

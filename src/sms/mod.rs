@@ -69,7 +69,9 @@ pub fn message_text(code: &str, options: &crate::provider::MessageOptions) -> Se
         None => message_body(code).expose_secret().to_owned(),
     };
     if options.do_not_share_warning {
-        text.push_str(". Don't share this code with anyone; our employees will never ask for the code.");
+        text.push_str(
+            ". Don't share this code with anyone; our employees will never ask for the code.",
+        );
     }
     if let Some(hash) = &options.app_hash {
         text.push_str("\n\n");

@@ -10,8 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::http::error::{ErrorCode, ErrorDetail, retry_after_secs};
 use crate::http::ApiError;
+use crate::http::error::{ErrorCode, ErrorDetail, retry_after_secs};
 use crate::service::ServiceError;
 use crate::store::StoreError;
 
@@ -135,28 +135,22 @@ impl TwilioError {
                 60223,
                 "Delivery channel disabled: this channel is not enabled",
             ),
-            ApiError::NumberTypeNotAllowed | ApiError::FraudBlocked => Self::new(
-                S::FORBIDDEN,
-                60410,
-                "Verification delivery attempt blocked",
-            ),
+            ApiError::NumberTypeNotAllowed | ApiError::FraudBlocked => {
+                Self::new(S::FORBIDDEN, 60410, "Verification delivery attempt blocked")
+            }
             ApiError::RateLimited { retry_after, .. } => {
                 Self::new(S::TOO_MANY_REQUESTS, 20429, "Too many requests")
                     .retry(retry_after.map_or(1, retry_after_secs))
             }
             ApiError::MaxCheckAttempts => {
-                Self::new(S::TOO_MANY_REQUESTS, 60202, "Max check attempts reached")
-                    .retry(ttl_secs)
+                Self::new(S::TOO_MANY_REQUESTS, 60202, "Max check attempts reached").retry(ttl_secs)
             }
             ApiError::MaxSendAttempts => {
-                Self::new(S::TOO_MANY_REQUESTS, 60203, "Max send attempts reached")
-                    .retry(ttl_secs)
+                Self::new(S::TOO_MANY_REQUESTS, 60203, "Max send attempts reached").retry(ttl_secs)
             }
-            ApiError::VerificationNotFound | ApiError::IncorrectCode { .. } => Self::new(
-                S::NOT_FOUND,
-                20404,
-                "The requested resource was not found",
-            ),
+            ApiError::VerificationNotFound | ApiError::IncorrectCode { .. } => {
+                Self::new(S::NOT_FOUND, 20404, "The requested resource was not found")
+            }
             ApiError::Unauthorized => Self::unauthorized(),
             ApiError::Provider(d) => {
                 let mut t = Self::new(S::BAD_GATEWAY, 60008, "Unexpected error on delivery");
@@ -238,7 +232,11 @@ mod tests {
         use crate::policy::BucketName;
         let ttl = Duration::from_secs(600);
         let cases: Vec<(ApiError, u16, u32)> = vec![
-            (ApiError::InvalidPhone(crate::domain::PhoneNumberError::Invalid), 400, 60200),
+            (
+                ApiError::InvalidPhone(crate::domain::PhoneNumberError::Invalid),
+                400,
+                60200,
+            ),
             (ApiError::CountryNotAllowed, 403, 60605),
             (ApiError::ChannelNotAllowed, 400, 60223),
             (ApiError::NumberTypeNotAllowed, 403, 60410),

@@ -76,11 +76,7 @@ impl TwilioApi {
     ) -> Result<Self, StoreError> {
         let account_sid = match &config.account_sid {
             Some(sid) => sid.clone(),
-            None => {
-                services
-                    .identity(ACCOUNT_SID, &sid::generate("AC"))
-                    .await?
-            }
+            None => services.identity(ACCOUNT_SID, &sid::generate("AC")).await?,
         };
         let default_service = match &config.service_sid {
             Some(sid) => sid.clone(),

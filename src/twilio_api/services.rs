@@ -6,10 +6,10 @@
 //! answered. Parameters of features verifyd lacks (push, TOTP, WhatsApp sender, passkeys, TTS,
 //! DTMF, event subscriptions) are validated and ignored, and their fields answer defaults.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 
 use super::form::Params;
@@ -118,11 +118,7 @@ fn friendly_name(value: &str) -> Result<String, TwilioError> {
 }
 
 /// Applies the settings in `params` to `service` (all validated before anything is kept).
-fn apply(
-    api: &TwilioApi,
-    service: &mut ServiceRecord,
-    params: &Params,
-) -> Result<(), TwilioError> {
+fn apply(api: &TwilioApi, service: &mut ServiceRecord, params: &Params) -> Result<(), TwilioError> {
     if let Some(name) = params.get("FriendlyName") {
         service.friendly_name = friendly_name(name)?;
     }

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
 
+use super::TwilioApi;
 use super::error::{TwilioError, from_service};
 use super::form::Params;
-use super::TwilioApi;
 use crate::domain::{
     Channel, CodeLength, NumberType, OtpCode, PhoneNumber, Verification, VerificationSid,
     VerificationStatus,
@@ -105,9 +105,7 @@ impl Psd2 {
         }
         let field = |name: &str| -> Result<String, TwilioError> {
             match params.get(name) {
-                Some(v) if !v.is_empty() && v.chars().count() <= MAX_PSD2_FIELD => {
-                    Ok(v.to_owned())
-                }
+                Some(v) if !v.is_empty() && v.chars().count() <= MAX_PSD2_FIELD => Ok(v.to_owned()),
                 Some(v) if !v.is_empty() => Err(TwilioError::invalid(name)),
                 _ => Err(TwilioError::new(
                     StatusCode::BAD_REQUEST,
@@ -211,8 +209,8 @@ struct CreateRequest {
 }
 
 fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateRequest, TwilioError> {
-    let phone = PhoneNumber::parse(params.required("To")?)
-        .map_err(|_| TwilioError::invalid("To"))?;
+    let phone =
+        PhoneNumber::parse(params.required("To")?).map_err(|_| TwilioError::invalid("To"))?;
     let channel = params
         .required("Channel")?
         .parse::<Channel>()
@@ -274,11 +272,18 @@ fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateReques
     {
         return Err(TwilioError::invalid("RiskCheck"));
     }
-    for name in ["Tags", "ChannelConfiguration", "TemplateCustomSubstitutions"] {
+    for name in [
+        "Tags",
+        "ChannelConfiguration",
+        "TemplateCustomSubstitutions",
+    ] {
         params.json_object(name)?;
     }
     if let Some(v) = params.get("SendDigits")
-        && (v.len() > 32 || !v.bytes().all(|b| b.is_ascii_digit() || b"wW#*".contains(&b)))
+        && (v.len() > 32
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"wW#*".contains(&b)))
     {
         return Err(TwilioError::invalid("SendDigits"));
     }
@@ -373,7 +378,12 @@ pub async fn fetch_verification(
         .fetch_verification(&sid, api.scope(&service))
         .await
         .map_err(|e| not_found_or(api, e, &path))?;
-    Ok(Json(verification_resource(api, &service, v, Psd2::default())))
+    Ok(Json(verification_resource(
+        api,
+        &service,
+        v,
+        Psd2::default(),
+    )))
 }
 
 /// A not-found outcome names the resource; anything else maps as usual.
@@ -406,7 +416,12 @@ pub async fn update_verification(
         .finish_verification(&sid, api.scope(&service), status)
         .await
         .map_err(|e| not_found_or(api, e, &path))?;
-    Ok(Json(verification_resource(api, &service, v, Psd2::default())))
+    Ok(Json(verification_resource(
+        api,
+        &service,
+        v,
+        Psd2::default(),
+    )))
 }
 
 /// `POST /v2/Services/{VA}/VerificationCheck`: `Code` and `To` or `VerificationSid`.
@@ -440,7 +455,11 @@ pub async fn check_verification(
                     .fetch_verification(&sid, scope)
                     .await
                     .map_err(|e| {
-                        not_found_or(api, e, &format!("/v2/Services/{service}/Verifications/{sid}"))
+                        not_found_or(
+                            api,
+                            e,
+                            &format!("/v2/Services/{service}/Verifications/{sid}"),
+                        )
                     })?;
                 (found.to, psd2)
             }

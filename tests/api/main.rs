@@ -27,3 +27,5 @@ mod shared;
 mod store_suite;
 mod twilio_sync;
 mod twilio_verify;
+mod v2;
+mod v2_spec;
