@@ -28,4 +28,5 @@ mod store_suite;
 mod twilio_sync;
 mod twilio_verify;
 mod v2;
+mod v2_sdk;
 mod v2_spec;
