@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::attempt_log::AttemptLog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DatabaseUrl, Profile, ProviderKind};
 use crate::crypto::{Keys, ServerSecret, ServerSecrets, api_key_digest};
@@ -29,7 +30,8 @@ use crate::rotation::{self, RotationError};
 use crate::service::Verifier;
 use crate::sms::{NullSender, Outbox, SmsSender};
 use crate::store::{
-    KeyCheck, PostgresSettings, PostgresStore, ServiceStore, SqliteStore, Store, StoreError,
+    AttemptStore, KeyCheck, PostgresSettings, PostgresStore, ServiceStore, SqliteStore, Store,
+    StoreError,
 };
 use crate::twilio_api::TwilioApi;
 
@@ -75,6 +77,8 @@ pub struct Components {
     pub store: Arc<dyn Store>,
     /// The same database's `/v2` records (services, identity values).
     pub services: Arc<dyn ServiceStore>,
+    /// The same database's attempt log.
+    pub attempts: Arc<dyn AttemptStore>,
     pub outbox: Option<Arc<Outbox>>,
     pub clock: Arc<dyn Clock>,
     /// The newest secret's key-check record, re-added by the purge loop.
@@ -97,7 +101,7 @@ impl Components {
     /// [`StartupError`] naming the part that could not be built.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         crate::domain::phone::warm_metadata();
-        let (store, services) = build_stores(config).await?;
+        let (store, services, attempts) = build_stores(config).await?;
         let secrets = resolve_secret(config)?;
         let opened = rotation::open_keys(store.as_ref(), &secrets, clock.now()).await?;
         let keys = Arc::new(opened.keys);
@@ -145,6 +149,7 @@ impl Components {
             keys,
             store,
             services,
+            attempts,
             outbox,
             clock,
             key_check: opened.newest_check,
@@ -161,10 +166,12 @@ pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError
     Ok(build_stores(config).await?.0)
 }
 
-/// [`build_store`], plus the same database as the `/v2` face's [`ServiceStore`].
-pub async fn build_stores(
-    config: &Config,
-) -> Result<(Arc<dyn Store>, Arc<dyn ServiceStore>), StartupError> {
+/// The same database behind each of its store traits.
+pub type Stores = (Arc<dyn Store>, Arc<dyn ServiceStore>, Arc<dyn AttemptStore>);
+
+/// [`build_store`], plus the same database as the `/v2` face's [`ServiceStore`] and the
+/// attempt log's [`AttemptStore`].
+pub async fn build_stores(config: &Config) -> Result<Stores, StartupError> {
     match &config.database_url {
         DatabaseUrl::Postgres { url } => {
             let store = PostgresStore::new(
@@ -185,12 +192,16 @@ pub async fn build_stores(
                 Err(e) => return Err(e.into()),
             }
             let store = Arc::new(store);
-            Ok((store.clone(), store))
+            Ok((store.clone(), store.clone(), store))
         }
         DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => {
             let store =
                 SqliteStore::connect(url, config.sqlite_synchronous, config.store_timeout).await?;
-            Ok((Arc::new(store.clone()), Arc::new(store)))
+            Ok((
+                Arc::new(store.clone()),
+                Arc::new(store.clone()),
+                Arc::new(store),
+            ))
         }
     }
 }
@@ -387,6 +398,7 @@ impl Application {
         let twilio = TwilioApi::start(
             &config,
             Arc::clone(&parts.services),
+            Arc::clone(&parts.attempts),
             v2_keys,
             public_url,
             parts.clock.now(),
@@ -401,6 +413,14 @@ impl Application {
             twilio.account_sid,
             twilio.default_service,
         );
+        let (attempt_log, attempt_tasks) = AttemptLog::start(
+            Arc::clone(&parts.attempts),
+            Arc::clone(&parts.keys),
+            twilio.default_service.clone(),
+            config.attempt_retention,
+            Arc::clone(&parts.clock),
+        );
+        parts.verifier.set_attempt_log(attempt_log);
         let state = AppState::new(http::Shared {
             twilio: Arc::new(twilio),
             verifier: Arc::clone(&parts.verifier),
@@ -464,7 +484,10 @@ impl Application {
             metrics_listener,
             state,
             grace: config.shutdown_grace,
-            tasks: std::iter::once(purge).chain(jwks_refresher).collect(),
+            tasks: std::iter::once(purge)
+                .chain(jwks_refresher)
+                .chain(attempt_tasks)
+                .collect(),
         })
     }
 

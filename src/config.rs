@@ -93,6 +93,7 @@ pub const ENV_PUBLIC_URL: &str = "VERIFYD_PUBLIC_URL";
 pub const ENV_ACCOUNT_SID: &str = "VERIFYD_ACCOUNT_SID";
 pub const ENV_SERVICE_SID: &str = "VERIFYD_SERVICE_SID";
 pub const ENV_SERVICE_NAME: &str = "VERIFYD_SERVICE_NAME";
+pub const ENV_ATTEMPT_RETENTION: &str = "VERIFYD_ATTEMPT_RETENTION";
 
 /// One documented setting: its variable, default (as text) and whether its value is secret.
 pub struct Setting {
@@ -512,6 +513,12 @@ pub const SETTINGS: &[Setting] = &[
         secret: false,
         doc: "`/v2` face: the default service's `friendly_name` (in its messages: `Your <name> verification code is: …`) when verifyd creates that service; later changes go through `POST /v2/Services/{VA}`.",
     },
+    Setting {
+        name: ENV_ATTEMPT_RETENTION,
+        default: "30d",
+        secret: false,
+        doc: "How long the attempt log (every send attempt, check outcome and refusal, of `/mfa/*` and `/v2`; read through `GET /v2/Attempts`) keeps a row before the background purge deletes it (at least 1 hour).",
+    },
 ];
 
 fn setting(name: &str) -> Option<&'static Setting> {
@@ -840,6 +847,8 @@ pub struct Config {
     pub service_sid: Option<String>,
     /// The default service's name when verifyd creates it.
     pub service_name: String,
+    /// How long attempt-log rows are kept.
+    pub attempt_retention: Duration,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted.
@@ -1648,6 +1657,13 @@ impl Config {
                 Ok(t.to_owned())
             }
         });
+        let attempt_retention = r.parse(ENV_ATTEMPT_RETENTION, |t| {
+            let d = parse_duration(t)?;
+            if d < Duration::from_secs(3600) {
+                return Err("must be at least one hour".to_owned());
+            }
+            Ok(d)
+        });
         let code_ttl = r.parse(ENV_CODE_TTL, |t| {
             let d = positive_duration(t)?;
             if d > Duration::from_secs(86_400) {
@@ -1842,6 +1858,7 @@ impl Config {
             account_sid: account_sid.ok_or_else(missing)?,
             service_sid: service_sid.ok_or_else(missing)?,
             service_name: service_name.ok_or_else(missing)?,
+            attempt_retention: attempt_retention.ok_or_else(missing)?,
             warnings,
             effective,
         })

@@ -14,6 +14,7 @@
 //! - [`domain`]: `PhoneNumber`, `Channel`, `OtpCode`, `Verification` and its lifecycle (pure).
 //! - [`policy`]: geo allowlist, number types, buckets, client IP behind trusted proxies (pure).
 //! - [`service`]: the ordered request path shared by HTTP and CLI.
+//! - [`attempt_log`]: every send, check and refusal, written off the request path.
 //! - [`provider`]: the engines (`local`, `twilio-verify`) and the Twilio-side IP bucket sync.
 //! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`, `null`).
 //! - [`twilio`]: Twilio REST plumbing (auth, form posts, error bodies) shared by both.
@@ -32,6 +33,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod attempt_log;
 pub mod cli;
 pub mod clock;
 pub mod config;

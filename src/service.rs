@@ -2,8 +2,11 @@
 //! country, number type, then every bucket at once), then the provider. A request refused by any
 //! step reaches no later step, so it sends nothing and charges no bucket.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use crate::attempt_log::{AttemptEntry, AttemptLog};
+use crate::store::AttemptKind;
 
 use crate::clock::Clock;
 use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
@@ -66,6 +69,8 @@ pub struct Verifier {
     test_numbers: Arc<TestNumbers>,
     test_engine: Arc<dyn Provider>,
     clock: Arc<dyn Clock>,
+    /// Where every send, check and refusal is recorded (set once the server starts).
+    attempts: OnceLock<Arc<AttemptLog>>,
 }
 
 impl Verifier {
@@ -84,7 +89,19 @@ impl Verifier {
             test_numbers,
             test_engine,
             clock,
+            attempts: OnceLock::new(),
         }
+    }
+
+    /// Records every send, check and refusal from now on in `log` (once; later calls are
+    /// ignored).
+    pub fn set_attempt_log(&self, log: Arc<AttemptLog>) {
+        let _ = self.attempts.set(log);
+    }
+
+    /// The attempt log, once set.
+    pub fn attempt_log(&self) -> Option<&Arc<AttemptLog>> {
+        self.attempts.get()
     }
 
     /// The provider in use (for health and logs).
@@ -158,6 +175,76 @@ impl Verifier {
         caller: Caller,
         options: SendOptions,
     ) -> Result<Verification, ServiceError> {
+        let Some(log) = self.attempts.get() else {
+            return self.send_inner(phone, channel, caller, options).await;
+        };
+        let scope = options.scope.clone();
+        let logged = phone.clone();
+        let result = self.send_inner(phone, channel, caller, options).await;
+        log.record(self.send_entry(&result, scope, &logged, channel));
+        result
+    }
+
+    /// The attempt-log row of a send's outcome.
+    fn send_entry(
+        &self,
+        result: &Result<Verification, ServiceError>,
+        scope: Option<String>,
+        phone: &PhoneNumber,
+        channel: Channel,
+    ) -> AttemptEntry {
+        let now = self.clock.now();
+        let mut e = AttemptEntry::new(AttemptKind::Refusal, now, scope, phone);
+        e.channel = Some(channel);
+        let vendor = if self.test_numbers.active(phone, now).is_some() {
+            "test-number"
+        } else {
+            self.provider.name()
+        };
+        match result {
+            Ok(v) => {
+                e.kind = AttemptKind::Send;
+                e.verification_sid = Some(v.sid.to_string());
+                e.attempt_sid = v.send_attempts.last().map(|a| a.sid.to_string());
+                e.channel = Some(v.channel);
+                e.vendor = Some(vendor);
+                e.status = Some("sent");
+            }
+            Err(ServiceError::Policy(p)) => e.reason = Some(p.reason()),
+            Err(ServiceError::RateLimited { bucket, .. }) => {
+                e.reason = Some("rate_limited");
+                e.bucket = Some(bucket.as_str());
+            }
+            Err(ServiceError::Provider(ProviderError::MaxSendAttempts)) => {
+                e.reason = Some("max_send_attempts");
+            }
+            Err(ServiceError::Provider(
+                ProviderError::Delivery(_) | ProviderError::Upstream(_),
+            )) => {
+                e.kind = AttemptKind::Send;
+                e.vendor = Some(vendor);
+                e.status = Some("failed");
+            }
+            Err(ServiceError::Provider(
+                ProviderError::CountryNotAllowed
+                | ProviderError::NumberTypeNotAllowed
+                | ProviderError::FraudBlocked
+                | ProviderError::InvalidParameter(_)
+                | ProviderError::RateLimited { .. },
+            )) => e.reason = Some("provider_refused"),
+            Err(_) => e.reason = Some("unavailable"),
+        }
+        e
+    }
+
+    /// The send itself (see [`send_code_with`](Self::send_code_with)).
+    async fn send_inner(
+        &self,
+        phone: PhoneNumber,
+        channel: Channel,
+        caller: Caller,
+        options: SendOptions,
+    ) -> Result<Verification, ServiceError> {
         self.policy
             .check_channel(channel)
             .inspect_err(count_refusal)?;
@@ -215,6 +302,58 @@ impl Verifier {
     /// # Errors
     /// [`ServiceError`] naming the step that refused.
     pub async fn verify_code_with(
+        &self,
+        phone: PhoneNumber,
+        code: OtpCode,
+        caller: Caller,
+        options: CheckOptions,
+    ) -> Result<Verification, ServiceError> {
+        let Some(log) = self.attempts.get() else {
+            return self.verify_inner(phone, code, caller, options).await;
+        };
+        let scope = options.scope.clone();
+        let logged = phone.clone();
+        let result = self.verify_inner(phone, code, caller, options).await;
+        let mut e = AttemptEntry::new(AttemptKind::Check, self.clock.now(), scope, &logged);
+        let found = match &result {
+            Ok(v) => {
+                e.status = Some("approved");
+                Some(v)
+            }
+            Err(ServiceError::Provider(ProviderError::IncorrectCode { pending, .. })) => {
+                e.status = Some("incorrect");
+                pending.as_deref()
+            }
+            Err(ServiceError::Provider(ProviderError::MaxCheckAttempts)) => {
+                e.status = Some("max_attempts");
+                None
+            }
+            Err(ServiceError::Provider(ProviderError::NotFound | ProviderError::Expired)) => {
+                e.status = Some("not_found");
+                None
+            }
+            Err(ServiceError::RateLimited { bucket, .. }) => {
+                e.kind = AttemptKind::Refusal;
+                e.reason = Some("rate_limited");
+                e.bucket = Some(bucket.as_str());
+                None
+            }
+            Err(_) => {
+                e.kind = AttemptKind::Refusal;
+                e.reason = Some("unavailable");
+                None
+            }
+        };
+        if let Some(v) = found {
+            e.verification_sid = Some(v.sid.to_string());
+            e.channel = Some(v.channel);
+        }
+        log.record(e);
+        result
+    }
+
+    /// The check itself (see [`verify_code_with`](Self::verify_code_with)).
+    async fn verify_inner(
         &self,
         phone: PhoneNumber,
         code: OtpCode,
@@ -289,7 +428,16 @@ impl Verifier {
         status: VerificationStatus,
     ) -> Result<Verification, ServiceError> {
         let now: Timestamp = self.clock.now();
-        Ok(self.engine_by_sid().finish(sid, scope, status, now).await?)
+        let v = self.engine_by_sid().finish(sid, scope, status, now).await?;
+        if let Some(log) = self.attempts.get() {
+            // An approval by update converts the verification's attempts, like a right code.
+            let mut e = AttemptEntry::new(AttemptKind::Check, now, scope.map(str::to_owned), &v.to);
+            e.status = Some(status.as_str());
+            e.verification_sid = Some(v.sid.to_string());
+            e.channel = Some(v.channel);
+            log.record(e);
+        }
+        Ok(v)
     }
 
     /// The engine that keeps verifications by sid: the local engine (the main provider in

@@ -5,6 +5,7 @@
 //! engine; the store only applies the updates it is told to, atomically. The store never sees a
 //! key: it keeps digests and ciphertexts as opaque bytes.
 
+pub mod attempts;
 pub mod postgres;
 pub mod services;
 pub mod sqlite;
@@ -15,6 +16,7 @@ use crate::domain::{
     Channel, Counters, Lifecycle, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
 };
 
+pub use attempts::{AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow};
 pub use postgres::{PostgresSettings, PostgresStore};
 pub use services::{ServiceRecord, ServiceStore};
 pub use sqlite::SqliteStore;

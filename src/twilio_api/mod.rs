@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //!
+//! - [`attempts`]: `/v2/Attempts`, one attempt, and the summary.
 //! - [`auth`]: Basic auth (account SID + an API key).
 //! - [`form`]: the parameters of a request.
 //! - [`error`]: Twilio's error body and the mapping from verifyd's outcomes.
@@ -14,6 +15,7 @@
 //! - [`verifications`]: Verifications and VerificationCheck.
 //! - [`sid`]: Twilio-style identifiers.
 
+pub mod attempts;
 pub mod auth;
 pub mod error;
 pub mod form;
@@ -33,7 +35,7 @@ use axum::routing::{any, get, post};
 use crate::config::Config;
 use crate::domain::{CodeLength, Timestamp};
 use crate::http::{ApiKeys, AppState};
-use crate::store::{ServiceRecord, ServiceStore, StoreError};
+use crate::store::{AttemptStore, ServiceRecord, ServiceStore, StoreError};
 pub use error::TwilioError;
 
 /// The store's names for the generated identity values.
@@ -51,6 +53,8 @@ pub struct TwilioApi {
     /// The keys accepted as the Basic password (the `/mfa` API keys).
     pub keys: ApiKeys,
     pub services: Arc<dyn ServiceStore>,
+    /// The attempt log, for `/v2/Attempts`.
+    pub attempts: Arc<dyn AttemptStore>,
     /// `VERIFYD_CODE_LENGTH`: the default service's code length.
     pub default_code_length: CodeLength,
     /// How long a verification lives (bounds `Retry-After` of 60202/60203).
@@ -70,6 +74,7 @@ impl TwilioApi {
     pub async fn start(
         config: &Config,
         services: Arc<dyn ServiceStore>,
+        attempts: Arc<dyn AttemptStore>,
         keys: ApiKeys,
         public_url: String,
         now: Timestamp,
@@ -114,6 +119,7 @@ impl TwilioApi {
             public_url,
             keys,
             services,
+            attempts,
             default_code_length: config.code_length,
             ttl: config.code_ttl,
             served: true,
@@ -207,5 +213,17 @@ fn served_routes() -> Router<AppState> {
         .route(
             "/v2/Services/{service}/VerificationCheck",
             post(verifications::check_verification).fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Attempts",
+            get(attempts::list_attempts).fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Attempts/Summary",
+            get(attempts::summarize_attempts).fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Attempts/{sid}",
+            get(attempts::fetch_attempt).fallback(method_not_allowed),
         )
 }

@@ -30,3 +30,4 @@ mod twilio_verify;
 mod v2;
 mod v2_sdk;
 mod v2_spec;
+mod v2_store;

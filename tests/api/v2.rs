@@ -1183,3 +1183,174 @@ async fn v2_services_on_postgres_are_in_force_on_every_replica_at_once() {
     let list = v2(&two, "GET", "/v2/Services", &[]).await;
     assert_eq!(list.body["services"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn v2_attempts_list_every_send_of_every_face_with_conversion_filters_and_summary() {
+    let app = spawn_app_with(&v2_settings(&[])).await;
+    // /mfa, converted; a /v2 service, unconverted; two refusals, which are not attempts.
+    let mfa = assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
+    let code = app.last_code(US_NUMBER).await;
+    assert_ok(
+        app.verify(US_NUMBER, &code).await,
+        "Verification code is correct!",
+    )
+    .await;
+    let other = create_service(&app, &[("FriendlyName", "Other")]).await;
+    let sent = v2(
+        &app,
+        "POST",
+        &verifications(&other),
+        &[("To", "+14155550101"), ("Channel", "sms")],
+    )
+    .await;
+    assert_eq!(sent.status, 201);
+    let refused = v2(
+        &app,
+        "POST",
+        &verifications(&other),
+        &[("To", "+14165550123"), ("Channel", "sms")],
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert_error(
+        app.send_code("+14165550123").await,
+        403,
+        "country_not_allowed",
+    )
+    .await;
+
+    let all = v2(&app, "GET", "/v2/Attempts", &[]).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let attempts = all.body["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{}", all.body);
+    let first = &attempts[0];
+    assert_eq!(first["verification_sid"], mfa["sid"]);
+    assert_eq!(first["sid"], mfa["sendCodeAttempts"][0]["attempt_sid"]);
+    assert_eq!(first["service_sid"], SERVICE);
+    assert_eq!(first["conversion_status"], "converted");
+    assert_eq!(first["channel_data"]["to"], US_NUMBER);
+    assert_eq!(first["channel_data"]["country"], "US");
+    assert_eq!(attempts[1]["service_sid"], other.as_str());
+    assert_eq!(attempts[1]["conversion_status"], "unconverted");
+    assert_eq!(attempts[1]["verification_sid"], sent.body["sid"]);
+
+    let count = |a: &Answer| a.body["attempts"].as_array().unwrap().len();
+    let tomorrow = "2099-01-01T00:00:00Z";
+    for (filter, want) in [
+        (vec![("VerifyServiceSid", other.as_str())], 1),
+        (vec![("VerifyServiceSid", SERVICE)], 1),
+        (vec![("Status", "converted")], 1),
+        (vec![("Status", "unconverted")], 1),
+        (vec![("ChannelData.To", US_NUMBER)], 1),
+        (vec![("Country", "US")], 2),
+        (vec![("Country", "CA")], 0),
+        (vec![("Channel", "sms")], 2),
+        (vec![("Channel", "call")], 0),
+        (vec![("DateCreatedAfter", tomorrow)], 0),
+        (vec![("DateCreatedBefore", tomorrow)], 2),
+        (
+            vec![("VerificationSid", sent.body["sid"].as_str().unwrap())],
+            1,
+        ),
+    ] {
+        let a = v2(&app, "GET", "/v2/Attempts", &filter).await;
+        assert_eq!(count(&a), want, "{filter:?}: {}", a.body);
+    }
+    // Paging, one per page.
+    let page = v2(&app, "GET", "/v2/Attempts", &[("PageSize", "1")]).await;
+    assert_eq!(count(&page), 1);
+    let next = page.body["meta"]["next_page_url"].as_str().unwrap();
+    let rest = v2(
+        &app,
+        "GET",
+        &format!("/v2/Attempts?{}", next.split_once('?').unwrap().1),
+        &[],
+    )
+    .await;
+    assert_eq!(rest.body["attempts"][0]["sid"], attempts[1]["sid"]);
+    assert!(rest.body["meta"]["next_page_url"].is_null());
+
+    let one = v2(
+        &app,
+        "GET",
+        &format!("/v2/Attempts/{}", first["sid"].as_str().unwrap()),
+        &[],
+    )
+    .await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.body["sid"], first["sid"]);
+    let unknown = v2(
+        &app,
+        "GET",
+        "/v2/Attempts/VL0123456789abcdef0123456789abcdef",
+        &[],
+    )
+    .await;
+    assert_twilio_error(&unknown, 404, 20404, "unknown attempt");
+
+    let summary = v2(&app, "GET", "/v2/Attempts/Summary", &[]).await;
+    assert_eq!(summary.status, 200, "{}", summary.body);
+    assert_eq!(
+        (
+            &summary.body["total_attempts"],
+            &summary.body["total_converted"],
+            &summary.body["total_unconverted"],
+            &summary.body["conversion_rate_percentage"]
+        ),
+        (&json!(2), &json!(1), &json!(1), &json!("50"))
+    );
+    for (filter, want) in [
+        (vec![("DestinationPrefix", "+1")], 2),
+        (vec![("DestinationPrefix", "+1415")], 2),
+        (vec![("DestinationPrefix", "+44")], 0),
+        (vec![("VerifyServiceSid", other.as_str())], 1),
+    ] {
+        let a = v2(&app, "GET", "/v2/Attempts/Summary", &filter).await;
+        assert_eq!(a.body["total_attempts"], want, "{filter:?}");
+    }
+    for (path, param, value) in [
+        ("/v2/Attempts", "Status", "bogus"),
+        ("/v2/Attempts", "DateCreatedAfter", "yesterday"),
+        ("/v2/Attempts", "Country", "USA"),
+        ("/v2/Attempts", "Channel", "pigeon"),
+        ("/v2/Attempts", "VerifyServiceSid", "VA1"),
+        ("/v2/Attempts", "ChannelData.To", "12"),
+        ("/v2/Attempts/Summary", "DestinationPrefix", "1"),
+    ] {
+        let a = v2(&app, "GET", path, &[(param, value)]).await;
+        assert_twilio_error(&a, 400, 60200, param);
+        assert!(
+            a.body["message"].as_str().unwrap().contains(param),
+            "{}",
+            a.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn v2_the_attempt_log_keeps_numbers_only_as_digest_and_ciphertext() {
+    let app = spawn_app_with(&v2_settings(&[])).await;
+    assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
+    let listed = v2(&app, "GET", "/v2/Attempts", &[]).await;
+    assert_eq!(listed.body["attempts"].as_array().unwrap().len(), 1);
+    let (dir, _) = app.stop().await;
+    let conn = rusqlite::Connection::open(dir.path().join("verifyd.db")).unwrap();
+    type Row = (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>);
+    let rows: Vec<Row> = conn
+        .prepare("SELECT phone_lookup, phone_sealed, prefix FROM verification_attempts")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let (lookup, sealed, prefix) = &rows[0];
+    let digits = &US_NUMBER.as_bytes()[1..];
+    for blob in [lookup.as_ref().unwrap(), sealed.as_ref().unwrap()] {
+        assert!(
+            !blob.windows(digits.len()).any(|w| w == digits),
+            "the number in clear"
+        );
+    }
+    assert_eq!(prefix.as_deref(), Some("+1415"));
+}

@@ -13,6 +13,7 @@ Environment: VERIFYD_SDK_BASE_URL (where the SDK sends), VERIFYD_URL (verifyd it
 dev outbox), VERIFYD_ACCOUNT_SID, VERIFYD_API_KEY, VERIFYD_SERVICE_SID, VERIFYD_SDK_LOG.
 """
 
+import datetime
 import json
 import os
 import sys
@@ -163,5 +164,25 @@ expect("update service", updated.friendly_name == "Extra 2"
        and updated.do_not_share_warning_enabled is True)
 expect("delete service", verify.services(extra.sid).delete() is True)
 expect_error("fetch deleted service", 404, 20404, lambda: verify.services(extra.sid).fetch())
+
+print("# the attempt log: list (three per page, followed by the SDK), filters, one, summary")
+attempts = verify.verification_attempts.list(page_size=3)
+expect("attempts", len(attempts) == 5, [a.sid for a in attempts])
+expect("conversion", [a.conversion_status for a in attempts]
+       == ["converted", "converted", "unconverted", "converted", "converted"],
+       [a.conversion_status for a in attempts])
+expect("attempt data", attempts[0].channel_data["to"] == NUMBER
+       and attempts[0].service_sid == SERVICE)
+pay_attempts = verify.verification_attempts.list(
+    verify_service_sid=pay.sid, status="converted",
+    date_created_after=datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc))
+expect("filtered attempts", len(pay_attempts) == 1 and pay_attempts[0].service_sid == pay.sid)
+one = verify.verification_attempts(attempts[2].sid).fetch()
+expect("fetch attempt", one.sid == attempts[2].sid and one.conversion_status == "unconverted")
+summary = verify.verification_attempts_summary().fetch()
+expect("summary", (summary.total_attempts, summary.total_converted, summary.total_unconverted,
+                   summary.conversion_rate_percentage) == (5, 4, 1, "80"), summary)
+summary = verify.verification_attempts_summary().fetch(destination_prefix="+1")
+expect("summary by prefix", summary.total_attempts == 5)
 
 print("# done")

@@ -13,6 +13,7 @@
 //! A new number's first send, the common case under load, is inserted together with the other
 //! sends waiting at that moment, by one statement (`batch`).
 
+mod attempts;
 mod batch;
 mod services;
 

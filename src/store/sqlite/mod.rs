@@ -10,6 +10,7 @@
 //! pending verification, has the engine judge it and counts it with a conditional
 //! `UPDATE … RETURNING`. WAL checkpoints run on a thread of their own (`checkpoint`).
 
+mod attempts;
 mod checkpoint;
 mod file_sync;
 mod migrate;
