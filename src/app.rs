@@ -30,8 +30,8 @@ use crate::rotation::{self, RotationError};
 use crate::service::Verifier;
 use crate::sms::{NullSender, Outbox, SmsSender};
 use crate::store::{
-    AttemptStore, KeyCheck, PostgresSettings, PostgresStore, ServiceStore, SqliteStore, Store,
-    StoreError,
+    AttemptStore, KeyCheck, PostgresSettings, PostgresStore, RateLimitStore, SafeListStore,
+    ServiceStore, SqliteStore, Store, StoreError,
 };
 use crate::twilio_api::TwilioApi;
 
@@ -79,6 +79,10 @@ pub struct Components {
     pub services: Arc<dyn ServiceStore>,
     /// The same database's attempt log.
     pub attempts: Arc<dyn AttemptStore>,
+    /// The same database's safe list.
+    pub safe_list: Arc<dyn SafeListStore>,
+    /// The same database's RateLimits and Buckets.
+    pub rate_limits: Arc<dyn RateLimitStore>,
     pub outbox: Option<Arc<Outbox>>,
     pub clock: Arc<dyn Clock>,
     /// The newest secret's key-check record, re-added by the purge loop.
@@ -101,7 +105,13 @@ impl Components {
     /// [`StartupError`] naming the part that could not be built.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         crate::domain::phone::warm_metadata();
-        let (store, services, attempts) = build_stores(config).await?;
+        let Stores {
+            store,
+            services,
+            attempts,
+            safe_list,
+            rate_limits,
+        } = build_stores(config).await?;
         let secrets = resolve_secret(config)?;
         let opened = rotation::open_keys(store.as_ref(), &secrets, clock.now()).await?;
         let keys = Arc::new(opened.keys);
@@ -144,12 +154,15 @@ impl Components {
             local,
             Arc::clone(&clock),
         ));
+        verifier.set_safe_list(Arc::clone(&safe_list), Arc::clone(&keys));
         Ok(Self {
             verifier,
             keys,
             store,
             services,
             attempts,
+            safe_list,
+            rate_limits,
             outbox,
             clock,
             key_check: opened.newest_check,
@@ -163,14 +176,35 @@ impl Components {
 /// once the database answers; only a database that answers but cannot be migrated fails
 /// startup (exit 69).
 pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
-    Ok(build_stores(config).await?.0)
+    Ok(build_stores(config).await?.store)
 }
 
-/// The same database behind each of its store traits.
-pub type Stores = (Arc<dyn Store>, Arc<dyn ServiceStore>, Arc<dyn AttemptStore>);
+/// One database behind each of its store traits.
+pub struct Stores {
+    pub store: Arc<dyn Store>,
+    pub services: Arc<dyn ServiceStore>,
+    pub attempts: Arc<dyn AttemptStore>,
+    pub safe_list: Arc<dyn SafeListStore>,
+    pub rate_limits: Arc<dyn RateLimitStore>,
+}
 
-/// [`build_store`], plus the same database as the `/v2` face's [`ServiceStore`] and the
-/// attempt log's [`AttemptStore`].
+impl Stores {
+    fn of<S>(store: Arc<S>) -> Self
+    where
+        S: Store + ServiceStore + AttemptStore + SafeListStore + RateLimitStore + 'static,
+    {
+        Self {
+            store: store.clone(),
+            services: store.clone(),
+            attempts: store.clone(),
+            safe_list: store.clone(),
+            rate_limits: store,
+        }
+    }
+}
+
+/// [`build_store`], plus the same database behind the `/v2` face's stores (services, attempt
+/// log, safe list, rate limits).
 pub async fn build_stores(config: &Config) -> Result<Stores, StartupError> {
     match &config.database_url {
         DatabaseUrl::Postgres { url } => {
@@ -191,17 +225,12 @@ pub async fn build_stores(config: &Config) -> Result<Stores, StartupError> {
                 ),
                 Err(e) => return Err(e.into()),
             }
-            let store = Arc::new(store);
-            Ok((store.clone(), store.clone(), store))
+            Ok(Stores::of(Arc::new(store)))
         }
         DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => {
             let store =
                 SqliteStore::connect(url, config.sqlite_synchronous, config.store_timeout).await?;
-            Ok((
-                Arc::new(store.clone()),
-                Arc::new(store.clone()),
-                Arc::new(store),
-            ))
+            Ok(Stores::of(Arc::new(store)))
         }
     }
 }
@@ -397,8 +426,13 @@ impl Application {
         });
         let twilio = TwilioApi::start(
             &config,
-            Arc::clone(&parts.services),
-            Arc::clone(&parts.attempts),
+            &Stores {
+                store: Arc::clone(&parts.store),
+                services: Arc::clone(&parts.services),
+                attempts: Arc::clone(&parts.attempts),
+                safe_list: Arc::clone(&parts.safe_list),
+                rate_limits: Arc::clone(&parts.rate_limits),
+            },
             v2_keys,
             public_url,
             parts.clock.now(),

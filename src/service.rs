@@ -6,7 +6,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::attempt_log::{AttemptEntry, AttemptLog};
-use crate::store::AttemptKind;
+use crate::crypto::Keys;
+use crate::store::{AttemptKind, SafeListStore};
 
 use crate::clock::Clock;
 use crate::domain::{Channel, OtpCode, PhoneNumber, Verification};
@@ -71,6 +72,8 @@ pub struct Verifier {
     clock: Arc<dyn Clock>,
     /// Where every send, check and refusal is recorded (set once the server starts).
     attempts: OnceLock<Arc<AttemptLog>>,
+    /// The safe list and the keys that turn a number into its lookup digests.
+    safe_list: OnceLock<(Arc<dyn SafeListStore>, Arc<Keys>)>,
 }
 
 impl Verifier {
@@ -90,7 +93,26 @@ impl Verifier {
             test_engine,
             clock,
             attempts: OnceLock::new(),
+            safe_list: OnceLock::new(),
         }
+    }
+
+    /// Honours the safe list in `store` from now on (once; later calls are ignored).
+    pub fn set_safe_list(&self, store: Arc<dyn SafeListStore>, keys: Arc<Keys>) {
+        let _ = self.safe_list.set((store, keys));
+    }
+
+    /// Whether `phone` is on the safe list (a point read of the store, so an entry added on any
+    /// replica is in force at once).
+    async fn safe_listed(&self, phone: &PhoneNumber) -> Result<bool, ServiceError> {
+        let Some((store, keys)) = self.safe_list.get() else {
+            return Ok(false);
+        };
+        let found = store
+            .safe_number(&keys.phone_lookups(phone.e164()))
+            .await
+            .map_err(ProviderError::Store)?;
+        Ok(found.is_some())
     }
 
     /// Records every send, check and refusal from now on in `log` (once; later calls are
@@ -245,21 +267,36 @@ impl Verifier {
         caller: Caller,
         options: SendOptions,
     ) -> Result<Verification, ServiceError> {
+        let mut options = options;
         self.policy
             .check_channel(channel)
             .inspect_err(count_refusal)?;
-        self.policy
-            .check_number(&phone)
-            .inspect_err(count_refusal)?;
-        if options.skip_landlines && phone.number_type() == NumberType::FixedLine {
-            let refused = PolicyError::NumberTypeNotAllowed(NumberType::FixedLine);
-            count_refusal(&refused);
-            return Err(refused.into());
+        // A safe-listed number skips the country and number-type rules and the shared
+        // buckets (prefix, country, global); never the per-number and per-IP limits.
+        let safe = self.safe_listed(&phone).await?;
+        if !safe {
+            self.policy
+                .check_number(&phone)
+                .inspect_err(count_refusal)?;
+            if options.skip_landlines && phone.number_type() == NumberType::FixedLine {
+                let refused = PolicyError::NumberTypeNotAllowed(NumberType::FixedLine);
+                count_refusal(&refused);
+                return Err(refused.into());
+            }
         }
         let now = self.clock.now();
-        let buckets =
+        let mut buckets =
             self.policy
                 .send_buckets(&phone, caller.client.as_ref(), caller.user.as_deref());
+        if safe {
+            buckets.retain(|b| {
+                !matches!(
+                    b.name,
+                    BucketName::Prefix | BucketName::Country | BucketName::Global
+                )
+            });
+        }
+        buckets.append(&mut options.extra_buckets);
         self.charge(&buckets, now).await?;
         let engine = self.engine_for(&phone, now);
         let started = std::time::Instant::now();

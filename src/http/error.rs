@@ -146,6 +146,8 @@ pub enum RateLimitBucket {
     Global,
     User,
     Cooldown,
+    /// A `/v2` service's RateLimits bucket (never on `/mfa/*`).
+    RateLimit,
 }
 
 impl From<BucketName> for RateLimitBucket {
@@ -158,6 +160,7 @@ impl From<BucketName> for RateLimitBucket {
             BucketName::Global => RateLimitBucket::Global,
             BucketName::User => RateLimitBucket::User,
             BucketName::Cooldown => RateLimitBucket::Cooldown,
+            BucketName::RateLimit => RateLimitBucket::RateLimit,
         }
     }
 }

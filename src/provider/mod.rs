@@ -58,6 +58,8 @@ pub struct SendOptions {
     /// Refuse landlines (Twilio's `skip_sms_to_landlines`): a policy rule, applied by the
     /// [`Verifier`](crate::service::Verifier) with the number-type rules.
     pub skip_landlines: bool,
+    /// More buckets to charge with verifyd's own, all or none (a `/v2` service's RateLimits).
+    pub extra_buckets: Vec<crate::policy::BucketRequest>,
 }
 
 /// What the message says besides the code.

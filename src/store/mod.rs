@@ -7,6 +7,8 @@
 
 pub mod attempts;
 pub mod postgres;
+pub mod rate_limits;
+pub mod safelist;
 pub mod services;
 pub mod sqlite;
 
@@ -18,6 +20,8 @@ use crate::domain::{
 
 pub use attempts::{AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow};
 pub use postgres::{PostgresSettings, PostgresStore};
+pub use rate_limits::{BucketChange, BucketRecord, RateLimitRecord, RateLimitStore};
+pub use safelist::{SafeListRecord, SafeListStore};
 pub use services::{ServiceRecord, ServiceStore};
 pub use sqlite::SqliteStore;
 

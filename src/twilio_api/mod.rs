@@ -11,6 +11,8 @@
 //! - [`auth`]: Basic auth (account SID + an API key).
 //! - [`form`]: the parameters of a request.
 //! - [`error`]: Twilio's error body and the mapping from verifyd's outcomes.
+//! - [`rate_limits`]: RateLimits and Buckets, and what `RateLimits` on a create charges.
+//! - [`safelist`]: the safe list (`/v2/SafeList/Numbers`).
 //! - [`services`]: `/v2/Services` (and the list paging every list uses).
 //! - [`verifications`]: Verifications and VerificationCheck.
 //! - [`sid`]: Twilio-style identifiers.
@@ -19,6 +21,8 @@ pub mod attempts;
 pub mod auth;
 pub mod error;
 pub mod form;
+pub mod rate_limits;
+pub mod safelist;
 pub mod services;
 pub mod sid;
 pub mod verifications;
@@ -32,10 +36,13 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 
+use crate::app::Stores;
 use crate::config::Config;
 use crate::domain::{CodeLength, Timestamp};
 use crate::http::{ApiKeys, AppState};
-use crate::store::{AttemptStore, ServiceRecord, ServiceStore, StoreError};
+use crate::store::{
+    AttemptStore, RateLimitStore, SafeListStore, ServiceRecord, ServiceStore, StoreError,
+};
 pub use error::TwilioError;
 
 /// The store's names for the generated identity values.
@@ -55,6 +62,8 @@ pub struct TwilioApi {
     pub services: Arc<dyn ServiceStore>,
     /// The attempt log, for `/v2/Attempts`.
     pub attempts: Arc<dyn AttemptStore>,
+    pub safe_list: Arc<dyn SafeListStore>,
+    pub rate_limits: Arc<dyn RateLimitStore>,
     /// `VERIFYD_CODE_LENGTH`: the default service's code length.
     pub default_code_length: CodeLength,
     /// How long a verification lives (bounds `Retry-After` of 60202/60203).
@@ -73,12 +82,12 @@ impl TwilioApi {
     /// [`StoreError`] when the store cannot be read or written.
     pub async fn start(
         config: &Config,
-        services: Arc<dyn ServiceStore>,
-        attempts: Arc<dyn AttemptStore>,
+        stores: &Stores,
         keys: ApiKeys,
         public_url: String,
         now: Timestamp,
     ) -> Result<Self, StoreError> {
+        let services = Arc::clone(&stores.services);
         let account_sid = match &config.account_sid {
             Some(sid) => sid.clone(),
             None => services.identity(ACCOUNT_SID, &sid::generate("AC")).await?,
@@ -119,7 +128,9 @@ impl TwilioApi {
             public_url,
             keys,
             services,
-            attempts,
+            attempts: Arc::clone(&stores.attempts),
+            safe_list: Arc::clone(&stores.safe_list),
+            rate_limits: Arc::clone(&stores.rate_limits),
             default_code_length: config.code_length,
             ttl: config.code_ttl,
             served: true,
@@ -213,6 +224,42 @@ fn served_routes() -> Router<AppState> {
         .route(
             "/v2/Services/{service}/VerificationCheck",
             post(verifications::check_verification).fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/SafeList/Numbers",
+            post(safelist::add_safe_number).fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/SafeList/Numbers/{number}",
+            get(safelist::fetch_safe_number)
+                .delete(safelist::remove_safe_number)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Services/{service}/RateLimits",
+            get(rate_limits::list_rate_limits)
+                .post(rate_limits::create_rate_limit)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Services/{service}/RateLimits/{sid}",
+            get(rate_limits::fetch_rate_limit)
+                .post(rate_limits::update_rate_limit)
+                .delete(rate_limits::delete_rate_limit)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Services/{service}/RateLimits/{limit}/Buckets",
+            get(rate_limits::list_buckets)
+                .post(rate_limits::create_bucket)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/v2/Services/{service}/RateLimits/{limit}/Buckets/{sid}",
+            get(rate_limits::fetch_bucket)
+                .post(rate_limits::update_bucket)
+                .delete(rate_limits::delete_bucket)
+                .fallback(method_not_allowed),
         )
         .route(
             "/v2/Attempts",

@@ -206,6 +206,8 @@ struct CreateRequest {
     client: Option<ClientKey>,
     options: SendOptions,
     psd2: Psd2,
+    /// `RateLimits`: names and values, charged after every other parameter was checked.
+    rate_limits: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateRequest, TwilioError> {
@@ -260,12 +262,7 @@ fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateReques
                 .map_err(|_| TwilioError::invalid("DeviceIp"))?,
         )),
     };
-    if let Some(limits) = params.json_object("RateLimits")?
-        && !limits.is_empty()
-    {
-        // No rate limit is defined on any service yet: every name is unknown (TWILIO-COMPAT.md).
-        return Err(TwilioError::invalid("RateLimits"));
-    }
+    let rate_limits = params.json_object("RateLimits")?;
     params.sid("TemplateSid", "HJ")?;
     if let Some(v) = params.get("RiskCheck")
         && !matches!(v, "enable" | "disable")
@@ -299,6 +296,7 @@ fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateReques
         },
         skip_landlines: service.skip_sms_to_landlines,
         scope: None,
+        extra_buckets: Vec::new(),
     };
     Ok(CreateRequest {
         phone,
@@ -306,6 +304,7 @@ fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateReques
         client,
         options,
         psd2,
+        rate_limits,
     })
 }
 
@@ -334,6 +333,10 @@ pub async fn create_verification(
         let mut request = parse_create(&record, &params)?;
         phone = Some(request.phone.clone());
         request.options.scope = api.scope(&service).map(str::to_owned);
+        if let Some(limits) = &request.rate_limits {
+            request.options.extra_buckets =
+                super::rate_limits::charges(api, &state.keys, &service, limits).await?;
+        }
         let caller = Caller {
             client: request.client,
             user: None,

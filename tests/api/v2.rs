@@ -1182,6 +1182,94 @@ async fn v2_services_on_postgres_are_in_force_on_every_replica_at_once() {
     assert_eq!(ok.body["status"], "approved");
     let list = v2(&two, "GET", "/v2/Services", &[]).await;
     assert_eq!(list.body["services"].as_array().unwrap().len(), 2);
+    // A safe-list entry added on one is in force on the other at once.
+    let canada = "+14165550123";
+    let refused = v2(
+        &one,
+        "POST",
+        &verifications(SERVICE),
+        &[("To", canada), ("Channel", "sms")],
+    )
+    .await;
+    assert_twilio_error(&refused, 403, 60605, "before");
+    let added = v2(
+        &two,
+        "POST",
+        "/v2/SafeList/Numbers",
+        &[("PhoneNumber", canada)],
+    )
+    .await;
+    assert_eq!(added.status, 201);
+    let sent = v2(
+        &one,
+        "POST",
+        &verifications(SERVICE),
+        &[("To", canada), ("Channel", "sms")],
+    )
+    .await;
+    assert_eq!(sent.status, 201, "{}", sent.body);
+    let removed = v2(
+        &one,
+        "DELETE",
+        &format!("/v2/SafeList/Numbers/{canada}"),
+        &[],
+    )
+    .await;
+    assert_eq!(removed.status, 204);
+    let refused = v2(
+        &two,
+        "POST",
+        &verifications(SERVICE),
+        &[("To", canada), ("Channel", "sms")],
+    )
+    .await;
+    assert_twilio_error(&refused, 403, 60605, "after");
+    // A rate limit and its bucket created on one are in force on the other at once.
+    let limits = format!("/v2/Services/{SERVICE}/RateLimits");
+    let rk = v2(
+        &one,
+        "POST",
+        &limits,
+        &[("UniqueName", "end_user_ip_address")],
+    )
+    .await
+    .body["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = v2(
+        &one,
+        "POST",
+        &format!("{limits}/{rk}/Buckets"),
+        &[("Max", "1"), ("Interval", "60")],
+    )
+    .await;
+    assert_eq!(b.status, 201);
+    let user = r#"{"end_user_ip_address": "203.0.113.7"}"#;
+    let first = v2(
+        &two,
+        "POST",
+        &verifications(SERVICE),
+        &[
+            ("To", "+14155550101"),
+            ("Channel", "sms"),
+            ("RateLimits", user),
+        ],
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let second = v2(
+        &two,
+        "POST",
+        &verifications(SERVICE),
+        &[
+            ("To", "+14155550102"),
+            ("Channel", "sms"),
+            ("RateLimits", user),
+        ],
+    )
+    .await;
+    assert_twilio_error(&second, 429, 20429, "the bucket made on the other replica");
 }
 
 #[tokio::test]
@@ -1353,4 +1441,375 @@ async fn v2_the_attempt_log_keeps_numbers_only_as_digest_and_ciphertext() {
         );
     }
     assert_eq!(prefix.as_deref(), Some("+1415"));
+}
+
+#[tokio::test]
+async fn v2_the_safe_list_exempts_from_geo_types_and_shared_buckets_but_not_per_number_limits() {
+    let app = spawn_app_with(&v2_settings(&[
+        ("VERIFYD_RATE_LIMIT_GLOBAL_MAX", "1"),
+        ("VERIFYD_RATE_LIMIT_PHONE_MAX", "2"),
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "1"),
+    ]))
+    .await;
+    let create = verifications(SERVICE);
+    let canada = "+14165550123";
+    let premium = "+19005550100";
+    let refused = v2(&app, "POST", &create, &[("To", canada), ("Channel", "sms")]).await;
+    assert_twilio_error(&refused, 403, 60605, "before the safe list");
+
+    for (number, what) in [(canada, "country"), (premium, "number type")] {
+        let added = v2(
+            &app,
+            "POST",
+            "/v2/SafeList/Numbers",
+            &[("PhoneNumber", number)],
+        )
+        .await;
+        assert_eq!(added.status, 201, "{what}: {}", added.body);
+        assert_eq!(added.body["phone_number"], number);
+        assert!(added.body["sid"].as_str().unwrap().starts_with("GN"));
+        let again = v2(
+            &app,
+            "POST",
+            "/v2/SafeList/Numbers",
+            &[("PhoneNumber", number)],
+        )
+        .await;
+        assert_eq!(
+            again.body["sid"], added.body["sid"],
+            "adding twice keeps one entry"
+        );
+        let fetched = v2(&app, "GET", &format!("/v2/SafeList/Numbers/{number}"), &[]).await;
+        assert_eq!(
+            (fetched.status, &fetched.body["sid"]),
+            (200, &added.body["sid"])
+        );
+    }
+    // Exempt from the country and type rules and from the global bucket (max 1, used here by a
+    // number that is not listed, so the next one is refused)...
+    let plain = v2(
+        &app,
+        "POST",
+        &create,
+        &[("To", US_NUMBER), ("Channel", "sms")],
+    )
+    .await;
+    assert_eq!(plain.status, 201);
+    let full = v2(
+        &app,
+        "POST",
+        &create,
+        &[("To", "+14155550101"), ("Channel", "sms")],
+    )
+    .await;
+    assert_twilio_error(&full, 429, 20429, "the global bucket");
+    for number in [canada, premium] {
+        let a = v2(&app, "POST", &create, &[("To", number), ("Channel", "sms")]).await;
+        assert_eq!(a.status, 201, "{number}: {}", a.body);
+    }
+    // ... on /mfa too ...
+    assert_ok(app.send_code(canada).await, "Verification code sent!").await;
+    // ... but never from the per-number bucket (2 per window: both used) or the IP bucket.
+    let third = v2(&app, "POST", &create, &[("To", canada), ("Channel", "sms")]).await;
+    assert_twilio_error(&third, 429, 20429, "the per-number bucket");
+    let ip = [("Channel", "sms"), ("DeviceIp", "203.0.113.9")];
+    let first = v2(
+        &app,
+        "POST",
+        &create,
+        &[&[("To", premium)][..], &ip].concat(),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let unlisted = v2(
+        &app,
+        "POST",
+        "/v2/SafeList/Numbers",
+        &[("PhoneNumber", "+14155550102")],
+    )
+    .await;
+    assert_eq!(unlisted.status, 201);
+    let second = v2(
+        &app,
+        "POST",
+        &create,
+        &[&[("To", "+14155550102")][..], &ip].concat(),
+    )
+    .await;
+    assert_twilio_error(&second, 429, 20429, "the IP bucket");
+
+    // Removed: the rules apply again.
+    let removed = v2(
+        &app,
+        "DELETE",
+        &format!("/v2/SafeList/Numbers/{canada}"),
+        &[],
+    )
+    .await;
+    assert_eq!(removed.status, 204);
+    let gone = v2(&app, "GET", &format!("/v2/SafeList/Numbers/{canada}"), &[]).await;
+    assert_twilio_error(&gone, 404, 20404, "removed");
+    let twice = v2(
+        &app,
+        "DELETE",
+        &format!("/v2/SafeList/Numbers/{canada}"),
+        &[],
+    )
+    .await;
+    assert_twilio_error(&twice, 404, 20404, "removed twice");
+    assert_error(app.send_code(canada).await, 403, "country_not_allowed").await;
+
+    for (params, what) in [
+        (vec![], "PhoneNumber missing"),
+        (vec![("PhoneNumber", "12")], "PhoneNumber not a number"),
+    ] {
+        let a = v2(&app, "POST", "/v2/SafeList/Numbers", &params).await;
+        assert_twilio_error(&a, 400, 60200, what);
+        assert!(a.body["message"].as_str().unwrap().contains("PhoneNumber"));
+    }
+    let bad = v2(&app, "GET", "/v2/SafeList/Numbers/not-a-number", &[]).await;
+    assert_twilio_error(&bad, 404, 20404, "a malformed number");
+}
+
+#[tokio::test]
+async fn v2_rate_limits_and_buckets_keep_twilios_rules() {
+    let app = spawn_app_with(&v2_settings(&[])).await;
+    let limits = format!("/v2/Services/{SERVICE}/RateLimits");
+    let created = v2(
+        &app,
+        "POST",
+        &limits,
+        &[
+            ("UniqueName", "end_user_ip_address"),
+            ("Description", "per end user"),
+        ],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let rk = created.body["sid"].as_str().unwrap().to_owned();
+    assert!(rk.starts_with("RK"));
+    assert_eq!(
+        created.body["links"]["buckets"],
+        app.url(&format!("{limits}/{rk}/Buckets"))
+    );
+    let duplicate = v2(
+        &app,
+        "POST",
+        &limits,
+        &[("UniqueName", "end_user_ip_address")],
+    )
+    .await;
+    assert_twilio_error(&duplicate, 409, 60208, "a duplicate unique name");
+    for (name, what) in [("bad name!", "not [A-Za-z0-9_]"), ("", "empty")] {
+        let a = v2(&app, "POST", &limits, &[("UniqueName", name)]).await;
+        assert_twilio_error(&a, 400, 60200, what);
+        assert!(a.body["message"].as_str().unwrap().contains("UniqueName"));
+    }
+    let other = v2(&app, "POST", &limits, &[("UniqueName", "phone_prefix")]).await;
+    assert_eq!(other.status, 201);
+
+    let buckets = format!("{limits}/{rk}/Buckets");
+    let mut sids = Vec::new();
+    for interval in ["60", "120", "300", "600", "3600"] {
+        let b = v2(
+            &app,
+            "POST",
+            &buckets,
+            &[("Max", "4"), ("Interval", interval)],
+        )
+        .await;
+        assert_eq!(b.status, 201, "{}", b.body);
+        assert_eq!(b.body["rate_limit_sid"], rk.as_str());
+        sids.push(b.body["sid"].as_str().unwrap().to_owned());
+    }
+    let sixth = v2(
+        &app,
+        "POST",
+        &buckets,
+        &[("Max", "4"), ("Interval", "7200")],
+    )
+    .await;
+    assert_twilio_error(&sixth, 400, 60210, "a sixth bucket");
+    let deleted = v2(&app, "DELETE", &format!("{buckets}/{}", sids[4]), &[]).await;
+    assert_eq!(deleted.status, 204);
+    let same = v2(&app, "POST", &buckets, &[("Max", "4"), ("Interval", "60")]).await;
+    assert_twilio_error(&same, 400, 60211, "a second bucket with one interval");
+    for (params, name) in [
+        (vec![("Interval", "60")], "Max"),
+        (vec![("Max", "0"), ("Interval", "60")], "Max"),
+        (vec![("Max", "4"), ("Interval", "x")], "Interval"),
+    ] {
+        let a = v2(&app, "POST", &buckets, &params).await;
+        assert_twilio_error(&a, 400, 60200, name);
+    }
+    // Update, fetch, paging.
+    let updated = v2(
+        &app,
+        "POST",
+        &format!("{buckets}/{}", sids[3]),
+        &[("Max", "9")],
+    )
+    .await;
+    assert_eq!(
+        (
+            updated.status,
+            &updated.body["max"],
+            &updated.body["interval"]
+        ),
+        (200, &json!(9), &json!(600))
+    );
+    let clash = v2(
+        &app,
+        "POST",
+        &format!("{buckets}/{}", sids[3]),
+        &[("Interval", "60")],
+    )
+    .await;
+    assert_twilio_error(
+        &clash,
+        400,
+        60211,
+        "an update onto another bucket's interval",
+    );
+    let page = v2(&app, "GET", &buckets, &[("PageSize", "2")]).await;
+    assert_eq!(page.body["buckets"].as_array().unwrap().len(), 2);
+    assert_eq!(page.body["meta"]["key"], "buckets");
+    let next = page.body["meta"]["next_page_url"].as_str().unwrap();
+    let rest = v2(
+        &app,
+        "GET",
+        &format!("{buckets}?{}", next.split_once('?').unwrap().1),
+        &[],
+    )
+    .await;
+    assert_eq!(rest.body["buckets"].as_array().unwrap().len(), 2);
+    let listed = v2(&app, "GET", &limits, &[("PageSize", "1")]).await;
+    assert_eq!(listed.body["rate_limits"][0]["sid"], rk.as_str());
+    assert!(listed.body["meta"]["next_page_url"].is_string());
+    let described = v2(
+        &app,
+        "POST",
+        &format!("{limits}/{rk}"),
+        &[("Description", "changed")],
+    )
+    .await;
+    assert_eq!(described.body["description"], "changed");
+    assert_eq!(described.body["unique_name"], "end_user_ip_address");
+
+    // Another service does not see them; a deleted rate limit takes its buckets.
+    let elsewhere = create_service(&app, &[("FriendlyName", "Elsewhere")]).await;
+    let hidden = v2(
+        &app,
+        "GET",
+        &format!("/v2/Services/{elsewhere}/RateLimits/{rk}"),
+        &[],
+    )
+    .await;
+    assert_twilio_error(&hidden, 404, 20404, "another service's rate limit");
+    let gone = v2(&app, "DELETE", &format!("{limits}/{rk}"), &[]).await;
+    assert_eq!(gone.status, 204);
+    let no_buckets = v2(&app, "GET", &format!("{buckets}/{}", sids[0]), &[]).await;
+    assert_twilio_error(&no_buckets, 404, 20404, "a bucket of a deleted rate limit");
+}
+
+/// The seed's setup, unchanged: a rate limit `end_user_ip_address` with one bucket of 4 per
+/// 60 s, the client's address passed on every create. Charged with verifyd's own buckets, all or
+/// nothing: a request the rate limit refuses charges no other bucket.
+#[tokio::test]
+async fn v2_the_rate_limits_parameter_charges_the_services_buckets_all_or_nothing() {
+    let app = spawn_app_with(&v2_settings(&[("VERIFYD_RATE_LIMIT_GLOBAL_MAX", "6")])).await;
+    let limits = format!("/v2/Services/{SERVICE}/RateLimits");
+    let rk = v2(
+        &app,
+        "POST",
+        &limits,
+        &[("UniqueName", "end_user_ip_address")],
+    )
+    .await
+    .body["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = v2(
+        &app,
+        "POST",
+        &format!("{limits}/{rk}/Buckets"),
+        &[("Max", "4"), ("Interval", "60")],
+    )
+    .await;
+    assert_eq!(b.status, 201);
+    let create = verifications(SERVICE);
+    let from = |ip: &str| format!(r#"{{"end_user_ip_address": "{ip}"}}"#);
+    let user = from("203.0.113.7");
+    for i in 0..4 {
+        let n = format!("+1415555010{i}");
+        let a = v2(
+            &app,
+            "POST",
+            &create,
+            &[("To", &n), ("Channel", "sms"), ("RateLimits", &user)],
+        )
+        .await;
+        assert_eq!(a.status, 201, "send {i}: {}", a.body);
+    }
+    let fifth = v2(
+        &app,
+        "POST",
+        &create,
+        &[
+            ("To", "+14155550105"),
+            ("Channel", "sms"),
+            ("RateLimits", &user),
+        ],
+    )
+    .await;
+    assert_twilio_error(&fifth, 429, 20429, "the fifth send from one end user");
+    assert!(fifth.headers.contains_key(RETRY_AFTER));
+    assert_eq!(app.outbox().await.len(), 4);
+    // The refused send charged nothing: the global bucket (6) still has two sends.
+    let other = from("203.0.113.8");
+    for n in ["+14155550106", "+14155550107"] {
+        let a = v2(
+            &app,
+            "POST",
+            &create,
+            &[("To", n), ("Channel", "sms"), ("RateLimits", &other)],
+        )
+        .await;
+        assert_eq!(a.status, 201, "{n}: {}", a.body);
+    }
+    let global = v2(
+        &app,
+        "POST",
+        &create,
+        &[
+            ("To", "+14155550108"),
+            ("Channel", "sms"),
+            ("RateLimits", &from("203.0.113.9")),
+        ],
+    )
+    .await;
+    assert_twilio_error(&global, 429, 20429, "the global bucket");
+    // A name the service has no rate limit by; another service's rate limits are its own.
+    let unknown = v2(
+        &app,
+        "POST",
+        &create,
+        &[
+            ("To", US_NUMBER),
+            ("Channel", "sms"),
+            ("RateLimits", r#"{"nope": "x"}"#),
+        ],
+    )
+    .await;
+    assert_twilio_error(&unknown, 400, 60200, "an unknown rate limit");
+    let elsewhere = create_service(&app, &[("FriendlyName", "Elsewhere")]).await;
+    let a = v2(
+        &app,
+        "POST",
+        &verifications(&elsewhere),
+        &[("To", US_NUMBER), ("Channel", "sms"), ("RateLimits", &user)],
+    )
+    .await;
+    assert_twilio_error(&a, 400, 60200, "another service's rate limit");
 }

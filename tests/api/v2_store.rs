@@ -8,8 +8,9 @@ use std::time::Duration;
 use verifyd::config::SqliteSync;
 use verifyd::domain::Timestamp;
 use verifyd::store::{
-    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, PostgresSettings, PostgresStore,
-    ServiceRecord, ServiceStore, SqliteStore,
+    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, BucketChange, BucketRecord,
+    PostgresSettings, PostgresStore, RateLimitRecord, RateLimitStore, SafeListRecord,
+    SafeListStore, ServiceRecord, ServiceStore, SqliteStore,
 };
 
 use crate::shared::TestDb;
@@ -20,6 +21,8 @@ const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 pub struct Backend {
     services: Arc<dyn ServiceStore>,
     attempts: Arc<dyn AttemptStore>,
+    safe_list: Arc<dyn SafeListStore>,
+    rate_limits: Arc<dyn RateLimitStore>,
     _keep: (Option<tempfile::TempDir>, Option<TestDb>),
 }
 
@@ -31,7 +34,9 @@ async fn sqlite() -> Backend {
         .unwrap();
     Backend {
         services: Arc::new(store.clone()),
-        attempts: Arc::new(store),
+        attempts: Arc::new(store.clone()),
+        safe_list: Arc::new(store.clone()),
+        rate_limits: Arc::new(store),
         _keep: (Some(dir), None),
     }
 }
@@ -52,7 +57,9 @@ async fn postgres() -> Backend {
     );
     Backend {
         services: store.clone(),
-        attempts: store,
+        attempts: store.clone(),
+        safe_list: store.clone(),
+        rate_limits: store,
         _keep: (None, Some(db)),
     }
 }
@@ -79,7 +86,137 @@ backends!(
     services_are_inserted_once_updated_listed_in_order_and_deleted,
     identity_values_are_generated_once,
     attempts_are_filtered_converted_summarized_and_purged_by_age,
+    the_safe_list_keeps_one_entry_per_number_under_any_of_its_digests,
+    buckets_keep_twilios_rules_atomically,
 );
+
+async fn the_safe_list_keeps_one_entry_per_number_under_any_of_its_digests(b: Backend) {
+    let s = &b.safe_list;
+    let entry = |sid: u8, lookup: u8| SafeListRecord {
+        sid: format!("GN{sid:032x}"),
+        phone_lookup: vec![lookup; 32],
+        phone_sealed: vec![9; 40],
+        created: T0,
+    };
+    let first = s.add_safe_number(&entry(1, 1)).await.unwrap();
+    assert_eq!(first, entry(1, 1));
+    assert_eq!(
+        s.add_safe_number(&entry(2, 1)).await.unwrap(),
+        entry(1, 1),
+        "listed once"
+    );
+    s.add_safe_number(&entry(3, 3)).await.unwrap();
+    // Found under any of a number's digests (one per secret during a rotation).
+    assert_eq!(
+        s.safe_number(&[[7; 32], [1; 32]]).await.unwrap(),
+        Some(entry(1, 1))
+    );
+    assert_eq!(s.safe_number(&[[7; 32]]).await.unwrap(), None);
+    let listed: Vec<String> = s
+        .safe_numbers(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.sid)
+        .collect();
+    assert_eq!(listed, [entry(1, 1).sid, entry(3, 3).sid]);
+    assert!(s.remove_safe_number(&[[7; 32], [1; 32]]).await.unwrap());
+    assert!(!s.remove_safe_number(&[[1; 32]]).await.unwrap());
+    assert_eq!(s.safe_number(&[[1; 32]]).await.unwrap(), None);
+}
+
+async fn buckets_keep_twilios_rules_atomically(b: Backend) {
+    let r = &b.rate_limits;
+    let va = format!("VA{:032x}", 1);
+    let limit = |n: u8, name: &str| RateLimitRecord {
+        sid: format!("RK{n:032x}"),
+        service_sid: va.clone(),
+        unique_name: name.to_owned(),
+        description: None,
+        created: T0,
+        updated: T0,
+    };
+    assert!(r.insert_rate_limit(&limit(1, "ip")).await.unwrap());
+    assert!(
+        !r.insert_rate_limit(&limit(2, "ip")).await.unwrap(),
+        "one name per service"
+    );
+    let mut elsewhere = limit(3, "ip");
+    elsewhere.service_sid = format!("VA{:032x}", 2);
+    assert!(
+        r.insert_rate_limit(&elsewhere).await.unwrap(),
+        "the same name in another service"
+    );
+    let bucket = |n: u8, interval: u32| BucketRecord {
+        sid: format!("BL{n:032x}"),
+        rate_limit_sid: format!("RK{:032x}", 1),
+        service_sid: va.clone(),
+        max: 4,
+        interval,
+        created: T0,
+        updated: T0,
+    };
+    for n in 1..=5 {
+        let b = bucket(n, 60 * u32::from(n));
+        assert_eq!(r.insert_bucket(&b).await.unwrap(), BucketChange::Done(b));
+    }
+    assert_eq!(
+        r.insert_bucket(&bucket(6, 7)).await.unwrap(),
+        BucketChange::TooMany
+    );
+    assert!(
+        r.delete_bucket(&format!("RK{:032x}", 1), &format!("BL{:032x}", 5))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        r.insert_bucket(&bucket(6, 60)).await.unwrap(),
+        BucketChange::SameInterval
+    );
+    assert_eq!(
+        r.update_bucket(&bucket(2, 60)).await.unwrap(),
+        BucketChange::SameInterval
+    );
+    let moved = bucket(2, 900);
+    assert_eq!(
+        r.update_bucket(&moved).await.unwrap(),
+        BucketChange::Done(moved.clone())
+    );
+    let mut orphan = bucket(7, 5);
+    orphan.rate_limit_sid = format!("RK{:032x}", 9);
+    assert_eq!(
+        r.insert_bucket(&orphan).await.unwrap(),
+        BucketChange::NotFound
+    );
+    let found = r
+        .buckets_by_name(&va, &["ip".to_owned(), "none".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].0, "ip");
+    assert_eq!(
+        found[0].1.iter().map(|b| b.interval).collect::<Vec<_>>(),
+        [60, 900, 180, 240]
+    );
+    assert!(
+        r.delete_rate_limit(&va, &format!("RK{:032x}", 1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        r.buckets(&format!("RK{:032x}", 1), None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "cascade"
+    );
+    assert!(
+        r.buckets_by_name(&va, &["ip".to_owned()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
 
 fn service(sid: &str, name: &str) -> ServiceRecord {
     ServiceRecord {

@@ -185,4 +185,45 @@ expect("summary", (summary.total_attempts, summary.total_converted, summary.tota
 summary = verify.verification_attempts_summary().fetch(destination_prefix="+1")
 expect("summary by prefix", summary.total_attempts == 5)
 
+print("# the safe list: add, fetch, remove")
+CANADA = "+14165550123"
+expect_error("canada before", 403, 60605,
+             lambda: verify.services(SERVICE).verifications.create(to=CANADA, channel="sms"))
+entry = verify.safelist.create(phone_number=CANADA)
+expect("safe list add", entry.sid.startswith("GN") and entry.phone_number == CANADA)
+expect("safe list fetch", verify.safelist(CANADA).fetch().sid == entry.sid)
+v = verify.services(SERVICE).verifications.create(to=CANADA, channel="sms")
+expect("canada listed", v.status == "pending")
+expect("safe list remove", verify.safelist(CANADA).delete() is True)
+expect_error("safe list fetch removed", 404, 20404, lambda: verify.safelist(CANADA).fetch())
+
+print("# rate limits and buckets: CRUD, two per page, and the RateLimits parameter")
+limits = verify.services(SERVICE).rate_limits
+rk = limits.create(unique_name="end_user_ip_address", description="per end user")
+expect("rate limit", rk.sid.startswith("RK") and rk.unique_name == "end_user_ip_address")
+extra = limits.create(unique_name="phone_prefix")
+listed = [r.sid for r in limits.list(page_size=1)]
+expect("rate limits listed", listed == [rk.sid, extra.sid], listed)
+buckets = verify.services(SERVICE).rate_limits(rk.sid).buckets
+one = buckets.create(max=4, interval=60)
+two = buckets.create(max=100, interval=86400)
+three = buckets.create(max=10, interval=600)
+listed = [b.sid for b in buckets.list(page_size=2)]
+expect("buckets listed over two pages", listed == [one.sid, two.sid, three.sid], listed)
+expect_error("same interval", 400, 60211, lambda: buckets.create(max=5, interval=60))
+changed = buckets(three.sid).update(max=20)
+expect("bucket update", changed.max == 20 and changed.interval == 600)
+expect("bucket fetch", buckets(one.sid).fetch().max == 4)
+expect("bucket delete", buckets(two.sid).delete() is True and buckets(three.sid).delete() is True)
+expect("rate limit update", limits(extra.sid).update(description="x").description == "x")
+expect("rate limit delete", limits(extra.sid).delete() is True)
+for i in range(4):
+    verify.services(SERVICE).verifications.create(
+        to=f"+1415555010{i}", channel="sms",
+        rate_limits={"end_user_ip_address": "203.0.113.7"})
+expect_error("the fifth send from one end user", 429, 20429,
+             lambda: verify.services(SERVICE).verifications.create(
+                 to="+14155550105", channel="sms",
+                 rate_limits={"end_user_ip_address": "203.0.113.7"}))
+
 print("# done")

@@ -15,6 +15,8 @@
 
 mod attempts;
 mod batch;
+mod rate_limits;
+mod safelist;
 mod services;
 
 use std::future::Future;

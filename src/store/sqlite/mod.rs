@@ -14,6 +14,8 @@ mod attempts;
 mod checkpoint;
 mod file_sync;
 mod migrate;
+mod rate_limits;
+mod safelist;
 mod services;
 mod worker;
 
