@@ -71,6 +71,16 @@ fn parse(bytes: &[u8]) -> Result<Params, TwilioError> {
 }
 
 impl Params {
+    /// Parameters from name-value pairs (the CLI builds Twilio's parameters this way).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
     /// The first value of `name`, if sent.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

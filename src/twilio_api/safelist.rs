@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::form::Params;
 use super::{TwilioApi, TwilioError, sid};
-use crate::domain::PhoneNumber;
+use crate::crypto::Keys;
+use crate::domain::{PhoneNumber, Timestamp};
 use crate::http::AppState;
 use crate::rotation::PHONE_CONTEXT;
 use crate::store::SafeListRecord;
@@ -19,9 +20,9 @@ use crate::store::SafeListRecord;
 /// Twilio's SafeList resource.
 #[derive(Serialize)]
 pub struct SafeListResource {
-    sid: String,
-    phone_number: String,
-    url: String,
+    pub sid: String,
+    pub phone_number: String,
+    pub url: String,
 }
 
 fn resource(api: &TwilioApi, sid: String, phone: &PhoneNumber) -> SafeListResource {
@@ -32,23 +33,76 @@ fn resource(api: &TwilioApi, sid: String, phone: &PhoneNumber) -> SafeListResour
     }
 }
 
+/// Adds `number` (E.164) to the safe list, or finds its entry (the API's and the CLI's one
+/// path).
+///
+/// # Errors
+/// [`TwilioError`]: 60200 naming `PhoneNumber`, or the store failed.
+pub async fn add(
+    api: &TwilioApi,
+    keys: &Keys,
+    number: &str,
+    now: Timestamp,
+) -> Result<SafeListResource, TwilioError> {
+    let phone = PhoneNumber::parse(number).map_err(|_| TwilioError::invalid("PhoneNumber"))?;
+    let entry = SafeListRecord {
+        sid: sid::generate("GN"),
+        phone_lookup: keys.phone_lookup(phone.e164()).to_vec(),
+        phone_sealed: keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
+        created: now,
+    };
+    let stored = api.safe_list.add_safe_number(&entry).await?;
+    Ok(resource(api, stored.sid, &phone))
+}
+
+/// Removes `number` from the safe list; false when it was not listed (or is no number).
+///
+/// # Errors
+/// [`TwilioError`] when the store failed.
+pub async fn remove(api: &TwilioApi, keys: &Keys, number: &str) -> Result<bool, TwilioError> {
+    let Ok(phone) = PhoneNumber::parse(number) else {
+        return Ok(false);
+    };
+    Ok(api
+        .safe_list
+        .remove_safe_number(&keys.phone_lookups(phone.e164()))
+        .await?)
+}
+
+/// Every entry, oldest first, with its number opened.
+///
+/// # Errors
+/// [`TwilioError`] when the store failed.
+pub async fn list(api: &TwilioApi, keys: &Keys) -> Result<Vec<SafeListResource>, TwilioError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = api.safe_list.safe_numbers(after.as_deref(), 500).await?;
+        let Some(last) = page.last() else {
+            return Ok(out);
+        };
+        after = Some(last.sid.clone());
+        for e in page {
+            let number = keys
+                .open(&e.phone_sealed, PHONE_CONTEXT)
+                .ok()
+                .and_then(|p| String::from_utf8(p).ok())
+                .and_then(|n| PhoneNumber::parse(&n).ok());
+            if let Some(phone) = number {
+                out.push(resource(api, e.sid, &phone));
+            }
+        }
+    }
+}
+
 /// `POST /v2/SafeList/Numbers` with `PhoneNumber` (E.164). Adding a listed number answers its
 /// entry again.
 pub async fn add_safe_number(State(state): State<AppState>, params: Params) -> Response {
     let api = &state.twilio;
     let result = async {
-        let phone = PhoneNumber::parse(params.required("PhoneNumber")?)
-            .map_err(|_| TwilioError::invalid("PhoneNumber"))?;
-        let entry = SafeListRecord {
-            sid: sid::generate("GN"),
-            phone_lookup: state.keys.phone_lookup(phone.e164()).to_vec(),
-            phone_sealed: state.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
-            created: state.clock.now(),
-        };
-        let stored = api.safe_list.add_safe_number(&entry).await?;
-        Ok::<_, TwilioError>(
-            (StatusCode::CREATED, Json(resource(api, stored.sid, &phone))).into_response(),
-        )
+        let number = params.required("PhoneNumber")?;
+        let entry = add(api, &state.keys, number, state.clock.now()).await?;
+        Ok::<_, TwilioError>((StatusCode::CREATED, Json(entry)).into_response())
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::form::Params;
 use super::{TwilioApi, TwilioError, sid};
+use crate::domain::Timestamp;
 use crate::http::AppState;
 use crate::store::ServiceRecord;
 
@@ -50,7 +51,8 @@ pub struct ServiceResource {
 }
 
 impl ServiceResource {
-    fn new(api: &TwilioApi, s: ServiceRecord) -> Self {
+    /// The resource of `s` as the API answers it.
+    pub fn new(api: &TwilioApi, s: ServiceRecord) -> Self {
         let base = api.url(&format!("/v2/Services/{}", s.sid));
         let link = |tail: &str| serde_json::Value::String(format!("{base}/{tail}"));
         Self {
@@ -158,36 +160,46 @@ fn created(body: impl Serialize) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
+/// Creates a service from Twilio's create parameters (the API's and the CLI's one path).
+///
+/// # Errors
+/// [`TwilioError`]: 60200 naming a bad parameter, or the store failed.
+pub async fn new_service(
+    api: &TwilioApi,
+    params: &Params,
+    now: Timestamp,
+) -> Result<ServiceRecord, TwilioError> {
+    let mut service = ServiceRecord {
+        sid: sid::generate("VA"),
+        friendly_name: friendly_name(params.required("FriendlyName")?)?,
+        code_length: u8::try_from(api.default_code_length.get()).unwrap_or(6),
+        lookup_enabled: false,
+        skip_sms_to_landlines: false,
+        psd2_enabled: false,
+        do_not_share_warning_enabled: false,
+        custom_code_enabled: false,
+        default_template_sid: None,
+        created: now,
+        updated: now,
+    };
+    apply(api, &mut service, params)?;
+    if !api.services.insert_service(&service).await? {
+        return Err(TwilioError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            20500,
+            "Internal server error",
+        ));
+    }
+    Ok(service)
+}
+
 /// `POST /v2/Services`.
 pub async fn create_service(State(state): State<AppState>, params: Params) -> Response {
     let api = &state.twilio;
-    let result = async {
-        let now = state.clock.now();
-        let mut service = ServiceRecord {
-            sid: sid::generate("VA"),
-            friendly_name: friendly_name(params.required("FriendlyName")?)?,
-            code_length: u8::try_from(api.default_code_length.get()).unwrap_or(6),
-            lookup_enabled: false,
-            skip_sms_to_landlines: false,
-            psd2_enabled: false,
-            do_not_share_warning_enabled: false,
-            custom_code_enabled: false,
-            default_template_sid: None,
-            created: now,
-            updated: now,
-        };
-        apply(api, &mut service, &params)?;
-        if !api.services.insert_service(&service).await? {
-            return Err(TwilioError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                20500,
-                "Internal server error",
-            ));
-        }
-        Ok(created(ServiceResource::new(api, service)))
+    match new_service(api, &params, state.clock.now()).await {
+        Ok(service) => created(ServiceResource::new(api, service)),
+        Err(e) => e.into_response(),
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `GET /v2/Services/{VA}`.

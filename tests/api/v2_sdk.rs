@@ -6,7 +6,8 @@
 //! expect. `VERIFYD_PUBLIC_URL` is Prism's address, so the `next_page_url`s the SDK follows go
 //! through Prism too.
 //!
-//! `scripts/test` installs the pinned SDK (`pip install twilio==9.13.0`) and Prism.
+//! `scripts/test` installs the pinned SDKs (`pip install twilio==9.13.0`; npm `twilio` 6.3.1 with
+//! `npm ci --prefix tools/twilio-node`) and Prism.
 
 use std::process::Stdio;
 
@@ -15,20 +16,13 @@ use crate::helpers::*;
 use crate::v2::{ACCOUNT, SERVICE, v2_settings};
 use crate::v2_spec::{declared, violations};
 
-/// The pinned SDK version (scripts/test installs it).
+/// The pinned SDK versions (scripts/test installs them).
 const PYTHON_SDK: &str = "9.13.0";
+const NODE_SDK: &str = "6.3.1";
 
-#[tokio::test]
-async fn v2_the_official_python_sdk_session_passes_prism_and_twilios_spec() {
-    let installed = std::process::Command::new("python3")
-        .args(["-c", "import twilio; print(twilio.__version__)"])
-        .output()
-        .expect("python3 runs");
-    assert_eq!(
-        String::from_utf8_lossy(&installed.stdout).trim(),
-        PYTHON_SDK,
-        "Twilio's Python SDK {PYTHON_SDK} is not installed: run scripts/test (it pip-installs it)"
-    );
+/// Runs `command script` (an SDK session) through Prism in front of a fresh verifyd; checks
+/// every exchange against Twilio's description and Prism's log; prints the session.
+async fn run_session(name: &str, command: &str, script: &str) {
     let _one = ONE_PRISM.lock().await;
     let port = free_port();
     let prism_url = format!("http://127.0.0.1:{port}");
@@ -36,11 +30,8 @@ async fn v2_the_official_python_sdk_session_passes_prism_and_twilios_spec() {
     let prism = Prism::start_on(&spec("twilio_verify_v2.json"), &app.url(""), port);
     let log = app.dir.path().join("sdk-exchanges.jsonl");
 
-    let out = tokio::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/sdk/python_session.py"
-        ))
+    let out = tokio::process::Command::new(command)
+        .arg(format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR")))
         .env("VERIFYD_SDK_BASE_URL", &prism.url)
         .env("VERIFYD_URL", app.url(""))
         .env("VERIFYD_ACCOUNT_SID", ACCOUNT)
@@ -52,10 +43,10 @@ async fn v2_the_official_python_sdk_session_passes_prism_and_twilios_spec() {
         .await
         .expect("the SDK session runs");
     let session = String::from_utf8_lossy(&out.stdout);
-    eprintln!("--- the Python SDK session (through prism):\n{session}");
+    eprintln!("--- the {name} SDK session (through prism):\n{session}");
     assert!(
         out.status.success(),
-        "the SDK session failed:\n{session}\n{}\n\nprism:\n{}",
+        "the {name} SDK session failed:\n{session}\n{}\n\nprism:\n{}",
         String::from_utf8_lossy(&out.stderr),
         prism.traffic()
     );
@@ -77,7 +68,7 @@ async fn v2_the_official_python_sdk_session_passes_prism_and_twilios_spec() {
             undeclared += 1;
         }
     }
-    assert!(count >= 25, "only {count} exchanges");
+    assert!(count >= 40, "only {count} exchanges");
     // Twilio's description declares no error answers (but 429 on create), so Prism flags each
     // of the session's Twilio errors (20404 on a fetch after approval, …) as an undeclared
     // status: exactly those, whose bodies our own check found to be Twilio's error shape, are
@@ -108,4 +99,32 @@ async fn v2_the_official_python_sdk_session_passes_prism_and_twilios_spec() {
         "--- prism: no violation in {count} exchanges ({undeclared} Twilio error answers, which \
          Twilio's description does not declare, flagged as undeclared statuses)"
     );
+}
+
+#[tokio::test]
+async fn v2_the_official_python_sdk_session_passes_prism_and_twilios_spec() {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import twilio; print(twilio.__version__)"])
+        .output()
+        .expect("python3 runs");
+    assert_eq!(
+        String::from_utf8_lossy(&installed.stdout).trim(),
+        PYTHON_SDK,
+        "Twilio's Python SDK {PYTHON_SDK} is not installed: run scripts/test (it pip-installs it)"
+    );
+    run_session("Python", "python3", "python_session.py").await;
+}
+
+#[tokio::test]
+async fn v2_the_official_node_sdk_session_passes_prism_and_twilios_spec() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tools/twilio-node/node_modules/twilio/package.json");
+    let installed = std::fs::read_to_string(&manifest).unwrap_or_default();
+    assert!(
+        installed.contains(&format!("\"version\": \"{NODE_SDK}\"")),
+        "Twilio's Node SDK {NODE_SDK} is not installed ({} is missing or another version): run \
+         scripts/test (it runs `npm ci --prefix tools/twilio-node`)",
+        manifest.display()
+    );
+    run_session("Node", "node", "node_session.js").await;
 }
