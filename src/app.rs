@@ -29,6 +29,8 @@ use crate::provider::{LocalProvider, Provider, TwilioVerifyProvider};
 use crate::rotation::{self, RotationError};
 use crate::service::Verifier;
 use crate::sms::{NullSender, Outbox, SmsSender};
+use crate::store::safelist::CachedSafeList;
+use crate::store::services::CachedServices;
 use crate::store::{
     AttemptStore, KeyCheck, PostgresSettings, PostgresStore, RateLimitStore, SafeListStore,
     ServiceStore, SqliteStore, Store, StoreError,
@@ -230,7 +232,11 @@ pub async fn build_stores(config: &Config) -> Result<Stores, StartupError> {
         DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => {
             let store =
                 SqliteStore::connect(url, config.sqlite_synchronous, config.store_timeout).await?;
-            Ok(Stores::of(Arc::new(store)))
+            let mut stores = Stores::of(Arc::new(store));
+            // One node: sends ask an in-memory copy of the safe list (see CachedSafeList).
+            stores.safe_list = CachedSafeList::start(stores.safe_list).await?;
+            stores.services = CachedServices::start(stores.services).await?;
+            Ok(stores)
         }
     }
 }

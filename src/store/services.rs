@@ -61,3 +61,130 @@ pub trait ServiceStore: Send + Sync {
         sid: &VerificationSid,
     ) -> Result<Option<Option<String>>, StoreError>;
 }
+
+/// The services of a single-node store, held in memory: a `/v2` request reads its service from
+/// this process's copy instead of the database. Changes made through it (the API of this
+/// process) are in force at once; changes made by another process on the same file (the CLI)
+/// within [`CachedServices::REFRESH`], when the copy is reloaded. (The shared PostgreSQL store
+/// is read on every request instead: there, every replica must see a change at once.)
+pub struct CachedServices {
+    inner: std::sync::Arc<dyn ServiceStore>,
+    services: std::sync::RwLock<std::collections::HashMap<String, ServiceRecord>>,
+}
+
+impl CachedServices {
+    /// How often the copy is reloaded from the store.
+    pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Loads the services and keeps reloading them in the background.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the first load fails.
+    pub async fn start(
+        inner: std::sync::Arc<dyn ServiceStore>,
+    ) -> Result<std::sync::Arc<Self>, StoreError> {
+        let cache = std::sync::Arc::new(Self {
+            inner,
+            services: std::sync::RwLock::new(std::collections::HashMap::new()),
+        });
+        cache.reload().await?;
+        let weak = std::sync::Arc::downgrade(&cache);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Self::REFRESH);
+            loop {
+                tick.tick().await;
+                let Some(cache) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = cache.reload().await {
+                    tracing::warn!(error = %e, "could not reload the services; will retry");
+                }
+            }
+        });
+        Ok(cache)
+    }
+
+    async fn reload(&self) -> Result<(), StoreError> {
+        let mut all = std::collections::HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.inner.services(after.as_deref(), 1000).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(last.sid.clone());
+            all.extend(page.into_iter().map(|s| (s.sid.clone(), s)));
+        }
+        *self
+            .services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = all;
+        Ok(())
+    }
+
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, std::collections::HashMap<String, ServiceRecord>> {
+        self.services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl ServiceStore for CachedServices {
+    async fn identity(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
+        self.inner.identity(name, candidate).await
+    }
+
+    async fn insert_service(&self, service: &ServiceRecord) -> Result<bool, StoreError> {
+        let inserted = self.inner.insert_service(service).await?;
+        if inserted {
+            self.write().insert(service.sid.clone(), service.clone());
+        }
+        Ok(inserted)
+    }
+
+    async fn service(&self, sid: &str) -> Result<Option<ServiceRecord>, StoreError> {
+        let cached = self
+            .services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(sid)
+            .cloned();
+        match cached {
+            Some(s) => Ok(Some(s)),
+            // Not in the copy: perhaps made by another process since the last reload.
+            None => self.inner.service(sid).await,
+        }
+    }
+
+    async fn update_service(&self, service: &ServiceRecord) -> Result<bool, StoreError> {
+        let updated = self.inner.update_service(service).await?;
+        if updated {
+            self.write().insert(service.sid.clone(), service.clone());
+        }
+        Ok(updated)
+    }
+
+    async fn delete_service(&self, sid: &str) -> Result<bool, StoreError> {
+        let deleted = self.inner.delete_service(sid).await?;
+        self.write().remove(sid);
+        Ok(deleted)
+    }
+
+    async fn services(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ServiceRecord>, StoreError> {
+        self.inner.services(after, limit).await
+    }
+
+    async fn verification_owner(
+        &self,
+        sid: &VerificationSid,
+    ) -> Result<Option<Option<String>>, StoreError> {
+        self.inner.verification_owner(sid).await
+    }
+}
