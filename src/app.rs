@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::attempt_log::AttemptLog;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Database, Profile, ProviderKind, SqliteLocation};
 use crate::crypto::{Keys, ServerSecret, ServerSecrets, api_key_digest};
@@ -30,7 +31,13 @@ use crate::provider::{LocalProvider, Provider, TwilioVerifyProvider};
 use crate::rotation::{self, RotationError};
 use crate::service::Verifier;
 use crate::sms::{NullSender, Outbox, SmsSender};
-use crate::store::{KeyCheck, PostgresSettings, PostgresStore, SqliteStore, Store, StoreError};
+use crate::store::safelist::CachedSafeList;
+use crate::store::services::CachedServices;
+use crate::store::{
+    AttemptStore, KeyCheck, PostgresSettings, PostgresStore, RateLimitStore, SafeListStore,
+    ServiceStore, SqliteStore, Store, StoreError,
+};
+use crate::twilio_api::TwilioApi;
 
 /// How long verifications are kept after their expiry before the purge deletes them.
 const RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -78,6 +85,14 @@ pub struct Components {
     pub verifier: Arc<Verifier>,
     pub keys: Arc<Keys>,
     pub store: Arc<dyn Store>,
+    /// The same database's `/v2` records (services, identity values).
+    pub services: Arc<dyn ServiceStore>,
+    /// The same database's attempt log.
+    pub attempts: Arc<dyn AttemptStore>,
+    /// The same database's safe list.
+    pub safe_list: Arc<dyn SafeListStore>,
+    /// The same database's RateLimits and Buckets.
+    pub rate_limits: Arc<dyn RateLimitStore>,
     pub outbox: Option<Arc<Outbox>>,
     pub clock: Arc<dyn Clock>,
     /// The newest secret's key-check record, re-added by the purge loop.
@@ -100,7 +115,13 @@ impl Components {
     /// [`StartupError`] naming the part that could not be built.
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartupError> {
         crate::domain::phone::warm_metadata();
-        let store = build_store(config).await?;
+        let Stores {
+            store,
+            services,
+            attempts,
+            safe_list,
+            rate_limits,
+        } = build_stores(config).await?;
         let secrets = resolve_secret(config)?;
         let opened = rotation::open_keys(store.as_ref(), &secrets, clock.now()).await?;
         let keys = Arc::new(opened.keys);
@@ -118,13 +139,16 @@ impl Components {
             };
         // Production refuses the console sender; and whatever the sender, no dev outbox there.
         let outbox = outbox.filter(|_| config.profile != Profile::Production);
-        let local = Arc::new(LocalProvider::new(
-            store.clone(),
-            sender,
-            Arc::clone(&keys),
-            Lifecycle::with_ttl(config.codes.ttl),
-            config.codes.length,
-        ));
+        let local = Arc::new(
+            LocalProvider::new(
+                store.clone(),
+                sender,
+                Arc::clone(&keys),
+                Lifecycle::with_ttl(config.codes.ttl),
+                config.codes.length,
+            )
+            .with_services(Arc::clone(&services)),
+        );
         let provider: Arc<dyn Provider> = match config.delivery.provider {
             // Twilio chooses, delivers and checks the code: no sender, no outbox.
             ProviderKind::TwilioVerify => Arc::new(
@@ -142,10 +166,15 @@ impl Components {
             local,
             Arc::clone(&clock),
         ));
+        verifier.set_safe_list(Arc::clone(&safe_list), Arc::clone(&keys));
         Ok(Self {
             verifier,
             keys,
             store,
+            services,
+            attempts,
+            safe_list,
+            rate_limits,
             outbox,
             clock,
             key_check: opened.newest_check,
@@ -159,6 +188,36 @@ impl Components {
 /// once the database answers; only a database that answers but cannot be migrated fails
 /// startup (exit 69).
 pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError> {
+    Ok(build_stores(config).await?.store)
+}
+
+/// One database behind each of its store traits.
+pub struct Stores {
+    pub store: Arc<dyn Store>,
+    pub services: Arc<dyn ServiceStore>,
+    pub attempts: Arc<dyn AttemptStore>,
+    pub safe_list: Arc<dyn SafeListStore>,
+    pub rate_limits: Arc<dyn RateLimitStore>,
+}
+
+impl Stores {
+    fn of<S>(store: Arc<S>) -> Self
+    where
+        S: Store + ServiceStore + AttemptStore + SafeListStore + RateLimitStore + 'static,
+    {
+        Self {
+            store: store.clone(),
+            services: store.clone(),
+            attempts: store.clone(),
+            safe_list: store.clone(),
+            rate_limits: store,
+        }
+    }
+}
+
+/// [`build_store`], plus the same database behind the `/v2` face's stores (services, attempt
+/// log, safe list, rate limits).
+pub async fn build_stores(config: &Config) -> Result<Stores, StartupError> {
     match &config.store.database {
         Database::Postgres { url } => {
             let store = PostgresStore::new(
@@ -178,16 +237,21 @@ pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, StartupError
                 ),
                 Err(e) => return Err(e.into()),
             }
-            Ok(Arc::new(store))
+            Ok(Stores::of(Arc::new(store)))
         }
-        Database::Sqlite(location) => Ok(Arc::new(
-            SqliteStore::connect(
+        Database::Sqlite(location) => {
+            let store = SqliteStore::connect(
                 location,
                 config.store.sqlite_synchronous,
                 config.store.timeout,
             )
-            .await?,
-        )),
+            .await?;
+            let mut stores = Stores::of(Arc::new(store));
+            // One node: sends ask an in-memory copy of the safe list (see CachedSafeList).
+            stores.safe_list = CachedSafeList::start(stores.safe_list).await?;
+            stores.services = CachedServices::start(stores.services).await?;
+            Ok(stores)
+        }
     }
 }
 
@@ -359,6 +423,19 @@ impl Application {
             None => None,
         };
         let jwks_refresher = jwt.as_ref().map(JwtVerifier::spawn_refresher);
+        // `/v2` takes Basic auth with an API key whatever VERIFYD_AUTH says: the configured
+        // keys, or the generated one when API keys are in use.
+        let v2_keys = if config.auth.mode.api_keys() {
+            api_keys.clone()
+        } else {
+            ApiKeys::from_digests(
+                config
+                    .auth.api_keys
+                    .iter()
+                    .map(|k| api_key_digest(k.expose_secret()))
+                    .collect(),
+            )
+        };
         let auth = Authenticator {
             mode: config.auth.mode,
             api_keys,
@@ -370,7 +447,45 @@ impl Application {
                 addr: config.server.addr,
                 source,
             })?;
+        let public_url = config.server.public_url.clone().unwrap_or_else(|| {
+            listener.local_addr().map_or_else(
+                |_| format!("http://{}", config.server.addr),
+                |a| format!("http://{a}"),
+            )
+        });
+        let twilio = TwilioApi::start(
+            &config,
+            &Stores {
+                store: Arc::clone(&parts.store),
+                services: Arc::clone(&parts.services),
+                attempts: Arc::clone(&parts.attempts),
+                safe_list: Arc::clone(&parts.safe_list),
+                rate_limits: Arc::clone(&parts.rate_limits),
+            },
+            v2_keys,
+            public_url,
+            parts.clock.now(),
+        )
+        .await?
+        .served(config.delivery.provider == ProviderKind::Local);
+        tracing::info!(
+            account_sid = %twilio.account_sid,
+            default_service = %twilio.default_service,
+            public_url = %twilio.public_url,
+            "Twilio Verify API (/v2): account {} (Basic auth: the account SID and an API key), default service {}",
+            twilio.account_sid,
+            twilio.default_service,
+        );
+        let (attempt_log, attempt_tasks) = AttemptLog::start(
+            Arc::clone(&parts.attempts),
+            Arc::clone(&parts.keys),
+            twilio.default_service.clone(),
+            config.store.attempt_retention,
+            Arc::clone(&parts.clock),
+        );
+        parts.verifier.set_attempt_log(attempt_log);
         let state = AppState::new(http::Shared {
+            twilio: Arc::new(twilio),
             verifier: Arc::clone(&parts.verifier),
             store: Arc::clone(&parts.store),
             auth: Arc::new(auth),
@@ -439,7 +554,10 @@ impl Application {
                 idle_timeout: config.server.idle_timeout,
                 max_connections: config.server.max_connections,
             },
-            tasks: std::iter::once(purge).chain(jwks_refresher).collect(),
+            tasks: std::iter::once(purge)
+                .chain(jwks_refresher)
+                .chain(attempt_tasks)
+                .collect(),
         })
     }
 

@@ -2,7 +2,10 @@
 //! policy, in-process, against the configured store), `cancel` (a pending verification),
 //! `twilio sync` (the Twilio-side IP bucket), `config` (effective settings, secrets redacted;
 //! exit 64 naming every bad variable), `doctor` (the settings against reality), `rekey` (move
-//! stored data to the newest secret) and `healthcheck` (for container health checks).
+//! stored data to the newest secret), `healthcheck` (for container health checks), and
+//! `services` and `safelist` (the `/v2` face's services and safe list, in [`admin`]).
+
+mod admin;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -77,6 +80,17 @@ pub enum Command {
     /// Re-encrypt and re-key every stored row under the newest secret in VERIFYD_SECRET (the
     /// first), so older secrets can be dropped. Safe while verifyd serves; safe to repeat.
     Rekey,
+    /// Verify services of the /v2 face (Twilio's API), in the store.
+    Services {
+        #[command(subcommand)]
+        command: admin::ServicesCommand,
+    },
+    /// The safe list: numbers exempt from the country and number-type rules and the shared
+    /// buckets (never from the per-number and per-IP limits).
+    Safelist {
+        #[command(subcommand)]
+        command: admin::SafelistCommand,
+    },
     /// GET /healthz on VERIFYD_ADDR (0.0.0.0 and :: become loopback); exit 0 when it answers
     /// 200, else 1. For container HEALTHCHECKs: the image has no curl.
     Healthcheck {
@@ -160,6 +174,22 @@ pub async fn run(cli: Cli) -> i32 {
             }
         }
         Command::Healthcheck { addr } => healthcheck(addr.unwrap_or(config.server.addr)).await,
+        Command::Services { command } => {
+            let _log = crate::telemetry::init(
+                config.telemetry.log_format,
+                &config.telemetry.log_filter,
+                crate::telemetry::Writer::Direct,
+            );
+            admin::services(&config, command).await
+        }
+        Command::Safelist { command } => {
+            let _log = crate::telemetry::init(
+                config.telemetry.log_format,
+                &config.telemetry.log_filter,
+                crate::telemetry::Writer::Direct,
+            );
+            admin::safe_list(&config, command).await
+        }
         Command::Serve => {
             let _log = crate::telemetry::init(
                 config.telemetry.log_format,

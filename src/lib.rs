@@ -14,6 +14,7 @@
 //! - [`domain`]: `PhoneNumber`, `Channel`, `OtpCode`, `Verification` and its lifecycle (pure).
 //! - [`policy`]: geo allowlist, number types, buckets, client IP behind trusted proxies (pure).
 //! - [`service`]: the ordered request path shared by HTTP and CLI.
+//! - [`attempt_log`]: every send, check and refusal, written off the request path.
 //! - [`provider`]: the engines (`local`, `twilio-verify`) and the Twilio-side IP bucket sync.
 //! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`, `null`).
 //! - [`twilio`]: Twilio REST plumbing (auth, form posts, error bodies) shared by both.
@@ -25,6 +26,7 @@
 //! - [`clock`]: the time source, controllable in tests.
 //! - [`http`]: routes, auth, the error envelope, probes.
 //! - [`error`]: causes kept as errors, and the chain written once where an error is reported.
+//! - [`twilio_api`]: the `/v2` face, Twilio Verify's API on the same service.
 //! - [`app`], [`cli`], [`telemetry`]: startup, the command line, logging.
 
 // No `unsafe` outside `store::sqlite::file_sync`, which allows it for two SQLite FFI calls
@@ -32,6 +34,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod attempt_log;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -49,3 +52,4 @@ pub mod sms;
 pub mod store;
 pub mod telemetry;
 pub mod twilio;
+pub mod twilio_api;

@@ -7,17 +7,25 @@
 //! provider. A check's [`CheckOutcome`] is labelled in metrics and counted on the failure
 //! buckets here, in one place, whichever engine judged it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use crate::attempt_log::{AttemptEntry, AttemptLog};
+use crate::crypto::Keys;
+use crate::store::{AttemptKind, SafeListStore};
 
 use crate::clock::Clock;
 use crate::domain::{
-    Channel, CheckOutcome, CheckRefusal, OtpCode, PhoneNumber, Timestamp, Verification,
+    Channel, CheckOutcome, CheckRefusal, NumberType, OtpCode, PhoneNumber, Timestamp,
+    Verification, VerificationSid, VerificationStatus,
 };
 use crate::error::Chain;
 use crate::limiter::{Decision, Limiter, LimiterError};
 use crate::policy::{BucketName, BucketRequest, ClientKey, Policy, PolicyError, TestNumbers};
-use crate::provider::{CheckRequest, LocalProvider, Provider, ProviderError, StartRequest};
+use crate::provider::{
+    CheckOptions, CheckRequest, LocalProvider, Provider, ProviderError, SendOptions,
+    StartRequest,
+};
 
 /// Why a send or check was not done.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +73,10 @@ pub struct Verifier {
     test_numbers: Arc<TestNumbers>,
     local: Arc<LocalProvider>,
     clock: Arc<dyn Clock>,
+    /// Where every send, check and refusal is recorded (set once the server starts).
+    attempts: OnceLock<Arc<AttemptLog>>,
+    /// The safe list and the keys that turn a number into its lookup digests.
+    safe_list: OnceLock<(Arc<dyn SafeListStore>, Arc<Keys>)>,
 }
 
 impl Verifier {
@@ -83,7 +95,38 @@ impl Verifier {
             test_numbers,
             local,
             clock,
+            attempts: OnceLock::new(),
+            safe_list: OnceLock::new(),
         }
+    }
+
+    /// Honours the safe list in `store` from now on (once; later calls are ignored).
+    pub fn set_safe_list(&self, store: Arc<dyn SafeListStore>, keys: Arc<Keys>) {
+        let _ = self.safe_list.set((store, keys));
+    }
+
+    /// Whether `phone` is on the safe list (a point read of the store, so an entry added on any
+    /// replica is in force at once).
+    async fn safe_listed(&self, phone: &PhoneNumber) -> Result<bool, ServiceError> {
+        let Some((store, keys)) = self.safe_list.get() else {
+            return Ok(false);
+        };
+        let found = store
+            .safe_number(&keys.phone_lookups(phone.e164()))
+            .await
+            .map_err(ProviderError::Store)?;
+        Ok(found.is_some())
+    }
+
+    /// Records every send, check and refusal from now on in `log` (once; later calls are
+    /// ignored).
+    pub fn set_attempt_log(&self, log: Arc<AttemptLog>) {
+        let _ = self.attempts.set(log);
+    }
+
+    /// The attempt log, once set.
+    pub fn attempt_log(&self) -> Option<&Arc<AttemptLog>> {
+        self.attempts.get()
     }
 
     /// The provider in use (for health and logs).
@@ -129,16 +172,122 @@ impl Verifier {
         channel: Channel,
         caller: Caller,
     ) -> Result<Verification, ServiceError> {
+        self.send_code_with(phone, channel, caller, SendOptions::default())
+            .await
+    }
+
+    /// [`send_code`](Self::send_code) with a face's service settings and parameters (the
+    /// `/v2` face): the same policy, in the same order, with the same all-or-nothing charging.
+    ///
+    /// # Errors
+    /// [`ServiceError`] naming the step that refused.
+    pub async fn send_code_with(
+        &self,
+        phone: PhoneNumber,
+        channel: Channel,
+        caller: Caller,
+        options: SendOptions,
+    ) -> Result<Verification, ServiceError> {
+        let Some(log) = self.attempts.get() else {
+            return self.send_inner(phone, channel, caller, options).await;
+        };
+        let scope = options.scope.clone();
+        let logged = phone.clone();
+        let result = self.send_inner(phone, channel, caller, options).await;
+        log.record(self.send_entry(&result, scope, &logged, channel));
+        result
+    }
+
+    /// The attempt-log row of a send's outcome.
+    fn send_entry(
+        &self,
+        result: &Result<Verification, ServiceError>,
+        scope: Option<String>,
+        phone: &PhoneNumber,
+        channel: Channel,
+    ) -> AttemptEntry {
+        let now = self.clock.now();
+        let mut e = AttemptEntry::new(AttemptKind::Refusal, now, scope, phone);
+        e.channel = Some(channel);
+        let vendor = if self.test_numbers.code(phone, now).is_some() {
+            "test-number"
+        } else {
+            self.provider.name()
+        };
+        match result {
+            Ok(v) => {
+                e.kind = AttemptKind::Send;
+                e.verification_sid = Some(v.sid.to_string());
+                e.attempt_sid = v.send_attempts.last().map(|a| a.sid.to_string());
+                e.channel = Some(v.channel);
+                e.vendor = Some(vendor);
+                e.status = Some("sent");
+            }
+            Err(ServiceError::Policy(p)) => e.reason = Some(p.reason()),
+            Err(ServiceError::RateLimited { bucket, .. }) => {
+                e.reason = Some("rate_limited");
+                e.bucket = Some(bucket.as_str());
+            }
+            Err(ServiceError::Provider(ProviderError::MaxSendAttempts)) => {
+                e.reason = Some("max_send_attempts");
+            }
+            Err(ServiceError::Provider(
+                ProviderError::Delivery(_) | ProviderError::Upstream(_),
+            )) => {
+                e.kind = AttemptKind::Send;
+                e.vendor = Some(vendor);
+                e.status = Some("failed");
+            }
+            Err(ServiceError::Provider(
+                ProviderError::CountryNotAllowed
+                | ProviderError::NumberTypeNotAllowed
+                | ProviderError::FraudBlocked
+                | ProviderError::InvalidParameter(_)
+                | ProviderError::RateLimited { .. },
+            )) => e.reason = Some("provider_refused"),
+            Err(_) => e.reason = Some("unavailable"),
+        }
+        e
+    }
+
+    /// The send itself (see [`send_code_with`](Self::send_code_with)).
+    async fn send_inner(
+        &self,
+        phone: PhoneNumber,
+        channel: Channel,
+        caller: Caller,
+        options: SendOptions,
+    ) -> Result<Verification, ServiceError> {
+        let mut options = options;
         self.policy
             .check_channel(channel)
             .inspect_err(count_refusal)?;
-        self.policy
-            .check_number(&phone)
-            .inspect_err(count_refusal)?;
+        // A safe-listed number skips the country and number-type rules and the shared
+        // buckets (prefix, country, global); never the per-number and per-IP limits.
+        let safe = self.safe_listed(&phone).await?;
+        if !safe {
+            self.policy
+                .check_number(&phone)
+                .inspect_err(count_refusal)?;
+            if options.skip_landlines && phone.number_type() == NumberType::FixedLine {
+                let refused = PolicyError::NumberTypeNotAllowed(NumberType::FixedLine);
+                count_refusal(&refused);
+                return Err(refused.into());
+            }
+        }
         let now = self.clock.now();
-        let buckets =
+        let mut buckets =
             self.policy
                 .send_buckets(&phone, caller.client.as_ref(), caller.user.as_deref());
+        if safe {
+            buckets.retain(|b| {
+                !matches!(
+                    b.name,
+                    BucketName::Prefix | BucketName::Country | BucketName::Global
+                )
+            });
+        }
+        buckets.append(&mut options.extra_buckets);
         self.charge(&buckets, now).await?;
         let request = StartRequest {
             client: caller.client,
@@ -146,6 +295,7 @@ impl Verifier {
             now,
             channel,
             phone,
+            options,
         };
         let started = std::time::Instant::now();
         let (engine, result) = match self.test_numbers.code(&request.phone, now) {
@@ -177,6 +327,74 @@ impl Verifier {
         code: OtpCode,
         caller: Caller,
     ) -> Result<Verification, ServiceError> {
+        self.verify_code_with(phone, code, caller, CheckOptions::default())
+            .await
+    }
+
+    /// [`verify_code`](Self::verify_code) within a service scope and with a PSD2 binding (the
+    /// `/v2` face): the same buckets, the same engine, the same single use.
+    ///
+    /// # Errors
+    /// [`ServiceError`] naming the step that refused.
+    pub async fn verify_code_with(
+        &self,
+        phone: PhoneNumber,
+        code: OtpCode,
+        caller: Caller,
+        options: CheckOptions,
+    ) -> Result<Verification, ServiceError> {
+        let Some(log) = self.attempts.get() else {
+            return self.verify_inner(phone, code, caller, options).await;
+        };
+        let scope = options.scope.clone();
+        let logged = phone.clone();
+        let result = self.verify_inner(phone, code, caller, options).await;
+        let mut e = AttemptEntry::new(AttemptKind::Check, self.clock.now(), scope, &logged);
+        let found = match &result {
+            Ok(v) => {
+                e.status = Some("approved");
+                Some(v)
+            }
+            Err(ServiceError::Refused(CheckRefusal::Incorrect { pending, .. })) => {
+                e.status = Some("incorrect");
+                pending.as_deref()
+            }
+            Err(ServiceError::Refused(CheckRefusal::MaxAttempts)) => {
+                e.status = Some("max_attempts");
+                None
+            }
+            Err(ServiceError::Refused(CheckRefusal::NotFound | CheckRefusal::Expired)) => {
+                e.status = Some("not_found");
+                None
+            }
+            Err(ServiceError::RateLimited { bucket, .. }) => {
+                e.kind = AttemptKind::Refusal;
+                e.reason = Some("rate_limited");
+                e.bucket = Some(bucket.as_str());
+                None
+            }
+            Err(_) => {
+                e.kind = AttemptKind::Refusal;
+                e.reason = Some("unavailable");
+                None
+            }
+        };
+        if let Some(v) = found {
+            e.verification_sid = Some(v.sid.to_string());
+            e.channel = Some(v.channel);
+        }
+        log.record(e);
+        result
+    }
+
+    /// The check itself (see [`verify_code_with`](Self::verify_code_with)).
+    async fn verify_inner(
+        &self,
+        phone: PhoneNumber,
+        code: OtpCode,
+        caller: Caller,
+        options: CheckOptions,
+    ) -> Result<Verification, ServiceError> {
         let now = self.clock.now();
         let failures = self.policy.failure_buckets(&phone, caller.failure_label());
         let mut buckets = self.policy.verify_buckets(caller.client.as_ref());
@@ -195,6 +413,7 @@ impl Verifier {
                 code,
                 user: caller.user,
                 now,
+                options,
             })
             .await;
         metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine.name(), "op" => "check")
@@ -223,6 +442,58 @@ impl Verifier {
         }
     }
 }
+
+impl Verifier {
+    /// The verification `sid` of `scope` while it exists for the API (pending, or locked after
+    /// 5 wrong checks until its TTL).
+    ///
+    /// # Errors
+    /// [`ServiceError::Provider`] with [`ProviderError::NotFound`] when it does not.
+    pub async fn fetch_verification(
+        &self,
+        sid: &VerificationSid,
+        scope: Option<&str>,
+    ) -> Result<Verification, ServiceError> {
+        Ok(self
+            .engine_by_sid()
+            .fetch(sid, scope, self.clock.now())
+            .await?)
+    }
+
+    /// Ends the verification `sid` of `scope` as canceled or approved.
+    ///
+    /// # Errors
+    /// [`ServiceError::Provider`]: not found, or locked (approving after 5 wrong checks).
+    pub async fn finish_verification(
+        &self,
+        sid: &VerificationSid,
+        scope: Option<&str>,
+        status: VerificationStatus,
+    ) -> Result<Verification, ServiceError> {
+        let now: Timestamp = self.clock.now();
+        let v = self.engine_by_sid().finish(sid, scope, status, now).await?;
+        if let Some(log) = self.attempts.get() {
+            // An approval by update converts the verification's attempts, like a right code.
+            let mut e = AttemptEntry::new(AttemptKind::Check, now, scope.map(str::to_owned), &v.to);
+            e.status = Some(status.as_str());
+            e.verification_sid = Some(v.sid.to_string());
+            e.channel = Some(v.channel);
+            log.record(e);
+        }
+        Ok(v)
+    }
+
+    /// The engine that keeps verifications by sid: the local engine (the main provider in
+    /// `local` mode; Twilio keeps its own, which verifyd does not fetch).
+    fn engine_by_sid(&self) -> &dyn Provider {
+        if self.provider.name() == "local" {
+            self.provider.as_ref()
+        } else {
+            self.local.as_ref()
+        }
+    }
+}
+
 fn count_refusal(e: &PolicyError) {
     metrics::counter!("verifyd_policy_refused_total", "reason" => e.reason()).increment(1);
 }

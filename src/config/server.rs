@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::parse::{list, parse_duration, positive_duration};
+use super::parse::{list, parse_base_url, parse_duration, positive_duration, sid};
 use super::settings::{
     ENV_ADDR, ENV_HEADER_TIMEOUT, ENV_IDLE_TIMEOUT, ENV_MAX_CONNECTIONS, ENV_REQUEST_TIMEOUT,
-    ENV_SHUTDOWN_GRACE, ENV_TRUSTED_PROXIES,
+    ENV_SHUTDOWN_GRACE, ENV_TRUSTED_PROXIES, ENV_ACCOUNT_SID, ENV_PUBLIC_URL, ENV_SERVICE_NAME,
+    ENV_SERVICE_SID,
 };
 use super::source::Reader;
 
@@ -29,6 +30,15 @@ component! {
         pub idle_timeout: Duration,
         /// Most connections open at once per listener.
         pub max_connections: usize,
+        /// Where clients reach verifyd, without a trailing slash: the `/v2` face's absolute
+        /// URLs. `None`: `http://` + the bound listen address.
+        pub public_url: Option<String>,
+        /// The `/v2` account SID; `None`: generated once and kept in the store.
+        pub account_sid: Option<String>,
+        /// The default Verify service's SID; `None`: generated once and kept in the store.
+        pub service_sid: Option<String>,
+        /// The default service's name when verifyd creates it.
+        pub service_name: String,
     }
 }
 
@@ -62,6 +72,34 @@ pub(super) fn read(r: &mut Reader<'_>) -> ServerDraft {
         max_connections: r.parse(ENV_MAX_CONNECTIONS, |t| match t.parse::<usize>() {
             Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
             _ => Err("expected a number of connections from 1 to 1000000".to_owned()),
+        }),
+        public_url: r.parse(ENV_PUBLIC_URL, |t| {
+            if t.is_empty() {
+                Ok(None)
+            } else {
+                parse_base_url(t).map(Some)
+            }
+        }),
+        account_sid: r.parse(ENV_ACCOUNT_SID, |t| {
+            if t.is_empty() {
+                Ok(None)
+            } else {
+                sid(t, "AC").map(Some)
+            }
+        }),
+        service_sid: r.parse(ENV_SERVICE_SID, |t| {
+            if t.is_empty() {
+                Ok(None)
+            } else {
+                sid(t, "VA").map(Some)
+            }
+        }),
+        service_name: r.parse(ENV_SERVICE_NAME, |t| {
+            if t.is_empty() || t.chars().count() > 30 {
+                Err("expected 1 to 30 characters".to_owned())
+            } else {
+                Ok(t.to_owned())
+            }
         }),
     }
 }

@@ -199,6 +199,14 @@ settings! {
         "Seconds a keep-alive connection may wait for its next request before it is closed. Keep it above your load balancer's idle timeout (AWS ALB: 60 s), so the balancer, not verifyd, closes idle connections (otherwise it may send a request on a connection verifyd is closing and answer 502).";
     ENV_MAX_CONNECTIONS = "VERIFYD_MAX_CONNECTIONS", default "10000", plain,
         "Most client connections open at once (the metrics listener counts its own). Past it verifyd stops accepting and new connections wait in the kernel's backlog until one closes; it never fails. The process needs a file-descriptor limit above it (systemd: LimitNOFILE).";
+    ENV_PUBLIC_URL = "VERIFYD_PUBLIC_URL", default "", plain,
+        "The address clients reach verifyd at (`https://verifyd.internal`): the `/v2` face builds every `url`, `links` and `next_page_url` from it, never from the request's Host. Unset: `http://` + VERIFYD_ADDR.";
+    ENV_ACCOUNT_SID = "VERIFYD_ACCOUNT_SID", default "", plain,
+        "`/v2` face: the account SID (`AC` + 32 hex) that Twilio SDKs authenticate as (HTTP Basic user; the password is an API key). Unset: generated once, kept in the store (the same on every replica and restart) and printed at start.";
+    ENV_SERVICE_SID = "VERIFYD_SERVICE_SID", default "", plain,
+        "`/v2` face: the default Verify service's SID (`VA` + 32 hex), the one `/mfa/*` uses. Unset: generated once and kept in the store, like the account SID.";
+    ENV_SERVICE_NAME = "VERIFYD_SERVICE_NAME", default "verifyd", plain,
+        "`/v2` face: the default service's `friendly_name` (in its messages: `Your <name> verification code is: …`) when verifyd creates that service; later changes go through `POST /v2/Services/{VA}`.";
     // store
     ENV_STORE_TIMEOUT = "VERIFYD_STORE_TIMEOUT", default "2", plain,
         "Seconds to wait for a store connection or lock (PostgreSQL: connect and pool acquire; Redis: connect and reply) before answering 503.";
@@ -208,6 +216,8 @@ settings! {
         "PostgreSQL store: connections per replica (mind the server's max_connections across replicas).";
     ENV_DB_STATEMENT_TIMEOUT = "VERIFYD_DB_STATEMENT_TIMEOUT", default "5", plain,
         "PostgreSQL store: `statement_timeout` set on every connection, in seconds; a slower statement answers 503.";
+    ENV_ATTEMPT_RETENTION = "VERIFYD_ATTEMPT_RETENTION", default "30d", plain,
+        "How long the attempt log (every send attempt, check outcome and refusal, of `/mfa/*` and `/v2`; read through `GET /v2/Attempts`) keeps a row before the background purge deletes it (at least 1 hour).";
     // limits (the shared limiter)
     ENV_REDIS_URL = "VERIFYD_REDIS_URL", default "", url,
         "Limiter: `redis://host:port/db` (or `rediss://`) shares every rate-limit bucket between replicas; unset: buckets in this process's memory (password redacted in output).";

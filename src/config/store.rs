@@ -6,9 +6,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::parse::{positive_duration, redact_url};
+use super::parse::{parse_duration, positive_duration, redact_url};
 use super::settings::{
-    ENV_DATABASE_URL, ENV_DB_POOL_SIZE, ENV_DB_STATEMENT_TIMEOUT, ENV_SECRET,
+    ENV_ATTEMPT_RETENTION, ENV_DATABASE_URL, ENV_DB_POOL_SIZE, ENV_DB_STATEMENT_TIMEOUT, ENV_SECRET,
     ENV_SQLITE_SYNCHRONOUS, ENV_STORE_TIMEOUT,
 };
 use super::source::Reader;
@@ -28,6 +28,8 @@ component! {
         pub pool_size: u32,
         /// PostgreSQL store: server-side `statement_timeout` of every connection.
         pub statement_timeout: Duration,
+        /// How long attempt-log rows are kept.
+        pub attempt_retention: Duration,
     }
 }
 
@@ -105,6 +107,13 @@ pub(super) fn read(r: &mut Reader<'_>) -> StoreDraft {
             _ => Err("expected a number of connections from 1 to 1000".to_owned()),
         }),
         statement_timeout: r.parse(ENV_DB_STATEMENT_TIMEOUT, positive_duration),
+        attempt_retention: r.parse(ENV_ATTEMPT_RETENTION, |t| {
+            let d = parse_duration(t)?;
+            if d < Duration::from_secs(3600) {
+                return Err("must be at least one hour".to_owned());
+            }
+            Ok(d)
+        }),
     }
 }
 fn parse_database_url(text: &str) -> Result<Database, String> {

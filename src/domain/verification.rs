@@ -259,11 +259,17 @@ pub enum CheckOutcome {
 }
 
 /// Why a check did not approve.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum CheckRefusal {
     /// A wrong code, counted. `attempts_remaining` is `None` when the engine cannot know it
     /// (Twilio does not say).
-    Incorrect { attempts_remaining: Option<u32> },
+    ///
+    /// `pending` is the still-pending verification when the engine knows it (the `/v2` face
+    /// answers a wrong code with it, `status: pending`).
+    Incorrect {
+        attempts_remaining: Option<u32>,
+        pending: Option<Box<Verification>>,
+    },
     /// The verification's TTL ended (answers like [`NotFound`](Self::NotFound)).
     Expired,
     /// Every check was used: `max_check_attempts` until the TTL ends.
@@ -464,6 +470,7 @@ mod tests {
             (
                 refused(CheckRefusal::Incorrect {
                     attempts_remaining: Some(1),
+                    pending: None,
                 }),
                 "incorrect",
                 true,

@@ -149,6 +149,8 @@ pub enum RateLimitBucket {
     Global,
     User,
     Cooldown,
+    /// A `/v2` service's RateLimits bucket (never on `/mfa/*`).
+    RateLimit,
 }
 
 impl From<BucketName> for RateLimitBucket {
@@ -161,6 +163,7 @@ impl From<BucketName> for RateLimitBucket {
             BucketName::Global => RateLimitBucket::Global,
             BucketName::User => RateLimitBucket::User,
             BucketName::Cooldown => RateLimitBucket::Cooldown,
+            BucketName::RateLimit => RateLimitBucket::RateLimit,
         }
     }
 }
@@ -323,6 +326,7 @@ impl From<ProviderError> for ApiError {
     fn from(e: ProviderError) -> Self {
         match e {
             ProviderError::NotFound => ApiError::VerificationNotFound,
+            ProviderError::MaxCheckAttempts => ApiError::MaxCheckAttempts,
             ProviderError::MaxSendAttempts => ApiError::MaxSendAttempts,
             ProviderError::RateLimited { retry_after } => ApiError::RateLimited {
                 bucket: None,
@@ -351,7 +355,9 @@ impl From<ProviderError> for ApiError {
 impl From<CheckRefusal> for ApiError {
     fn from(refusal: CheckRefusal) -> Self {
         match refusal {
-            CheckRefusal::Incorrect { attempts_remaining } => {
+            CheckRefusal::Incorrect {
+                attempts_remaining, ..
+            } => {
                 ApiError::IncorrectCode { attempts_remaining }
             }
             CheckRefusal::Expired | CheckRefusal::NotFound => ApiError::VerificationNotFound,

@@ -78,6 +78,8 @@ pub struct Shared {
     pub metrics_on_main: bool,
     /// The last `/readyz` answer, reused for up to a second.
     pub readiness: Arc<health::ReadinessCache>,
+    /// The `/v2` face (Twilio Verify's API).
+    pub twilio: Arc<crate::twilio_api::TwilioApi>,
 }
 
 #[derive(OpenApi)]
@@ -156,6 +158,7 @@ pub fn openapi(state: &AppState) -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(&state);
     routes
+        .merge(crate::twilio_api::router(&state))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

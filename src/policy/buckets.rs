@@ -16,6 +16,8 @@ pub enum BucketName {
     Global,
     User,
     Cooldown,
+    /// A bucket of a `/v2` service's RateLimits (Twilio's model), never charged on `/mfa`.
+    RateLimit,
 }
 
 impl BucketName {
@@ -28,6 +30,7 @@ impl BucketName {
             BucketName::Global => "global",
             BucketName::User => "user",
             BucketName::Cooldown => "cooldown",
+            BucketName::RateLimit => "rate_limit",
         }
     }
 }

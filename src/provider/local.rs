@@ -19,18 +19,26 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{CheckRequest, Provider, ProviderError, StartRequest};
+use super::{CheckRequest, MessageOptions, Provider, ProviderError, SendOptions, StartRequest};
 use crate::crypto::Keys;
 use crate::domain::{
-    AttemptSid, CheckOutcome, CheckRefusal, CheckVerdict, CodeLength, Lifecycle, OtpCode,
+    AttemptSid, CheckOutcome, CheckRefusal, CheckVerdict, CodeLength, Lifecycle, LiveState, OtpCode,
     PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid, VerificationStatus,
 };
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
-use crate::sms::{OutgoingMessage, SmsSender, message_body};
+use crate::sms::{OutgoingMessage, SmsSender, message_text};
 use crate::store::{
-    CheckRecord, NewVerification, SealedVerification, SendOutcome, StoredVerification,
-    VerificationStore,
+    CheckRecord, NewVerification, SealedVerification, SendOutcome, ServiceStore,
+    StoredVerification, VerificationStore,
 };
+
+/// What the code's HMAC is computed over: the code, plus the PSD2 binding when there is one.
+fn bound(code: &str, binding: Option<&str>) -> String {
+    match binding {
+        Some(b) => format!("{code}\n{b}"),
+        None => code.to_owned(),
+    }
+}
 
 /// Our own code engine.
 pub struct LocalProvider {
@@ -39,6 +47,9 @@ pub struct LocalProvider {
     keys: Arc<Keys>,
     life: Lifecycle,
     code_length: CodeLength,
+    /// Tells whose a verification is (for fetching and ending one by sid); without it, those
+    /// answer not found.
+    services: Option<Arc<dyn ServiceStore>>,
 }
 
 impl LocalProvider {
@@ -55,6 +66,7 @@ impl LocalProvider {
             keys,
             life,
             code_length,
+            services: None,
         }
     }
 
@@ -71,9 +83,54 @@ impl LocalProvider {
         self.start_with(request, Some(code)).await
     }
 
-    /// The stored owner of a user's verifications: a keyed digest of the `sub`.
-    fn owner(&self, user: Option<&str>) -> Option<String> {
-        user.map(|sub| hex::encode(self.keys.lookup_digest("owner", sub)))
+    /// The same engine, able to fetch and end verifications by sid (the `/v2` face).
+    #[must_use]
+    pub fn with_services(mut self, services: Arc<dyn ServiceStore>) -> Self {
+        self.services = Some(services);
+        self
+    }
+
+    /// The stored owner of a verification: a keyed digest of the user's `sub`, else of the
+    /// service scope (`/v2` services other than the default), else none.
+    fn owner(&self, user: Option<&str>, scope: Option<&str>) -> Option<String> {
+        match (user, scope) {
+            (Some(sub), _) => Some(hex::encode(self.keys.lookup_digest("owner", sub))),
+            (None, Some(scope)) => Some(hex::encode(
+                self.keys
+                    .lookup_digest("owner", &format!("service:{scope}")),
+            )),
+            (None, None) => None,
+        }
+    }
+
+    /// The verification `sid` if it belongs to `scope`, with its number, as stored.
+    async fn scoped(
+        &self,
+        sid: &VerificationSid,
+        scope: Option<&str>,
+    ) -> Result<(StoredVerification, PhoneNumber), ProviderError> {
+        let services = self.services.as_ref().ok_or(ProviderError::NotFound)?;
+        let owner = services
+            .verification_owner(sid)
+            .await?
+            .ok_or(ProviderError::NotFound)?;
+        if owner != self.owner(None, scope) {
+            return Err(ProviderError::NotFound);
+        }
+        let stored = self.store.get(sid).await?.ok_or(ProviderError::NotFound)?;
+        let phone = self.stored_phone(&stored)?;
+        Ok((stored, phone))
+    }
+
+    fn stored_phone(&self, stored: &StoredVerification) -> Result<PhoneNumber, ProviderError> {
+        let plain = self
+            .keys
+            .open(&stored.phone_sealed, PHONE_CONTEXT)
+            .map_err(|e| ProviderError::Data(e.into()))?;
+        String::from_utf8(plain)
+            .ok()
+            .and_then(|s| PhoneNumber::parse(&s).ok())
+            .ok_or_else(|| ProviderError::Data("stored phone number is unreadable".into()))
     }
 
     fn view(&self, stored: StoredVerification, to: &PhoneNumber) -> Verification {
@@ -142,11 +199,12 @@ impl LocalProvider {
         stored: &StoredVerification,
         to: &PhoneNumber,
         code: &OtpCode,
+        wording: &MessageOptions,
     ) -> Result<(), ProviderError> {
         let message = OutgoingMessage {
             to: to.clone(),
             channel: stored.channel,
-            body: message_body(code.expose()),
+            body: message_text(code.expose(), wording),
             code_length: code.expose().len(),
             verification_sid: stored.sid.clone(),
         };
@@ -176,18 +234,31 @@ impl LocalProvider {
             channel,
             now,
             user,
+            options:
+                SendOptions {
+                    scope,
+                    code_length,
+                    custom_code,
+                    binding,
+                    message: wording,
+                    ..
+                },
             ..
         } = request;
-        let owner = self.owner(user.as_deref());
+        let owner = self.owner(user.as_deref(), scope.as_deref());
         let sid = VerificationSid::generate();
         let test_number = test_code.is_some();
-        let code = test_code.unwrap_or_else(|| OtpCode::generate(self.code_length));
+        let code = test_code
+            .or(custom_code)
+            .unwrap_or_else(|| OtpCode::generate(code_length.unwrap_or(self.code_length)));
         let new = NewVerification {
             owner: owner.clone(),
             phone_lookup: self.keys.phone_lookup(phone.e164()),
             phone_sealed: self.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
             channel,
-            code_digest: self.keys.code_digest(sid.as_str(), code.expose()),
+            code_digest: self
+                .keys
+                .code_digest(sid.as_str(), &bound(code.expose(), binding.as_deref())),
             code_sealed: self
                 .keys
                 .seal(code.expose().as_bytes(), sid.as_str().as_bytes()),
@@ -213,7 +284,7 @@ impl LocalProvider {
                 Ok(self.view(stored, &phone))
             }
             SendOutcome::Created(stored) => {
-                if let Err(e) = self.deliver(&stored, &phone, &code).await {
+                if let Err(e) = self.deliver(&stored, &phone, &code, &wording).await {
                     // Nobody holds this code: close the verification so a retry starts afresh.
                     let _ = self
                         .store
@@ -225,7 +296,7 @@ impl LocalProvider {
             }
             SendOutcome::Resent(stored) => {
                 let code = self.stored_code(&stored)?;
-                self.deliver(&stored, &phone, &code).await?;
+                self.deliver(&stored, &phone, &code, &wording).await?;
                 Ok(self.view(stored, &phone))
             }
             SendOutcome::MaxSendAttempts => Err(ProviderError::MaxSendAttempts),
@@ -245,8 +316,10 @@ impl Provider for LocalProvider {
             code,
             user,
             now,
+            options,
         } = request;
-        let owner = self.owner(user.as_deref());
+        let owner = self.owner(user.as_deref(), options.scope.as_deref());
+        let presented = bound(code.expose(), options.binding.as_deref());
         // Oldest secret first: a rekey only ever moves a row from an older secret's digest to
         // the newest's, so a row that exists throughout is found even if it moves meanwhile.
         let mut lookups = self.keys.phone_lookups(phone.e164());
@@ -260,7 +333,7 @@ impl Provider for LocalProvider {
         loop {
             let verdict = self.life.judge_check(found.counters(), now, || {
                 self.keys
-                    .code_matches(&found.code_digest, found.sid.as_str(), code.expose())
+                    .code_matches(&found.code_digest, found.sid.as_str(), &presented)
             });
             let update = match verdict {
                 CheckVerdict::Count(update) => update,
@@ -277,8 +350,11 @@ impl Provider for LocalProvider {
                     ));
                 }
                 CheckRecord::Counted => {
+                    let attempts_remaining = Some(self.life.checks_left(update));
+                    let pending = self.view(found.with_check(&update), &phone);
                     return Ok(CheckOutcome::Refused(CheckRefusal::Incorrect {
-                        attempts_remaining: Some(self.life.checks_left(update)),
+                        attempts_remaining,
+                        pending: Some(Box::new(pending)),
                     }));
                 }
                 // Another check was counted first, or it was closed: judge it as it is now.
@@ -303,16 +379,52 @@ impl Provider for LocalProvider {
         {
             return Err(ProviderError::NotFound);
         }
-        let plain = self
-            .keys
-            .open(&stored.phone_sealed, PHONE_CONTEXT)
-            .map_err(|e| ProviderError::Data(e.into()))?;
-        let phone = String::from_utf8(plain)
-            .ok()
-            .and_then(|s| PhoneNumber::parse(&s).ok())
-            .ok_or_else(|| ProviderError::Data("stored phone number is unreadable".into()))?;
+        let phone = self.stored_phone(&stored)?;
         let mut view = self.view(stored, &phone);
         view.status = VerificationStatus::Canceled;
+        view.updated = now;
+        Ok(view)
+    }
+
+    async fn fetch(
+        &self,
+        sid: &VerificationSid,
+        scope: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Verification, ProviderError> {
+        let (stored, phone) = self.scoped(sid, scope).await?;
+        let state = self.life.state(stored.counters(), now);
+        let mut view = self.view(stored, &phone);
+        match state {
+            LiveState::Open { .. } => Ok(view),
+            LiveState::Locked => {
+                view.status = VerificationStatus::MaxAttemptsReached;
+                Ok(view)
+            }
+            LiveState::Gone => Err(ProviderError::NotFound),
+        }
+    }
+
+    async fn finish(
+        &self,
+        sid: &VerificationSid,
+        scope: Option<&str>,
+        status: VerificationStatus,
+        now: Timestamp,
+    ) -> Result<Verification, ProviderError> {
+        let (stored, phone) = self.scoped(sid, scope).await?;
+        match self.life.state(stored.counters(), now) {
+            LiveState::Gone => return Err(ProviderError::NotFound),
+            LiveState::Locked if status == VerificationStatus::Approved => {
+                return Err(ProviderError::MaxCheckAttempts);
+            }
+            _ => {}
+        }
+        if !self.store.close(sid, status, now).await? {
+            return Err(ProviderError::NotFound);
+        }
+        let mut view = self.view(stored, &phone);
+        view.status = status;
         view.updated = now;
         Ok(view)
     }

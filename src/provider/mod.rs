@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Channel, CheckOutcome, OtpCode, PhoneNumber, Timestamp, Verification, VerificationSid,
+    Channel, CheckOutcome, CodeLength, OtpCode, PhoneNumber, Timestamp, Verification,
+    VerificationSid, VerificationStatus,
 };
 use crate::error::BoxError;
 use crate::policy::ClientKey;
@@ -32,6 +33,53 @@ pub struct StartRequest {
     /// The authenticated user (JWT `sub`) the verification will belong to.
     pub user: Option<String>,
     pub now: Timestamp,
+    /// What a face asks beyond number and channel (defaults: the `/mfa` behaviour).
+    pub options: SendOptions,
+}
+
+/// A send's settings and parameters beyond number and channel: the `/v2` face's service
+/// settings (`code_length`, `friendly_name`, …) and request parameters (`CustomCode`,
+/// `Amount`/`Payee`, `AppHash`). The default is exactly what `/mfa/send-code` does. Only the
+/// local engine implements them; `twilio-verify` ignores them (the `/v2` face needs the local
+/// engine).
+#[derive(Debug, Default)]
+pub struct SendOptions {
+    /// The service the verification belongs to when it is not the default one: verifications
+    /// of different services never meet (each service has its own pending verification per
+    /// number).
+    pub scope: Option<String>,
+    /// Digits of a generated code (default: `VERIFYD_CODE_LENGTH`).
+    pub code_length: Option<CodeLength>,
+    /// The code to use instead of a generated one (Twilio's `CustomCode`).
+    pub custom_code: Option<OtpCode>,
+    /// Bound into the code's HMAC (PSD2 dynamic linking: amount and payee), so that a check
+    /// with any other binding is a wrong code.
+    pub binding: Option<String>,
+    /// The wording of the message.
+    pub message: MessageOptions,
+    /// Refuse landlines (Twilio's `skip_sms_to_landlines`): a policy rule, applied by the
+    /// [`Verifier`](crate::service::Verifier) with the number-type rules.
+    pub skip_landlines: bool,
+    /// More buckets to charge with verifyd's own, all or none (a `/v2` service's RateLimits).
+    pub extra_buckets: Vec<crate::policy::BucketRequest>,
+}
+
+/// What the message says besides the code.
+#[derive(Clone, Debug, Default)]
+pub struct MessageOptions {
+    /// The service's name (`Your <name> verification code is: …`).
+    pub service_name: Option<String>,
+    /// Adds "Don't share this code with anyone".
+    pub do_not_share_warning: bool,
+    /// The Android SMS Retriever hash, on a last line of its own.
+    pub app_hash: Option<String>,
+}
+
+/// A check's scope and binding (see [`SendOptions`]); the default is `/mfa/verify`'s.
+#[derive(Debug, Default)]
+pub struct CheckOptions {
+    pub scope: Option<String>,
+    pub binding: Option<String>,
 }
 
 /// Check a code.
@@ -42,6 +90,7 @@ pub struct CheckRequest {
     /// The authenticated user: only their own verification is visible to them.
     pub user: Option<String>,
     pub now: Timestamp,
+    pub options: CheckOptions,
 }
 
 /// Why a provider call did not succeed. Each variant is one row of the error table. A check's
@@ -51,6 +100,9 @@ pub enum ProviderError {
     /// No pending verification to cancel.
     #[error("no pending verification")]
     NotFound,
+    /// Approving (by update, the `/v2` face) a verification locked after its last wrong check.
+    #[error("all check attempts used")]
+    MaxCheckAttempts,
     #[error("all send attempts used")]
     MaxSendAttempts,
     #[error("rate limited by the provider")]
@@ -103,6 +155,31 @@ pub trait Provider: Send + Sync {
         sid: &VerificationSid,
         now: Timestamp,
     ) -> Result<Verification, ProviderError>;
+
+    /// The verification `sid` of `scope` (see [`SendOptions::scope`]) while it exists for the
+    /// API: pending, or locked after 5 wrong checks (`max_attempts_reached`) until its TTL.
+    /// Only the local engine keeps verifications; the default answers [`ProviderError::NotFound`].
+    async fn fetch(
+        &self,
+        _sid: &VerificationSid,
+        _scope: Option<&str>,
+        _now: Timestamp,
+    ) -> Result<Verification, ProviderError> {
+        Err(ProviderError::NotFound)
+    }
+
+    /// Ends the verification `sid` of `scope` as `status` (canceled or approved) while it
+    /// exists for the API; after that it is gone for checks. The default answers
+    /// [`ProviderError::NotFound`].
+    async fn finish(
+        &self,
+        _sid: &VerificationSid,
+        _scope: Option<&str>,
+        _status: VerificationStatus,
+        _now: Timestamp,
+    ) -> Result<Verification, ProviderError> {
+        Err(ProviderError::NotFound)
+    }
 
     /// `local` or `twilio-verify`, for logs and metrics.
     fn name(&self) -> &'static str;

@@ -369,6 +369,8 @@ impl Provider for TwilioVerifyProvider {
             client,
             user,
             now,
+            // Twilio applies its own service's settings; the /v2 face needs the local engine.
+            options: _,
         } = request;
         let rate_limits = match (&client, self.send_rate_limits) {
             (Some(client), true) => {
@@ -414,6 +416,7 @@ impl Provider for TwilioVerifyProvider {
             code,
             user,
             now,
+            options: _,
         } = request;
         if self
             .recent
@@ -449,6 +452,7 @@ impl Provider for TwilioVerifyProvider {
             Some(VerificationStatus::Pending) => {
                 Ok(CheckOutcome::Refused(CheckRefusal::Incorrect {
                     attempts_remaining: self.recent.wrong_check(phone.e164(), sid.as_ref(), now),
+                    pending: None,
                 }))
             }
             Some(VerificationStatus::MaxAttemptsReached) => {

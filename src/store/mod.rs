@@ -16,7 +16,11 @@
 
 pub mod idempotency;
 pub mod keys;
+pub mod attempts;
 pub mod postgres;
+pub mod rate_limits;
+pub mod safelist;
+pub mod services;
 pub mod sqlite;
 pub mod verifications;
 
@@ -29,7 +33,11 @@ use crate::error::BoxError;
 
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SealedAnswer};
 pub use keys::{KeyCheck, KeyStore};
+pub use attempts::{AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow};
 pub use postgres::{PostgresSettings, PostgresStore};
+pub use rate_limits::{BucketChange, BucketRecord, RateLimitRecord, RateLimitStore};
+pub use safelist::{SafeListRecord, SafeListStore};
+pub use services::{ServiceRecord, ServiceStore};
 pub use sqlite::SqliteStore;
 pub use verifications::{
     CheckRecord, NewVerification, RekeyOutcome, SealedVerification, SendOutcome,

@@ -20,10 +20,10 @@ use crate::fake_twilio::*;
 use crate::helpers::*;
 
 /// One Prism at a time: loading Twilio's specs is CPU-heavy, and the machine is small.
-static ONE_PRISM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_PRISM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Twilio's published API descriptions, vendored unchanged in `tests/specs/` (Apache-2.0).
-fn spec(name: &str) -> PathBuf {
+pub(crate) fn spec(name: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/specs")
         .join(name);
@@ -36,19 +36,28 @@ fn spec(name: &str) -> PathBuf {
 }
 
 /// A `prism proxy --errors` child process; killed on drop.
-struct Prism {
+pub(crate) struct Prism {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     log: Arc<Mutex<String>>,
+}
+
+/// A free local port (for a Prism whose address must be known before it starts).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 impl Prism {
     /// Starts `prism` (from [`prism_or_skip`]) in front of `upstream`.
     fn start(prism: &Path, spec: &Path, upstream: &str) -> Prism {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        Self::start_on(prism, spec, upstream, free_port())
+    }
+
+    /// Prism (from [`prism_or_skip`]) on `port`, in front of `upstream`.
+    pub(crate) fn start_on(prism: &Path, spec: &Path, upstream: &str, port: u16) -> Prism {
         let mut child = Command::new(prism)
             .args([
                 "proxy",
@@ -85,14 +94,14 @@ impl Prism {
     }
 
     /// The log lines after the startup listing of routes.
-    fn traffic(&self) -> String {
+    pub(crate) fn traffic(&self) -> String {
         let log = self.log.lock().unwrap();
         log.split_once("Prism is listening")
             .map_or(log.as_str(), |(_, rest)| rest)
             .to_owned()
     }
 
-    fn assert_no_violations(&self) {
+    pub(crate) fn assert_no_violations(&self) {
         let traffic = self.traffic();
         let bad: Vec<&str> = traffic
             .lines()

@@ -28,3 +28,8 @@ mod shared;
 mod store_suite;
 mod twilio_sync;
 mod twilio_verify;
+mod v2;
+mod v2_cli;
+mod v2_sdk;
+mod v2_spec;
+mod v2_store;

@@ -16,10 +16,14 @@
 //! every concern shares; each concern's queries are in a file of their own (`verifications`,
 //! `idempotency`, `keys`).
 
+mod attempts;
 mod batch;
 mod idempotency;
 mod keys;
 mod verifications;
+mod rate_limits;
+mod safelist;
+mod services;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -8,12 +8,16 @@
 //! This file opens the database and holds what every concern shares; each concern's queries
 //! are in a file of their own (`verifications`, `idempotency`, `keys`).
 
+mod attempts;
 mod checkpoint;
 mod file_sync;
 mod idempotency;
 mod keys;
 mod migrate;
 mod verifications;
+mod rate_limits;
+mod safelist;
+mod services;
 mod worker;
 
 use std::path::Path;

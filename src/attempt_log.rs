@@ -1,0 +1,197 @@
+//! The attempt log (DESIGN.md "Attempt log"): every send attempt, check outcome and refusal of
+//! every face, written off the request path. The [`Verifier`](crate::service::Verifier) hands
+//! each entry to a channel (never waiting); one background task takes whatever is waiting,
+//! seals the numbers (HMAC for lookup, AEAD for display, as everywhere) and appends the batch in
+//! one store call, so a busy server writes many requests' rows per transaction. A second task
+//! purges rows older than `VERIFYD_ATTEMPT_RETENTION`.
+//!
+//! Readers that must see their own writes (the `/v2/Attempts` handlers) call
+//! [`AttemptLog::flush`] first. The log is best effort where it must be: a row whose batch the
+//! store refuses (an outage) or that finds the channel full is dropped, counted in
+//! `verifyd_attempt_log_dropped_total` and logged, never blocking or failing a request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::crypto::Keys;
+use crate::domain::{Channel, PhoneNumber, Timestamp};
+use crate::rotation::PHONE_CONTEXT;
+use crate::store::{AttemptKind, AttemptRecord, AttemptStore};
+
+/// Entries that may wait for the writer; beyond this they are dropped (and counted).
+const QUEUE: usize = 65_536;
+/// Most rows in one store call.
+const MAX_BATCH: usize = 1024;
+/// How often the purge runs.
+const PURGE_EVERY: Duration = Duration::from_secs(300);
+
+/// One thing that happened, as the service saw it.
+#[derive(Debug)]
+pub struct AttemptEntry {
+    pub kind: AttemptKind,
+    pub time: Timestamp,
+    /// The service (`VA…`) when not the default one.
+    pub scope: Option<String>,
+    pub verification_sid: Option<String>,
+    /// The send attempt's `VL…`.
+    pub attempt_sid: Option<String>,
+    pub channel: Option<Channel>,
+    pub phone: Option<PhoneNumber>,
+    pub vendor: Option<&'static str>,
+    pub status: Option<&'static str>,
+    pub reason: Option<&'static str>,
+    pub bucket: Option<&'static str>,
+}
+
+impl AttemptEntry {
+    /// An entry of `kind` about `phone` at `time`, the rest empty.
+    pub fn new(
+        kind: AttemptKind,
+        time: Timestamp,
+        scope: Option<String>,
+        phone: &PhoneNumber,
+    ) -> Self {
+        Self {
+            kind,
+            time,
+            scope,
+            verification_sid: None,
+            attempt_sid: None,
+            channel: None,
+            phone: Some(phone.clone()),
+            vendor: None,
+            status: None,
+            reason: None,
+            bucket: None,
+        }
+    }
+}
+
+enum Message {
+    Entry(Box<AttemptEntry>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The writer's handle.
+pub struct AttemptLog {
+    tx: mpsc::Sender<Message>,
+}
+
+/// What the writer needs.
+struct Writer {
+    store: Arc<dyn AttemptStore>,
+    keys: Arc<Keys>,
+    default_service: String,
+}
+
+impl Writer {
+    fn record(&self, e: AttemptEntry) -> AttemptRecord {
+        let (lookup, sealed, prefix, country) = match &e.phone {
+            Some(p) => (
+                Some(self.keys.phone_lookup(p.e164()).to_vec()),
+                Some(self.keys.seal(p.e164().as_bytes(), PHONE_CONTEXT)),
+                Some(p.e164().chars().take(5).collect()),
+                p.region().map(|r| r.to_string()),
+            ),
+            None => (None, None, None, None),
+        };
+        AttemptRecord {
+            sid: e.attempt_sid,
+            kind: e.kind,
+            time: e.time,
+            service_sid: e.scope.unwrap_or_else(|| self.default_service.clone()),
+            verification_sid: e.verification_sid,
+            channel: e.channel.map(|c| c.as_str().to_owned()),
+            country,
+            prefix,
+            phone_lookup: lookup,
+            phone_sealed: sealed,
+            vendor: e.vendor.map(str::to_owned),
+            status: e.status.map(str::to_owned),
+            reason: e.reason.map(str::to_owned),
+            bucket: e.bucket.map(str::to_owned),
+        }
+    }
+
+    async fn run(self, mut rx: mpsc::Receiver<Message>) {
+        let mut entries = Vec::with_capacity(MAX_BATCH);
+        let mut flushes = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(message) = next {
+                match message {
+                    Message::Entry(e) => entries.push(self.record(*e)),
+                    Message::Flush(done) => flushes.push(done),
+                }
+                next = if entries.len() < MAX_BATCH {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            let n = entries.len();
+            if let Err(e) = self
+                .store
+                .record_attempts(std::mem::take(&mut entries))
+                .await
+            {
+                metrics::counter!("verifyd_attempt_log_dropped_total").increment(n as u64);
+                tracing::warn!(error = %e, rows = n, "could not write attempt-log rows; dropped");
+            }
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+impl AttemptLog {
+    /// Starts the writer and the purge; the tasks end when the log is dropped (the writer) or
+    /// are returned to be stopped on shutdown.
+    pub fn start(
+        store: Arc<dyn AttemptStore>,
+        keys: Arc<Keys>,
+        default_service: String,
+        retention: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> (Arc<Self>, Vec<JoinHandle<()>>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            store: Arc::clone(&store),
+            keys,
+            default_service,
+        };
+        let write = tokio::spawn(writer.run(rx));
+        let purge = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_EVERY);
+            loop {
+                tick.tick().await;
+                match store.purge_attempts(clock.now().minus(retention)).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "purged old attempt-log rows"),
+                    Err(e) => tracing::warn!(error = %e, "attempt-log purge failed; will retry"),
+                }
+            }
+        });
+        (Arc::new(Self { tx }), vec![write, purge])
+    }
+
+    /// Hands an entry to the writer without waiting; dropped (and counted) when the queue is full.
+    pub fn record(&self, entry: AttemptEntry) {
+        if self.tx.try_send(Message::Entry(Box::new(entry))).is_err() {
+            metrics::counter!("verifyd_attempt_log_dropped_total").increment(1);
+        }
+    }
+
+    /// Resolves once every entry recorded before this call is written (or dropped).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}

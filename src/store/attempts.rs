@@ -1,0 +1,104 @@
+//! Persistence of the attempt log: rows are appended in batches (one store call, one
+//! transaction, for many requests' rows), read back with Twilio's filters, and purged by age.
+//! A send attempt's conversion is not a stored flag: it is whether its verification has an
+//! `approved` check row, so approving writes one row and never rewrites old ones.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::domain::Timestamp;
+
+/// What a row records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptKind {
+    /// A delivery attempt (`sid` VL… when it was made; none when delivery failed).
+    Send,
+    /// A check's outcome (`status`: approved, incorrect, max_attempts, not_found, canceled).
+    Check,
+    /// A request refused before the engine (`reason`, and `bucket` for rate limits).
+    Refusal,
+}
+
+impl AttemptKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AttemptKind::Send => "send",
+            AttemptKind::Check => "check",
+            AttemptKind::Refusal => "refusal",
+        }
+    }
+}
+
+/// One row of the attempt log, as stored (the number only as digest and ciphertext).
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub sid: Option<String>,
+    pub kind: AttemptKind,
+    pub time: Timestamp,
+    pub service_sid: String,
+    pub verification_sid: Option<String>,
+    pub channel: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+    /// The number's first five characters (`+1415`).
+    pub prefix: Option<String>,
+    pub phone_lookup: Option<Vec<u8>>,
+    pub phone_sealed: Option<Vec<u8>>,
+    /// Who carried it (`local`, `twilio-verify`, `test-number`).
+    pub vendor: Option<String>,
+    /// Delivery status of a send (`sent`, `failed`), outcome of a check.
+    pub status: Option<String>,
+    /// Why a request was refused (`country`, `rate_limited`, …).
+    pub reason: Option<String>,
+    /// The bucket of a `rate_limited` refusal.
+    pub bucket: Option<String>,
+}
+
+/// A send attempt as listed: the row and whether its verification was approved.
+#[derive(Clone, Debug)]
+pub struct SendAttemptRow {
+    pub record: AttemptRecord,
+    pub converted: bool,
+}
+
+/// Twilio's filters of `/v2/Attempts` and its summary; `None` filters nothing.
+#[derive(Clone, Debug, Default)]
+pub struct AttemptFilter {
+    /// Created at or after.
+    pub created_after: Option<Timestamp>,
+    /// Created before.
+    pub created_before: Option<Timestamp>,
+    pub phone_lookup: Option<Vec<u8>>,
+    pub country: Option<String>,
+    pub channel: Option<String>,
+    pub service_sid: Option<String>,
+    pub verification_sid: Option<String>,
+    pub converted: Option<bool>,
+    /// Rows whose `prefix` starts with this.
+    pub prefix: Option<String>,
+}
+
+/// The attempt log's store.
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
+    /// Appends `records` in one transaction.
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError>;
+
+    /// Up to `limit` send attempts (with a sid, on a Twilio channel) matching `filter`, in sid
+    /// (creation) order, after `after`.
+    async fn send_attempts(
+        &self,
+        filter: &AttemptFilter,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SendAttemptRow>, StoreError>;
+
+    /// One send attempt by sid.
+    async fn send_attempt(&self, sid: &str) -> Result<Option<SendAttemptRow>, StoreError>;
+
+    /// (send attempts, converted ones) matching `filter`.
+    async fn attempt_summary(&self, filter: &AttemptFilter) -> Result<(u64, u64), StoreError>;
+
+    /// Deletes rows created before `before`; how many.
+    async fn purge_attempts(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
