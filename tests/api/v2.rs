@@ -1148,7 +1148,9 @@ async fn v2_generated_account_and_service_sids_are_kept_across_restarts() {
 
 #[tokio::test]
 async fn v2_services_on_postgres_are_in_force_on_every_replica_at_once() {
-    let db = crate::shared::TestDb::create().await;
+    let Some(db) = postgres_or_skip().await else {
+        return;
+    };
     let url = db.url();
     let settings = v2_settings(&[("VERIFYD_DATABASE_URL", &url)]);
     let one = spawn_app_with(&settings).await;

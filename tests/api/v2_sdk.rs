@@ -23,11 +23,14 @@ const NODE_SDK: &str = "6.3.1";
 /// Runs `command script` (an SDK session) through Prism in front of a fresh verifyd; checks
 /// every exchange against Twilio's description and Prism's log; prints the session.
 async fn run_session(name: &str, command: &str, script: &str) {
+    let Some(prism_bin) = prism_or_skip() else {
+        return;
+    };
     let _one = ONE_PRISM.lock().await;
     let port = free_port();
     let prism_url = format!("http://127.0.0.1:{port}");
     let app = spawn_app_with(&v2_settings(&[("VERIFYD_PUBLIC_URL", &prism_url)])).await;
-    let prism = Prism::start_on(&spec("twilio_verify_v2.json"), &app.url(""), port);
+    let prism = Prism::start_on(&prism_bin, &spec("twilio_verify_v2.json"), &app.url(""), port);
     let log = app.dir.path().join("sdk-exchanges.jsonl");
 
     let out = tokio::process::Command::new(command)
