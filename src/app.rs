@@ -430,7 +430,8 @@ impl Application {
         } else {
             ApiKeys::from_digests(
                 config
-                    .auth.api_keys
+                    .auth
+                    .api_keys
                     .iter()
                     .map(|k| api_key_digest(k.expose_secret()))
                     .collect(),

@@ -16,15 +16,14 @@ use crate::store::{AttemptKind, SafeListStore};
 
 use crate::clock::Clock;
 use crate::domain::{
-    Channel, CheckOutcome, CheckRefusal, NumberType, OtpCode, PhoneNumber, Timestamp,
-    Verification, VerificationSid, VerificationStatus,
+    Channel, CheckOutcome, CheckRefusal, NumberType, OtpCode, PhoneNumber, Timestamp, Verification,
+    VerificationSid, VerificationStatus,
 };
 use crate::error::Chain;
 use crate::limiter::{Decision, Limiter, LimiterError};
 use crate::policy::{BucketName, BucketRequest, ClientKey, Policy, PolicyError, TestNumbers};
 use crate::provider::{
-    CheckOptions, CheckRequest, LocalProvider, Provider, ProviderError, SendOptions,
-    StartRequest,
+    CheckOptions, CheckRequest, LocalProvider, Provider, ProviderError, SendOptions, StartRequest,
 };
 
 /// Why a send or check was not done.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::parse::{parse_duration, positive_duration, redact_url};
 use super::settings::{
-    ENV_ATTEMPT_RETENTION, ENV_DATABASE_URL, ENV_DB_POOL_SIZE, ENV_DB_STATEMENT_TIMEOUT, ENV_SECRET,
-    ENV_SQLITE_SYNCHRONOUS, ENV_STORE_TIMEOUT,
+    ENV_ATTEMPT_RETENTION, ENV_DATABASE_URL, ENV_DB_POOL_SIZE, ENV_DB_STATEMENT_TIMEOUT,
+    ENV_SECRET, ENV_SQLITE_SYNCHRONOUS, ENV_STORE_TIMEOUT,
 };
 use super::source::Reader;
 use crate::crypto::ServerSecrets;

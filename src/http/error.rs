@@ -357,9 +357,7 @@ impl From<CheckRefusal> for ApiError {
         match refusal {
             CheckRefusal::Incorrect {
                 attempts_remaining, ..
-            } => {
-                ApiError::IncorrectCode { attempts_remaining }
-            }
+            } => ApiError::IncorrectCode { attempts_remaining },
             CheckRefusal::Expired | CheckRefusal::NotFound => ApiError::VerificationNotFound,
             CheckRefusal::MaxAttempts => ApiError::MaxCheckAttempts,
         }

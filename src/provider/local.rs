@@ -22,8 +22,9 @@ use async_trait::async_trait;
 use super::{CheckRequest, MessageOptions, Provider, ProviderError, SendOptions, StartRequest};
 use crate::crypto::Keys;
 use crate::domain::{
-    AttemptSid, CheckOutcome, CheckRefusal, CheckVerdict, CodeLength, Lifecycle, LiveState, OtpCode,
-    PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid, VerificationStatus,
+    AttemptSid, CheckOutcome, CheckRefusal, CheckVerdict, CodeLength, Lifecycle, LiveState,
+    OtpCode, PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid,
+    VerificationStatus,
 };
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
 use crate::sms::{OutgoingMessage, SmsSender, message_text};

@@ -14,9 +14,9 @@
 //! Backends, a folder each with a file per concern: `sqlite` (embedded, the default) and
 //! `postgres` (shared by replicas).
 
+pub mod attempts;
 pub mod idempotency;
 pub mod keys;
-pub mod attempts;
 pub mod postgres;
 pub mod rate_limits;
 pub mod safelist;
@@ -31,9 +31,9 @@ use async_trait::async_trait;
 use crate::domain::Timestamp;
 use crate::error::BoxError;
 
+pub use attempts::{AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow};
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SealedAnswer};
 pub use keys::{KeyCheck, KeyStore};
-pub use attempts::{AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow};
 pub use postgres::{PostgresSettings, PostgresStore};
 pub use rate_limits::{BucketChange, BucketRecord, RateLimitRecord, RateLimitStore};
 pub use safelist::{SafeListRecord, SafeListStore};

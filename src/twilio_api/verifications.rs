@@ -16,8 +16,8 @@ use super::TwilioApi;
 use super::error::{TwilioError, from_service};
 use super::form::Params;
 use crate::domain::{
-    Channel, CheckRefusal, CodeLength, NumberType, OtpCode, PhoneNumber, Verification, VerificationSid,
-    VerificationStatus,
+    Channel, CheckRefusal, CodeLength, NumberType, OtpCode, PhoneNumber, Verification,
+    VerificationSid, VerificationStatus,
 };
 use crate::http::AppState;
 use crate::http::auth::Principal;

@@ -30,7 +30,12 @@ async fn run_session(name: &str, command: &str, script: &str) {
     let port = free_port();
     let prism_url = format!("http://127.0.0.1:{port}");
     let app = spawn_app_with(&v2_settings(&[("VERIFYD_PUBLIC_URL", &prism_url)])).await;
-    let prism = Prism::start_on(&prism_bin, &spec("twilio_verify_v2.json"), &app.url(""), port);
+    let prism = Prism::start_on(
+        &prism_bin,
+        &spec("twilio_verify_v2.json"),
+        &app.url(""),
+        port,
+    );
     let log = app.dir.path().join("sdk-exchanges.jsonl");
 
     let out = tokio::process::Command::new(command)

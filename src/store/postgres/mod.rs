@@ -20,10 +20,10 @@ mod attempts;
 mod batch;
 mod idempotency;
 mod keys;
-mod verifications;
 mod rate_limits;
 mod safelist;
 mod services;
+mod verifications;
 
 use std::future::Future;
 use std::str::FromStr;

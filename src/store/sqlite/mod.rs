@@ -14,10 +14,10 @@ mod file_sync;
 mod idempotency;
 mod keys;
 mod migrate;
-mod verifications;
 mod rate_limits;
 mod safelist;
 mod services;
+mod verifications;
 mod worker;
 
 use std::path::Path;
