@@ -127,3 +127,31 @@ pub trait Store: VerificationStore + IdempotencyStore + KeyStore {
         self.purge_verifications(before).await
     }
 }
+
+/// Runs `reload` on an in-memory copy every `every`, for as long as the copy is in use (the task
+/// holds only a weak reference and ends when the last strong one is dropped). A failed reload
+/// keeps the previous copy and is logged; the next tick tries again.
+pub(crate) fn keep_reloading<T, F, Fut>(
+    cache: &Arc<T>,
+    every: std::time::Duration,
+    what: &'static str,
+    reload: F,
+) where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), StoreError>> + Send,
+{
+    let weak = Arc::downgrade(cache);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let Some(cache) = weak.upgrade() else {
+                return;
+            };
+            if let Err(e) = reload(cache).await {
+                tracing::warn!(error = %crate::error::Chain(&e), what, "could not reload an in-memory copy; will retry");
+            }
+        }
+    });
+}

@@ -67,18 +67,8 @@ impl CachedSafeList {
             digests: std::sync::RwLock::new(std::collections::HashSet::new()),
         });
         cache.reload().await?;
-        let weak = std::sync::Arc::downgrade(&cache);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Self::REFRESH);
-            loop {
-                tick.tick().await;
-                let Some(cache) = weak.upgrade() else {
-                    return;
-                };
-                if let Err(e) = cache.reload().await {
-                    tracing::warn!(error = %e, "could not reload the safe list; will retry");
-                }
-            }
+        super::keep_reloading(&cache, Self::REFRESH, "the safe list", |cache| async move {
+            cache.reload().await
         });
         Ok(cache)
     }

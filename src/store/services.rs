@@ -88,18 +88,8 @@ impl CachedServices {
             services: std::sync::RwLock::new(std::collections::HashMap::new()),
         });
         cache.reload().await?;
-        let weak = std::sync::Arc::downgrade(&cache);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Self::REFRESH);
-            loop {
-                tick.tick().await;
-                let Some(cache) = weak.upgrade() else {
-                    return;
-                };
-                if let Err(e) = cache.reload().await {
-                    tracing::warn!(error = %e, "could not reload the services; will retry");
-                }
-            }
+        super::keep_reloading(&cache, Self::REFRESH, "the services", |cache| async move {
+            cache.reload().await
         });
         Ok(cache)
     }
