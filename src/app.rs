@@ -485,7 +485,10 @@ impl Application {
             Arc::clone(&parts.clock),
         );
         parts.verifier.set_attempt_log(attempt_log);
+        let refusals = Arc::new(http::refusals::RefusalLog::new(Arc::clone(&parts.clock)));
+        let refusal_reports = tokio::spawn(Arc::clone(&refusals).report_every_window());
         let state = AppState::new(http::Shared {
+            refusals,
             twilio: Arc::new(twilio),
             verifier: Arc::clone(&parts.verifier),
             store: Arc::clone(&parts.store),
@@ -555,7 +558,8 @@ impl Application {
                 idle_timeout: config.server.idle_timeout,
                 max_connections: config.server.max_connections,
             },
-            tasks: std::iter::once(purge)
+            tasks: [purge, refusal_reports]
+                .into_iter()
                 .chain(jwks_refresher)
                 .chain(attempt_tasks)
                 .collect(),
@@ -600,6 +604,7 @@ impl Application {
             limits,
             tasks,
         } = self;
+        let refusals = Arc::clone(&state.refusals);
         let app = http::router(state);
         let metrics_task = metrics_listener.map(|l| {
             tokio::spawn(http::serve::serve(
@@ -631,6 +636,7 @@ impl Application {
         if let Some(task) = metrics_task {
             task.abort();
         }
+        refusals.flush(true);
         tracing::info!("verifyd stopped");
         result
     }

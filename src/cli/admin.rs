@@ -106,6 +106,10 @@ pub async fn services(config: &Config, command: ServicesCommand) -> i32 {
     };
     match command {
         ServicesCommand::List => {
+            println!(
+                "account {}  (the /v2 Basic-auth user name, with an API key as the password)",
+                api.account_sid
+            );
             let mut after: Option<String> = None;
             loop {
                 let page = match api.services.services(after.as_deref(), 500).await {

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod jwt;
 pub mod metrics;
 pub mod mfa;
+pub mod refusals;
 pub mod serve;
 
 use std::sync::Arc;
@@ -80,6 +81,8 @@ pub struct Shared {
     pub readiness: Arc<health::ReadinessCache>,
     /// The `/v2` face (Twilio Verify's API).
     pub twilio: Arc<crate::twilio_api::TwilioApi>,
+    /// Refusals counted per client, so a flood is summarised in the log (see [`refusals`]).
+    pub refusals: Arc<refusals::RefusalLog>,
 }
 
 #[derive(OpenApi)]
@@ -207,6 +210,19 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         })
         .to_owned();
     let method = req.method().clone();
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let forwarded = peer.and_then(|_| {
+        let values: Vec<HeaderValue> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .cloned()
+            .collect();
+        (!values.is_empty()).then_some(values)
+    });
     let span = tracing::info_span!(
         "request",
         id = %request_id,
@@ -236,12 +252,30 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         .extensions()
         .get::<error::ErrorCode>()
         .map_or("ok", |c| c.as_str());
+    // A refusal is logged line by line until its client has had its share in this window;
+    // then it is only counted, and summarised when the window ends (see `refusals`).
+    let logged = !status.is_client_error()
+        || !tracing::enabled!(tracing::Level::INFO)
+        || peer.is_none_or(|peer| {
+            let values = forwarded.as_deref().unwrap_or_default();
+            let ip = state
+                .trusted_proxies
+                .resolve(peer.ip(), values.iter().filter_map(|v| v.to_str().ok()));
+            let outcome = if outcome == "ok" {
+                status.canonical_reason().unwrap_or("refused")
+            } else {
+                outcome
+            };
+            state
+                .refusals
+                .admit(outcome, crate::policy::ClientKey::from_ip(ip).as_str())
+        });
     span.in_scope(|| {
         if let Some(detail) = response.extensions().get::<error::ErrorDetail>() {
             tracing::error!(status = status.as_u16(), latency_ms, outcome, error = %Chain(&*detail.0), "request failed");
         } else if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(status = status.as_u16(), latency_ms, outcome, "request failed");
-        } else {
+        } else if logged {
             tracing::info!(status = status.as_u16(), latency_ms, outcome, "request");
         }
     });

@@ -851,3 +851,52 @@ async fn sigterm_during_a_slow_send_lets_it_finish_and_persist() {
     )
     .await;
 }
+
+/// A flood of refusals from one client is summarised in the log (issue 24): its first refusals
+/// of each outcome are logged line by line, the rest only counted, and one line per outcome and
+/// client says how many there were in all (here on shutdown, which ends the window).
+#[tokio::test]
+async fn a_flood_of_refusals_is_summarised_in_the_log_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &env_with_keys(), API_KEY);
+    for _ in 0..30 {
+        let answer = server
+            .http
+            .post(format!("http://{}/mfa/send-code", server.addr))
+            .bearer_auth("not-the-api-key-0123456789")
+            .json(&json!({ "recipient": US_NUMBER }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401);
+    }
+    for _ in 0..3 {
+        let answer = server
+            .post("/mfa/send-code", json!({ "recipient": "+1 not a number" }))
+            .await;
+        assert_eq!(answer.status(), 400);
+    }
+    let logs = server.stop().await;
+    let lines = |needle: &str| logs.lines().filter(|l| l.contains(needle)).count();
+    let per_request = |outcome: &str| {
+        logs.lines()
+            .filter(|l| l.contains(" request ") || l.ends_with(" request"))
+            .filter(|l| {
+                l.contains(&format!("outcome=\"{outcome}\""))
+                    || l.contains(&format!("outcome={outcome}"))
+            })
+            .count()
+    };
+    assert_eq!(per_request("unauthorized"), 10, "{logs}");
+    assert_eq!(per_request("invalid_phone_number"), 3, "{logs}");
+    assert_eq!(lines("refusals summarised"), 1, "{logs}");
+    let summary = logs
+        .lines()
+        .find(|l| l.contains("refusals summarised"))
+        .unwrap();
+    assert!(
+        summary.contains("refused=30") && summary.contains("not_logged=20"),
+        "{summary}"
+    );
+    assert!(summary.contains("client=\"127.0.0.1\""), "{summary}");
+}

@@ -11,12 +11,21 @@ use crate::v2::{ACCOUNT, SERVICE, assert_twilio_error, v2, v2_settings};
 
 /// Runs `verifyd args…` with the test app settings of `dir`; (exit code, stdout, stderr).
 async fn verifyd(dir: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, String, String) {
+    verifyd_with(dir, args, &v2_settings(&[])).await
+}
+
+/// [`verifyd`] with these settings.
+async fn verifyd_with(
+    dir: &tempfile::TempDir,
+    args: &[&str],
+    with: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_verifyd"));
     cmd.current_dir(dir.path())
         .env_clear()
         .args(args)
         .stdin(Stdio::null());
-    for (k, v) in settings(dir, &v2_settings(&[])) {
+    for (k, v) in settings(dir, with) {
         cmd.env(k, v);
     }
     let out = cmd.output().await.expect("verifyd runs");
@@ -25,6 +34,30 @@ async fn verifyd(dir: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, String
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Without `VERIFYD_ACCOUNT_SID` the account SID is generated once, kept in the store, and
+/// printed first by `verifyd services list` (the same on every run, as the server uses it).
+#[tokio::test]
+async fn v2_cli_prints_the_generated_account_sid() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut accounts = Vec::new();
+    for _ in 0..2 {
+        let (code, out, err) = verifyd_with(&dir, &["services", "list"], &[]).await;
+        assert_eq!(code, Some(0), "{out}{err}");
+        let first = out.lines().next().unwrap_or_default().to_owned();
+        let sid = first
+            .strip_prefix("account ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            sid.len() == 34 && sid.starts_with("AC") && sid != ACCOUNT,
+            "{out}"
+        );
+        accounts.push(sid);
+    }
+    assert_eq!(accounts[0], accounts[1]);
 }
 
 #[tokio::test]
@@ -54,15 +87,19 @@ async fn v2_cli_creates_and_lists_services_and_edits_the_safe_list() {
     let (code, out, _) = verifyd(&dir, &["services", "list"]).await;
     assert_eq!(code, Some(0));
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
     assert!(
-        lines[0].starts_with(SERVICE) && lines[0].ends_with("(default)"),
+        lines[0].starts_with(&format!("account {ACCOUNT} ")),
         "{out}"
     );
     assert!(
-        lines[1].starts_with(&sid)
-            && lines[1].contains("Acme")
-            && lines[1].contains("code_length=8"),
+        lines[1].starts_with(SERVICE) && lines[1].ends_with("(default)"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with(&sid)
+            && lines[2].contains("Acme")
+            && lines[2].contains("code_length=8"),
         "{out}"
     );
 
