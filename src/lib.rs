@@ -42,6 +42,7 @@ pub mod crypto;
 pub mod doctor;
 pub mod domain;
 pub mod error;
+pub mod flood;
 pub mod http;
 pub mod limiter;
 pub mod policy;

@@ -74,8 +74,15 @@ impl MemoryLimiter {
         self.map.lock().map_or(0, |m| m.len())
     }
 
+    /// The bucket's slot: a keyed hash of the parts of its storage key, hashed in place (the
+    /// same bucket always lands on the same slot, without formatting the key as text).
     fn key(&self, bucket: &BucketRequest) -> u64 {
-        self.hasher.hash_one(bucket.storage_key())
+        self.hasher.hash_one((
+            bucket.scope.as_str(),
+            bucket.name.as_str(),
+            bucket.interval.as_secs(),
+            bucket.key.as_str(),
+        ))
     }
 
     /// Tries every bucket; returns the decision and, when allowed, the entries to store.
