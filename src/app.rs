@@ -147,7 +147,13 @@ impl Components {
                 Lifecycle::with_ttl(config.codes.ttl),
                 config.codes.length,
             )
-            .with_services(Arc::clone(&services)),
+            .with_services(Arc::clone(&services))
+            .with_messages(Arc::new(crate::messages::Messages {
+                default_locale: config.messages.default_locale,
+                overrides: config.messages.overrides.clone(),
+                webotp: config.messages.webotp_domain.clone(),
+                default_service_name: config.server.service_name.clone(),
+            })),
         );
         let provider: Arc<dyn Provider> = match config.delivery.provider {
             // Twilio chooses, delivers and checks the code: no sender, no outbox.

@@ -46,6 +46,7 @@ mod auth;
 mod codes;
 mod delivery;
 mod limits;
+mod messages;
 mod parse;
 mod production;
 mod server;
@@ -61,6 +62,7 @@ pub use delivery::{
     DeliverySettings, MessagingFrom, ProviderKind, SenderKind, TwilioMessagingConfig, WebhookConfig,
 };
 pub use limits::{BucketConfig, Buckets, LimitSettings, SendLimits, VerifyLimits};
+pub use messages::MessageSettings;
 pub use parse::{parse_duration, redact_url};
 pub use production::Profile;
 pub use server::ServerSettings;
@@ -85,6 +87,8 @@ pub struct Config {
     pub limits: LimitSettings,
     pub codes: CodeSettings,
     pub telemetry: TelemetrySettings,
+    /// What messages say (locale, templates, WebOTP).
+    pub messages: MessageSettings,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted, in
@@ -131,6 +135,7 @@ impl Config {
         let limits = limits::read(&mut r);
         let codes = codes::read(&mut r);
         let telemetry = telemetry::read(&mut r);
+        let messages = messages::read(&mut r);
         let _ = r.raw(ENV_CONFIG);
 
         let drafts = Drafts {
@@ -169,6 +174,7 @@ impl Config {
             limits: limits.finish().ok_or_else(missing)?,
             codes: codes.finish().ok_or_else(missing)?,
             telemetry: telemetry.finish().ok_or_else(missing)?,
+            messages: messages.finish().ok_or_else(missing)?,
             warnings,
             effective,
         })

@@ -226,6 +226,13 @@ settings! {
     // sources
     ENV_CONFIG = "VERIFYD_CONFIG", default "verifyd.toml", plain,
         "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase).";
+    // messages
+    ENV_DEFAULT_LOCALE = "VERIFYD_DEFAULT_LOCALE", default "en", plain,
+        "Language of a message whose request names no `locale` (`/mfa`) or `Locale` (`/v2`): one of the built-in locales of docs/messages.md (a region verifyd has no wording of its own for falls back to its language: `de-AT` is `de`).";
+    ENV_TEMPLATES = "VERIFYD_TEMPLATES", default "", plain,
+        "TOML file of the operator's own message wording, per service (`[default]` or `[VA…]`) and locale, with the placeholders `{code}`, `{service}` and `{ttl}` (minutes); checked at startup (docs/messages.md).";
+    ENV_WEBOTP_DOMAIN = "VERIFYD_WEBOTP_DOMAIN", default "", plain,
+        "Host of the web page that may read codes with WebOTP (`login.example.com`): every SMS gets the last line `@login.example.com #123456`. Unset: no WebOTP line.";
 }
 
 /// The setting named `name`.

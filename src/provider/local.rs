@@ -21,13 +21,15 @@ use async_trait::async_trait;
 
 use super::{CheckRequest, MessageOptions, Provider, ProviderError, SendOptions, StartRequest};
 use crate::crypto::Keys;
+use crate::domain::MessageFacts;
 use crate::domain::{
     AttemptSid, CheckOutcome, CheckRefusal, CheckVerdict, CodeLength, Lifecycle, LiveState,
     OtpCode, PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid,
     VerificationStatus,
 };
+use crate::messages::{self, Messages};
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
-use crate::sms::{OutgoingMessage, SmsSender, message_text};
+use crate::sms::{OutgoingMessage, SmsSender};
 use crate::store::{
     CheckRecord, NewVerification, SealedVerification, SendOutcome, ServiceStore,
     StoredVerification, VerificationStore,
@@ -51,6 +53,8 @@ pub struct LocalProvider {
     /// Tells whose a verification is (for fetching and ending one by sid); without it, those
     /// answer not found.
     services: Option<Arc<dyn ServiceStore>>,
+    /// What messages say (built-in wording, the operator's templates, autofill lines).
+    messages: Arc<Messages>,
 }
 
 impl LocalProvider {
@@ -68,7 +72,16 @@ impl LocalProvider {
             life,
             code_length,
             services: None,
+            messages: Arc::new(Messages::default()),
         }
+    }
+
+    /// The same engine, writing messages with `messages` (the settings' locale, templates and
+    /// WebOTP domain) instead of the built-in defaults.
+    #[must_use]
+    pub fn with_messages(mut self, messages: Arc<Messages>) -> Self {
+        self.messages = messages;
+        self
     }
 
     /// Starts (or re-sends) a test number's verification: its code is `code` and nothing is
@@ -143,6 +156,7 @@ impl LocalProvider {
             send_attempts: stored.send_attempts,
             created: stored.created,
             updated: stored.updated,
+            message: None,
         }
     }
 
@@ -195,17 +209,48 @@ impl LocalProvider {
         Ok(())
     }
 
+    /// Renders the message (locale, templates, autofill) and hands it to the sender; answers
+    /// what the message was (locale, encoding, segments), which is logged and metered here.
     async fn deliver(
         &self,
         stored: &StoredVerification,
         to: &PhoneNumber,
         code: &OtpCode,
         wording: &MessageOptions,
-    ) -> Result<(), ProviderError> {
+        scope: Option<&str>,
+    ) -> Result<MessageFacts, ProviderError> {
+        let rendered = self.messages.render(&messages::Request {
+            code: code.expose(),
+            channel: stored.channel,
+            locale: wording.locale,
+            scope,
+            service_name: wording.service_name.as_deref(),
+            do_not_share: wording.do_not_share_warning,
+            app_hash: wording.app_hash.as_ref(),
+            ttl: self.life.ttl,
+        });
+        let facts = MessageFacts {
+            locale: rendered.locale.tag(),
+            encoding: rendered.segments.encoding.as_str(),
+            segments: u32::try_from(rendered.segments.count).unwrap_or(u32::MAX),
+        };
+        // On the request's log line (the request span declares these fields).
+        let span = tracing::Span::current();
+        if !span.is_disabled() {
+            span.record("locale", facts.locale);
+            span.record("encoding", facts.encoding);
+            span.record("segments", facts.segments);
+        }
+        metrics::counter!(
+            "verifyd_message_segments_total",
+            "channel" => stored.channel.as_str(),
+            "encoding" => facts.encoding,
+        )
+        .increment(u64::from(facts.segments));
         let message = OutgoingMessage {
             to: to.clone(),
             channel: stored.channel,
-            body: message_text(code.expose(), wording),
+            body: rendered.text,
             code_length: code.expose().len(),
             verification_sid: stored.sid.clone(),
         };
@@ -221,7 +266,7 @@ impl LocalProvider {
             "outcome" => if result.is_ok() { "sent" } else { "failed" },
         )
         .increment(1);
-        result.map_err(ProviderError::Delivery)
+        result.map_err(ProviderError::Delivery).map(|()| facts)
     }
 
     /// A send; `test_code` is a test number's fixed code (then nothing is delivered).
@@ -285,20 +330,33 @@ impl LocalProvider {
                 Ok(self.view(stored, &phone))
             }
             SendOutcome::Created(stored) => {
-                if let Err(e) = self.deliver(&stored, &phone, &code, &wording).await {
-                    // Nobody holds this code: close the verification so a retry starts afresh.
-                    let _ = self
-                        .store
-                        .close(&stored.sid, VerificationStatus::Failed, now)
-                        .await;
-                    return Err(e);
-                }
-                Ok(self.view(stored, &phone))
+                let facts = match self
+                    .deliver(&stored, &phone, &code, &wording, scope.as_deref())
+                    .await
+                {
+                    Ok(facts) => facts,
+                    Err(e) => {
+                        // Nobody holds this code: close the verification so a retry starts
+                        // afresh.
+                        let _ = self
+                            .store
+                            .close(&stored.sid, VerificationStatus::Failed, now)
+                            .await;
+                        return Err(e);
+                    }
+                };
+                let mut view = self.view(stored, &phone);
+                view.message = Some(facts);
+                Ok(view)
             }
             SendOutcome::Resent(stored) => {
                 let code = self.stored_code(&stored)?;
-                self.deliver(&stored, &phone, &code, &wording).await?;
-                Ok(self.view(stored, &phone))
+                let facts = self
+                    .deliver(&stored, &phone, &code, &wording, scope.as_deref())
+                    .await?;
+                let mut view = self.view(stored, &phone);
+                view.message = Some(facts);
+                Ok(view)
             }
             SendOutcome::MaxSendAttempts => Err(ProviderError::MaxSendAttempts),
         }

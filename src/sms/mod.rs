@@ -54,32 +54,6 @@ pub trait SmsSender: Send + Sync {
     fn name(&self) -> &'static str;
 }
 
-/// The text of a verification message: the code is the only run of digits in it.
-pub fn message_body(code: &str) -> SecretString {
-    SecretString::from(format!("Your verification code is: {code}"))
-}
-
-/// The text of a verification message with a service's wording (Twilio Verify's shape):
-/// `Your <service> verification code is: <code>`, then the do-not-share warning and the
-/// Android SMS Retriever hash line when asked for. Without a service name, [`message_body`].
-pub fn message_text(code: &str, options: &crate::provider::MessageOptions) -> SecretString {
-    use secrecy::ExposeSecret;
-    let mut text = match &options.service_name {
-        Some(name) => format!("Your {name} verification code is: {code}"),
-        None => message_body(code).expose_secret().to_owned(),
-    };
-    if options.do_not_share_warning {
-        text.push_str(
-            ". Don't share this code with anyone; our employees will never ask for the code.",
-        );
-    }
-    if let Some(hash) = &options.app_hash {
-        text.push_str("\n\n");
-        text.push_str(hash);
-    }
-    SecretString::from(text)
-}
-
 /// A sender, and its dev outbox when it has one.
 pub type SenderWithOutbox = (Arc<dyn SmsSender>, Option<Arc<Outbox>>);
 

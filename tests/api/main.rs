@@ -15,6 +15,7 @@ mod fake_twilio;
 mod helpers;
 mod jwt;
 mod lifecycle;
+mod messages;
 mod operability;
 mod outage;
 mod process;
