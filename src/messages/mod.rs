@@ -167,3 +167,34 @@ impl Messages {
 
 #[cfg(test)]
 mod tests;
+
+/// The table of docs/messages.md (between its `locales:start` and `locales:end` comments): every
+/// built-in locale with its plain message for the code 123456, its encoding and parts.
+pub fn locales_table() -> String {
+    let m = Messages::default();
+    let mut out = String::from(
+        "| locale | language | message (code 123456) | encoding | SMS parts |\n|---|---|---|---|---|\n",
+    );
+    for l in Locale::all() {
+        let r = m.render(&Request {
+            code: "123456",
+            channel: Channel::Sms,
+            locale: Some(l),
+            scope: None,
+            service_name: None,
+            do_not_share: false,
+            app_hash: None,
+            ttl: Duration::from_secs(600),
+        });
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            l.tag(),
+            l.wording().name,
+            secrecy::ExposeSecret::expose_secret(&r.text),
+            r.segments.encoding,
+            r.segments.count
+        );
+    }
+    out
+}

@@ -278,3 +278,18 @@ fn overrides_replace_the_sentence_with_every_placeholder() {
         "123456 is your {code} code (2 min)"
     );
 }
+
+#[test]
+fn the_book_lists_every_built_in_locale() {
+    const START: &str = "<!-- locales:start -->\n";
+    const END: &str = "<!-- locales:end -->";
+    let page = include_str!("../../docs/messages.md");
+    let start = page.find(START).expect("locales:start in docs/messages.md") + START.len();
+    let end = page.find(END).expect("locales:end in docs/messages.md");
+    let expected = locales_table();
+    assert!(
+        page[start..end] == expected,
+        "the table of docs/messages.md is not the one generated from src/messages/wording.rs; \
+         replace what lies between the locales:start and locales:end comments with:\n{expected}"
+    );
+}
