@@ -43,6 +43,7 @@ macro_rules! component {
 }
 
 mod auth;
+mod channels;
 mod codes;
 mod delivery;
 mod limits;
@@ -57,6 +58,7 @@ mod telemetry;
 mod twilio;
 
 pub use auth::{AuthMode, AuthSettings, JwtConfig};
+pub use channels::{ChannelSettings, TwilioAccount};
 pub use codes::{CodeSettings, TestNumber};
 pub use delivery::{
     DeliverySettings, MessagingFrom, ProviderKind, SenderKind, TwilioMessagingConfig, WebhookConfig,
@@ -89,6 +91,8 @@ pub struct Config {
     pub telemetry: TelemetrySettings,
     /// What messages say (locale, templates, WebOTP).
     pub messages: MessageSettings,
+    /// WhatsApp and voice senders, and the fallback between channels.
+    pub channels: ChannelSettings,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted, in
@@ -136,6 +140,7 @@ impl Config {
         let codes = codes::read(&mut r);
         let telemetry = telemetry::read(&mut r);
         let messages = messages::read(&mut r);
+        let channels = channels::read(&mut r, &twilio, &limits);
         let _ = r.raw(ENV_CONFIG);
 
         let drafts = Drafts {
@@ -175,6 +180,7 @@ impl Config {
             codes: codes.finish().ok_or_else(missing)?,
             telemetry: telemetry.finish().ok_or_else(missing)?,
             messages: messages.finish().ok_or_else(missing)?,
+            channels: channels.finish().ok_or_else(missing)?,
             warnings,
             effective,
         })

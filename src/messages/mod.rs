@@ -86,6 +86,18 @@ pub fn ttl_minutes(ttl: Duration) -> u64 {
     ttl.as_secs().div_ceil(60).max(1)
 }
 
+/// The code's digits one by one (`1, 2, 3`), so that a voice reads digits, not a number.
+pub fn spell(code: &str) -> String {
+    let mut out = String::with_capacity(code.len() * 3);
+    for (i, c) in code.chars().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `template` with each `{name}` replaced by its value, in one pass (a value is never scanned
 /// again, so a service name holding `{code}` stays as it is).
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
@@ -145,8 +157,20 @@ impl Messages {
     }
 
     /// The message as sent on `r.channel` (SMS and WhatsApp: the sentence; SMS adds the
-    /// autofill lines), with its SMS encoding and segments.
+    /// autofill lines; a call: the sentence with the code's digits one by one, for a voice to
+    /// read), with its SMS encoding and segments.
     pub fn render(&self, r: &Request<'_>) -> Rendered {
+        let spelled;
+        let r = if r.channel == Channel::Call {
+            spelled = spell(r.code);
+            &Request {
+                code: &spelled,
+                app_hash: None,
+                ..*r
+            }
+        } else {
+            r
+        };
         let mut text = self.sentence(r);
         if r.channel == Channel::Sms {
             if let Some(hash) = r.app_hash {

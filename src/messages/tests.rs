@@ -293,3 +293,24 @@ fn the_book_lists_every_built_in_locale() {
          replace what lies between the locales:start and locales:end comments with:\n{expected}"
     );
 }
+
+#[test]
+fn a_call_reads_the_code_digit_by_digit_in_the_language() {
+    let m = Messages {
+        webotp: Some(WebOtpDomain::parse("example.com").unwrap()),
+        ..Messages::default()
+    };
+    let hash = AppHash::parse("FA+9qCX9VSu").unwrap();
+    let r = Request {
+        channel: Channel::Call,
+        locale: Some(locale("es")),
+        app_hash: Some(&hash),
+        ..request("123456")
+    };
+    let rendered = m.render(&r);
+    assert_eq!(
+        rendered.text.expose_secret(),
+        "Tu código de verificación es: 1, 2, 3, 4, 5, 6"
+    );
+    assert_eq!(rendered.locale.wording().voice, "es-ES");
+}

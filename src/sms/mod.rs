@@ -3,6 +3,7 @@
 //! `twilio_messaging` (Twilio Programmable Messaging) and `webhook` (a signed JSON POST).
 //! None of them retries a send whose outcome is unknown.
 
+pub mod channels;
 pub mod console;
 pub mod null;
 pub mod twilio_messaging;
@@ -17,6 +18,7 @@ use crate::clock::Clock;
 use crate::config::{DeliverySettings, SenderKind, TwilioSettings};
 use crate::domain::{Channel, PhoneNumber, VerificationSid};
 
+pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
 pub use null::NullSender;
 pub use twilio_messaging::TwilioMessagingSender;
@@ -29,6 +31,8 @@ pub struct OutgoingMessage {
     pub body: SecretString,
     pub code_length: usize,
     pub verification_sid: VerificationSid,
+    /// The language the body is written in (a call's voice speaks it).
+    pub locale: crate::messages::Locale,
 }
 
 /// The sender failed; the message may or may not have gone out.
@@ -89,4 +93,40 @@ pub fn from_settings(
             Ok((Arc::new(WebhookSender::new(settings, clock)?), None))
         }
     }
+}
+
+/// `sender` for SMS, with the WhatsApp and voice senders the channel settings configure in front
+/// of it (every channel without its own sender goes to `sender`).
+///
+/// # Errors
+/// [`SmsError::Setup`] when a channel's HTTP client cannot be built.
+pub fn with_channels(
+    sender: Arc<dyn SmsSender>,
+    channels: &crate::config::ChannelSettings,
+    twilio: &TwilioSettings,
+) -> Result<Arc<dyn SmsSender>, SmsError> {
+    let Some(account) = &channels.twilio else {
+        return Ok(sender);
+    };
+    let whatsapp: Option<Arc<dyn SmsSender>> = match &channels.whatsapp_from {
+        Some(from) => Some(Arc::new(TwilioWhatsappSender::new(
+            &twilio.api_base_url,
+            &account.account_sid,
+            &account.auth_token,
+            from,
+            twilio.timeout,
+        )?)),
+        None => None,
+    };
+    let call: Option<Arc<dyn SmsSender>> = match &channels.voice_from {
+        Some(from) => Some(Arc::new(TwilioVoiceSender::new(
+            &twilio.api_base_url,
+            &account.account_sid,
+            &account.auth_token,
+            from,
+            twilio.timeout,
+        )?)),
+        None => None,
+    };
+    Ok(Arc::new(ChannelRouter::new(sender, whatsapp, call)))
 }

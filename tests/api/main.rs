@@ -5,6 +5,7 @@
 mod abuse;
 mod auth;
 mod bad_input;
+mod channels;
 mod client_ip;
 mod concurrency;
 mod conformance;
