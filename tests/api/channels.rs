@@ -230,6 +230,7 @@ async fn whatsapp_and_call(app: &TestApp, fake: &FakeTwilioRest) {
     let body = m.field("Body").unwrap();
     assert!(body.starts_with("Your verification code is: "), "{body}");
     let code = code_in(body);
+    eprintln!("captured WhatsApp request: POST {} {:?}", m.path, m.form);
     assert_ok(
         app.verify(US_NUMBER, &code).await,
         "Verification code is correct!",
@@ -250,6 +251,7 @@ async fn whatsapp_and_call(app: &TestApp, fake: &FakeTwilioRest) {
     assert_eq!(c.field("To"), Some(other));
     assert_eq!(c.field("From"), Some(VOICE_FROM));
     let twiml = c.field("Twiml").unwrap();
+    eprintln!("captured call request: POST {} {:?}", c.path, c.form);
     let says: Vec<&str> = twiml.matches("<Say language=\"fr-FR\">").collect();
     assert_eq!(says.len(), 2, "said twice: {twiml}");
     assert!(twiml.starts_with("<Response><Say"), "{twiml}");
@@ -353,6 +355,7 @@ async fn a_failed_whatsapp_falls_back_to_sms_with_the_same_code_and_the_check_ap
         .map(|a| a["channel"].as_str().unwrap())
         .collect();
     assert_eq!(attempts, ["whatsapp", "sms"], "{data}");
+    eprintln!("fallback attempts: {}", data["sendCodeAttempts"]);
     let tried = fake.received();
     assert_eq!(tried.len(), 1, "WhatsApp was tried once");
     let whatsapp_code = code_in(tried[0].field("Body").unwrap());
