@@ -129,14 +129,20 @@ impl Components {
         let test_numbers = Arc::new(TestNumbers::new(&config.codes.test_numbers));
         // The local engine: the provider in `local` mode, and in every mode the engine of test
         // numbers (which never send, so in `twilio-verify` mode it needs no real sender).
-        let (sender, outbox): (Arc<dyn SmsSender>, Option<Arc<Outbox>>) =
-            match config.delivery.provider {
-                ProviderKind::TwilioVerify => (Arc::new(NullSender), None),
-                ProviderKind::Local => {
+        let (sender, outbox): (Arc<dyn SmsSender>, Option<Arc<Outbox>>) = match config
+            .delivery
+            .provider
+        {
+            ProviderKind::TwilioVerify => (Arc::new(NullSender), None),
+            ProviderKind::Local => {
+                let (sender, outbox) =
                     crate::sms::from_settings(&config.delivery, &config.twilio, Arc::clone(&clock))
-                        .map_err(|e| StartupError::Config(e.into()))?
-                }
-            };
+                        .map_err(|e| StartupError::Config(e.into()))?;
+                let sender = crate::sms::with_channels(sender, &config.channels, &config.twilio)
+                    .map_err(|e| StartupError::Config(e.into()))?;
+                (sender, outbox)
+            }
+        };
         // Production refuses the console sender; and whatever the sender, no dev outbox there.
         let outbox = outbox.filter(|_| config.profile != Profile::Production);
         let local = Arc::new(
@@ -147,7 +153,14 @@ impl Components {
                 Lifecycle::with_ttl(config.codes.ttl),
                 config.codes.length,
             )
-            .with_services(Arc::clone(&services)),
+            .with_services(Arc::clone(&services))
+            .with_messages(Arc::new(crate::messages::Messages {
+                default_locale: config.messages.default_locale,
+                overrides: config.messages.overrides.clone(),
+                webotp: config.messages.webotp_domain.clone(),
+                default_service_name: config.server.service_name.clone(),
+            }))
+            .with_fallback(config.channels.fallback.clone()),
         );
         let provider: Arc<dyn Provider> = match config.delivery.provider {
             // Twilio chooses, delivers and checks the code: no sender, no outbox.

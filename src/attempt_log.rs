@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
 use crate::crypto::Keys;
-use crate::domain::{Channel, PhoneNumber, Timestamp};
+use crate::domain::{Channel, MessageFacts, PhoneNumber, Timestamp};
 use crate::rotation::PHONE_CONTEXT;
 use crate::store::{AttemptKind, AttemptRecord, AttemptStore};
 
@@ -45,6 +45,8 @@ pub struct AttemptEntry {
     pub status: Option<&'static str>,
     pub reason: Option<&'static str>,
     pub bucket: Option<&'static str>,
+    /// The rendered message's locale, encoding and segments (sends by the local engine).
+    pub message: Option<MessageFacts>,
 }
 
 impl AttemptEntry {
@@ -67,6 +69,7 @@ impl AttemptEntry {
             status: None,
             reason: None,
             bucket: None,
+            message: None,
         }
     }
 }
@@ -114,6 +117,7 @@ impl Writer {
             status: e.status.map(str::to_owned),
             reason: e.reason.map(str::to_owned),
             bucket: e.bucket.map(str::to_owned),
+            message: e.message,
         }
     }
 

@@ -16,6 +16,7 @@
 //! - [`service`]: the ordered request path shared by HTTP and CLI.
 //! - [`attempt_log`]: every send, check and refusal, written off the request path.
 //! - [`provider`]: the engines (`local`, `twilio-verify`) and the Twilio-side IP bucket sync.
+//! - [`messages`]: wording per locale, operator templates, autofill lines, SMS segments.
 //! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`, `null`).
 //! - [`twilio`]: Twilio REST plumbing (auth, form posts, error bodies) shared by both.
 //! - [`store`]: persistence (`sqlite`, or `postgres` shared by several replicas).
@@ -45,6 +46,7 @@ pub mod error;
 pub mod flood;
 pub mod http;
 pub mod limiter;
+pub mod messages;
 pub mod policy;
 pub mod provider;
 pub mod rotation;

@@ -221,6 +221,7 @@ impl Verifier {
                 e.channel = Some(v.channel);
                 e.vendor = Some(vendor);
                 e.status = Some("sent");
+                e.message = v.message;
             }
             Err(ServiceError::Policy(p)) => e.reason = Some(p.reason()),
             Err(ServiceError::RateLimited { bucket, .. }) => {

@@ -43,9 +43,11 @@ macro_rules! component {
 }
 
 mod auth;
+mod channels;
 mod codes;
 mod delivery;
 mod limits;
+mod messages;
 mod parse;
 mod production;
 mod server;
@@ -56,11 +58,13 @@ mod telemetry;
 mod twilio;
 
 pub use auth::{AuthMode, AuthSettings, JwtConfig};
+pub use channels::{ChannelSettings, TwilioAccount};
 pub use codes::{CodeSettings, TestNumber};
 pub use delivery::{
     DeliverySettings, MessagingFrom, ProviderKind, SenderKind, TwilioMessagingConfig, WebhookConfig,
 };
 pub use limits::{BucketConfig, Buckets, LimitSettings, SendLimits, VerifyLimits};
+pub use messages::MessageSettings;
 pub use parse::{parse_duration, redact_url};
 pub use production::Profile;
 pub use server::ServerSettings;
@@ -85,6 +89,10 @@ pub struct Config {
     pub limits: LimitSettings,
     pub codes: CodeSettings,
     pub telemetry: TelemetrySettings,
+    /// What messages say (locale, templates, WebOTP).
+    pub messages: MessageSettings,
+    /// WhatsApp and voice senders, and the fallback between channels.
+    pub channels: ChannelSettings,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted, in
@@ -131,6 +139,8 @@ impl Config {
         let limits = limits::read(&mut r);
         let codes = codes::read(&mut r);
         let telemetry = telemetry::read(&mut r);
+        let messages = messages::read(&mut r);
+        let channels = channels::read(&mut r, &twilio, &limits);
         let _ = r.raw(ENV_CONFIG);
 
         let drafts = Drafts {
@@ -169,6 +179,8 @@ impl Config {
             limits: limits.finish().ok_or_else(missing)?,
             codes: codes.finish().ok_or_else(missing)?,
             telemetry: telemetry.finish().ok_or_else(missing)?,
+            messages: messages.finish().ok_or_else(missing)?,
+            channels: channels.finish().ok_or_else(missing)?,
             warnings,
             effective,
         })

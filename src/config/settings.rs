@@ -226,6 +226,20 @@ settings! {
     // sources
     ENV_CONFIG = "VERIFYD_CONFIG", default "verifyd.toml", plain,
         "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase).";
+    // messages
+    ENV_DEFAULT_LOCALE = "VERIFYD_DEFAULT_LOCALE", default "en", plain,
+        "Language of a message whose request names no `locale` (`/mfa`) or `Locale` (`/v2`): one of the built-in locales of docs/messages.md (a region verifyd has no wording of its own for falls back to its language: `de-AT` is `de`).";
+    ENV_TEMPLATES = "VERIFYD_TEMPLATES", default "", plain,
+        "TOML file of the operator's own message wording, per service (`[default]` or `[VA…]`) and locale, with the placeholders `{code}`, `{service}` and `{ttl}` (minutes); checked at startup (docs/messages.md).";
+    ENV_WEBOTP_DOMAIN = "VERIFYD_WEBOTP_DOMAIN", default "", plain,
+        "Host of the web page that may read codes with WebOTP (`login.example.com`): every SMS gets the last line `@login.example.com #123456`. Unset: no WebOTP line.";
+    // channels
+    ENV_TWILIO_WHATSAPP_FROM = "TWILIO_WHATSAPP_FROM", default "", plain,
+        "Local engine: the WhatsApp sender (E.164) that sends the `whatsapp` channel through Twilio Messaging (`From=whatsapp:+…`), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `whatsapp` goes to VERIFYD_SMS_SENDER (the console shows it; twilio-messaging refuses it).";
+    ENV_TWILIO_VOICE_FROM = "TWILIO_VOICE_FROM", default "", plain,
+        "Local engine: the number (E.164) that places the `call` channel's calls through Twilio Voice (the message said twice, the code digit by digit, in its language), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `call` goes to VERIFYD_SMS_SENDER.";
+    ENV_CHANNEL_FALLBACK = "VERIFYD_CHANNEL_FALLBACK", default "", plain,
+        "Channels in fallback order, e.g. `whatsapp,sms`: when delivery on one fails, the same code goes out on the next (one more send attempt of the same verification, within its 5 sends). Every channel listed must be in VERIFYD_CHANNELS.";
 }
 
 /// The setting named `name`.

@@ -13,5 +13,5 @@ pub use phone::{NumberType, PhoneNumber, PhoneNumberError, Region};
 pub use time::Timestamp;
 pub use verification::{
     AttemptSid, CheckOutcome, CheckRefusal, CheckUpdate, CheckVerdict, Counters, Lifecycle,
-    LiveState, SendAttempt, Verification, VerificationSid, VerificationStatus,
+    LiveState, MessageFacts, SendAttempt, Verification, VerificationSid, VerificationStatus,
 };

@@ -130,6 +130,19 @@ pub struct Verification {
     pub send_attempts: Vec<SendAttempt>,
     pub created: Timestamp,
     pub updated: Timestamp,
+    /// What this call's delivery carried, when the local engine rendered a message (for the
+    /// attempt log and logs; the API never shows it).
+    pub message: Option<MessageFacts>,
+}
+
+/// A rendered message's locale, SMS encoding and segment count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageFacts {
+    /// The built-in locale's tag (`pt-BR`).
+    pub locale: &'static str,
+    /// `gsm7` or `ucs2`.
+    pub encoding: &'static str,
+    pub segments: u32,
 }
 
 impl Verification {

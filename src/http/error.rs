@@ -73,6 +73,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("unexpected error")]
     Internal(#[source] BoxError),
+    #[error(transparent)]
+    InvalidLocale(#[from] crate::messages::LocaleError),
+    #[error(transparent)]
+    InvalidAppHash(#[from] crate::messages::AppHashError),
 }
 
 /// The stable machine code of an error: clients branch on this, never on `message`.
@@ -101,6 +105,8 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     InternalError,
+    InvalidLocale,
+    InvalidAppHash,
 }
 
 impl ErrorCode {
@@ -136,6 +142,8 @@ const ERROR_CODE_NAMES: &[(ErrorCode, &str)] = &[
     (ErrorCode::NotFound, "not_found"),
     (ErrorCode::MethodNotAllowed, "method_not_allowed"),
     (ErrorCode::InternalError, "internal_error"),
+    (ErrorCode::InvalidLocale, "invalid_locale"),
+    (ErrorCode::InvalidAppHash, "invalid_app_hash"),
 ];
 
 /// The bucket named by a `rate_limited` answer.
@@ -228,6 +236,8 @@ impl ApiError {
             RouteNotFound => (StatusCode::NOT_FOUND, C::NotFound),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::InternalError),
+            InvalidLocale(_) => (StatusCode::BAD_REQUEST, C::InvalidLocale),
+            InvalidAppHash(_) => (StatusCode::BAD_REQUEST, C::InvalidAppHash),
         }
     }
 
@@ -399,7 +409,7 @@ mod tests {
             assert_eq!(serde_json::to_value(code).unwrap(), *name);
             assert_eq!(code.as_str(), *name);
         }
-        assert_eq!(ERROR_CODE_NAMES.len(), 22, "every variant is listed");
+        assert_eq!(ERROR_CODE_NAMES.len(), 24, "every variant is listed");
     }
 
     #[test]

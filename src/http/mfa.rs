@@ -18,7 +18,9 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonObject, MfaHeaders};
 use super::idempotency::{self, IdempotencyKey};
 use crate::domain::{Channel, CodeLength, OtpCode, PhoneNumber, Verification};
+use crate::messages::{AppHash, Locale};
 use crate::policy::ClientKey;
+use crate::provider::{MessageOptions, SendOptions};
 use crate::service::Caller;
 
 /// `{statusCode, message, data}`.
@@ -90,6 +92,15 @@ pub struct SendCodeRequest {
     /// `sms` when absent; must be enabled in `VERIFYD_CHANNELS`.
     #[schema(value_type = Option<String>, example = "sms")]
     channel: Channel,
+    /// The message's language (a BCP 47 tag: `en`, `pt-BR`; a known language with another
+    /// region falls back to the language). Absent: `VERIFYD_DEFAULT_LOCALE`.
+    #[schema(value_type = Option<String>, example = "pt-BR")]
+    locale: Option<Locale>,
+    /// Android SMS Retriever hash of the app (11 base64 characters), added on a line of its
+    /// own so the app can read the code (SMS only).
+    #[schema(value_type = Option<String>, example = "FA+9qCX9VSu")]
+    #[serde(rename = "appHash")]
+    app_hash: Option<AppHash>,
 }
 
 impl SendCodeRequest {
@@ -105,7 +116,20 @@ impl SendCodeRequest {
                 .parse::<Channel>()
                 .map_err(|_| ApiError::ChannelNotAllowed)?,
         };
-        Ok(Self { recipient, channel })
+        let locale = body
+            .optional_str("locale")?
+            .map(Locale::parse)
+            .transpose()?;
+        let app_hash = body
+            .optional_str("appHash")?
+            .map(AppHash::parse)
+            .transpose()?;
+        Ok(Self {
+            recipient,
+            channel,
+            locale,
+            app_hash,
+        })
     }
 }
 
@@ -206,7 +230,7 @@ fn record_phone(span: &Span, phone: &PhoneNumber) {
     ),
     responses(
         (status = 200, description = "Sent (or re-sent within the TTL: the same code)", body = Envelope<VerificationData>),
-        (status = 400, description = "`invalid_body`, `invalid_phone_number` or `channel_not_allowed`", body = ErrorBody),
+        (status = 400, description = "`invalid_body`, `invalid_phone_number`, `channel_not_allowed`, `invalid_locale` or `invalid_app_hash`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`country_not_allowed`, `number_type_not_allowed` or `fraud_blocked`", body = ErrorBody),
         (status = 409, description = "`idempotency_key_in_use`", body = ErrorBody),
@@ -259,9 +283,25 @@ async fn send_code_inner(
     user: Option<String>,
 ) -> Result<Json<Envelope<VerificationData>>, ApiError> {
     let span = Span::current();
-    let SendCodeRequest { recipient, channel } = SendCodeRequest::parse(body, &span)?;
+    let SendCodeRequest {
+        recipient,
+        channel,
+        locale,
+        app_hash,
+    } = SendCodeRequest::parse(body, &span)?;
     let caller = caller(state, peer, headers, principal, user, &span);
-    let verification = state.verifier.send_code(recipient, channel, caller).await?;
+    let options = SendOptions {
+        message: MessageOptions {
+            locale,
+            app_hash,
+            ..MessageOptions::default()
+        },
+        ..SendOptions::default()
+    };
+    let verification = state
+        .verifier
+        .send_code_with(recipient, channel, caller, options)
+        .await?;
     Ok(Json(Envelope {
         status_code: 200,
         message: "Verification code sent!",

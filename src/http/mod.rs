@@ -230,6 +230,9 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         route = %route,
         phone = tracing::field::Empty,
         client = tracing::field::Empty,
+        locale = tracing::field::Empty,
+        encoding = tracing::field::Empty,
+        segments = tracing::field::Empty,
     );
     let started = Instant::now();
     let mut response = match tokio::time::timeout(

@@ -21,13 +21,15 @@ use async_trait::async_trait;
 
 use super::{CheckRequest, MessageOptions, Provider, ProviderError, SendOptions, StartRequest};
 use crate::crypto::Keys;
+use crate::domain::MessageFacts;
 use crate::domain::{
-    AttemptSid, CheckOutcome, CheckRefusal, CheckVerdict, CodeLength, Lifecycle, LiveState,
-    OtpCode, PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid,
+    AttemptSid, Channel, CheckOutcome, CheckRefusal, CheckVerdict, CodeLength, Lifecycle,
+    LiveState, OtpCode, PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid,
     VerificationStatus,
 };
+use crate::messages::{self, Messages};
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
-use crate::sms::{OutgoingMessage, SmsSender, message_text};
+use crate::sms::{OutgoingMessage, SmsSender};
 use crate::store::{
     CheckRecord, NewVerification, SealedVerification, SendOutcome, ServiceStore,
     StoredVerification, VerificationStore,
@@ -51,6 +53,11 @@ pub struct LocalProvider {
     /// Tells whose a verification is (for fetching and ending one by sid); without it, those
     /// answer not found.
     services: Option<Arc<dyn ServiceStore>>,
+    /// What messages say (built-in wording, the operator's templates, autofill lines).
+    messages: Arc<Messages>,
+    /// `VERIFYD_CHANNEL_FALLBACK`: when delivery on one of these fails, the same code goes out
+    /// on the next ones, in order.
+    fallback: Vec<Channel>,
 }
 
 impl LocalProvider {
@@ -68,7 +75,32 @@ impl LocalProvider {
             life,
             code_length,
             services: None,
+            messages: Arc::new(Messages::default()),
+            fallback: Vec::new(),
         }
+    }
+
+    /// The same engine, moving a failed delivery to the next channel of `order`.
+    #[must_use]
+    pub fn with_fallback(mut self, order: Vec<Channel>) -> Self {
+        self.fallback = order;
+        self
+    }
+
+    /// The channels after `channel` in the fallback order (none when it is not in it).
+    fn fallbacks(&self, channel: Channel) -> &[Channel] {
+        self.fallback
+            .iter()
+            .position(|c| *c == channel)
+            .map_or(&[], |i| &self.fallback[i + 1..])
+    }
+
+    /// The same engine, writing messages with `messages` (the settings' locale, templates and
+    /// WebOTP domain) instead of the built-in defaults.
+    #[must_use]
+    pub fn with_messages(mut self, messages: Arc<Messages>) -> Self {
+        self.messages = messages;
+        self
     }
 
     /// Starts (or re-sends) a test number's verification: its code is `code` and nothing is
@@ -143,6 +175,7 @@ impl LocalProvider {
             send_attempts: stored.send_attempts,
             created: stored.created,
             updated: stored.updated,
+            message: None,
         }
     }
 
@@ -195,19 +228,52 @@ impl LocalProvider {
         Ok(())
     }
 
+    /// Renders the message (locale, templates, autofill) and hands it to the sender; answers
+    /// what the message was (locale, encoding, segments), which is logged and metered here.
     async fn deliver(
         &self,
         stored: &StoredVerification,
+        channel: Channel,
         to: &PhoneNumber,
         code: &OtpCode,
         wording: &MessageOptions,
-    ) -> Result<(), ProviderError> {
+        scope: Option<&str>,
+    ) -> Result<MessageFacts, ProviderError> {
+        let rendered = self.messages.render(&messages::Request {
+            code: code.expose(),
+            channel,
+            locale: wording.locale,
+            scope,
+            service_name: wording.service_name.as_deref(),
+            do_not_share: wording.do_not_share_warning,
+            app_hash: wording.app_hash.as_ref(),
+            ttl: self.life.ttl,
+        });
+        let facts = MessageFacts {
+            locale: rendered.locale.tag(),
+            encoding: rendered.segments.encoding.as_str(),
+            segments: u32::try_from(rendered.segments.count).unwrap_or(u32::MAX),
+        };
+        // On the request's log line (the request span declares these fields).
+        let span = tracing::Span::current();
+        if !span.is_disabled() {
+            span.record("locale", facts.locale);
+            span.record("encoding", facts.encoding);
+            span.record("segments", facts.segments);
+        }
+        metrics::counter!(
+            "verifyd_message_segments_total",
+            "channel" => channel.as_str(),
+            "encoding" => facts.encoding,
+        )
+        .increment(u64::from(facts.segments));
         let message = OutgoingMessage {
             to: to.clone(),
-            channel: stored.channel,
-            body: message_text(code.expose(), wording),
+            channel,
+            body: rendered.text,
             code_length: code.expose().len(),
             verification_sid: stored.sid.clone(),
+            locale: rendered.locale,
         };
         let result = self.sender.send(&message).await;
         let country = to
@@ -216,12 +282,104 @@ impl LocalProvider {
         metrics::counter!(
             "verifyd_sms_sent_total",
             "provider" => "local",
-            "channel" => stored.channel.as_str(),
+            "channel" => channel.as_str(),
             "country" => country,
             "outcome" => if result.is_ok() { "sent" } else { "failed" },
         )
         .increment(1);
-        result.map_err(ProviderError::Delivery)
+        result.map_err(ProviderError::Delivery).map(|()| facts)
+    }
+
+    /// A new verification (or, for the store, one more attempt of the live one) of `code` on
+    /// `channel`.
+    fn new_verification(
+        &self,
+        phone: &PhoneNumber,
+        owner: Option<String>,
+        channel: Channel,
+        code: &OtpCode,
+        binding: Option<&str>,
+        now: Timestamp,
+    ) -> NewVerification {
+        let sid = VerificationSid::generate();
+        NewVerification {
+            owner,
+            phone_lookup: self.keys.phone_lookup(phone.e164()),
+            phone_sealed: self.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
+            channel,
+            code_digest: self
+                .keys
+                .code_digest(sid.as_str(), &bound(code.expose(), binding)),
+            code_sealed: self
+                .keys
+                .seal(code.expose().as_bytes(), sid.as_str().as_bytes()),
+            attempt: SendAttempt {
+                sid: AttemptSid::generate(),
+                channel,
+                time: now,
+            },
+            expires_at: now.plus(self.life.ttl),
+            sid,
+        }
+    }
+
+    /// The verification after its delivery on its attempt's channel: when that failed, the
+    /// same code on each next channel of the fallback order, each as one more send attempt of
+    /// the same verification (so within its 5 sends), until one delivers. The error is the last
+    /// delivery's, with the verification's sid.
+    #[allow(clippy::too_many_arguments)]
+    async fn after_delivery(
+        &self,
+        delivered: Result<MessageFacts, ProviderError>,
+        stored: StoredVerification,
+        phone: &PhoneNumber,
+        code: &OtpCode,
+        wording: &MessageOptions,
+        scope: &Option<String>,
+        owner: &Option<String>,
+        binding: &Option<String>,
+        now: Timestamp,
+    ) -> Result<Verification, (VerificationSid, ProviderError)> {
+        let first = stored
+            .send_attempts
+            .last()
+            .map_or(stored.channel, |a| a.channel);
+        let mut stored = stored;
+        let mut result = delivered;
+        for next in self.fallbacks(first) {
+            let Err(e) = &result else { break };
+            tracing::warn!(
+                sid = %stored.sid,
+                phone = %phone.masked(),
+                channel = %next,
+                error = %crate::error::Chain(e),
+                "delivery failed; the same code goes out on the next channel"
+            );
+            metrics::counter!("verifyd_channel_fallbacks_total", "to" => next.as_str())
+                .increment(1);
+            let again =
+                self.new_verification(phone, owner.clone(), *next, code, binding.as_deref(), now);
+            stored = match self.store.start_or_resend(again, now, self.life).await {
+                Ok(SendOutcome::Resent(s)) if s.sid == stored.sid => s,
+                Ok(SendOutcome::MaxSendAttempts) => {
+                    return Err((stored.sid, ProviderError::MaxSendAttempts));
+                }
+                // Anything else (the verification ended meanwhile): stop at the failure.
+                Ok(_) => break,
+                Err(e) => return Err((stored.sid, e.into())),
+            };
+            result = self
+                .deliver(&stored, *next, phone, code, wording, scope.as_deref())
+                .await;
+        }
+        match result {
+            Ok(facts) => {
+                let mut view = self.view(stored, phone);
+                view.message = Some(facts);
+                Ok(view)
+            }
+            Err(e) => Err((stored.sid, e)),
+        }
     }
 
     /// A send; `test_code` is a test number's fixed code (then nothing is delivered).
@@ -247,30 +405,18 @@ impl LocalProvider {
             ..
         } = request;
         let owner = self.owner(user.as_deref(), scope.as_deref());
-        let sid = VerificationSid::generate();
         let test_number = test_code.is_some();
         let code = test_code
             .or(custom_code)
             .unwrap_or_else(|| OtpCode::generate(code_length.unwrap_or(self.code_length)));
-        let new = NewVerification {
-            owner: owner.clone(),
-            phone_lookup: self.keys.phone_lookup(phone.e164()),
-            phone_sealed: self.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
+        let new = self.new_verification(
+            &phone,
+            owner.clone(),
             channel,
-            code_digest: self
-                .keys
-                .code_digest(sid.as_str(), &bound(code.expose(), binding.as_deref())),
-            code_sealed: self
-                .keys
-                .seal(code.expose().as_bytes(), sid.as_str().as_bytes()),
-            attempt: SendAttempt {
-                sid: AttemptSid::generate(),
-                channel,
-                time: now,
-            },
-            expires_at: now.plus(self.life.ttl),
-            sid,
-        };
+            &code,
+            binding.as_deref(),
+            now,
+        );
         self.adopt_older_pending(&phone, owner.as_deref(), now)
             .await?;
         match self.store.start_or_resend(new, now, self.life).await? {
@@ -285,20 +431,37 @@ impl LocalProvider {
                 Ok(self.view(stored, &phone))
             }
             SendOutcome::Created(stored) => {
-                if let Err(e) = self.deliver(&stored, &phone, &code, &wording).await {
-                    // Nobody holds this code: close the verification so a retry starts afresh.
-                    let _ = self
-                        .store
-                        .close(&stored.sid, VerificationStatus::Failed, now)
-                        .await;
-                    return Err(e);
+                let delivered = self
+                    .deliver(&stored, channel, &phone, &code, &wording, scope.as_deref())
+                    .await;
+                match self
+                    .after_delivery(
+                        delivered, stored, &phone, &code, &wording, &scope, &owner, &binding, now,
+                    )
+                    .await
+                {
+                    Ok(view) => Ok(view),
+                    Err((sid, e)) => {
+                        // Nobody holds this code: close the verification so a retry starts
+                        // afresh.
+                        let _ = self
+                            .store
+                            .close(&sid, VerificationStatus::Failed, now)
+                            .await;
+                        Err(e)
+                    }
                 }
-                Ok(self.view(stored, &phone))
             }
             SendOutcome::Resent(stored) => {
                 let code = self.stored_code(&stored)?;
-                self.deliver(&stored, &phone, &code, &wording).await?;
-                Ok(self.view(stored, &phone))
+                let delivered = self
+                    .deliver(&stored, channel, &phone, &code, &wording, scope.as_deref())
+                    .await;
+                self.after_delivery(
+                    delivered, stored, &phone, &code, &wording, &scope, &owner, &binding, now,
+                )
+                .await
+                .map_err(|(_, e)| e)
             }
             SendOutcome::MaxSendAttempts => Err(ProviderError::MaxSendAttempts),
         }

@@ -69,10 +69,12 @@ pub struct SendOptions {
 pub struct MessageOptions {
     /// The service's name (`Your <name> verification code is: …`).
     pub service_name: Option<String>,
-    /// Adds "Don't share this code with anyone".
+    /// Adds the do-not-share sentence.
     pub do_not_share_warning: bool,
-    /// The Android SMS Retriever hash, on a last line of its own.
-    pub app_hash: Option<String>,
+    /// The Android SMS Retriever hash, on a line of its own (SMS only).
+    pub app_hash: Option<crate::messages::AppHash>,
+    /// The language of the message (`locale` / `Locale`); `None`: `VERIFYD_DEFAULT_LOCALE`.
+    pub locale: Option<crate::messages::Locale>,
 }
 
 /// A check's scope and binding (see [`SendOptions`]); the default is `/mfa/verify`'s.

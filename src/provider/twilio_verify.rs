@@ -356,6 +356,7 @@ impl TwilioVerifyProvider {
             send_attempts,
             created,
             updated,
+            message: None,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! `twilio_messaging` (Twilio Programmable Messaging) and `webhook` (a signed JSON POST).
 //! None of them retries a send whose outcome is unknown.
 
+pub mod channels;
 pub mod console;
 pub mod null;
 pub mod twilio_messaging;
@@ -17,6 +18,7 @@ use crate::clock::Clock;
 use crate::config::{DeliverySettings, SenderKind, TwilioSettings};
 use crate::domain::{Channel, PhoneNumber, VerificationSid};
 
+pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
 pub use null::NullSender;
 pub use twilio_messaging::TwilioMessagingSender;
@@ -29,6 +31,8 @@ pub struct OutgoingMessage {
     pub body: SecretString,
     pub code_length: usize,
     pub verification_sid: VerificationSid,
+    /// The language the body is written in (a call's voice speaks it).
+    pub locale: crate::messages::Locale,
 }
 
 /// The sender failed; the message may or may not have gone out.
@@ -52,32 +56,6 @@ pub trait SmsSender: Send + Sync {
 
     /// `console`, `twilio-messaging`, `webhook`: for logs and metrics.
     fn name(&self) -> &'static str;
-}
-
-/// The text of a verification message: the code is the only run of digits in it.
-pub fn message_body(code: &str) -> SecretString {
-    SecretString::from(format!("Your verification code is: {code}"))
-}
-
-/// The text of a verification message with a service's wording (Twilio Verify's shape):
-/// `Your <service> verification code is: <code>`, then the do-not-share warning and the
-/// Android SMS Retriever hash line when asked for. Without a service name, [`message_body`].
-pub fn message_text(code: &str, options: &crate::provider::MessageOptions) -> SecretString {
-    use secrecy::ExposeSecret;
-    let mut text = match &options.service_name {
-        Some(name) => format!("Your {name} verification code is: {code}"),
-        None => message_body(code).expose_secret().to_owned(),
-    };
-    if options.do_not_share_warning {
-        text.push_str(
-            ". Don't share this code with anyone; our employees will never ask for the code.",
-        );
-    }
-    if let Some(hash) = &options.app_hash {
-        text.push_str("\n\n");
-        text.push_str(hash);
-    }
-    SecretString::from(text)
 }
 
 /// A sender, and its dev outbox when it has one.
@@ -115,4 +93,40 @@ pub fn from_settings(
             Ok((Arc::new(WebhookSender::new(settings, clock)?), None))
         }
     }
+}
+
+/// `sender` for SMS, with the WhatsApp and voice senders the channel settings configure in front
+/// of it (every channel without its own sender goes to `sender`).
+///
+/// # Errors
+/// [`SmsError::Setup`] when a channel's HTTP client cannot be built.
+pub fn with_channels(
+    sender: Arc<dyn SmsSender>,
+    channels: &crate::config::ChannelSettings,
+    twilio: &TwilioSettings,
+) -> Result<Arc<dyn SmsSender>, SmsError> {
+    let Some(account) = &channels.twilio else {
+        return Ok(sender);
+    };
+    let whatsapp: Option<Arc<dyn SmsSender>> = match &channels.whatsapp_from {
+        Some(from) => Some(Arc::new(TwilioWhatsappSender::new(
+            &twilio.api_base_url,
+            &account.account_sid,
+            &account.auth_token,
+            from,
+            twilio.timeout,
+        )?)),
+        None => None,
+    };
+    let call: Option<Arc<dyn SmsSender>> = match &channels.voice_from {
+        Some(from) => Some(Arc::new(TwilioVoiceSender::new(
+            &twilio.api_base_url,
+            &account.account_sid,
+            &account.auth_token,
+            from,
+            twilio.timeout,
+        )?)),
+        None => None,
+    };
+    Ok(Arc::new(ChannelRouter::new(sender, whatsapp, call)))
 }

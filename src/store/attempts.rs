@@ -6,7 +6,27 @@
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::domain::Timestamp;
+use crate::domain::{MessageFacts, Timestamp};
+
+/// A row's message columns as stored, back as [`MessageFacts`] (none unless all three are there
+/// and name a built-in locale and an encoding).
+pub fn stored_message(
+    locale: Option<String>,
+    encoding: Option<String>,
+    segments: Option<i64>,
+) -> Option<MessageFacts> {
+    let locale = crate::messages::Locale::parse(&locale?).ok()?.tag();
+    let encoding = match encoding?.as_str() {
+        "gsm7" => "gsm7",
+        "ucs2" => "ucs2",
+        _ => return None,
+    };
+    Some(MessageFacts {
+        locale,
+        encoding,
+        segments: u32::try_from(segments?).ok()?,
+    })
+}
 
 /// What a row records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +72,8 @@ pub struct AttemptRecord {
     pub reason: Option<String>,
     /// The bucket of a `rate_limited` refusal.
     pub bucket: Option<String>,
+    /// A rendered message's locale, SMS encoding (`gsm7`, `ucs2`) and SMS parts.
+    pub message: Option<MessageFacts>,
 }
 
 /// A send attempt as listed: the row and whether its verification was approved.

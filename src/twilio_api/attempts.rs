@@ -24,6 +24,14 @@ struct ChannelData {
     to: Option<String>,
     message_status: Option<String>,
     country: Option<String>,
+    /// verifyd's own: the message's locale, SMS encoding (`gsm7`, `ucs2`) and SMS parts, when
+    /// verifyd rendered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locale: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<u32>,
 }
 
 /// Twilio's Verification Attempt resource.
@@ -69,6 +77,9 @@ impl AttemptResource {
                 to,
                 message_status: r.status,
                 country: r.country,
+                locale: r.message.map(|m| m.locale),
+                encoding: r.message.map(|m| m.encoding),
+                segments: r.message.map(|m| m.segments),
             },
             verification_sid: r.verification_sid,
             sid,

@@ -124,6 +124,8 @@ impl TwilioError {
                 "The request body is larger than 16 KiB",
             ),
             ApiError::InvalidPhone(_) => Self::invalid("To"),
+            ApiError::InvalidLocale(_) => Self::invalid("Locale"),
+            ApiError::InvalidAppHash(_) => Self::invalid("AppHash"),
             ApiError::InvalidCode(_) => Self::invalid("Code"),
             ApiError::CountryNotAllowed => Self::new(
                 S::FORBIDDEN,

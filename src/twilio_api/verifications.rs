@@ -21,18 +21,11 @@ use crate::domain::{
 };
 use crate::http::AppState;
 use crate::http::auth::Principal;
+use crate::messages::{AppHash, Locale};
 use crate::policy::{ClientKey, PolicyError};
 use crate::provider::{CheckOptions, MessageOptions, ProviderError, SendOptions};
 use crate::service::{Caller, ServiceError};
 use crate::store::ServiceRecord;
-
-/// The locales Twilio Verify accepts for `Locale`.
-const LOCALES: &[&str] = &[
-    "af", "ar", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et",
-    "fi", "fr", "fr-CA", "gu", "he", "hi", "hr", "hu", "id", "it", "ja", "kn", "ko", "lt", "ml",
-    "mr", "ms", "nb", "nl", "pa", "pl", "pt", "pt-BR", "ro", "ru", "sk", "sv", "ta", "te", "th",
-    "tl", "tr", "uk", "vi", "zh", "zh-CN", "zh-HK",
-];
 
 /// Longest `Amount` or `Payee`.
 const MAX_PSD2_FIELD: usize = 255;
@@ -227,22 +220,17 @@ fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateReques
         }
         Some(_) => return Err(TwilioError::invalid("CustomFriendlyName")),
     };
-    if let Some(locale) = params.get("Locale")
-        && !LOCALES.contains(&locale)
-    {
-        return Err(TwilioError::invalid("Locale"));
-    }
-    let app_hash = match params.get("AppHash") {
-        None => None,
-        Some(h)
-            if h.len() == 11
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') =>
-        {
-            Some(h.to_owned())
-        }
-        Some(_) => return Err(TwilioError::invalid("AppHash")),
-    };
+    // Every Twilio locale, and a known language with another region (`de-AT` is `de`).
+    let locale = params
+        .get("Locale")
+        .map(Locale::parse)
+        .transpose()
+        .map_err(|_| TwilioError::invalid("Locale"))?;
+    let app_hash = params
+        .get("AppHash")
+        .map(AppHash::parse)
+        .transpose()
+        .map_err(|_| TwilioError::invalid("AppHash"))?;
     let custom_code = match params.get("CustomCode") {
         None => None,
         Some(_) if !service.custom_code_enabled => {
@@ -292,6 +280,7 @@ fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateReques
             service_name: Some(service_name),
             do_not_share_warning: service.do_not_share_warning_enabled,
             app_hash,
+            locale,
         },
         skip_landlines: service.skip_sms_to_landlines,
         scope: None,

@@ -5,6 +5,7 @@
 mod abuse;
 mod auth;
 mod bad_input;
+mod channels;
 mod client_ip;
 mod concurrency;
 mod conformance;
@@ -15,6 +16,7 @@ mod fake_twilio;
 mod helpers;
 mod jwt;
 mod lifecycle;
+mod messages;
 mod operability;
 mod outage;
 mod process;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use verifyd::config::{SqliteLocation, SqliteSync};
-use verifyd::domain::Timestamp;
+use verifyd::domain::{MessageFacts, Timestamp};
 use verifyd::store::{
     AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, BucketChange, BucketRecord,
     PostgresSettings, PostgresStore, RateLimitRecord, RateLimitStore, SafeListRecord,
@@ -326,6 +326,12 @@ fn attempt(kind: AttemptKind, n: u64, at: Timestamp, service: &str, ve: &str) ->
         ),
         reason: None,
         bucket: None,
+        // Send rows carry their message: Spanish in UCS-2, English in GSM-7 (by parity).
+        message: (kind == AttemptKind::Send).then(|| MessageFacts {
+            locale: if n.is_multiple_of(2) { "en" } else { "es" },
+            encoding: if n.is_multiple_of(2) { "gsm7" } else { "ucs2" },
+            segments: u32::try_from(n % 3 + 1).unwrap(),
+        }),
     }
 }
 
@@ -477,6 +483,15 @@ async fn attempts_are_filtered_converted_summarized_and_purged_by_age(b: Backend
         .unwrap();
     assert!(one.converted);
     assert_eq!(one.record.phone_sealed.as_deref(), Some(&[7u8; 40][..]));
+    assert_eq!(
+        one.record.message,
+        Some(MessageFacts {
+            locale: "en",
+            encoding: "gsm7",
+            segments: 2
+        }),
+        "the message's locale, encoding and segments are kept"
+    );
     assert!(
         a.send_attempt(&format!("VL{:032x}", 5))
             .await

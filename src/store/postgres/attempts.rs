@@ -10,7 +10,7 @@ use super::{PostgresStore, db_error};
 use crate::domain::Timestamp;
 use crate::store::StoreError;
 use crate::store::attempts::{
-    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow,
+    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_message,
 };
 
 macro_rules! converted {
@@ -25,7 +25,8 @@ macro_rules! attempt_columns {
         concat!(
             "a.sid, a.kind, a.created_at, a.service_sid, a.verification_sid, a.channel, a.country, \
              a.prefix, a.phone_lookup, a.phone_sealed, a.vendor, a.status, a.reason, a.bucket, ",
-            converted!()
+            converted!(),
+            ", a.locale, a.encoding, a.segments"
         )
     };
 }
@@ -68,6 +69,13 @@ fn row_from(row: &PgRow) -> Result<SendAttemptRow, StoreError> {
             status: row.try_get(11).map_err(db_error)?,
             reason: row.try_get(12).map_err(db_error)?,
             bucket: row.try_get(13).map_err(db_error)?,
+            message: stored_message(
+                row.try_get(15).map_err(db_error)?,
+                row.try_get(16).map_err(db_error)?,
+                row.try_get::<Option<i32>, _>(17)
+                    .map_err(db_error)?
+                    .map(i64::from),
+            ),
         },
         converted: row.try_get(14).map_err(db_error)?,
     })
@@ -98,7 +106,7 @@ impl AttemptStore for PostgresStore {
             let mut insert = QueryBuilder::<Postgres>::new(
                 "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
                  verification_sid, channel, country, prefix, phone_lookup, phone_sealed, vendor, \
-                 status, reason, bucket) ",
+                 status, reason, bucket, locale, encoding, segments) ",
             );
             insert.push_values(&records, |mut b, r| {
                 b.push_bind(r.sid.as_deref())
@@ -114,7 +122,13 @@ impl AttemptStore for PostgresStore {
                     .push_bind(r.vendor.as_deref())
                     .push_bind(r.status.as_deref())
                     .push_bind(r.reason.as_deref())
-                    .push_bind(r.bucket.as_deref());
+                    .push_bind(r.bucket.as_deref())
+                    .push_bind(r.message.map(|m| m.locale))
+                    .push_bind(r.message.map(|m| m.encoding))
+                    .push_bind(
+                        r.message
+                            .map(|m| i32::try_from(m.segments).unwrap_or(i32::MAX)),
+                    );
             });
             insert.push(" ON CONFLICT (sid) DO NOTHING");
             insert.build().execute(&self.pool).await.map_err(db_error)?;

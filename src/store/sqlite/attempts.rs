@@ -10,7 +10,7 @@ use super::{SqliteStore, db_error};
 use crate::domain::Timestamp;
 use crate::store::StoreError;
 use crate::store::attempts::{
-    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow,
+    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_message,
 };
 
 /// The columns [`record_from_row`] reads, in its order, then the conversion.
@@ -19,7 +19,7 @@ macro_rules! attempt_columns {
         "a.sid, a.kind, a.created_at, a.service_sid, a.verification_sid, a.channel, a.country, \
          a.prefix, a.phone_lookup, a.phone_sealed, a.vendor, a.status, a.reason, a.bucket, \
          EXISTS (SELECT 1 FROM verification_attempts c WHERE c.verification_sid = a.verification_sid \
-         AND c.kind = 'check' AND c.status = 'approved')"
+         AND c.kind = 'check' AND c.status = 'approved'), a.locale, a.encoding, a.segments"
     };
 }
 
@@ -63,6 +63,7 @@ fn row_from(row: &Row<'_>) -> rusqlite::Result<SendAttemptRow> {
             status: row.get(11)?,
             reason: row.get(12)?,
             bucket: row.get(13)?,
+            message: stored_message(row.get(15)?, row.get(16)?, row.get(17)?),
         },
         converted: row.get(14)?,
     })
@@ -95,8 +96,9 @@ impl AttemptStore for SqliteStore {
                     .prepare_cached(
                         "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
                          verification_sid, channel, country, prefix, phone_lookup, phone_sealed, \
-                         vendor, status, reason, bucket) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+                         vendor, status, reason, bucket, locale, encoding, segments) VALUES \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                         ?17) \
                          ON CONFLICT (sid) DO NOTHING",
                     )
                     .map_err(db_error)?;
@@ -116,6 +118,9 @@ impl AttemptStore for SqliteStore {
                         r.status,
                         r.reason,
                         r.bucket,
+                        r.message.map(|m| m.locale),
+                        r.message.map(|m| m.encoding),
+                        r.message.map(|m| i64::from(m.segments)),
                     ])
                     .map_err(db_error)?;
                 }
