@@ -226,6 +226,9 @@ settings! {
     // sources
     ENV_CONFIG = "VERIFYD_CONFIG", default "verifyd.toml", plain,
         "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase).";
+    // telemetry (the operator console)
+    ENV_SMS_PRICE = "VERIFYD_SMS_PRICE", default "", plain,
+        "Price of one SMS segment (a decimal number, in your currency), for the console's estimated spend (sends × price); unset: the console shows no spend.";
 }
 
 /// The setting named `name`.

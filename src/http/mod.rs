@@ -80,6 +80,8 @@ pub struct Shared {
     pub readiness: Arc<health::ReadinessCache>,
     /// The `/v2` face (Twilio Verify's API).
     pub twilio: Arc<crate::twilio_api::TwilioApi>,
+    /// The operator console (`/console`).
+    pub console: Arc<crate::console::Console>,
 }
 
 #[derive(OpenApi)]
@@ -159,6 +161,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(&state);
     routes
         .merge(crate::twilio_api::router(&state))
+        .merge(crate::console::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
