@@ -93,6 +93,14 @@ fn login_answer(
     response
 }
 
+/// Waits until the attempt log has written what was recorded before this request, so a page
+/// shows the requests that came before it.
+async fn settle(state: &AppState) {
+    if let Some(log) = state.verifier.attempt_log() {
+        log.flush().await;
+    }
+}
+
 /// The session of a request, with what its pages' header needs; else the login page (401).
 fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(Session, Frame), Response> {
     let cookies = headers
@@ -299,6 +307,7 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
         Ok(s) => s,
         Err(r) => return r,
     };
+    settle(&state).await;
     let store = &state.console.store;
     let now_hour = state.clock.now().as_millis().div_euclid(HOUR_MS);
     let (day_from, week_from) = (now_hour - 23, now_hour - 24 * 7 + 1);
@@ -475,7 +484,7 @@ fn filter_of(
     let number = field(&q.number);
     if !number.is_empty() {
         let phone = PhoneNumber::parse(&number).map_err(|_| {
-            "Exact number must be a phone number in E.164 form, like +14155552671.".to_owned()
+            "Exact number must be a phone number in E.164 form, like +12025550123.".to_owned()
         })?;
         f.phone_lookup = Some(state.keys.phone_lookup(phone.e164()).to_vec());
     }
@@ -523,6 +532,7 @@ pub async fn attempts(
             );
         }
     };
+    settle(&state).await;
     let mut found = match state
         .console
         .store
@@ -584,6 +594,7 @@ pub async fn verification(
     if !crate::twilio_api::sid::valid(&sid, "VE") {
         return unknown();
     }
+    settle(&state).await;
     let found = match state.console.store.verification_log(&sid).await {
         Ok(rows) => rows,
         Err(e) => return store_failed(&frame, &e),
@@ -686,7 +697,7 @@ pub async fn add_safe_number(
             &entries,
             None,
             Some(
-                "That is not a phone number in E.164 form (like +14155552671). Nothing was changed.",
+                "That is not a phone number in E.164 form (like +12025550123). Nothing was changed.",
             ),
         );
     }

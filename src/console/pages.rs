@@ -340,7 +340,7 @@ pub fn attempts(
                         @for (v, l) in STATUSES { option value=(v) selected[form.status == *v] { (l) } }
                     }
                 }
-                label { "Exact number" input type="tel" name="number" value=(form.number) placeholder="+14155552671"; }
+                label { "Exact number" input type="tel" name="number" value=(form.number) placeholder="+12025550123"; }
                 button.primary type="submit" { "Filter" }
                 a href="/console/attempts" { "Clear" }
             }
@@ -385,7 +385,7 @@ pub fn safe_list(
             @if let Some(e) = error { p.error role="alert" { (e) } }
             form.filters method="post" action="/console/safe-list" {
                 input type="hidden" name="csrf" value=(frame.csrf);
-                label { "Number (E.164)" input type="tel" name="number" required placeholder="+14155552671"; }
+                label { "Number (E.164)" input type="tel" name="number" required placeholder="+12025550123"; }
                 button.primary type="submit" { "Add" }
             }
             div.scroll {

@@ -9,6 +9,7 @@ mod client_ip;
 mod concurrency;
 mod conformance;
 mod connections;
+mod console;
 mod counters;
 mod doctor;
 mod fake_twilio;
