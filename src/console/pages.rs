@@ -189,15 +189,17 @@ pub fn chart(hours: &[(i64, u64, u64)]) -> Markup {
     let height = |n: u64| n * (BASE - 10) / top;
     html! {
         svg.chart viewBox=(format!("0 0 {W} {H}")) role="img" aria-label="Sends and conversions per hour" {
-            line.axis x1="0" y1=(BASE) x2=(W) y2=(BASE);
+            // SVG elements inside HTML must be closed explicitly (`{}`): a bare tag would swallow
+            // the elements after it.
+            line.axis x1="0" y1=(BASE) x2=(W) y2=(BASE) {}
             @for (i, (hour, sends, conversions)) in hours.iter().enumerate() {
                 @let x = i * slot;
                 @let hs = height(*sends);
                 @let hc = height(*conversions);
                 g {
                     title { (format!("{:02}:00 UTC: {sends} sent, {conversions} converted", hour.rem_euclid(24))) }
-                    rect.sends x=(x + 1) y=(BASE - hs) width=(bar) height=(hs);
-                    rect.conv x=(x + 1 + bar) y=(BASE - hc) width=(bar) height=(hc);
+                    rect.sends x=(x + 1) y=(BASE - hs) width=(bar) height=(hs) {}
+                    rect.conv x=(x + 1 + bar) y=(BASE - hc) width=(bar) height=(hc) {}
                 }
                 @if hour.rem_euclid(24) % 6 == 0 {
                     text x=(x + 1) y=(BASE + 14) { (format!("{:02}h", hour.rem_euclid(24))) }
@@ -465,3 +467,19 @@ pub fn outbox(frame: &Frame, messages: &[OutboxEntry]) -> Markup {
 
 /// The stylesheet, embedded in the binary.
 pub const STYLESHEET: &str = include_str!("assets/console.css");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chart_has_a_bar_per_hour_and_figure() {
+        let hours: Vec<(i64, u64, u64)> = (0..24).map(|h| (1000 + h, h as u64, 1)).collect();
+        let svg = chart(&hours).into_string();
+        assert!(!svg.contains("\"><rect"), "every SVG element is closed");
+        assert_eq!(svg.matches("<rect class=\"sends\"").count(), 24);
+        assert_eq!(svg.matches("</rect>").count(), 48);
+        assert_eq!(svg.matches("<rect class=\"conv\"").count(), 24);
+        assert!(svg.contains("23 sent, 1 converted"));
+    }
+}

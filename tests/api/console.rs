@@ -136,7 +136,11 @@ async fn traffic(app: &TestApp) -> (String, Vec<String>) {
     let body: serde_json::Value = approved.json().await.expect("json");
     let sid = body["data"]["sid"].as_str().expect("sid").to_owned();
     let refused = app.send_code("+447911123456").await;
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "GG is off the allowlist");
+    assert_eq!(
+        refused.status(),
+        StatusCode::FORBIDDEN,
+        "GG is off the allowlist"
+    );
     (sid, codes)
 }
 
@@ -157,7 +161,10 @@ async fn every_page_answers_with_a_session_and_none_without() {
     for path in PAGES.iter().copied().chain([verification.as_str()]) {
         let (status, body) = page(&app, path, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} without a session");
-        assert!(body.contains("action=\"/console/login\""), "{path}: the login page");
+        assert!(
+            body.contains("action=\"/console/login\""),
+            "{path}: the login page"
+        );
         assert!(!body.contains("+1415"), "{path}: nothing of the data");
         let (status, body) = page(&app, path, Some(&cookie)).await;
         assert_eq!(status, StatusCode::OK, "{path} with a session: {body}");
@@ -190,8 +197,17 @@ async fn the_session_cookie_is_http_only_strict_scoped_and_lasts_twelve_hours() 
     let login = login_with(&app, API_KEY).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER);
     let flags: Vec<&str> = login.set_cookie.split("; ").collect();
-    assert!(login.cookie.starts_with("verifyd_console=v1."), "{}", login.set_cookie);
-    for flag in ["HttpOnly", "SameSite=Strict", "Path=/console", "Max-Age=43200"] {
+    assert!(
+        login.cookie.starts_with("verifyd_console=v1."),
+        "{}",
+        login.set_cookie
+    );
+    for flag in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/console",
+        "Max-Age=43200",
+    ] {
         assert!(flags.contains(&flag), "{flag} in {}", login.set_cookie);
     }
     assert!(
@@ -218,7 +234,10 @@ async fn logout_ends_the_session_in_the_browser_and_needs_the_csrf_token() {
 
     let refused = post_form(&app, "/console/logout", &cookie, &[]).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN, "no token: refused");
-    assert!(refused.headers().get(SET_COOKIE).is_none(), "and the session stays");
+    assert!(
+        refused.headers().get(SET_COOKIE).is_none(),
+        "and the session stays"
+    );
 
     let out = post_form(&app, "/console/logout", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
@@ -243,7 +262,10 @@ async fn a_wrong_key_gets_the_login_page_again_and_logins_are_limited_per_addres
             .unwrap();
         (r.status(), r.text().await.unwrap())
     };
-    assert!(body.contains("That key is not accepted."), "a generic message");
+    assert!(
+        body.contains("That key is not accepted."),
+        "a generic message"
+    );
 
     // Ten attempts per five minutes per address (two made above).
     for _ in 0..8 {
@@ -256,14 +278,21 @@ async fn a_wrong_key_gets_the_login_page_again_and_logins_are_limited_per_addres
         .send()
         .await
         .unwrap();
-    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS, "even the right key");
+    assert_eq!(
+        limited.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right key"
+    );
     assert!(limited.headers().get("retry-after").is_some());
     assert!(limited.headers().get(SET_COOKIE).is_none());
     let body = limited.text().await.unwrap();
     assert!(body.contains("Too many login attempts"), "{body}");
 
     app.clock.advance(Duration::from_secs(300));
-    assert_eq!(login_with(&app, API_KEY).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        login_with(&app, API_KEY).await.status,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test]
@@ -324,7 +353,11 @@ async fn a_session_is_valid_on_another_replica_with_the_same_secret_and_database
     let (dir, clock) = app.stop().await;
     let other = crate::helpers::spawn_app_in(dir, &[], clock).await;
     let (status, _) = page(&other, "/console/settings", Some(&cookie)).await;
-    assert_eq!(status, StatusCode::OK, "a restarted (or other) process accepts it");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a restarted (or other) process accepts it"
+    );
 }
 
 #[tokio::test]
@@ -377,12 +410,19 @@ async fn safe_list_forms_change_nothing_without_the_csrf_token() {
     assert!(sid.starts_with("GN"), "{sid}");
 
     let r = post_form(&app, "/console/safe-list/remove", &cookie, &[("sid", &sid)]).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN, "remove needs the token too");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "remove needs the token too"
+    );
     let r = post_form(
         &app,
         "/console/safe-list/remove",
         &cookie,
-        &[("sid", "GN00000000000000000000000000000000"), ("csrf", &csrf)],
+        &[
+            ("sid", "GN00000000000000000000000000000000"),
+            ("csrf", &csrf),
+        ],
     )
     .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "unknown entry");
@@ -414,7 +454,12 @@ async fn numbers_are_masked_and_no_code_shows_but_in_the_dev_outbox() {
     let (sid, codes) = traffic(&app).await;
     let cookie = session(&app).await;
     let verification = format!("/console/verifications/{sid}");
-    let full_numbers = ["+14155552671", "+14155552672", "+12125550143", "+447911123456"];
+    let full_numbers = [
+        "+14155552671",
+        "+14155552672",
+        "+12125550143",
+        "+447911123456",
+    ];
     for path in PAGES
         .iter()
         .copied()
@@ -431,7 +476,12 @@ async fn numbers_are_masked_and_no_code_shows_but_in_the_dev_outbox() {
         }
     }
     let (_, attempts) = page(&app, "/console/attempts", Some(&cookie)).await;
-    for masked in ["+1415***2671", "+1415***2672", "+1212***0143", "+4479***3456"] {
+    for masked in [
+        "+1415***2671",
+        "+1415***2672",
+        "+1212***0143",
+        "+4479***3456",
+    ] {
         assert!(attempts.contains(masked), "{masked} in the attempts page");
     }
     let (_, one) = page(&app, &verification, Some(&cookie)).await;
@@ -488,7 +538,12 @@ async fn attempts_filter_by_status_number_country_and_page() {
     let (_, refused) = page(&app, "/console/attempts?status=refused", Some(&cookie)).await;
     assert_eq!(rows(&refused), 1);
     assert!(refused.contains("country"), "the reason");
-    let (_, one) = page(&app, "/console/attempts?number=%2B14155552671", Some(&cookie)).await;
+    let (_, one) = page(
+        &app,
+        "/console/attempts?number=%2B14155552671",
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(rows(&one), 3, "send, wrong check, right check");
     let (_, gb) = page(&app, "/console/attempts?country=gg", Some(&cookie)).await;
     assert_eq!(rows(&gb), 1);
@@ -514,7 +569,10 @@ async fn assert_overview(app: &TestApp) {
     for window in ["24h", "7d"] {
         assert_eq!(figure(&body, &format!("sends-{window}")), "3", "{window}");
         assert_eq!(figure(&body, &format!("conversions-{window}")), "1");
-        assert_eq!(figure(&body, &format!("conversion-rate-{window}")), "33.3 %");
+        assert_eq!(
+            figure(&body, &format!("conversion-rate-{window}")),
+            "33.3 %"
+        );
         assert_eq!(figure(&body, &format!("refusals-{window}")), "1");
         assert_eq!(figure(&body, &format!("wrong-codes-{window}")), "1");
         assert_eq!(figure(&body, &format!("fraud-blocked-{window}")), "0");
@@ -552,7 +610,12 @@ async fn the_overview_reads_the_same_figures_from_postgresql() {
     traffic(&app).await;
     assert_overview(&app).await;
     let cookie = session(&app).await;
-    let (_, one) = page(&app, "/console/attempts?number=%2B14155552671", Some(&cookie)).await;
+    let (_, one) = page(
+        &app,
+        "/console/attempts?number=%2B14155552671",
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(one.matches("<td class=\"number\">").count(), 3);
 }
 
@@ -577,5 +640,9 @@ async fn a_safe_listed_number_added_in_the_console_is_honoured_by_the_api() {
     let sent = app
         .post("/mfa/send-code", &json!({ "recipient": "+447911123456" }))
         .await;
-    assert_eq!(sent.status(), StatusCode::OK, "safe-listed: the country rule is skipped");
+    assert_eq!(
+        sent.status(),
+        StatusCode::OK,
+        "safe-listed: the country rule is skipped"
+    );
 }
