@@ -87,6 +87,11 @@ pub struct ConsoleFilter {
     pub status: Option<String>,
     /// The number's lookup digest.
     pub phone_lookup: Option<Vec<u8>>,
+    /// Set by the backends from `from` and `to`: the log's positions (`seq`) of the first rows
+    /// at or after those times, found with the time index, so that a date range is read as a
+    /// range of the log's own order (rows are appended in time order).
+    pub seq_from: Option<i64>,
+    pub seq_to: Option<i64>,
 }
 
 /// A row of the log with its place in it (`seq`, for paging).
@@ -159,11 +164,18 @@ pub enum FilterValue {
 /// condition would hide it).
 pub fn conditions(filter: &ConsoleFilter, before: Option<i64>) -> Vec<(&'static str, FilterValue)> {
     let mut out = Vec::new();
+    // `+created_at`: the time bounds are checked on the rows, read through the `seq` range.
     if let Some(t) = filter.from {
-        out.push(("created_at >=", FilterValue::Int(t.as_millis())));
+        out.push(("+created_at >=", FilterValue::Int(t.as_millis())));
     }
     if let Some(t) = filter.to {
-        out.push(("created_at <", FilterValue::Int(t.as_millis())));
+        out.push(("+created_at <", FilterValue::Int(t.as_millis())));
+    }
+    if let Some(s) = filter.seq_from {
+        out.push(("seq >=", FilterValue::Int(s)));
+    }
+    if let Some(s) = filter.seq_to {
+        out.push(("seq <", FilterValue::Int(s)));
     }
     if let Some(c) = &filter.country {
         out.push(("country =", FilterValue::Text(c.clone())));
@@ -174,8 +186,13 @@ pub fn conditions(filter: &ConsoleFilter, before: Option<i64>) -> Vec<(&'static 
     if let Some(k) = filter.kind {
         out.push(("kind =", FilterValue::Text(k.as_str().to_owned())));
     }
-    if let Some(s) = &filter.status {
-        out.push(("status =", FilterValue::Text(s.clone())));
+    match (&filter.status, filter.kind) {
+        (Some(s), _) => out.push(("status =", FilterValue::Text(s.clone()))),
+        // A refusal has no status: saying so lets the (kind, status) index give rows in order.
+        (None, Some(AttemptKind::Refusal)) => {
+            out.push(("status IS NULL AND 1 =", FilterValue::Int(1)))
+        }
+        (None, _) => {}
     }
     if let Some(p) = &filter.phone_lookup {
         out.push(("phone_lookup =", FilterValue::Bytes(p.clone())));

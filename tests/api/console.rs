@@ -547,6 +547,28 @@ async fn attempts_filter_by_status_number_country_and_page() {
     assert_eq!(rows(&one), 3, "send, wrong check, right check");
     let (_, gb) = page(&app, "/console/attempts?country=gg", Some(&cookie)).await;
     assert_eq!(rows(&gb), 1);
+    let (today, yesterday) = days(&app);
+    let (_, on_today) = page(
+        &app,
+        &format!("/console/attempts?from={today}&to={today}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(rows(&on_today), 6, "today's rows");
+    let (_, on_yesterday) = page(
+        &app,
+        &format!("/console/attempts?from={yesterday}&to={yesterday}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(rows(&on_yesterday), 0, "nothing yesterday");
+    let (_, until_yesterday) = page(
+        &app,
+        &format!("/console/attempts?to={yesterday}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(rows(&until_yesterday), 0);
 
     for i in 0..55 {
         let n = format!("+1415555{:04}", 3000 + i);
@@ -559,6 +581,18 @@ async fn attempts_filter_by_status_number_country_and_page() {
     let (status, second) = page(&app, &href, Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(rows(&second), 58 - 50, "the rest");
+}
+
+/// Today's and yesterday's dates (UTC) on the app's clock.
+fn days(app: &TestApp) -> (String, String) {
+    let now = app.clock.now().as_millis() / 1000;
+    let day = |secs: i64| {
+        time::OffsetDateTime::from_unix_timestamp(secs)
+            .unwrap()
+            .date()
+            .to_string()
+    };
+    (day(now), day(now - 86_400))
 }
 
 /// The overview's figures after [`traffic`]: 3 sent, 1 converted, 1 refused.
@@ -610,13 +644,31 @@ async fn the_overview_reads_the_same_figures_from_postgresql() {
     traffic(&app).await;
     assert_overview(&app).await;
     let cookie = session(&app).await;
+    let rows = |body: &str| body.matches("<td class=\"number\">").count();
     let (_, one) = page(
         &app,
         "/console/attempts?number=%2B14155552671",
         Some(&cookie),
     )
     .await;
-    assert_eq!(one.matches("<td class=\"number\">").count(), 3);
+    assert_eq!(rows(&one), 3);
+    let (_, refused) = page(&app, "/console/attempts?status=refused", Some(&cookie)).await;
+    assert_eq!(rows(&refused), 1);
+    let (today, yesterday) = days(&app);
+    let (_, on_today) = page(
+        &app,
+        &format!("/console/attempts?from={today}&to={today}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(rows(&on_today), 6);
+    let (_, on_yesterday) = page(
+        &app,
+        &format!("/console/attempts?from={yesterday}&to={yesterday}"),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(rows(&on_yesterday), 0);
 }
 
 #[tokio::test]

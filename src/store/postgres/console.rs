@@ -156,8 +156,26 @@ impl ConsoleStore for PostgresStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<LoggedAttempt>, StoreError> {
-        let conditions = conditions(filter, before);
+        let mut filter = filter.clone();
         self.bounded(async {
+            let first_at = |t: Timestamp| {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT seq FROM verification_attempts WHERE created_at >= $1 \
+                     ORDER BY created_at, seq LIMIT 1",
+                )
+                .bind(t.as_millis())
+                .fetch_optional(&self.pool)
+            };
+            if let Some(from) = filter.from {
+                match first_at(from).await.map_err(db_error)? {
+                    Some(seq) => filter.seq_from = Some(seq),
+                    None => return Ok(Vec::new()),
+                }
+            }
+            if let Some(to) = filter.to {
+                filter.seq_to = first_at(to).await.map_err(db_error)?;
+            }
+            let conditions = conditions(&filter, before);
             let mut q = QueryBuilder::<Postgres>::new(concat!(
                 "SELECT ",
                 columns!(),

@@ -4,7 +4,7 @@
 //! index in `seq` order (migrations/sqlite/20261206190001_console.sql).
 
 use async_trait::async_trait;
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::worker::Access;
 use super::{SqliteStore, db_error};
@@ -164,9 +164,31 @@ impl ConsoleStore for SqliteStore {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<LoggedAttempt>, StoreError> {
-        let conditions = conditions(filter, before);
+        let filter = filter.clone();
         self.worker
             .call(Access::Read, move |c| {
+                let mut filter = filter.clone();
+                let first_at = |t: Timestamp| {
+                    c.prepare_cached(
+                        "SELECT seq FROM verification_attempts WHERE created_at >= ?1 \
+                         ORDER BY created_at, seq LIMIT 1",
+                    )
+                    .and_then(|mut st| {
+                        st.query_row([t.as_millis()], |r| r.get::<_, i64>(0))
+                            .optional()
+                    })
+                    .map_err(db_error)
+                };
+                if let Some(from) = filter.from {
+                    match first_at(from)? {
+                        Some(seq) => filter.seq_from = Some(seq),
+                        None => return Ok(Vec::new()),
+                    }
+                }
+                if let Some(to) = filter.to {
+                    filter.seq_to = first_at(to)?;
+                }
+                let conditions = conditions(&filter, before);
                 let mut sql = format!("SELECT {COLUMNS} FROM verification_attempts");
                 for (i, (condition, _)) in conditions.iter().enumerate() {
                     let glue = if i == 0 { " WHERE " } else { " AND " };

@@ -129,7 +129,11 @@ async fn seed(config: &Config, n: u64) -> Duration {
     while i < n {
         let end = (i + batch).min(n);
         let rows: Vec<AttemptRecord> = (i..end).map(|j| record(j, n, now, &parts.keys)).collect();
-        parts.attempts.record_attempts(rows).await.expect("seed batch");
+        parts
+            .attempts
+            .record_attempts(rows)
+            .await
+            .expect("seed batch");
         i = end;
     }
     started.elapsed()
@@ -192,12 +196,19 @@ async fn main() {
             std::process::exit(64);
         }
     };
-    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let rows = env("CONSOLE_ROWS", 1_000_000);
     let samples = env("CONSOLE_SAMPLES", 30) as usize;
     let config = config(&store_url);
 
-    let app = Application::build(config.clone()).await.expect("verifyd builds");
+    let app = Application::build(config.clone())
+        .await
+        .expect("verifyd builds");
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
