@@ -102,7 +102,7 @@ async fn settle(state: &AppState) {
 }
 
 /// The session of a request, with what its pages' header needs; else the login page (401).
-fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(Session, Frame), Response> {
+fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(Session, Frame), Box<Response>> {
     let cookies = headers
         .get_all(header::COOKIE)
         .iter()
@@ -119,21 +119,24 @@ fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(Session, Frame), 
             };
             Ok((s, frame))
         }
-        Err(SessionError::Missing) => {
-            Err(login_answer(state, StatusCode::UNAUTHORIZED, None, false))
-        }
+        Err(SessionError::Missing) => Err(Box::new(login_answer(
+            state,
+            StatusCode::UNAUTHORIZED,
+            None,
+            false,
+        ))),
         Err(e) => {
             tracing::info!(reason = %e, "console session refused");
             let message = match e {
                 SessionError::Expired => "Your session ended. Log in again.",
                 _ => "Log in again.",
             };
-            Err(login_answer(
+            Err(Box::new(login_answer(
                 state,
                 StatusCode::UNAUTHORIZED,
                 Some(message),
                 true,
-            ))
+            )))
         }
     }
 }
@@ -305,7 +308,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Byt
 pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (_, frame) = match signed_in(&state, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     settle(&state).await;
     let store = &state.console.store;
@@ -508,12 +511,10 @@ pub async fn attempts(
 ) -> Response {
     let (_, frame) = match signed_in(&state, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    let q: AttemptQuery = match serde_urlencoded::from_str(query.as_deref().unwrap_or("")) {
-        Ok(q) => q,
-        Err(_) => AttemptQuery::default(),
-    };
+    let q: AttemptQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
     let typed = |v: &Option<String>| v.clone().unwrap_or_default();
     let form = FilterForm {
         from: typed(&q.from),
@@ -581,7 +582,7 @@ pub async fn verification(
 ) -> Response {
     let (_, frame) = match signed_in(&state, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let unknown = || {
         message(
@@ -655,7 +656,7 @@ pub async fn safe_list(
 ) -> Response {
     let (_, frame) = match signed_in(&state, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let notice = match query.as_deref() {
         Some("done=added") => Some("Added to the safe list."),
@@ -682,7 +683,7 @@ pub async fn add_safe_number(
 ) -> Response {
     let (session, frame) = match signed_in(&state, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let fields = form(&body);
     if !session.csrf_matches(&state.keys, fields.csrf.as_deref().unwrap_or("")) {
@@ -727,7 +728,7 @@ pub async fn remove_safe_number(
 ) -> Response {
     let (session, frame) = match signed_in(&state, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let fields = form(&body);
     if !session.csrf_matches(&state.keys, fields.csrf.as_deref().unwrap_or("")) {
@@ -772,7 +773,7 @@ pub async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Resp
             StatusCode::OK,
             pages::settings(&frame, &state.console.settings),
         ),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -780,7 +781,7 @@ pub async fn settings(State(state): State<AppState>, headers: HeaderMap) -> Resp
 pub async fn outbox(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (_, frame) = match signed_in(&state, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(outbox) = &state.outbox else {
         return message(
@@ -827,6 +828,6 @@ pub async fn not_found(State(state): State<AppState>, headers: HeaderMap) -> Res
             "Not found",
             "The console has no such page.",
         ),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
