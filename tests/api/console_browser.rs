@@ -91,6 +91,15 @@ async fn shoot(c: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).expect("write screenshot");
 }
 
+/// Waits (at most 30 s) until the page has an element matching `xpath`.
+async fn appears(c: &Client, xpath: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("{xpath} never appeared: {e}"));
+}
+
 async fn text(c: &Client, id: &str) -> String {
     c.find(Locator::Id(id))
         .await
@@ -172,6 +181,7 @@ async fn an_operator_logs_in_reads_the_figures_and_edits_the_safe_list_in_chromi
         .click()
         .await
         .expect("log in");
+    appears(&c, "//div[@id='sends-24h']").await;
     assert_eq!(text(&c, "sends-24h").await, "0", "an empty overview first");
 
     // Traffic through the API over six hours: 12 sent, two in three approved, 3 refused.
@@ -219,6 +229,7 @@ async fn an_operator_logs_in_reads_the_figures_and_edits_the_safe_list_in_chromi
     .click()
     .await
     .expect("open it");
+    appears(&c, "//strong[@id='state']").await;
     assert_eq!(text(&c, "state").await, "approved");
     shoot(&c, "verification").await;
     c.goto(&app.url("/console/settings"))
@@ -244,14 +255,12 @@ async fn an_operator_logs_in_reads_the_figures_and_edits_the_safe_list_in_chromi
         .click()
         .await
         .expect("add");
-    let table = c
-        .find(Locator::Id("safe-list"))
-        .await
-        .expect("table")
-        .text()
-        .await
-        .expect("text");
-    assert!(table.contains("+4479***3456"), "{table}");
+    // Wait for the page the form led to (a find right after a click can see the old one).
+    appears(
+        &c,
+        "//table[@id='safe-list']//td[contains(., '+4479***3456')]",
+    )
+    .await;
     shoot(&c, "safe-list").await;
     c.find(Locator::Css("#safe-list button[type=submit]"))
         .await
@@ -259,14 +268,11 @@ async fn an_operator_logs_in_reads_the_figures_and_edits_the_safe_list_in_chromi
         .click()
         .await
         .expect("remove");
-    let table = c
-        .find(Locator::Id("safe-list"))
-        .await
-        .expect("table")
-        .text()
-        .await
-        .expect("text");
-    assert!(table.contains("The safe list is empty."), "{table}");
+    appears(
+        &c,
+        "//table[@id='safe-list']//td[contains(., 'The safe list is empty.')]",
+    )
+    .await;
 
     // Log out: the overview asks for the key again.
     c.find(Locator::Css("header button[type=submit]"))
@@ -275,10 +281,8 @@ async fn an_operator_logs_in_reads_the_figures_and_edits_the_safe_list_in_chromi
         .click()
         .await
         .expect("log out");
+    appears(&c, "//input[@name='key']").await;
     c.goto(&app.url("/console")).await.expect("overview");
-    assert!(
-        c.find(Locator::Css("input[name=key]")).await.is_ok(),
-        "logged out"
-    );
+    appears(&c, "//input[@name='key']").await;
     c.close().await.expect("close the session");
 }
