@@ -34,8 +34,8 @@ use crate::sms::{NullSender, Outbox, SmsSender};
 use crate::store::safelist::CachedSafeList;
 use crate::store::services::CachedServices;
 use crate::store::{
-    AttemptStore, KeyCheck, PostgresSettings, PostgresStore, RateLimitStore, SafeListStore,
-    ServiceStore, SqliteStore, Store, StoreError,
+    AttemptStore, ConsoleStore, KeyCheck, PostgresSettings, PostgresStore, RateLimitStore,
+    SafeListStore, ServiceStore, SqliteStore, Store, StoreError,
 };
 use crate::twilio_api::TwilioApi;
 
@@ -93,6 +93,8 @@ pub struct Components {
     pub safe_list: Arc<dyn SafeListStore>,
     /// The same database's RateLimits and Buckets.
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// The same database's console reads (hourly counters, filtered log).
+    pub console: Arc<dyn ConsoleStore>,
     pub outbox: Option<Arc<Outbox>>,
     pub clock: Arc<dyn Clock>,
     /// The newest secret's key-check record, re-added by the purge loop.
@@ -121,6 +123,7 @@ impl Components {
             attempts,
             safe_list,
             rate_limits,
+            console,
         } = build_stores(config).await?;
         let secrets = resolve_secret(config)?;
         let opened = rotation::open_keys(store.as_ref(), &secrets, clock.now()).await?;
@@ -188,6 +191,7 @@ impl Components {
             attempts,
             safe_list,
             rate_limits,
+            console,
             outbox,
             clock,
             key_check: opened.newest_check,
@@ -211,19 +215,28 @@ pub struct Stores {
     pub attempts: Arc<dyn AttemptStore>,
     pub safe_list: Arc<dyn SafeListStore>,
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// The console's reads.
+    pub console: Arc<dyn ConsoleStore>,
 }
 
 impl Stores {
     fn of<S>(store: Arc<S>) -> Self
     where
-        S: Store + ServiceStore + AttemptStore + SafeListStore + RateLimitStore + 'static,
+        S: Store
+            + ServiceStore
+            + AttemptStore
+            + SafeListStore
+            + RateLimitStore
+            + ConsoleStore
+            + 'static,
     {
         Self {
             store: store.clone(),
             services: store.clone(),
             attempts: store.clone(),
             safe_list: store.clone(),
-            rate_limits: store,
+            rate_limits: store.clone(),
+            console: store,
         }
     }
 }
@@ -475,6 +488,7 @@ impl Application {
                 attempts: Arc::clone(&parts.attempts),
                 safe_list: Arc::clone(&parts.safe_list),
                 rate_limits: Arc::clone(&parts.rate_limits),
+                console: Arc::clone(&parts.console),
             },
             v2_keys,
             public_url,
@@ -514,6 +528,10 @@ impl Application {
             keys: Arc::clone(&parts.keys),
             clock: Arc::clone(&parts.clock),
             metrics_on_main: config.telemetry.metrics_addr.is_none(),
+            console: Arc::new(crate::console::Console::new(
+                &config,
+                Arc::clone(&parts.console),
+            )),
         });
         // Install the metrics recorder before the first request records anything.
         let _ = http::metrics::handle();

@@ -28,6 +28,7 @@
 //! - [`http`]: routes, auth, the error envelope, probes.
 //! - [`error`]: causes kept as errors, and the chain written once where an error is reported.
 //! - [`twilio_api`]: the `/v2` face, Twilio Verify's API on the same service.
+//! - [`console`]: `/console`, the operator's pages (session, templates, embedded assets).
 //! - [`app`], [`cli`], [`telemetry`]: startup, the command line, logging.
 
 // No `unsafe` outside `store::sqlite::file_sync`, which allows it for two SQLite FFI calls
@@ -39,6 +40,7 @@ pub mod attempt_log;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod doctor;
 pub mod domain;

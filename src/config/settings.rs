@@ -240,6 +240,9 @@ settings! {
         "Local engine: the number (E.164) that places the `call` channel's calls through Twilio Voice (the message said twice, the code digit by digit, in its language), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `call` goes to VERIFYD_SMS_SENDER.";
     ENV_CHANNEL_FALLBACK = "VERIFYD_CHANNEL_FALLBACK", default "", plain,
         "Channels in fallback order, e.g. `whatsapp,sms`: when delivery on one fails, the same code goes out on the next (one more send attempt of the same verification, within its 5 sends). Every channel listed must be in VERIFYD_CHANNELS.";
+    // telemetry (the operator console)
+    ENV_SMS_PRICE = "VERIFYD_SMS_PRICE", default "", plain,
+        "Price of one SMS segment (a decimal number, in your currency), for the console's estimated spend (sends × price); unset: the console shows no spend.";
 }
 
 /// The setting named `name`.

@@ -83,6 +83,8 @@ pub struct Shared {
     pub twilio: Arc<crate::twilio_api::TwilioApi>,
     /// Refusals counted per client, so a flood is summarised in the log (see [`refusals`]).
     pub refusals: Arc<refusals::RefusalLog>,
+    /// The operator console (`/console`).
+    pub console: Arc<crate::console::Console>,
 }
 
 #[derive(OpenApi)]
@@ -162,6 +164,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(&state);
     routes
         .merge(crate::twilio_api::router(&state))
+        .merge(crate::console::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -15,6 +15,7 @@
 //! `postgres` (shared by replicas).
 
 pub mod attempts;
+pub mod console;
 pub mod idempotency;
 pub mod keys;
 pub mod postgres;
@@ -32,6 +33,7 @@ use crate::domain::Timestamp;
 use crate::error::BoxError;
 
 pub use attempts::{AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow};
+pub use console::ConsoleStore;
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SealedAnswer};
 pub use keys::{KeyCheck, KeyStore};
 pub use postgres::{PostgresSettings, PostgresStore};

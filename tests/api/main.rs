@@ -10,6 +10,8 @@ mod client_ip;
 mod concurrency;
 mod conformance;
 mod connections;
+mod console;
+mod console_browser;
 mod counters;
 mod doctor;
 mod fake_twilio;

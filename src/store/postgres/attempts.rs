@@ -103,8 +103,9 @@ impl AttemptStore for PostgresStore {
             return Ok(());
         }
         self.bounded(async {
+            // The rows written feed their hourly counters in the same statement (the console).
             let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
+                "WITH written AS (INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
                  verification_sid, channel, country, prefix, phone_lookup, phone_sealed, vendor, \
                  status, reason, bucket, locale, encoding, segments) ",
             );
@@ -131,6 +132,7 @@ impl AttemptStore for PostgresStore {
                     );
             });
             insert.push(" ON CONFLICT (sid) DO NOTHING");
+            insert.push(super::console::hourly_upsert());
             insert.build().execute(&self.pool).await.map_err(db_error)?;
             Ok(())
         })
@@ -205,6 +207,15 @@ impl AttemptStore for PostgresStore {
         self.bounded(async {
             let done = sqlx::query("DELETE FROM verification_attempts WHERE created_at < $1")
                 .bind(before.as_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+            sqlx::query("DELETE FROM attempt_hourly WHERE hour < $1")
+                .bind(
+                    before
+                        .as_millis()
+                        .div_euclid(crate::store::console::HOUR_MS),
+                )
                 .execute(&self.pool)
                 .await
                 .map_err(db_error)?;

@@ -102,29 +102,34 @@ impl AttemptStore for SqliteStore {
                          ON CONFLICT (sid) DO NOTHING",
                     )
                     .map_err(db_error)?;
+                let mut written = Vec::with_capacity(records.len());
                 for r in &records {
-                    st.execute(params![
-                        r.sid,
-                        r.kind.as_str(),
-                        r.time.as_millis(),
-                        r.service_sid,
-                        r.verification_sid,
-                        r.channel,
-                        r.country,
-                        r.prefix,
-                        r.phone_lookup,
-                        r.phone_sealed,
-                        r.vendor,
-                        r.status,
-                        r.reason,
-                        r.bucket,
-                        r.message.map(|m| m.locale),
-                        r.message.map(|m| m.encoding),
-                        r.message.map(|m| i64::from(m.segments)),
-                    ])
-                    .map_err(db_error)?;
+                    let n = st
+                        .execute(params![
+                            r.sid,
+                            r.kind.as_str(),
+                            r.time.as_millis(),
+                            r.service_sid,
+                            r.verification_sid,
+                            r.channel,
+                            r.country,
+                            r.prefix,
+                            r.phone_lookup,
+                            r.phone_sealed,
+                            r.vendor,
+                            r.status,
+                            r.reason,
+                            r.bucket,
+                            r.message.map(|m| m.locale),
+                            r.message.map(|m| m.encoding),
+                            r.message.map(|m| i64::from(m.segments)),
+                        ])
+                        .map_err(db_error)?;
+                    if n > 0 {
+                        written.push(r);
+                    }
                 }
-                Ok(())
+                super::console::add_hourly(c, written)
             })
             .await
     }
@@ -206,10 +211,13 @@ impl AttemptStore for SqliteStore {
     async fn purge_attempts(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.worker
             .call(Access::Write, move |c| {
-                c.prepare_cached("DELETE FROM verification_attempts WHERE created_at < ?1")
+                let n = c
+                    .prepare_cached("DELETE FROM verification_attempts WHERE created_at < ?1")
                     .and_then(|mut st| st.execute([before.as_millis()]))
                     .map(|n| n as u64)
-                    .map_err(db_error)
+                    .map_err(db_error)?;
+                super::console::purge_hourly(c, before)?;
+                Ok(n)
             })
             .await
     }
