@@ -12,6 +12,7 @@ mod connections;
 mod counters;
 mod doctor;
 mod fake_twilio;
+mod fraud_guard;
 mod helpers;
 mod jwt;
 mod lifecycle;
