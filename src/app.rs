@@ -561,6 +561,7 @@ impl Application {
             },
             store = parts.store.name(),
             limiter = parts.verifier.limiter().name(),
+            fraud_guard = config.fraud_guard.mode.as_str(),
             auth = config.auth.mode.as_str(),
             secrets = config.store.secret.as_ref().map_or(1, ServerSecrets::len),
             key_id = %parts.keys.newest_key_id(),

@@ -112,8 +112,11 @@ impl RedisGuard {
         for k in keys {
             cmd.arg(k);
         }
-        self.bounded("MGET", cmd.query_async::<Vec<Option<String>>>(&mut connection))
-            .await
+        self.bounded(
+            "MGET",
+            cmd.query_async::<Vec<Option<String>>>(&mut connection),
+        )
+        .await
     }
 }
 
@@ -210,7 +213,10 @@ impl GuardBackend for RedisGuard {
             }
             let mut connection = self.connection.clone();
             let written: i64 = self
-                .bounded("fraud-guard script", invocation.invoke_async(&mut connection))
+                .bounded(
+                    "fraud-guard script",
+                    invocation.invoke_async(&mut connection),
+                )
                 .await?;
             if written == 1 {
                 return Ok(());
@@ -228,13 +234,28 @@ impl GuardBackend for RedisGuard {
         let values = self.mget(&keys).await?;
         Ok(values
             .iter()
-            .map(|v| split(v.as_deref()).1.and_then(|j| serde_json::from_str(j).ok()))
+            .map(|v| {
+                split(v.as_deref())
+                    .1
+                    .and_then(|j| serde_json::from_str(j).ok())
+            })
             .collect())
     }
 
     async fn blocked(&self, now: i64) -> Result<Vec<(String, Dest)>, GuardError> {
         let mut connection = self.connection.clone();
         let index = self.key("blocks");
+        // Blocks that ended leave the index here (nothing else reads it).
+        let _: i64 = self
+            .bounded(
+                "ZREMRANGEBYSCORE",
+                redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(&index)
+                    .arg("-inf")
+                    .arg(now)
+                    .query_async::<i64>(&mut connection),
+            )
+            .await?;
         let members: Vec<String> = self
             .bounded(
                 "ZRANGEBYSCORE",

@@ -160,9 +160,7 @@ impl Figures {
 
     fn too_low(&self, rules: &Rules) -> bool {
         self.settled + 1e-9 >= f64::from(rules.min_sends)
-            && self
-                .conversion()
-                .is_some_and(|c| c < rules.min_conversion)
+            && self.conversion().is_some_and(|c| c < rules.min_conversion)
     }
 }
 
@@ -547,8 +545,13 @@ mod tests {
         }
         assert!(area.blocked(t), "the area code closed");
         let mut d = [country.clone(), area.clone(), Dest::default()];
-        let refused = send(&mut d, &mut None, t, &r, true).refusal.expect("refused");
-        assert_eq!((refused.level, refused.reason), (Level::Short, Reason::Closed));
+        let refused = send(&mut d, &mut None, t, &r, true)
+            .refusal
+            .expect("refused");
+        assert_eq!(
+            (refused.level, refused.reason),
+            (Level::Short, Reason::Closed)
+        );
         let mut d = [country, area, good];
         assert_eq!(send(&mut d, &mut None, t, &r, true).refusal, None);
     }

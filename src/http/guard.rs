@@ -27,7 +27,9 @@ use crate::limiter::LimiterError;
 )]
 pub async fn guard_status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let Some(guard) = state.verifier.fraud_guard() else {
-        return Ok(Json(json!({ "mode": "off", "blocks": [], "countries": [] })));
+        return Ok(Json(
+            json!({ "mode": "off", "blocks": [], "countries": [] }),
+        ));
     };
     let status = guard
         .status(state.clock.now())

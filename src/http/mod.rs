@@ -3,10 +3,10 @@
 //! Handlers only translate between HTTP and the [`Verifier`]; no business rule lives here.
 
 pub mod auth;
-pub mod guard;
 pub mod dev;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod health;
 pub mod idempotency;
 pub mod jwt;

@@ -121,9 +121,7 @@ struct Tally {
 }
 
 async fn send_from(app: &TestApp, number: &str, ip: &str) -> (StatusCode, Value) {
-    let response = app
-        .send_code_via(&app.client, number, Some(ip))
-        .await;
+    let response = app.send_code_via(&app.client, number, Some(ip)).await;
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -279,7 +277,11 @@ async fn the_guard_stops_sms_pumping_over_many_prefixes_and_lets_real_users_thro
         on.rate_limited,
         on.seconds,
     );
-    assert_eq!((history_off, history_on), (0, 0), "the history was all sent");
+    assert_eq!(
+        (history_off, history_on),
+        (0, 0),
+        "the history was all sent"
+    );
     assert!(off.other.is_empty(), "unexpected answers: {:?}", off.other);
     assert!(on.other.is_empty(), "unexpected answers: {:?}", on.other);
     assert_eq!((off.legit_total, on.legit_total), (1_050, 1_050));
