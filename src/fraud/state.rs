@@ -507,7 +507,7 @@ mod tests {
             t += MIN;
         }
         let blocked_at = blocked_at.expect("blocked");
-        assert!(sent >= 6 && sent <= 12, "{sent} sent before the block");
+        assert!((6..=12).contains(&sent), "{sent} sent before the block");
         assert!(d[2].blocked(t));
         // After the block, the prefix is unproven again: its allowance, no more.
         let after = blocked_at + r.block_ms;
