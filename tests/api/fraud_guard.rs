@@ -577,3 +577,36 @@ async fn two_replicas_share_a_block() {
     }
     ok(one.send_code("+12125550105").await, "unblocked everywhere").await;
 }
+
+#[test]
+fn verifyd_guard_status_and_unblock_ask_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("VERIFYD_API_KEYS", API_KEY),
+        ("VERIFYD_SECRET", SECRET),
+        ("VERIFYD_FRAUD_GUARD", "enforce"),
+    ];
+    let server = crate::process::Server::start(dir.path(), &env, API_KEY);
+    let addr = server.addr.to_string();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--addr", addr.as_str()]);
+        crate::process::run(dir.path(), &env, &all)
+    };
+    let (code, stdout, stderr) = cli(&["guard", "status"]);
+    assert_eq!(code, 0, "{stderr}");
+    let status: Value = serde_json::from_str(&stdout).expect("JSON status");
+    assert_eq!(status["mode"], "enforce");
+    assert_eq!(status["backend"], "memory");
+    assert_eq!(status["countries"][0]["country"], "US", "{stdout}");
+    // Nothing blocked: exit 1; not a destination: 64.
+    let (code, _, stderr) = cli(&["guard", "unblock", "+1212555"]);
+    assert_eq!(code, 1, "{stderr}");
+    let (code, _, stderr) = cli(&["guard", "unblock", "12"]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("not a destination"), "{stderr}");
+    drop(server);
+    // No server: 69.
+    let (code, _, stderr) = cli(&["guard", "status"]);
+    assert_eq!(code, 69, "{stderr}");
+}
