@@ -143,8 +143,19 @@ impl GuardBackend for RedisGuard {
             keys.push(self.key(a));
         }
         let index = self.key("blocks");
+        // One failed call is retried once: after Redis restarts, the first call on the old
+        // connection fails and makes the manager reconnect (the limiter's own ping has already
+        // found Redis back by then).
+        let mut retried = false;
         for _ in 0..ATTEMPTS {
-            let values = self.mget(&keys).await?;
+            let values = match self.mget(&keys).await {
+                Ok(v) => v,
+                Err(_) if !retried => {
+                    retried = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut versions = Vec::with_capacity(keys.len());
             let mut records = Vec::with_capacity(dests.len());
             let mut was_blocked = Vec::with_capacity(dests.len());
@@ -212,12 +223,20 @@ impl GuardBackend for RedisGuard {
                 invocation.arg(u);
             }
             let mut connection = self.connection.clone();
-            let written: i64 = self
+            let written: i64 = match self
                 .bounded(
                     "fraud-guard script",
                     invocation.invoke_async(&mut connection),
                 )
-                .await?;
+                .await
+            {
+                Ok(w) => w,
+                Err(_) if !retried => {
+                    retried = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if written == 1 {
                 return Ok(());
             }
