@@ -175,7 +175,8 @@ impl Components {
         };
         let limiter = build_limiter(config)?;
         let verifier = Arc::new(Verifier::new(
-            Policy::new(&config.limits, Arc::clone(&keys)),
+            Policy::new(&config.limits, Arc::clone(&keys))
+                .also_sending_to(&config.fraud_guard.monitor_countries),
             limiter,
             provider,
             test_numbers,
@@ -183,6 +184,10 @@ impl Components {
             Arc::clone(&clock),
         ));
         verifier.set_safe_list(Arc::clone(&safe_list), Arc::clone(&keys));
+        verifier.set_fraud_guard(
+            build_fraud_guard(config, &keys)?,
+            config.fraud_guard.test_numbers_bypass_limits,
+        );
         Ok(Self {
             verifier,
             keys,
@@ -296,6 +301,33 @@ pub fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> 
         )),
         None => Ok(Arc::new(MemoryLimiter::new(config.limits.limiter_max_keys))),
     }
+}
+
+/// The fraud guard, its state beside the limiter's: Redis when `VERIFYD_REDIS_URL` is set
+/// (shared by every replica), else this process's memory.
+pub fn build_fraud_guard(
+    config: &Config,
+    keys: &Arc<Keys>,
+) -> Result<Arc<crate::fraud::FraudGuard>, StartupError> {
+    let backend: Arc<dyn crate::fraud::GuardBackend> = match &config.limits.redis_url {
+        Some(url) => Arc::new(
+            crate::fraud::RedisGuard::new(
+                url.expose_secret(),
+                &config.limits.redis_prefix,
+                config.store.timeout,
+            )
+            .map_err(|e| StartupError::Config(e.into()))?,
+        ),
+        None => Arc::new(crate::fraud::MemoryGuard::new(
+            config.limits.limiter_max_keys,
+        )),
+    };
+    Ok(Arc::new(crate::fraud::FraudGuard::new(
+        config.fraud_guard.clone(),
+        backend,
+        Arc::clone(keys),
+        &config.limits.valid_country_codes,
+    )))
 }
 
 /// `VERIFYD_SECRET` (one or more, newest first), or the secret kept beside the SQLite file
@@ -563,6 +595,7 @@ impl Application {
             },
             store = parts.store.name(),
             limiter = parts.verifier.limiter().name(),
+            fraud_guard = config.fraud_guard.mode.as_str(),
             auth = config.auth.mode.as_str(),
             secrets = config.store.secret.as_ref().map_or(1, ServerSecrets::len),
             key_id = %parts.keys.newest_key_id(),

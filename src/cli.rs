@@ -3,9 +3,11 @@
 //! `twilio sync` (the Twilio-side IP bucket), `config` (effective settings, secrets redacted;
 //! exit 64 naming every bad variable), `doctor` (the settings against reality), `rekey` (move
 //! stored data to the newest secret), `healthcheck` (for container health checks), and
-//! `services` and `safelist` (the `/v2` face's services and safe list, in [`admin`]).
+//! `services` and `safelist` (the `/v2` face's services and safe list, in [`admin`]), and
+//! `guard` (the fraud guard's status and unblock, asking the running server).
 
 mod admin;
+mod guard;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -90,6 +92,18 @@ pub enum Command {
     Safelist {
         #[command(subcommand)]
         command: admin::SafelistCommand,
+    },
+    /// The fraud guard of the running server: `status` (blocks, closures, country figures) or
+    /// `unblock <destination>`. Asks VERIFYD_ADDR (or --addr) with an API key.
+    Guard {
+        #[command(subcommand)]
+        command: guard::GuardCommand,
+        /// The server to ask (host:port; default VERIFYD_ADDR, 0.0.0.0 as loopback).
+        #[arg(long, global = true)]
+        addr: Option<SocketAddr>,
+        /// An API key (default: the first of VERIFYD_API_KEYS).
+        #[arg(long, global = true)]
+        api_key: Option<String>,
     },
     /// GET /healthz on VERIFYD_ADDR (0.0.0.0 and :: become loopback); exit 0 when it answers
     /// 200, else 1. For container HEALTHCHECKs: the image has no curl.
@@ -190,6 +204,11 @@ pub async fn run(cli: Cli) -> i32 {
             );
             admin::safe_list(&config, command).await
         }
+        Command::Guard {
+            command,
+            addr,
+            api_key,
+        } => guard::run(&config, command, addr, api_key).await,
         Command::Serve => {
             let _log = crate::telemetry::init(
                 config.telemetry.log_format,

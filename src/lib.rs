@@ -20,6 +20,7 @@
 //! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`, `null`).
 //! - [`twilio`]: Twilio REST plumbing (auth, form posts, error bodies) shared by both.
 //! - [`store`]: persistence (`sqlite`, or `postgres` shared by several replicas).
+//! - [`fraud`]: the fraud guard (conversion by destination; blocks SMS pumping).
 //! - [`limiter`]: GCRA buckets (`memory`, or `redis` shared by several replicas).
 //! - [`crypto`]: keys derived from the server secrets; HMAC lookups and AEAD at rest.
 //! - [`rotation`]: key-check records, the stable key, `verifyd rekey`.
@@ -46,6 +47,7 @@ pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod flood;
+pub mod fraud;
 pub mod http;
 pub mod limiter;
 pub mod messages;

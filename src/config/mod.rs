@@ -46,6 +46,7 @@ mod auth;
 mod channels;
 mod codes;
 mod delivery;
+mod fraud_guard;
 mod limits;
 mod messages;
 mod parse;
@@ -63,6 +64,7 @@ pub use codes::{CodeSettings, TestNumber};
 pub use delivery::{
     DeliverySettings, MessagingFrom, ProviderKind, SenderKind, TwilioMessagingConfig, WebhookConfig,
 };
+pub use fraud_guard::{FraudGuardSettings, GuardMode};
 pub use limits::{BucketConfig, Buckets, LimitSettings, SendLimits, VerifyLimits};
 pub use messages::MessageSettings;
 pub use parse::{parse_duration, redact_url};
@@ -93,6 +95,8 @@ pub struct Config {
     pub messages: MessageSettings,
     /// WhatsApp and voice senders, and the fallback between channels.
     pub channels: ChannelSettings,
+    /// The fraud guard.
+    pub fraud_guard: FraudGuardSettings,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted, in
@@ -141,6 +145,7 @@ impl Config {
         let telemetry = telemetry::read(&mut r);
         let messages = messages::read(&mut r);
         let channels = channels::read(&mut r, &twilio, &limits);
+        let fraud_guard = fraud_guard::read(&mut r, profile);
         let _ = r.raw(ENV_CONFIG);
 
         let drafts = Drafts {
@@ -181,6 +186,7 @@ impl Config {
             telemetry: telemetry.finish().ok_or_else(missing)?,
             messages: messages.finish().ok_or_else(missing)?,
             channels: channels.finish().ok_or_else(missing)?,
+            fraud_guard: fraud_guard.finish().ok_or_else(missing)?,
             warnings,
             effective,
         })

@@ -223,6 +223,27 @@ settings! {
         "Limiter: `redis://host:port/db` (or `rediss://`) shares every rate-limit bucket between replicas; unset: buckets in this process's memory (password redacted in output).";
     ENV_REDIS_PREFIX = "VERIFYD_REDIS_PREFIX", default "verifyd:", plain,
         "Prefix of every Redis key the limiter writes (one Redis can serve several deployments).";
+    // fraud guard
+    ENV_FRAUD_GUARD = "VERIFYD_FRAUD_GUARD", default "monitor (enforce in production)", plain,
+        "The fraud guard (docs/fraud-guard.md): `off`, `monitor` (decides, logs and meters what it would refuse, and sends anyway) or `enforce` (refuses 403 `fraud_blocked`, Twilio 60410, before any bucket is charged).";
+    ENV_FRAUD_GUARD_WINDOW = "VERIFYD_FRAUD_GUARD_WINDOW", default "86400", plain,
+        "Rolling window of the conversion figures, in seconds (or with s/m/h/d suffix); a destination with no approval in it is unproven.";
+    ENV_FRAUD_GUARD_SETTLE = "VERIFYD_FRAUD_GUARD_SETTLE", default "180", plain,
+        "How long a sent code may go unanswered before it counts as unconverted (an approval later still counts as a conversion).";
+    ENV_FRAUD_GUARD_MIN_SENDS = "VERIFYD_FRAUD_GUARD_MIN_SENDS", default "6", plain,
+        "Settled attempts a destination needs before its conversion can block it.";
+    ENV_FRAUD_GUARD_MIN_CONVERSION = "VERIFYD_FRAUD_GUARD_MIN_CONVERSION", default "0.2", plain,
+        "Conversion (approved / settled, 0 to 1) under which a destination with enough settled attempts is blocked.";
+    ENV_FRAUD_GUARD_BLOCK = "VERIFYD_FRAUD_GUARD_BLOCK", default "3600", plain,
+        "How long a block lasts; afterwards the destination starts over as unproven.";
+    ENV_FRAUD_GUARD_UNPROVEN_MAX = "VERIFYD_FRAUD_GUARD_UNPROVEN_MAX", default "2", plain,
+        "Unsettled codes at a time into destinations that have not converted in the window: per long prefix, per short prefix (into its unproven long prefixes) and per country (into its unproven short prefixes).";
+    ENV_FRAUD_GUARD_PREFIX_DIGITS = "VERIFYD_FRAUD_GUARD_PREFIX_DIGITS", default "7", plain,
+        "Digits of the E.164 number (after +) in a long prefix (7: +1 NPA-NXX); the short prefix is the long one without its last 3 digits (+1 NPA). From 5 to 12.";
+    ENV_MONITOR_COUNTRY_CODES = "VERIFYD_MONITOR_COUNTRY_CODES", default "", plain,
+        "Regions sent to in addition to VERIFYD_VALID_COUNTRY_CODES, to learn their conversion before allowing them: the fraud guard counts them apart (`monitored` in its status and metrics) and never refuses them.";
+    ENV_TEST_NUMBERS_BYPASS_LIMITS = "VERIFYD_TEST_NUMBERS_BYPASS_LIMITS", default "false", plain,
+        "Test numbers skip every rate-limit bucket too (they always skip the fraud guard), for CI that sends to them often.";
     // sources
     ENV_CONFIG = "VERIFYD_CONFIG", default "verifyd.toml", plain,
         "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase).";

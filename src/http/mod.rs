@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dev;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod health;
 pub mod idempotency;
 pub mod jwt;
@@ -146,9 +147,18 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             auth::require_api_key,
         ));
     }
+    // The fraud guard's status and unblock (`verifyd guard`): the API key only.
+    let guard = OpenApiRouter::new()
+        .routes(routes!(guard::guard_status))
+        .routes(routes!(guard::guard_unblock))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state.auth),
+            auth::require_api_key,
+        ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)
         .merge(operator)
+        .merge(guard)
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts()

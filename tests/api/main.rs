@@ -15,6 +15,7 @@ mod console_browser;
 mod counters;
 mod doctor;
 mod fake_twilio;
+mod fraud_guard;
 mod helpers;
 mod jwt;
 mod lifecycle;
