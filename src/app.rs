@@ -485,6 +485,25 @@ impl Application {
             Arc::clone(&parts.clock),
         );
         parts.verifier.set_attempt_log(attempt_log);
+        // Signed events and the attempt log's own rows, written in each change's transaction.
+        let emitter = crate::events::Emitter::new(&config.events, twilio.default_service.clone());
+        let event_store: Arc<dyn crate::store::EventStore> = parts.store.clone();
+        parts.verifier.local_engine().set_journaling(
+            twilio.default_service.clone(),
+            emitter.clone(),
+            Arc::clone(&event_store),
+        );
+        let event_tasks = match emitter {
+            Some(emitter) => crate::events::dispatcher::start(
+                event_store,
+                &config.events,
+                emitter,
+                Arc::clone(&parts.keys),
+                Lifecycle::with_ttl(config.codes.ttl),
+                Arc::clone(&parts.clock),
+            ),
+            None => Vec::new(),
+        };
         let state = AppState::new(http::Shared {
             twilio: Arc::new(twilio),
             verifier: Arc::clone(&parts.verifier),
@@ -558,6 +577,7 @@ impl Application {
             tasks: std::iter::once(purge)
                 .chain(jwks_refresher)
                 .chain(attempt_tasks)
+                .chain(event_tasks)
                 .collect(),
         })
     }

@@ -14,7 +14,9 @@
 //! - [`domain`]: `PhoneNumber`, `Channel`, `OtpCode`, `Verification` and its lifecycle (pure).
 //! - [`policy`]: geo allowlist, number types, buckets, client IP behind trusted proxies (pure).
 //! - [`service`]: the ordered request path shared by HTTP and CLI.
-//! - [`attempt_log`]: every send, check and refusal, written off the request path.
+//! - [`attempt_log`]: every send, check and refusal (a verification's own rows in its
+//!   transaction, refusals off the request path).
+//! - [`events`]: signed webhooks about verifications, through a transactional outbox.
 //! - [`provider`]: the engines (`local`, `twilio-verify`) and the Twilio-side IP bucket sync.
 //! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`, `null`).
 //! - [`twilio`]: Twilio REST plumbing (auth, form posts, error bodies) shared by both.
@@ -42,6 +44,7 @@ pub mod crypto;
 pub mod doctor;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod limiter;
 pub mod policy;

@@ -45,6 +45,7 @@ macro_rules! component {
 mod auth;
 mod codes;
 mod delivery;
+mod events;
 mod limits;
 mod parse;
 mod production;
@@ -60,6 +61,7 @@ pub use codes::{CodeSettings, TestNumber};
 pub use delivery::{
     DeliverySettings, MessagingFrom, ProviderKind, SenderKind, TwilioMessagingConfig, WebhookConfig,
 };
+pub use events::{DEFAULT_ENDPOINT, EventEndpoint, EventSettings};
 pub use limits::{BucketConfig, Buckets, LimitSettings, SendLimits, VerifyLimits};
 pub use parse::{parse_duration, redact_url};
 pub use production::Profile;
@@ -85,6 +87,8 @@ pub struct Config {
     pub limits: LimitSettings,
     pub codes: CodeSettings,
     pub telemetry: TelemetrySettings,
+    /// Signed events: endpoints, retries.
+    pub events: EventSettings,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted, in
@@ -131,6 +135,7 @@ impl Config {
         let limits = limits::read(&mut r);
         let codes = codes::read(&mut r);
         let telemetry = telemetry::read(&mut r);
+        let events = events::read(&mut r, profile);
         let _ = r.raw(ENV_CONFIG);
 
         let drafts = Drafts {
@@ -169,6 +174,7 @@ impl Config {
             limits: limits.finish().ok_or_else(missing)?,
             codes: codes.finish().ok_or_else(missing)?,
             telemetry: telemetry.finish().ok_or_else(missing)?,
+            events: events.finish().ok_or_else(missing)?,
             warnings,
             effective,
         })

@@ -18,6 +18,7 @@
 
 mod attempts;
 mod batch;
+mod events;
 mod idempotency;
 mod keys;
 mod rate_limits;

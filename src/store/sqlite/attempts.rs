@@ -38,6 +38,37 @@ macro_rules! send_filter {
     };
 }
 
+/// Appends one attempt-log row (a row whose `sid` is already there is left as it is).
+pub(super) fn insert_attempt(c: &rusqlite::Connection, r: &AttemptRecord) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
+         verification_sid, channel, country, prefix, phone_lookup, phone_sealed, \
+         vendor, status, reason, bucket) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         ON CONFLICT (sid) DO NOTHING",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            r.sid,
+            r.kind.as_str(),
+            r.time.as_millis(),
+            r.service_sid,
+            r.verification_sid,
+            r.channel,
+            r.country,
+            r.prefix,
+            r.phone_lookup,
+            r.phone_sealed,
+            r.vendor,
+            r.status,
+            r.reason,
+            r.bucket,
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
 fn kind(text: &str) -> AttemptKind {
     match text {
         "send" => AttemptKind::Send,
@@ -91,33 +122,8 @@ impl AttemptStore for SqliteStore {
         }
         self.worker
             .call(Access::Write, move |c| {
-                let mut st = c
-                    .prepare_cached(
-                        "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
-                         verification_sid, channel, country, prefix, phone_lookup, phone_sealed, \
-                         vendor, status, reason, bucket) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-                         ON CONFLICT (sid) DO NOTHING",
-                    )
-                    .map_err(db_error)?;
                 for r in &records {
-                    st.execute(params![
-                        r.sid,
-                        r.kind.as_str(),
-                        r.time.as_millis(),
-                        r.service_sid,
-                        r.verification_sid,
-                        r.channel,
-                        r.country,
-                        r.prefix,
-                        r.phone_lookup,
-                        r.phone_sealed,
-                        r.vendor,
-                        r.status,
-                        r.reason,
-                        r.bucket,
-                    ])
-                    .map_err(db_error)?;
+                    insert_attempt(c, r)?;
                 }
                 Ok(())
             })

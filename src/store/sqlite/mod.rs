@@ -10,6 +10,7 @@
 
 mod attempts;
 mod checkpoint;
+mod events;
 mod file_sync;
 mod idempotency;
 mod keys;
