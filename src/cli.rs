@@ -1,11 +1,12 @@
 //! The `verifyd` command line: `serve` (the default), `send` and `check` (the same engine and
 //! policy, in-process, against the configured store), `cancel` (a pending verification),
-//! `twilio sync` (the Twilio-side IP bucket), `config` (effective settings, secrets redacted;
+//! `twilio sync` (the Twilio-side IP bucket), `events list|replay` (the signed events' outbox), `config` (effective settings, secrets redacted;
 //! exit 64 naming every bad variable), `doctor` (the settings against reality), `rekey` (move
 //! stored data to the newest secret), `healthcheck` (for container health checks), and
 //! `services` and `safelist` (the `/v2` face's services and safe list, in [`admin`]).
 
 mod admin;
+mod events;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -91,6 +92,11 @@ pub enum Command {
         #[command(subcommand)]
         command: admin::SafelistCommand,
     },
+    /// Signed events: list the outbox, replay dead or chosen events.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
     /// GET /healthz on VERIFYD_ADDR (0.0.0.0 and :: become loopback); exit 0 when it answers
     /// 200, else 1. For container HEALTHCHECKs: the image has no curl.
     Healthcheck {
@@ -172,6 +178,14 @@ pub async fn run(cli: Cli) -> i32 {
                     1
                 }
             }
+        }
+        Command::Events { command } => {
+            let _log = crate::telemetry::init(
+                config.telemetry.log_format,
+                &config.telemetry.log_filter,
+                crate::telemetry::Writer::Direct,
+            );
+            events::events(&config, command).await
         }
         Command::Healthcheck { addr } => healthcheck(addr.unwrap_or(config.server.addr)).await,
         Command::Services { command } => {

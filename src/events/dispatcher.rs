@@ -100,6 +100,9 @@ pub fn start(
 
 async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
     let mut running = JoinSet::new();
+    // Rows this replica is posting: a lease that ran out meanwhile (a slow receiver, a clock
+    // that jumped) may be taken again, but never by the replica already posting it.
+    let posting: Arc<std::sync::Mutex<std::collections::HashSet<i64>>> = Arc::default();
     loop {
         while running.try_join_next().is_some() {}
         // Lease only what can be sent now, so no leased row waits its lease away.
@@ -132,8 +135,16 @@ async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
             continue;
         }
         for row in leased {
+            if !posting.lock().expect("not poisoned").insert(row.seq) {
+                continue;
+            }
             let shared = Arc::clone(&shared);
-            running.spawn(async move { deliver(&shared, row).await });
+            let posting = Arc::clone(&posting);
+            running.spawn(async move {
+                let seq = row.seq;
+                deliver(&shared, row).await;
+                posting.lock().expect("not poisoned").remove(&seq);
+            });
         }
     }
 }

@@ -11,6 +11,7 @@ mod conformance;
 mod connections;
 mod counters;
 mod doctor;
+mod events;
 mod fake_twilio;
 mod helpers;
 mod jwt;

@@ -181,7 +181,7 @@ async fn insert(pool: &PgPool, rows: &[&NewRow]) -> Result<HashSet<String>, sqlx
          code_digest, code_sealed, check_count, send_count, created_at, updated_at, expires_at, \
          owner) SELECT sid, phone_lookup, phone_sealed, channel, 'pending', code_digest, \
          code_sealed, 0, 1, created_at, created_at, expires_at, owner FROM input ORDER BY ord \
-         ON CONFLICT DO NOTHING RETURNING sid) \
+         ON CONFLICT DO NOTHING RETURNING sid), \
          a AS (INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) \
          SELECT input.attempt_sid, v.sid, input.attempt_channel, input.sent_at \
          FROM v JOIN input ON input.sid = v.sid RETURNING verification_sid), \
