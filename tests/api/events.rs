@@ -41,7 +41,7 @@ struct Received {
     raw: String,
     /// How many of the configured secrets had a matching `v1,` signature.
     valid_signatures: usize,
-    /// The status the receiver answered.
+    /// The status the receiver answered (0: none, it hung until the sender was gone).
     answered: u16,
 }
 
@@ -115,7 +115,11 @@ async fn receive(
         .filter(|k| offered.contains(&signature_of(k, &id, &timestamp, &raw).as_str()))
         .count();
     let parsed: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
-    let answered = if state.always_fail.load(Ordering::SeqCst) {
+    // A request that arrives while the receiver hangs gets no answer the sender could see
+    // (the sender is killed meanwhile): recorded as 0, not delivered.
+    let answered = if state.hang.load(Ordering::SeqCst) {
+        0
+    } else if state.always_fail.load(Ordering::SeqCst) {
         500
     } else if state
         .fail_first
@@ -140,7 +144,7 @@ async fn receive(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     *state.in_flight.lock().unwrap().get_mut(&id).unwrap() -= 1;
-    StatusCode::from_u16(answered).unwrap()
+    StatusCode::from_u16(answered.max(200)).unwrap()
 }
 
 impl Receiver {
