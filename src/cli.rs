@@ -352,6 +352,19 @@ where
             return e.exit_code();
         }
     };
+    // Like the server: each change writes its attempt-log row and its events in its own
+    // transaction (a serving replica's dispatcher delivers them).
+    match crate::twilio_api::default_service_sid(&config, parts.services.as_ref()).await {
+        Ok(service) => parts.verifier.local_engine().set_journaling(
+            service.clone(),
+            crate::events::Emitter::new(&config.events, service),
+            parts.store.clone(),
+        ),
+        Err(e) => {
+            eprintln!("verifyd: {}", Chain(&e));
+            return 1;
+        }
+    }
     match act(parts).await {
         Ok(v) => {
             let body = Envelope {
