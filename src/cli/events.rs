@@ -38,8 +38,14 @@ pub enum EventsCommand {
 /// Runs an `events` command; the process exit code.
 pub async fn events(config: &Config, command: EventsCommand) -> i32 {
     let which = match &command {
-        EventsCommand::Replay { id: Some(id), dead: false } => Some(Replay::Id(id.clone())),
-        EventsCommand::Replay { id: None, dead: true } => Some(Replay::AllDead),
+        EventsCommand::Replay {
+            id: Some(id),
+            dead: false,
+        } => Some(Replay::Id(id.clone())),
+        EventsCommand::Replay {
+            id: None,
+            dead: true,
+        } => Some(Replay::AllDead),
         EventsCommand::Replay { .. } => {
             eprintln!("verifyd events replay: give one event id, or --dead (not both)");
             return super::EXIT_USAGE;
@@ -81,7 +87,9 @@ pub async fn events(config: &Config, command: EventsCommand) -> i32 {
                             (EventState::Pending, _, e) => format!(
                                 "next {}{}",
                                 r.next_at.to_rfc3339(),
-                                e.as_ref().map(|e| format!(" (last: {e})")).unwrap_or_default()
+                                e.as_ref()
+                                    .map(|e| format!(" (last: {e})"))
+                                    .unwrap_or_default()
                             ),
                             (_, _, Some(e)) => format!("last: {e}"),
                             _ => String::new(),

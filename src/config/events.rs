@@ -78,7 +78,9 @@ pub(super) fn read(r: &mut Reader<'_>, profile: Option<Profile>) -> EventDraft {
             }
         }
         (Some(None), Some(secrets), _) if !secrets.is_empty() => {
-            r.warn("VERIFYD_EVENTS_SECRET is set but VERIFYD_EVENTS_URL is not: no events are sent");
+            r.warn(
+                "VERIFYD_EVENTS_SECRET is set but VERIFYD_EVENTS_URL is not: no events are sent",
+            );
         }
         _ => {}
     }
@@ -87,11 +89,19 @@ pub(super) fn read(r: &mut Reader<'_>, profile: Option<Profile>) -> EventDraft {
         match entry {
             Ok(e) => {
                 if endpoints.iter().any(|o| o.name == e.name) {
-                    r.problem(&name, "<entry>", format!("the name `{}` is used twice", e.name));
+                    r.problem(
+                        &name,
+                        "<entry>",
+                        format!("the name `{}` is used twice", e.name),
+                    );
                     continue;
                 }
                 if plain_http(&e.url).is_some() && profile == Some(Profile::Production) {
-                    r.problem(&name, "<entry>", "production refuses a plain http:// endpoint: use https://");
+                    r.problem(
+                        &name,
+                        "<entry>",
+                        "production refuses a plain http:// endpoint: use https://",
+                    );
                     continue;
                 }
                 if plain_http(&e.url) == Some(false) {
@@ -143,7 +153,11 @@ pub(super) fn read(r: &mut Reader<'_>, profile: Option<Profile>) -> EventDraft {
 fn check_scheme(r: &mut Reader<'_>, name: &'static str, url: &str, profile: Option<Profile>) {
     match plain_http(url) {
         Some(_) if profile == Some(Profile::Production) => {
-            r.problem(name, url, "production refuses a plain http:// endpoint: use https://");
+            r.problem(
+                name,
+                url,
+                "production refuses a plain http:// endpoint: use https://",
+            );
         }
         Some(false) => r.warn(format!(
             "{name} is plain http:// to a host that is not loopback: events travel unencrypted"
@@ -222,7 +236,9 @@ fn table_endpoint(item: &toml::Value) -> Result<EventEndpoint, String> {
     let mut secret_texts = strings("secret")?;
     secret_texts.extend(strings("secrets")?);
     if secret_texts.is_empty() {
-        return Err("`secret` is required (whsec_ followed by base64 of at least 24 bytes)".to_owned());
+        return Err(
+            "`secret` is required (whsec_ followed by base64 of at least 24 bytes)".to_owned(),
+        );
     }
     let secrets = secrets(secret_texts.into_iter())?;
     let types = types(&strings("types")?.join(","))?;
@@ -232,4 +248,137 @@ fn table_endpoint(item: &toml::Value) -> Result<EventEndpoint, String> {
         secrets,
         types,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::config;
+    use super::*;
+
+    const GOOD: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn no_endpoint_means_events_are_off_and_the_defaults_are_standard_webhooks() {
+        let c = config(&[]).unwrap();
+        assert!(c.events.endpoints.is_empty());
+        assert_eq!(
+            c.events.retry_schedule,
+            [5, 300, 1800, 7200, 18_000, 36_000, 36_000].map(Duration::from_secs)
+        );
+        assert_eq!(c.events.timeout, Duration::from_secs(10));
+        assert!(!c.events.full_number);
+    }
+
+    #[test]
+    fn one_endpoint_with_two_secrets_and_a_filter() {
+        let two = format!("{GOOD} whsec_dGhpcy1pcy1hLXNlY29uZC1rZXktb2YtMzItYnl0ZXM=");
+        let c = config(&[
+            (ENV_EVENTS_URL, "https://hooks.example.com/verifyd"),
+            (ENV_EVENTS_SECRET, &two),
+            (
+                ENV_EVENTS_TYPES,
+                "verification.approved, verification.expired",
+            ),
+        ])
+        .unwrap();
+        let e = &c.events.endpoints[0];
+        assert_eq!((e.name.as_str(), e.secrets.len()), (DEFAULT_ENDPOINT, 2));
+        assert_eq!(
+            e.types.iter().copied().collect::<Vec<_>>(),
+            [
+                EventType::VerificationApproved,
+                EventType::VerificationExpired
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_input_is_refused_naming_the_variable_and_never_echoing_a_secret() {
+        let url = (ENV_EVENTS_URL, "https://hooks.example.com/v");
+        let secret = (ENV_EVENTS_SECRET, GOOD);
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            (
+                "malformed URL",
+                &[(ENV_EVENTS_URL, "hooks example"), secret],
+                ENV_EVENTS_URL,
+            ),
+            (
+                "ftp URL",
+                &[(ENV_EVENTS_URL, "ftp://x.example"), secret],
+                ENV_EVENTS_URL,
+            ),
+            ("secret missing", &[url], ENV_EVENTS_SECRET),
+            (
+                "secret without whsec_",
+                &[url, (ENV_EVENTS_SECRET, "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+                ENV_EVENTS_SECRET,
+            ),
+            (
+                "short secret",
+                &[url, (ENV_EVENTS_SECRET, "whsec_c2hvcnQ=")],
+                ENV_EVENTS_SECRET,
+            ),
+            (
+                "one bad of two",
+                &[
+                    url,
+                    (
+                        ENV_EVENTS_SECRET,
+                        "whsec_c2hvcnQ= whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                    ),
+                ],
+                ENV_EVENTS_SECRET,
+            ),
+            (
+                "unknown type",
+                &[url, secret, (ENV_EVENTS_TYPES, "verification.failed")],
+                ENV_EVENTS_TYPES,
+            ),
+            (
+                "bad schedule",
+                &[(ENV_EVENTS_RETRY_SCHEDULE, "5s,soon")],
+                ENV_EVENTS_RETRY_SCHEDULE,
+            ),
+            (
+                "zero timeout",
+                &[(ENV_EVENTS_TIMEOUT, "0")],
+                ENV_EVENTS_TIMEOUT,
+            ),
+            (
+                "production http",
+                &[
+                    (super::super::ENV_ENV, "production"),
+                    (ENV_EVENTS_URL, "http://hooks.example.com/v"),
+                    secret,
+                ],
+                ENV_EVENTS_URL,
+            ),
+        ];
+        for (case, pairs, variable) in cases {
+            let e = config(pairs)
+                .err()
+                .unwrap_or_else(|| panic!("{case}: accepted"));
+            let p = e
+                .problems
+                .iter()
+                .find(|p| p.name == *variable)
+                .unwrap_or_else(|| panic!("{case}: {variable} not named in {e}"));
+            assert!(
+                !e.to_string().contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+                "{case}: {e}"
+            );
+            assert!(!p.reason.is_empty(), "{case}");
+        }
+    }
+
+    #[test]
+    fn development_allows_plain_http_to_loopback() {
+        let c = config(&[
+            (ENV_EVENTS_URL, "http://127.0.0.1:9000/hooks"),
+            (ENV_EVENTS_SECRET, GOOD),
+        ])
+        .unwrap();
+        assert_eq!(c.events.endpoints.len(), 1);
+        assert!(c.warnings.iter().all(|w| !w.contains(ENV_EVENTS_URL)));
+    }
 }

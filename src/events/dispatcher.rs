@@ -27,8 +27,9 @@ use super::{Emitter, EventType, sign};
 use crate::clock::Clock;
 use crate::config::{EventEndpoint, EventSettings};
 use crate::crypto::Keys;
-use crate::domain::{Channel, Lifecycle, PhoneNumber, Timestamp, Verification, VerificationSid,
-    VerificationStatus};
+use crate::domain::{
+    Channel, Lifecycle, PhoneNumber, Timestamp, Verification, VerificationSid, VerificationStatus,
+};
 use crate::error::Chain;
 use crate::rotation::PHONE_CONTEXT;
 use crate::store::{DeliveryResult, EventStore, StoredEvent};

@@ -27,9 +27,9 @@ use crate::domain::{
     OtpCode, PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid,
     VerificationStatus,
 };
+use crate::events::{Emitter, EventType};
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
 use crate::sms::{OutgoingMessage, SmsSender, message_text};
-use crate::events::{Emitter, EventType};
 use crate::store::{
     AttemptKind, CheckRecord, EventStore, Journal, NewVerification, SealedVerification,
     SendJournal, SendOutcome, ServiceStore, StoredVerification, VerificationStore,
@@ -157,8 +157,7 @@ impl LocalProvider {
         if !self.journals() {
             return Journal::default();
         }
-        let mut entry =
-            AttemptEntry::new(AttemptKind::Check, now, scope.map(str::to_owned), phone);
+        let mut entry = AttemptEntry::new(AttemptKind::Check, now, scope.map(str::to_owned), phone);
         entry.status = Some(if update.approves() {
             "approved"
         } else {
@@ -620,7 +619,8 @@ impl Provider for LocalProvider {
         view.status = status;
         view.updated = now;
         // An approval by update converts the verification's attempts, like a right code.
-        let mut entry = AttemptEntry::new(AttemptKind::Check, now, scope.map(str::to_owned), &phone);
+        let mut entry =
+            AttemptEntry::new(AttemptKind::Check, now, scope.map(str::to_owned), &phone);
         entry.status = Some(status.as_str());
         entry.verification_sid = Some(sid.as_str().to_owned());
         entry.channel = Some(channel);

@@ -99,11 +99,18 @@ pub struct StoredEvent {
 /// What one delivery try came to.
 #[derive(Clone, Debug)]
 pub enum DeliveryResult {
-    Delivered { at: Timestamp },
+    Delivered {
+        at: Timestamp,
+    },
     /// Failed; try again at `at`.
-    Retry { at: Timestamp, error: String },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
     /// Failed, and that was the last try.
-    Dead { error: String },
+    Dead {
+        error: String,
+    },
 }
 
 /// Which rows a replay puts back to pending.

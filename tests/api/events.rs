@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use futures_util::StreamExt as _;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::StreamExt as _;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -222,7 +222,13 @@ fn verifications() -> String {
 
 /// Creates a verification through `/v2`; its sid.
 async fn create(app: &TestApp, to: &str) -> String {
-    let a = v2(app, "POST", &verifications(), &[("To", to), ("Channel", "sms")]).await;
+    let a = v2(
+        app,
+        "POST",
+        &verifications(),
+        &[("To", to), ("Channel", "sms")],
+    )
+    .await;
     assert_eq!(a.status, 201, "{}", a.body);
     a.body["sid"].as_str().unwrap().to_owned()
 }
@@ -243,7 +249,10 @@ async fn check(app: &TestApp, to: &str, code: &str) -> Value {
 fn event_settings<'a>(url: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut s = v2_settings(&[
         ("VERIFYD_EVENTS_URL", url),
-        ("VERIFYD_EVENTS_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_dGhpcy1pcy1hLXNlY29uZC1rZXktb2YtMzItYnl0ZXM="),
+        (
+            "VERIFYD_EVENTS_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_dGhpcy1pcy1hLXNlY29uZC1rZXktb2YtMzItYnl0ZXM=",
+        ),
         ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
         ("VERIFYD_VERIFY_RATE_LIMIT_PHONE_FAILURES_MAX", "0"),
     ]);
@@ -296,7 +305,10 @@ async fn every_state_change_yields_exactly_its_event_in_order_signed_with_every_
     }
     let expected = [
         (&a, vec!["verification.pending", "verification.approved"]),
-        (&b, vec!["verification.pending", "verification.max_attempts_reached"]),
+        (
+            &b,
+            vec!["verification.pending", "verification.max_attempts_reached"],
+        ),
         (&c, vec!["verification.pending", "verification.canceled"]),
         (&d, vec!["verification.pending", "verification.expired"]),
     ];
@@ -333,7 +345,10 @@ async fn every_state_change_yields_exactly_its_event_in_order_signed_with_every_
             .clone()
     };
     assert_eq!(status(&a, "verification.approved"), "approved");
-    assert_eq!(status(&b, "verification.max_attempts_reached"), "max_attempts_reached");
+    assert_eq!(
+        status(&b, "verification.max_attempts_reached"),
+        "max_attempts_reached"
+    );
     assert_eq!(status(&c, "verification.canceled"), "canceled");
     assert_eq!(status(&d, "verification.expired"), "expired");
     let pending_a = got
@@ -375,7 +390,12 @@ async fn a_types_filter_and_a_second_endpoint_from_the_toml_file_get_their_own_e
     let to_main = main.wait_for(1, 10).await;
     let to_billing = billing.wait_for(1, 10).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let kinds = |r: &Receiver| r.delivered().iter().map(|e| e.kind.clone()).collect::<Vec<_>>();
+    let kinds = |r: &Receiver| {
+        r.delivered()
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(kinds(&main), ["verification.pending"]);
     assert_eq!(kinds(&billing), ["verification.approved"]);
     assert_eq!(to_main[0].valid_signatures, 1);
@@ -463,7 +483,11 @@ async fn an_event_dead_after_its_last_try_is_listed_and_replayed_by_the_cli() {
     settle().await;
     app.clock.advance(Duration::from_secs(3600));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(receiver.seen().len(), 3, "three tries, then dead: no fourth");
+    assert_eq!(
+        receiver.seen().len(),
+        3,
+        "three tries, then dead: no fourth"
+    );
 
     let (code, listed, err) = events_cli(&app, &["list", "--state", "dead"]);
     assert_eq!(code, 0, "{err}");
@@ -497,7 +521,10 @@ async fn an_event_survives_kill_9_between_its_change_and_its_delivery() {
         ("VERIFYD_API_KEYS", API_KEY),
         ("VERIFYD_SECRET", SECRET),
         ("VERIFYD_EVENTS_URL", url.as_str()),
-        ("VERIFYD_EVENTS_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_dGhpcy1pcy1hLXNlY29uZC1rZXktb2YtMzItYnl0ZXM="),
+        (
+            "VERIFYD_EVENTS_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_dGhpcy1pcy1hLXNlY29uZC1rZXktb2YtMzItYnl0ZXM=",
+        ),
         // A short lease (timeout + 5 s) so the restarted process need not wait long.
         ("VERIFYD_EVENTS_TIMEOUT", "1"),
         ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
@@ -506,7 +533,9 @@ async fn an_event_survives_kill_9_between_its_change_and_its_delivery() {
     let made = 3;
     for n in 0..made {
         let to = format!("+1212200010{n}");
-        let r = server.post("/mfa/send-code", serde_json::json!({ "recipient": to })).await;
+        let r = server
+            .post("/mfa/send-code", serde_json::json!({ "recipient": to }))
+            .await;
         assert_eq!(r.status(), 200);
     }
     let in_flight = receiver.wait_for_requests(1, 10).await;
@@ -523,8 +552,16 @@ async fn an_event_survives_kill_9_between_its_change_and_its_delivery() {
         seen.len(),
         seen.len() - delivered.len()
     );
-    assert_eq!(delivered.len(), made, "every event arrives after the restart");
-    assert!(delivered.iter().all(|r| r.kind == "verification.pending" && r.valid_signatures == 2));
+    assert_eq!(
+        delivered.len(),
+        made,
+        "every event arrives after the restart"
+    );
+    assert!(
+        delivered
+            .iter()
+            .all(|r| r.kind == "verification.pending" && r.valid_signatures == 2)
+    );
     assert!(
         delivered.iter().any(|r| r.id == in_flight[0].id),
         "the event in flight at the kill is delivered"
@@ -546,7 +583,10 @@ async fn two_replicas_on_postgresql_deliver_1000_events_each_once_in_flight() {
         ("VERIFYD_DATABASE_URL", db_url.as_str()),
         ("VERIFYD_STORE_TIMEOUT", "10"),
         ("VERIFYD_EVENTS_URL", url.as_str()),
-        ("VERIFYD_EVENTS_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_dGhpcy1pcy1hLXNlY29uZC1rZXktb2YtMzItYnl0ZXM="),
+        (
+            "VERIFYD_EVENTS_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_dGhpcy1pcy1hLXNlY29uZC1rZXktb2YtMzItYnl0ZXM=",
+        ),
         ("VERIFYD_RESEND_COOLDOWN", "0"),
         ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
         ("VERIFYD_RATE_LIMIT_PHONE_MAX", "0"),
@@ -585,7 +625,10 @@ async fn two_replicas_on_postgresql_deliver_1000_events_each_once_in_flight() {
         overlapped.len()
     );
     assert_eq!(delivered.len(), made, "each event delivered");
-    assert!(overlapped.is_empty(), "an event in flight twice: {overlapped:?}");
+    assert!(
+        overlapped.is_empty(),
+        "an event in flight twice: {overlapped:?}"
+    );
     assert!(delivered.iter().all(|r| r.valid_signatures == 2));
     let subjects: HashSet<String> = delivered
         .iter()

@@ -15,8 +15,8 @@ use crate::domain::{
 };
 use crate::store::verifications::parse_attempts;
 use crate::store::{
-    CheckRecord, Journal, NewVerification, RekeyOutcome, SealedVerification, SendOutcome, StoreError,
-    StoredVerification, VerificationStore, corrupt,
+    CheckRecord, Journal, NewVerification, RekeyOutcome, SealedVerification, SendOutcome,
+    StoreError, StoredVerification, VerificationStore, corrupt,
 };
 
 /// The columns [`from_row`] reads, in its order (a macro so queries stay `&'static str`), for
@@ -279,8 +279,12 @@ impl VerificationStore for PostgresStore {
                     == 1
             } else {
                 let mut tx = self.pool.begin().await.map_err(db_error)?;
-                let counted =
-                    statement.execute(&mut *tx).await.map_err(db_error)?.rows_affected() == 1;
+                let counted = statement
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected()
+                    == 1;
                 if counted {
                     write_journal(&mut tx, &journal).await?;
                 }

@@ -39,7 +39,10 @@ macro_rules! send_filter {
 }
 
 /// Appends one attempt-log row (a row whose `sid` is already there is left as it is).
-pub(super) fn insert_attempt(c: &rusqlite::Connection, r: &AttemptRecord) -> Result<(), StoreError> {
+pub(super) fn insert_attempt(
+    c: &rusqlite::Connection,
+    r: &AttemptRecord,
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
          verification_sid, channel, country, prefix, phone_lookup, phone_sealed, \

@@ -110,8 +110,8 @@ impl EventStore for SqliteStore {
         owner: &str,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let endpoints = serde_json::to_string(endpoints)
-            .map_err(|e| StoreError::internal(e.to_string()))?;
+        let endpoints =
+            serde_json::to_string(endpoints).map_err(|e| StoreError::internal(e.to_string()))?;
         let owner = owner.to_owned();
         self.worker
             .call(Access::Write, move |c| {

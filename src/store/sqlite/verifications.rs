@@ -16,8 +16,8 @@ use crate::domain::{
 };
 use crate::store::verifications::{attempt_text, parse_attempts};
 use crate::store::{
-    CheckRecord, Journal, NewVerification, RekeyOutcome, SealedVerification, SendOutcome, StoreError,
-    StoredVerification, VerificationStore, corrupt,
+    CheckRecord, Journal, NewVerification, RekeyOutcome, SealedVerification, SendOutcome,
+    StoreError, StoredVerification, VerificationStore, corrupt,
 };
 
 /// The columns [`from_row`] reads, in its order.
