@@ -296,7 +296,8 @@ mod tests {
     fn bad_input_is_refused_naming_the_variable_and_never_echoing_a_secret() {
         let url = (ENV_EVENTS_URL, "https://hooks.example.com/v");
         let secret = (ENV_EVENTS_SECRET, GOOD);
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case<'_>] = &[
             (
                 "malformed URL",
                 &[(ENV_EVENTS_URL, "hooks example"), secret],

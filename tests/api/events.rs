@@ -119,12 +119,11 @@ async fn receive(
     // (the sender is killed meanwhile): recorded as 0, not delivered.
     let answered = if state.hang.load(Ordering::SeqCst) {
         0
-    } else if state.always_fail.load(Ordering::SeqCst) {
-        500
-    } else if state
-        .fail_first
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
+    } else if state.always_fail.load(Ordering::SeqCst)
+        || state
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     {
         500
     } else {
