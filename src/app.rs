@@ -546,6 +546,25 @@ impl Application {
         parts.verifier.set_attempt_log(attempt_log);
         let refusals = Arc::new(http::refusals::RefusalLog::new(Arc::clone(&parts.clock)));
         let refusal_reports = tokio::spawn(Arc::clone(&refusals).report_every_window());
+        // Signed events and the attempt log's own rows, written in each change's transaction.
+        let emitter = crate::events::Emitter::new(&config.events, twilio.default_service.clone());
+        let event_store: Arc<dyn crate::store::EventStore> = parts.store.clone();
+        parts.verifier.local_engine().set_journaling(
+            twilio.default_service.clone(),
+            emitter.clone(),
+            Arc::clone(&event_store),
+        );
+        let event_tasks = match emitter {
+            Some(emitter) => crate::events::dispatcher::start(
+                event_store,
+                &config.events,
+                emitter,
+                Arc::clone(&parts.keys),
+                Lifecycle::with_ttl(config.codes.ttl),
+                Arc::clone(&parts.clock),
+            ),
+            None => Vec::new(),
+        };
         let state = AppState::new(http::Shared {
             refusals,
             twilio: Arc::new(twilio),
@@ -626,6 +645,7 @@ impl Application {
                 .into_iter()
                 .chain(jwks_refresher)
                 .chain(attempt_tasks)
+                .chain(event_tasks)
                 .collect(),
         })
     }

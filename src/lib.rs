@@ -14,7 +14,9 @@
 //! - [`domain`]: `PhoneNumber`, `Channel`, `OtpCode`, `Verification` and its lifecycle (pure).
 //! - [`policy`]: geo allowlist, number types, buckets, client IP behind trusted proxies (pure).
 //! - [`service`]: the ordered request path shared by HTTP and CLI.
-//! - [`attempt_log`]: every send, check and refusal, written off the request path.
+//! - [`attempt_log`]: every send, check and refusal (a verification's own rows in its
+//!   transaction, refusals off the request path).
+//! - [`events`]: signed webhooks about verifications, through a transactional outbox.
 //! - [`provider`]: the engines (`local`, `twilio-verify`) and the Twilio-side IP bucket sync.
 //! - [`messages`]: wording per locale, operator templates, autofill lines, SMS segments.
 //! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`, `null`).
@@ -46,6 +48,7 @@ pub mod crypto;
 pub mod doctor;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod flood;
 pub mod fraud;
 pub mod http;

@@ -46,6 +46,7 @@ mod auth;
 mod channels;
 mod codes;
 mod delivery;
+mod events;
 mod fraud_guard;
 mod limits;
 mod messages;
@@ -64,6 +65,7 @@ pub use codes::{CodeSettings, TestNumber};
 pub use delivery::{
     DeliverySettings, MessagingFrom, ProviderKind, SenderKind, TwilioMessagingConfig, WebhookConfig,
 };
+pub use events::{DEFAULT_ENDPOINT, EventEndpoint, EventSettings};
 pub use fraud_guard::{FraudGuardSettings, GuardMode};
 pub use limits::{BucketConfig, Buckets, LimitSettings, SendLimits, VerifyLimits};
 pub use messages::MessageSettings;
@@ -97,6 +99,8 @@ pub struct Config {
     pub channels: ChannelSettings,
     /// The fraud guard.
     pub fraud_guard: FraudGuardSettings,
+    /// Signed events: endpoints, retries.
+    pub events: EventSettings,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted, in
@@ -146,6 +150,7 @@ impl Config {
         let messages = messages::read(&mut r);
         let channels = channels::read(&mut r, &twilio, &limits);
         let fraud_guard = fraud_guard::read(&mut r, profile);
+        let events = events::read(&mut r, profile);
         let _ = r.raw(ENV_CONFIG);
 
         let drafts = Drafts {
@@ -187,6 +192,7 @@ impl Config {
             messages: messages.finish().ok_or_else(missing)?,
             channels: channels.finish().ok_or_else(missing)?,
             fraud_guard: fraud_guard.finish().ok_or_else(missing)?,
+            events: events.finish().ok_or_else(missing)?,
             warnings,
             effective,
         })

@@ -244,6 +244,21 @@ settings! {
         "Regions sent to in addition to VERIFYD_VALID_COUNTRY_CODES, to learn their conversion before allowing them: the fraud guard counts them apart (`monitored` in its status and metrics) and never refuses them.";
     ENV_TEST_NUMBERS_BYPASS_LIMITS = "VERIFYD_TEST_NUMBERS_BYPASS_LIMITS", default "false", plain,
         "Test numbers skip every rate-limit bucket too (they always skip the fraud guard), for CI that sends to them often.";
+    // events (signed webhooks about verifications; docs/events.md)
+    ENV_EVENTS_URL = "VERIFYD_EVENTS_URL", default "", url,
+        "Where signed events go (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`); https:// in production. Unset, and no `[[event_endpoints]]` in verifyd.toml: no events. More endpoints, each with its own secrets and types: `[[event_endpoints]]` (`name`, `url`, `secret` or `secrets`, `types`).";
+    ENV_EVENTS_SECRET = "VERIFYD_EVENTS_SECRET", default "", secret,
+        "VERIFYD_EVENTS_URL's signing secrets: `whsec_` + base64 of at least 24 bytes; several, space-separated, while rotating (each event carries one signature per secret).";
+    ENV_EVENTS_TYPES = "VERIFYD_EVENTS_TYPES", default "", plain,
+        "Event types VERIFYD_EVENTS_URL receives, comma-separated; unset: all (verification.pending, .approved, .canceled, .expired, .max_attempts_reached, attempt.delivered, attempt.failed, fraud_guard.blocked).";
+    ENV_EVENTS_FULL_NUMBER = "VERIFYD_EVENTS_FULL_NUMBER", default "false", plain,
+        "Events carry the full phone number (`to`) instead of the masked one.";
+    ENV_EVENTS_RETRY_SCHEDULE = "VERIFYD_EVENTS_RETRY_SCHEDULE", default "5s,5m,30m,2h,5h,10h,10h", plain,
+        "Waits between delivery tries of an event (a 2xx answer delivers it); after the last one fails the event is dead: kept, listed by `verifyd events list`, sent again by `verifyd events replay`.";
+    ENV_EVENTS_TIMEOUT = "VERIFYD_EVENTS_TIMEOUT", default "10", plain,
+        "Seconds one delivery try may take (a timeout is a failed try). A replica's lease on an event lasts this plus 5 s: if it dies mid-delivery, another replica sends the event after that.";
+    ENV_EVENTS_RETENTION = "VERIFYD_EVENTS_RETENTION", default "7d", plain,
+        "How long delivered and dead events are kept before the background purge deletes them (at least 1 hour).";
     // sources
     ENV_CONFIG = "VERIFYD_CONFIG", default "verifyd.toml", plain,
         "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase).";

@@ -19,6 +19,7 @@
 mod attempts;
 mod batch;
 mod console;
+mod events;
 mod idempotency;
 mod keys;
 mod rate_limits;

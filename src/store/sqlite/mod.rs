@@ -11,6 +11,7 @@
 mod attempts;
 mod checkpoint;
 mod console;
+mod events;
 mod file_sync;
 mod idempotency;
 mod keys;
