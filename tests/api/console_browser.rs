@@ -39,7 +39,8 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Starts chromedriver and waits (at most 20 s) until it accepts connections.
+/// Starts chromedriver and waits (at most 60 s: the whole suite shares 2 cores with it) until
+/// it accepts connections.
 async fn start_driver() -> Driver {
     let port = free_port();
     let child = Command::new(CHROMEDRIVER)
@@ -50,7 +51,7 @@ async fn start_driver() -> Driver {
         .spawn()
         .expect("chromedriver starts");
     let driver = Driver { child, port };
-    for _ in 0..200 {
+    for _ in 0..600 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()

@@ -43,10 +43,10 @@ pub(super) fn insert_events(c: &Connection, events: &[OutboxEvent]) -> Result<()
 /// Writes what `journal` carries, inside the caller's transaction.
 pub(super) fn write_journal(c: &Connection, journal: &Journal) -> Result<(), StoreError> {
     insert_events(c, &journal.events)?;
-    if let Some(row) = &journal.attempt {
-        if insert_attempt(c, row)? {
-            super::console::add_hourly(c, vec![row])?;
-        }
+    if let Some(row) = &journal.attempt
+        && insert_attempt(c, row)?
+    {
+        super::console::add_hourly(c, vec![row])?;
     }
     Ok(())
 }
