@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use super::parse::positive_duration;
 use super::parse::{parse_url, redact_url, sender_id, sid};
 use super::settings::{
-    ENV_PROVIDER, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET, ENV_SMS_WEBHOOK_TIMEOUT,
+    ENV_PROVIDER, ENV_SMS_ROUTES, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET, ENV_SMS_WEBHOOK_TIMEOUT,
     ENV_SMS_WEBHOOK_URL, ENV_TWILIO_FROM, ENV_TWILIO_MESSAGING_SERVICE_SID,
 };
 use super::source::Reader;
@@ -27,6 +27,8 @@ pub struct DeliverySettings {
     pub twilio_messaging: Option<TwilioMessagingConfig>,
     /// Set when the local engine delivers through the signed webhook.
     pub webhook: Option<WebhookConfig>,
+    /// `VERIFYD_SMS_ROUTES` (empty: `sender` alone).
+    pub routes: super::SmsRoutes,
 }
 
 /// The delivery settings as read, each `None` when its problem was recorded.
@@ -36,6 +38,7 @@ pub(super) struct DeliveryDraft {
     pub sender: Option<SenderKind>,
     pub twilio_messaging: Option<TwilioMessagingConfig>,
     pub webhook: Option<WebhookConfig>,
+    pub routes: Option<super::SmsRoutes>,
 }
 
 impl DeliveryDraft {
@@ -46,6 +49,7 @@ impl DeliveryDraft {
             sender: self.sender?,
             twilio_messaging: self.twilio_messaging,
             webhook: self.webhook,
+            routes: self.routes?,
         })
     }
 }
@@ -178,13 +182,15 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
             )
         }
     };
-    let sender = r.parse(ENV_SMS_SENDER, |t| match t {
-        "console" => Ok(SenderKind::Console),
-        "twilio-messaging" => Ok(SenderKind::TwilioMessaging),
-        "webhook" => Ok(SenderKind::Webhook),
-        "null" => Ok(SenderKind::Null),
-        _ => Err("expected `console`, `twilio-messaging`, `webhook` or `null`".to_owned()),
+    let sender = r.parse(ENV_SMS_SENDER, |t| {
+        super::routes::vendor(t)
+            .map_err(|_| "expected `console`, `twilio-messaging`, `webhook` or `null`".to_owned())
     });
+    let routes = r.parse(ENV_SMS_ROUTES, super::routes::parse_routes);
+    // A vendor's settings are judged when the sender or a route uses it.
+    let routed = |kind: SenderKind| {
+        sender == Some(kind) || routes.as_ref().is_some_and(|r| r.vendors().contains(&kind))
+    };
     if sender == Some(SenderKind::Null) {
         r.warn("VERIFYD_SMS_SENDER=null discards every message: for benchmarks only");
     }
@@ -232,8 +238,9 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
     // The sender's own settings are judged only when the local engine uses that sender.
     let mut twilio_messaging = None;
     let mut webhook = None;
-    match (provider, sender) {
-        (Some(ProviderKind::Local), Some(SenderKind::TwilioMessaging)) => {
+    let local = provider == Some(ProviderKind::Local);
+    if local && routed(SenderKind::TwilioMessaging) {
+        {
             if twilio.account_sid.is_none() || twilio.auth_token.is_none() {
                 r.problem(
                     ENV_SMS_SENDER,
@@ -271,7 +278,9 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
                 });
             }
         }
-        (Some(ProviderKind::Local), Some(SenderKind::Webhook)) => {
+    }
+    if local && routed(SenderKind::Webhook) {
+        {
             if !webhook_url_set {
                 r.problem(ENV_SMS_SENDER, "webhook", "needs VERIFYD_SMS_WEBHOOK_URL");
             }
@@ -292,6 +301,8 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
                 });
             }
         }
+    }
+    match (provider, sender) {
         (Some(ProviderKind::TwilioVerify), Some(sender)) if sender != SenderKind::Console => {
             r.warn(format!(
                 "VERIFYD_SMS_SENDER={} is unused: with provider twilio-verify, Twilio delivers the codes",
@@ -306,6 +317,7 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         sender,
         twilio_messaging,
         webhook,
+        routes,
     }
 }
 

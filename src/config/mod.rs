@@ -50,6 +50,7 @@ mod limits;
 mod messages;
 mod parse;
 mod production;
+mod routes;
 mod server;
 mod settings;
 mod source;
@@ -67,6 +68,7 @@ pub use limits::{BucketConfig, Buckets, LimitSettings, SendLimits, VerifyLimits}
 pub use messages::MessageSettings;
 pub use parse::{parse_duration, redact_url};
 pub use production::Profile;
+pub use routes::SmsRoutes;
 pub use server::ServerSettings;
 pub use settings::*;
 pub use source::{ConfigError, Origin, Problem, Sources};

@@ -128,6 +128,8 @@ settings! {
         "webhook sender: the HMAC-SHA256 key (>= 16 chars) for the `X-Verifyd-Signature` header.";
     ENV_SMS_WEBHOOK_TIMEOUT = "VERIFYD_SMS_WEBHOOK_TIMEOUT", default "10", plain,
         "webhook sender: seconds to wait for the webhook's answer (a timeout is a failed send, never retried).";
+    ENV_SMS_ROUTES = "VERIFYD_SMS_ROUTES", default "", plain,
+        "Local engine: SMS vendors per country in failover order, `US,CA=twilio-messaging,webhook;*=webhook` (`*` is every other country; without `*` they use VERIFYD_SMS_SENDER). The next vendor is tried on a connect error, timeout, 5xx or 429, never on a refusal of the number (a 4xx, answered as the caller's error); a vendor failing 3 times in a row is skipped for 30 s, then probed with one message. Unset: VERIFYD_SMS_SENDER alone. See docs/vendors.md.";
     // limits
     ENV_VALID_COUNTRY_CODES = "VERIFYD_VALID_COUNTRY_CODES", default "US", plain,
         "ISO 3166-1 alpha-2 regions that may receive codes (seed S2).";

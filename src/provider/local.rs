@@ -19,7 +19,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{CheckRequest, MessageOptions, Provider, ProviderError, SendOptions, StartRequest};
+use super::{
+    CheckRequest, InvalidParameter, MessageOptions, Provider, ProviderError, SendOptions,
+    StartRequest,
+};
 use crate::crypto::Keys;
 use crate::domain::MessageFacts;
 use crate::domain::{
@@ -29,7 +32,7 @@ use crate::domain::{
 };
 use crate::messages::{self, Messages};
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
-use crate::sms::{OutgoingMessage, SmsSender};
+use crate::sms::{OutgoingMessage, SmsError, SmsSender};
 use crate::store::{
     CheckRecord, NewVerification, SealedVerification, SendOutcome, ServiceStore,
     StoredVerification, VerificationStore,
@@ -287,7 +290,13 @@ impl LocalProvider {
             "outcome" => if result.is_ok() { "sent" } else { "failed" },
         )
         .increment(1);
-        result.map_err(ProviderError::Delivery).map(|()| facts)
+        result
+            .map_err(|e| match e {
+                // The vendor refused the number itself: the caller's error (400 60200 To).
+                SmsError::Refused(_) => ProviderError::InvalidParameter(InvalidParameter::To),
+                e => ProviderError::Delivery(e),
+            })
+            .map(|()| facts)
     }
 
     /// A new verification (or, for the store, one more attempt of the live one) of `code` on
