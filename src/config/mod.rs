@@ -277,6 +277,25 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
         }
         _ => {}
     }
+    if provider == Some(ProviderKind::Local)
+        && sms_sender != Some(SenderKind::TwilioMessaging)
+        && let Some(routes) = &d.delivery.routes
+        && routes.vendors().contains(&SenderKind::TwilioMessaging)
+    {
+        if let Some(u) = &d.twilio.api_base_url {
+            urls_in_use.push((ENV_TWILIO_API_BASE_URL, u));
+        }
+    }
+    if d.profile == Some(Profile::Production) {
+        routes::production_rule(r, provider, d.delivery.routes.as_ref());
+    }
+    // With a `*` route, VERIFYD_SMS_SENDER carries nothing: not judged.
+    let sms_sender = sms_sender.filter(|_| {
+        d.delivery
+            .routes
+            .as_ref()
+            .is_none_or(|routes| routes.fallback.is_none())
+    });
     if d.profile == Some(Profile::Production) {
         production::production_rules(
             r,

@@ -91,6 +91,27 @@ pub fn parse_routes(text: &str) -> Result<SmsRoutes, String> {
     Ok(routes)
 }
 
+/// Production refuses a route through `console` or `null` (local engine only).
+pub(super) fn production_rule(
+    r: &mut super::source::Reader<'_>,
+    provider: Option<super::delivery::ProviderKind>,
+    routes: Option<&SmsRoutes>,
+) {
+    let Some(routes) = routes else { return };
+    if provider != Some(super::delivery::ProviderKind::Local) {
+        return;
+    }
+    for kind in routes.vendors() {
+        if matches!(kind, SenderKind::Console | SenderKind::Null) {
+            r.problem(
+                super::settings::ENV_SMS_ROUTES,
+                kind.as_str(),
+                "is refused in production: that vendor delivers nothing",
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +148,25 @@ mod tests {
             let err = parse_routes(text).unwrap_err();
             assert!(err.contains(says), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_routed_vendor_needs_its_settings_and_production_refuses_the_console() {
+        use crate::config::tests::config;
+        use crate::config::*;
+        let err = config(&[(ENV_SMS_ROUTES, "US=console,twilio-messaging")]).unwrap_err();
+        assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
+        let c = config(&[
+            (ENV_SMS_ROUTES, "US=twilio-messaging,console;*=console"),
+            (ENV_TWILIO_ACCOUNT_SID, "AC0123456789abcdef0123456789abcdef"),
+            (ENV_TWILIO_AUTH_TOKEN, "fedcba9876543210fedcba9876543210"),
+            (ENV_TWILIO_FROM, "+15005550006"),
+        ])
+        .unwrap();
+        assert!(c.delivery.twilio_messaging.is_some());
+        assert_eq!(c.delivery.routes.vendors().len(), 2);
+        let err =
+            config(&[(ENV_ENV, "production"), (ENV_SMS_ROUTES, "*=webhook,null")]).unwrap_err();
+        assert!(err.to_string().contains("VERIFYD_SMS_ROUTES"), "{err}");
     }
 }
