@@ -219,7 +219,7 @@ impl Verifier {
                 e.verification_sid = Some(v.sid.to_string());
                 e.attempt_sid = v.send_attempts.last().map(|a| a.sid.to_string());
                 e.channel = Some(v.channel);
-                e.vendor = Some(vendor);
+                e.vendor = Some(v.vendor.unwrap_or(vendor));
                 e.status = Some("sent");
                 e.message = v.message;
             }

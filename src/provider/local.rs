@@ -179,6 +179,7 @@ impl LocalProvider {
             created: stored.created,
             updated: stored.updated,
             message: None,
+            vendor: None,
         }
     }
 
@@ -241,7 +242,7 @@ impl LocalProvider {
         code: &OtpCode,
         wording: &MessageOptions,
         scope: Option<&str>,
-    ) -> Result<MessageFacts, ProviderError> {
+    ) -> Result<(MessageFacts, &'static str), ProviderError> {
         let rendered = self.messages.render(&messages::Request {
             code: code.expose(),
             channel,
@@ -278,7 +279,7 @@ impl LocalProvider {
             verification_sid: stored.sid.clone(),
             locale: rendered.locale,
         };
-        let result = self.sender.send(&message).await;
+        let result = self.sender.send_via(&message).await;
         let country = to
             .region()
             .map_or_else(|| "none".to_owned(), |r| r.to_string());
@@ -296,7 +297,7 @@ impl LocalProvider {
                 SmsError::Refused(_) => ProviderError::InvalidParameter(InvalidParameter::To),
                 e => ProviderError::Delivery(e),
             })
-            .map(|()| facts)
+            .map(|vendor| (facts, vendor))
     }
 
     /// A new verification (or, for the store, one more attempt of the live one) of `code` on
@@ -339,7 +340,7 @@ impl LocalProvider {
     #[allow(clippy::too_many_arguments)]
     async fn after_delivery(
         &self,
-        delivered: Result<MessageFacts, ProviderError>,
+        delivered: Result<(MessageFacts, &'static str), ProviderError>,
         stored: StoredVerification,
         phone: &PhoneNumber,
         code: &OtpCode,
@@ -382,9 +383,10 @@ impl LocalProvider {
                 .await;
         }
         match result {
-            Ok(facts) => {
+            Ok((facts, vendor)) => {
                 let mut view = self.view(stored, phone);
                 view.message = Some(facts);
+                view.vendor = Some(vendor);
                 Ok(view)
             }
             Err(e) => Err((stored.sid, e)),

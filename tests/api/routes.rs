@@ -1,0 +1,154 @@
+//! `VERIFYD_SMS_ROUTES` through the HTTP API: Twilio Messaging (the fake Twilio) first, a
+//! webhook gateway second. A primary that answers 5xx, times out or refuses the connection
+//! fails over (one SMS goes out, 200); a primary that refuses the number (4xx) does not (400);
+//! once the primary's breaker is open, sends skip it without waiting.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::StatusCode;
+
+use crate::fake_twilio::*;
+use crate::helpers::*;
+
+/// A gateway that accepts every POST and counts them.
+async fn gateway() -> (SocketAddr, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let app = Router::new().fallback(move || {
+        let hits = Arc::clone(&counted);
+        async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            StatusCode::ACCEPTED
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, hits)
+}
+
+/// An app routing every country to Twilio Messaging at `twilio_url`, then the gateway.
+async fn routed_app(twilio_url: &str, gateway: SocketAddr) -> TestApp {
+    let url = format!("http://{gateway}/sms");
+    let settings = with(
+        &messaging_settings(twilio_url),
+        &[
+            ("VERIFYD_SMS_SENDER", "webhook"),
+            ("VERIFYD_SMS_ROUTES", "*=twilio-messaging,webhook"),
+            ("VERIFYD_SMS_WEBHOOK_URL", url.as_str()),
+            ("VERIFYD_SMS_WEBHOOK_SECRET", "gateway-secret-0123456789"),
+            ("TWILIO_TIMEOUT", "1"),
+            ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+            ("VERIFYD_RATE_LIMIT_PHONE_MAX", "0"),
+            ("VERIFYD_RATE_LIMIT_PREFIX_MAX", "0"),
+        ],
+    );
+    spawn_app_with(&pairs(&settings)).await
+}
+
+#[tokio::test]
+async fn a_failing_primary_fails_over_and_one_sms_goes_out() {
+    let fake = FakeTwilio::start().await;
+    let (gw, hits) = gateway().await;
+    let app = routed_app(&fake.url(), gw).await;
+    // Healthy primary: Twilio carries it, the gateway sees nothing.
+    assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
+    assert_eq!((fake.messages().len(), hits.load(Ordering::SeqCst)), (1, 0));
+    let faults = [
+        ("500", Fault::error(500, 20500, "Internal Server Error")),
+        ("429", Fault::error(429, 20429, "Too Many Requests")),
+        ("timeout", Fault::Slow(Duration::from_millis(1500))),
+    ];
+    for (i, (name, fault)) in faults.into_iter().enumerate() {
+        fake.forget_calls();
+        fake.set_fault(Target::Messages, fault);
+        let number = format!("+1415555268{i}");
+        assert_ok(app.send_code(&number).await, "Verification code sent!").await;
+        assert_eq!(fake.messages().len(), 1, "{name}: Twilio tried once");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            i + 1,
+            "{name}: the gateway carried it"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_fails_over() {
+    // A port nobody listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let (gw, hits) = gateway().await;
+    let app = routed_app(&dead, gw).await;
+    assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_refusal_of_the_number_is_the_callers_error_and_does_not_fail_over() {
+    let fake = FakeTwilio::start().await;
+    let (gw, hits) = gateway().await;
+    let app = routed_app(&fake.url(), gw).await;
+    fake.set_fault(
+        Target::Messages,
+        Fault::error(400, 21211, "Invalid 'To' Phone Number"),
+    );
+    assert_error(app.send_code(US_NUMBER).await, 400, "invalid_phone_number").await;
+    assert_eq!(fake.messages().len(), 1);
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no failover on a refusal");
+}
+
+fn p50(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::test]
+async fn with_the_primary_timing_out_its_breaker_opens_and_sends_stop_waiting_on_it() {
+    let fake = FakeTwilio::start().await;
+    let (gw, hits) = gateway().await;
+    let app = routed_app(&fake.url(), gw).await;
+    fake.set_fault(Target::Messages, Fault::Slow(Duration::from_millis(1500)));
+    // Three timeouts in a row (1 s each) open the breaker.
+    for i in 0..3 {
+        let number = format!("+1415555270{i}");
+        assert_ok(app.send_code(&number).await, "Verification code sent!").await;
+    }
+    assert_eq!(fake.messages().len(), 3);
+    let mut open = Vec::new();
+    for i in 0..100 {
+        let number = format!("+141555571{i:02}");
+        let t = Instant::now();
+        assert_ok(app.send_code(&number).await, "Verification code sent!").await;
+        open.push(t.elapsed());
+    }
+    assert_eq!(fake.messages().len(), 3, "the open breaker skips Twilio");
+    assert_eq!(hits.load(Ordering::SeqCst), 103);
+    // The healthy path for comparison: the gateway alone.
+    let url = format!("http://{gw}/sms");
+    let direct = spawn_app_with(&[
+        ("VERIFYD_SMS_SENDER", "webhook"),
+        ("VERIFYD_SMS_WEBHOOK_URL", url.as_str()),
+        ("VERIFYD_SMS_WEBHOOK_SECRET", "gateway-secret-0123456789"),
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+        ("VERIFYD_RATE_LIMIT_PHONE_MAX", "0"),
+        ("VERIFYD_RATE_LIMIT_PREFIX_MAX", "0"),
+    ])
+    .await;
+    let mut healthy = Vec::new();
+    for i in 0..100 {
+        let number = format!("+141555572{i:02}");
+        let t = Instant::now();
+        assert_ok(direct.send_code(&number).await, "Verification code sent!").await;
+        healthy.push(t.elapsed());
+    }
+    let (open, healthy) = (p50(open), p50(healthy));
+    println!("breaker open: p50 {open:?} per send; gateway alone: p50 {healthy:?}");
+    // Far below the primary's 1 s timeout: nothing waits on the dead vendor.
+    assert!(open < Duration::from_millis(250), "{open:?}");
+}
