@@ -29,6 +29,8 @@ pub struct DeliverySettings {
     pub webhook: Option<WebhookConfig>,
     /// `VERIFYD_SMS_ROUTES` (empty: `sender` alone).
     pub routes: super::SmsRoutes,
+    /// Set when the sender or a route uses Telnyx.
+    pub telnyx: Option<super::TelnyxConfig>,
 }
 
 /// The delivery settings as read, each `None` when its problem was recorded.
@@ -39,6 +41,7 @@ pub(super) struct DeliveryDraft {
     pub twilio_messaging: Option<TwilioMessagingConfig>,
     pub webhook: Option<WebhookConfig>,
     pub routes: Option<super::SmsRoutes>,
+    pub telnyx: Option<super::TelnyxConfig>,
 }
 
 impl DeliveryDraft {
@@ -50,6 +53,7 @@ impl DeliveryDraft {
             twilio_messaging: self.twilio_messaging,
             webhook: self.webhook,
             routes: self.routes?,
+            telnyx: self.telnyx,
         })
     }
 }
@@ -78,6 +82,7 @@ pub enum SenderKind {
     Null,
     TwilioMessaging,
     Webhook,
+    Telnyx,
 }
 
 impl SenderKind {
@@ -87,6 +92,7 @@ impl SenderKind {
             SenderKind::Null => "null",
             SenderKind::TwilioMessaging => "twilio-messaging",
             SenderKind::Webhook => "webhook",
+            SenderKind::Telnyx => "telnyx",
         }
     }
 }
@@ -183,8 +189,9 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         }
     };
     let sender = r.parse(ENV_SMS_SENDER, |t| {
-        super::routes::vendor(t)
-            .map_err(|_| "expected `console`, `twilio-messaging`, `webhook` or `null`".to_owned())
+        super::routes::vendor(t).map_err(|_| {
+            "expected `console`, `twilio-messaging`, `webhook`, `telnyx` or `null`".to_owned()
+        })
     });
     let routes = r.parse(ENV_SMS_ROUTES, super::routes::parse_routes);
     // A vendor's settings are judged when the sender or a route uses it.
@@ -302,6 +309,11 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
             }
         }
     }
+    let telnyx = if local && routed(SenderKind::Telnyx) {
+        super::vendors::read_telnyx(r)
+    } else {
+        None
+    };
     match (provider, sender) {
         (Some(ProviderKind::TwilioVerify), Some(sender)) if sender != SenderKind::Console => {
             r.warn(format!(
@@ -318,6 +330,7 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         twilio_messaging,
         webhook,
         routes,
+        telnyx,
     }
 }
 

@@ -57,6 +57,7 @@ mod source;
 mod store;
 mod telemetry;
 mod twilio;
+mod vendors;
 
 pub use auth::{AuthMode, AuthSettings, JwtConfig};
 pub use channels::{ChannelSettings, TwilioAccount};
@@ -75,6 +76,7 @@ pub use source::{ConfigError, Origin, Problem, Sources};
 pub use store::{Database, SqliteLocation, SqliteSync, StoreSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use twilio::{TwilioCredentials, TwilioSettings};
+pub use vendors::TelnyxConfig;
 
 use source::Reader;
 
@@ -285,6 +287,9 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
         if let Some(u) = &d.twilio.api_base_url {
             urls_in_use.push((ENV_TWILIO_API_BASE_URL, u));
         }
+    }
+    if let Some(t) = &d.delivery.telnyx {
+        urls_in_use.push((ENV_TELNYX_BASE_URL, &t.base_url));
     }
     if d.profile == Some(Profile::Production) {
         routes::production_rule(r, provider, d.delivery.routes.as_ref());

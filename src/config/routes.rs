@@ -46,8 +46,9 @@ pub(super) fn vendor(name: &str) -> Result<SenderKind, String> {
         "twilio-messaging" => Ok(SenderKind::TwilioMessaging),
         "webhook" => Ok(SenderKind::Webhook),
         "null" => Ok(SenderKind::Null),
+        "telnyx" => Ok(SenderKind::Telnyx),
         other => Err(format!(
-            "unknown vendor `{other}`: expected `console`, `twilio-messaging`, `webhook` or `null`"
+            "unknown vendor `{other}`: expected `console`, `twilio-messaging`, `webhook`, `telnyx` or `null`"
         )),
     }
 }
@@ -138,7 +139,7 @@ mod tests {
     fn bad_routes_are_refused_with_the_reason() {
         for (text, says) in [
             ("US", "countries=vendors"),
-            ("US=telnyx", "unknown vendor `telnyx`"),
+            ("US=sinch", "unknown vendor `sinch`"),
             ("US=webhook,webhook", "twice"),
             ("US=webhook;US=console", "`US` appears twice"),
             ("*=webhook;*=console", "`*` appears twice"),

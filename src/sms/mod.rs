@@ -7,7 +7,9 @@ pub mod channels;
 pub mod console;
 pub mod null;
 pub mod routes;
+pub mod telnyx;
 pub mod twilio_messaging;
+pub mod vendor_http;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
 pub use null::NullSender;
 pub use routes::{Breaker, RoutedSender};
+pub use telnyx::TelnyxSender;
 pub use twilio_messaging::TwilioMessagingSender;
 pub use webhook::WebhookSender;
 
@@ -116,6 +119,12 @@ pub fn one_sender(
             let sender =
                 TwilioMessagingSender::new(settings, &twilio.api_base_url, twilio.timeout)?;
             Ok((Arc::new(sender), None))
+        }
+        SenderKind::Telnyx => {
+            let settings = delivery.telnyx.as_ref().ok_or_else(|| {
+                SmsError::Setup("telnyx needs TELNYX_API_KEY and TELNYX_FROM".to_owned())
+            })?;
+            Ok((Arc::new(TelnyxSender::new(settings)?), None))
         }
         SenderKind::Webhook => {
             let settings = delivery.webhook.as_ref().ok_or_else(|| {

@@ -152,3 +152,127 @@ async fn with_the_primary_timing_out_its_breaker_opens_and_sends_stop_waiting_on
     // Far below the primary's 1 s timeout: nothing waits on the dead vendor.
     assert!(open < Duration::from_millis(250), "{open:?}");
 }
+
+/// A fake Telnyx Messaging API: records each request (method, path, headers, JSON body) and
+/// answers as told (200 with `data.id`, or an error answer with `errors[]`).
+#[derive(Default)]
+struct FakeTelnyx {
+    requests: std::sync::Mutex<Vec<(String, String, axum::http::HeaderMap, serde_json::Value)>>,
+    answer: std::sync::Mutex<Option<(u16, &'static str)>>,
+}
+
+async fn fake_telnyx() -> (String, Arc<FakeTelnyx>) {
+    let state = Arc::new(FakeTelnyx::default());
+    let seen = Arc::clone(&state);
+    let app = Router::new().fallback(
+        move |method: axum::http::Method,
+              uri: axum::http::Uri,
+              headers: axum::http::HeaderMap,
+              body: axum::body::Bytes| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                seen.requests.lock().unwrap().push((
+                    method.to_string(),
+                    uri.path().to_owned(),
+                    headers,
+                    json,
+                ));
+                let answer = *seen.answer.lock().unwrap();
+                match answer {
+                    None => (
+                        StatusCode::OK,
+                        r#"{"data":{"id":"40317c1e-0000-4000-8000-000000000001","record_type":"message"}}"#
+                            .to_owned(),
+                    ),
+                    Some((status, code)) => (
+                        StatusCode::from_u16(status).unwrap(),
+                        format!(r#"{{"errors":[{{"code":"{code}","title":"refused"}}]}}"#),
+                    ),
+                }
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), state)
+}
+
+const TELNYX_KEY: &str = "KEY0123456789ABCDEF_test_only";
+
+async fn telnyx_app(telnyx_url: &str, gateway: SocketAddr) -> TestApp {
+    let url = format!("http://{gateway}/sms");
+    spawn_app_with(&[
+        ("VERIFYD_SMS_SENDER", "webhook"),
+        ("VERIFYD_SMS_ROUTES", "US,CA=telnyx,webhook;*=webhook"),
+        ("TELNYX_API_KEY", TELNYX_KEY),
+        ("TELNYX_FROM", "+18445550001"),
+        ("TELNYX_BASE_URL", telnyx_url),
+        ("VERIFYD_VALID_COUNTRY_CODES", "US,GB"),
+        ("VERIFYD_SMS_WEBHOOK_URL", url.as_str()),
+        ("VERIFYD_SMS_WEBHOOK_SECRET", "gateway-secret-0123456789"),
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+    ])
+    .await
+}
+
+/// Checked by hand against Telnyx's documented request (developers.telnyx.com/api/messaging/
+/// send-message, "Send a message": `POST https://api.telnyx.com/v2/messages`,
+/// `Authorization: Bearer YOUR_API_KEY`, `Content-Type: application/json`,
+/// `{"from": "+18445550001", "to": "+18445550002", "text": "Hello, World!"}`).
+#[tokio::test]
+async fn telnyx_gets_its_documented_request_and_fails_over_but_not_on_a_refusal() {
+    let (telnyx, fake) = fake_telnyx().await;
+    let (gw, hits) = gateway().await;
+    let app = telnyx_app(&telnyx, gw).await;
+    assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
+    let requests = fake.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    let (method, path, headers, body) = &requests[0];
+    println!("captured Telnyx request: {method} {path}\n{headers:?}\n{body}");
+    assert_eq!((method.as_str(), path.as_str()), ("POST", "/v2/messages"));
+    assert_eq!(
+        headers["authorization"].to_str().unwrap(),
+        format!("Bearer {TELNYX_KEY}")
+    );
+    assert_eq!(headers["content-type"], "application/json");
+    let fields: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(fields, ["from", "text", "to"], "{body}");
+    assert_eq!(body["to"], US_NUMBER);
+    assert_eq!(body["from"], "+18445550001");
+    assert_eq!(code_in(body["text"].as_str().unwrap()).len(), 6);
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // A Telnyx outage (500) fails over to the gateway.
+    *fake.answer.lock().unwrap() = Some((500, "10007"));
+    assert_ok(
+        app.send_code("+14155552672").await,
+        "Verification code sent!",
+    )
+    .await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // Telnyx refusing the number (40310, invalid `to`) is the caller's error: no failover.
+    *fake.answer.lock().unwrap() = Some((400, "40310"));
+    assert_error(
+        app.send_code("+14155552673").await,
+        400,
+        "invalid_phone_number",
+    )
+    .await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "no failover on a refusal");
+    // A number outside US/CA goes to the `*` route alone.
+    *fake.answer.lock().unwrap() = None;
+    let before = fake.requests.lock().unwrap().len();
+    assert_ok(
+        app.send_code("+447400123456").await,
+        "Verification code sent!",
+    )
+    .await;
+    assert_eq!(fake.requests.lock().unwrap().len(), before);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
