@@ -31,6 +31,8 @@ pub struct DeliverySettings {
     pub routes: super::SmsRoutes,
     /// Set when the sender or a route uses Telnyx.
     pub telnyx: Option<super::TelnyxConfig>,
+    /// Set when the sender or a route uses Vonage.
+    pub vonage: Option<super::VonageConfig>,
 }
 
 /// The delivery settings as read, each `None` when its problem was recorded.
@@ -42,6 +44,7 @@ pub(super) struct DeliveryDraft {
     pub webhook: Option<WebhookConfig>,
     pub routes: Option<super::SmsRoutes>,
     pub telnyx: Option<super::TelnyxConfig>,
+    pub vonage: Option<super::VonageConfig>,
 }
 
 impl DeliveryDraft {
@@ -54,6 +57,7 @@ impl DeliveryDraft {
             webhook: self.webhook,
             routes: self.routes?,
             telnyx: self.telnyx,
+            vonage: self.vonage,
         })
     }
 }
@@ -83,6 +87,7 @@ pub enum SenderKind {
     TwilioMessaging,
     Webhook,
     Telnyx,
+    Vonage,
 }
 
 impl SenderKind {
@@ -93,6 +98,7 @@ impl SenderKind {
             SenderKind::TwilioMessaging => "twilio-messaging",
             SenderKind::Webhook => "webhook",
             SenderKind::Telnyx => "telnyx",
+            SenderKind::Vonage => "vonage",
         }
     }
 }
@@ -190,7 +196,8 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
     };
     let sender = r.parse(ENV_SMS_SENDER, |t| {
         super::routes::vendor(t).map_err(|_| {
-            "expected `console`, `twilio-messaging`, `webhook`, `telnyx` or `null`".to_owned()
+            "expected `console`, `twilio-messaging`, `webhook`, `telnyx`, `vonage` or `null`"
+                .to_owned()
         })
     });
     let routes = r.parse(ENV_SMS_ROUTES, super::routes::parse_routes);
@@ -314,6 +321,11 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
     } else {
         None
     };
+    let vonage = if local && routed(SenderKind::Vonage) {
+        super::vendors::read_vonage(r)
+    } else {
+        None
+    };
     match (provider, sender) {
         (Some(ProviderKind::TwilioVerify), Some(sender)) if sender != SenderKind::Console => {
             r.warn(format!(
@@ -331,6 +343,7 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         webhook,
         routes,
         telnyx,
+        vonage,
     }
 }
 

@@ -76,7 +76,7 @@ pub use source::{ConfigError, Origin, Problem, Sources};
 pub use store::{Database, SqliteLocation, SqliteSync, StoreSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use twilio::{TwilioCredentials, TwilioSettings};
-pub use vendors::TelnyxConfig;
+pub use vendors::{TelnyxConfig, VonageConfig};
 
 use source::Reader;
 
@@ -290,6 +290,9 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
     }
     if let Some(t) = &d.delivery.telnyx {
         urls_in_use.push((ENV_TELNYX_BASE_URL, &t.base_url));
+    }
+    if let Some(v) = &d.delivery.vonage {
+        urls_in_use.push((ENV_VONAGE_BASE_URL, &v.base_url));
     }
     if d.profile == Some(Profile::Production) {
         routes::production_rule(r, provider, d.delivery.routes.as_ref());

@@ -47,8 +47,9 @@ pub(super) fn vendor(name: &str) -> Result<SenderKind, String> {
         "webhook" => Ok(SenderKind::Webhook),
         "null" => Ok(SenderKind::Null),
         "telnyx" => Ok(SenderKind::Telnyx),
+        "vonage" => Ok(SenderKind::Vonage),
         other => Err(format!(
-            "unknown vendor `{other}`: expected `console`, `twilio-messaging`, `webhook`, `telnyx` or `null`"
+            "unknown vendor `{other}`: expected `console`, `twilio-messaging`, `webhook`, `telnyx`, `vonage` or `null`"
         )),
     }
 }

@@ -124,9 +124,12 @@ pub async fn run(config: &Config) -> Report {
         ProviderKind::TwilioVerify => twilio_verify(&mut report, config).await,
         ProviderKind::Local => match config.delivery.sender {
             SenderKind::TwilioMessaging => twilio_messaging(&mut report, config).await,
-            SenderKind::Telnyx => report.info(
+            SenderKind::Telnyx | SenderKind::Vonage => report.info(
                 "sms sender",
-                "telnyx: credentials not checked by doctor yet (issue 22)",
+                format!(
+                    "{}: credentials not checked by doctor yet (issue 22)",
+                    config.delivery.sender.as_str()
+                ),
             ),
             SenderKind::Webhook => report.info(
                 "sms sender",

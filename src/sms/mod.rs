@@ -10,6 +10,7 @@ pub mod routes;
 pub mod telnyx;
 pub mod twilio_messaging;
 pub mod vendor_http;
+pub mod vonage;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub use null::NullSender;
 pub use routes::{Breaker, RoutedSender};
 pub use telnyx::TelnyxSender;
 pub use twilio_messaging::TwilioMessagingSender;
+pub use vonage::VonageSender;
 pub use webhook::WebhookSender;
 
 /// One message to deliver. The body contains the code, so it is a secret.
@@ -125,6 +127,12 @@ pub fn one_sender(
                 SmsError::Setup("telnyx needs TELNYX_API_KEY and TELNYX_FROM".to_owned())
             })?;
             Ok((Arc::new(TelnyxSender::new(settings)?), None))
+        }
+        SenderKind::Vonage => {
+            let settings = delivery.vonage.as_ref().ok_or_else(|| {
+                SmsError::Setup("vonage needs VONAGE_API_KEY, _SECRET and _FROM".to_owned())
+            })?;
+            Ok((Arc::new(VonageSender::new(settings)?), None))
         }
         SenderKind::Webhook => {
             let settings = delivery.webhook.as_ref().ok_or_else(|| {

@@ -276,3 +276,95 @@ async fn telnyx_gets_its_documented_request_and_fails_over_but_not_on_a_refusal(
     assert_eq!(fake.requests.lock().unwrap().len(), before);
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
+
+/// A fake Vonage SMS API: records each request's path, content type and form fields, and
+/// answers HTTP 200 with the part status it is told (`"0"`: accepted).
+#[derive(Default)]
+struct FakeVonage {
+    requests: std::sync::Mutex<Vec<(String, String, Vec<(String, String)>)>>,
+    status: std::sync::Mutex<Option<&'static str>>,
+}
+
+async fn fake_vonage() -> (String, Arc<FakeVonage>) {
+    let state = Arc::new(FakeVonage::default());
+    let seen = Arc::clone(&state);
+    let app = Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
+                let content_type = headers
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                seen.requests
+                    .lock()
+                    .unwrap()
+                    .push((uri.path().to_owned(), content_type, form));
+                let status = seen.status.lock().unwrap().unwrap_or("0");
+                format!(
+                    r#"{{"message-count":"1","messages":[{{"to":"14155552671","message-id":"0A0000000123ABCD1","status":"{status}","remaining-balance":"3.14","message-price":"0.03","network":"12345"}}]}}"#
+                )
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), state)
+}
+
+/// Checked by hand against Vonage's documented request (developer.vonage.com, SMS API, "Send
+/// an SMS": `POST https://rest.nexmo.com/sms/json` with the form fields `from`, `text`, `to`
+/// (no `+`), `api_key`, `api_secret`; the answer's `messages[].status` `"0"` is success).
+#[tokio::test]
+async fn vonage_gets_its_documented_request_and_a_failed_status_fails_over_but_a_refusal_does_not()
+{
+    let (vonage, fake) = fake_vonage().await;
+    let (gw, hits) = gateway().await;
+    let url = format!("http://{gw}/sms");
+    let app = spawn_app_with(&[
+        ("VERIFYD_SMS_SENDER", "webhook"),
+        ("VERIFYD_SMS_ROUTES", "*=vonage,webhook"),
+        ("VONAGE_API_KEY", "abcd1234"),
+        ("VONAGE_API_SECRET", "vonage-secret-test-only"),
+        ("VONAGE_FROM", "AcmeInc"),
+        ("VONAGE_BASE_URL", vonage.as_str()),
+        ("VERIFYD_SMS_WEBHOOK_URL", url.as_str()),
+        ("VERIFYD_SMS_WEBHOOK_SECRET", "gateway-secret-0123456789"),
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+    ])
+    .await;
+    assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
+    let requests = fake.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    let (path, content_type, form) = &requests[0];
+    println!("captured Vonage request: POST {path} ({content_type})\n{form:?}");
+    assert_eq!(path, "/sms/json");
+    assert_eq!(content_type, "application/x-www-form-urlencoded");
+    let names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["api_key", "api_secret", "from", "to", "text"]);
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    assert_eq!(field("to"), US_NUMBER.trim_start_matches('+'));
+    assert_eq!(field("from"), "AcmeInc");
+    assert_eq!(field("api_key"), "abcd1234");
+    assert_eq!(code_in(&field("text")).len(), 6);
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // Status 5 (internal error) fails over.
+    *fake.status.lock().unwrap() = Some("5");
+    assert_ok(
+        app.send_code("+14155552672").await,
+        "Verification code sent!",
+    )
+    .await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // Status 3 (invalid parameters: the number) is the caller's error.
+    *fake.status.lock().unwrap() = Some("3");
+    assert_error(
+        app.send_code("+14155552673").await,
+        400,
+        "invalid_phone_number",
+    )
+    .await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "no failover on a refusal");
+}
