@@ -283,10 +283,9 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
         && sms_sender != Some(SenderKind::TwilioMessaging)
         && let Some(routes) = &d.delivery.routes
         && routes.vendors().contains(&SenderKind::TwilioMessaging)
+        && let Some(u) = &d.twilio.api_base_url
     {
-        if let Some(u) = &d.twilio.api_base_url {
-            urls_in_use.push((ENV_TWILIO_API_BASE_URL, u));
-        }
+        urls_in_use.push((ENV_TWILIO_API_BASE_URL, u));
     }
     if let Some(t) = &d.delivery.telnyx {
         urls_in_use.push((ENV_TELNYX_BASE_URL, &t.base_url));

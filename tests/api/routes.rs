@@ -277,11 +277,14 @@ async fn telnyx_gets_its_documented_request_and_fails_over_but_not_on_a_refusal(
     assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
 
+/// A request the fake Vonage got: path, content type, form fields.
+type VonageRequest = (String, String, Vec<(String, String)>);
+
 /// A fake Vonage SMS API: records each request's path, content type and form fields, and
 /// answers HTTP 200 with the part status it is told (`"0"`: accepted).
 #[derive(Default)]
 struct FakeVonage {
-    requests: std::sync::Mutex<Vec<(String, String, Vec<(String, String)>)>>,
+    requests: std::sync::Mutex<Vec<VonageRequest>>,
     status: std::sync::Mutex<Option<&'static str>>,
 }
 
