@@ -147,6 +147,7 @@ fn new_verification(n: u64, keys: &Keys, now: Timestamp) -> NewVerification {
         },
         expires_at: now.plus(Duration::from_secs(600)),
         sid,
+        journal: Default::default(),
     }
 }
 

@@ -34,8 +34,8 @@ use crate::sms::{NullSender, Outbox, SmsSender};
 use crate::store::safelist::CachedSafeList;
 use crate::store::services::CachedServices;
 use crate::store::{
-    AttemptStore, KeyCheck, PostgresSettings, PostgresStore, RateLimitStore, SafeListStore,
-    ServiceStore, SqliteStore, Store, StoreError,
+    AttemptStore, ConsoleStore, KeyCheck, PostgresSettings, PostgresStore, RateLimitStore,
+    SafeListStore, ServiceStore, SqliteStore, Store, StoreError,
 };
 use crate::twilio_api::TwilioApi;
 
@@ -93,6 +93,8 @@ pub struct Components {
     pub safe_list: Arc<dyn SafeListStore>,
     /// The same database's RateLimits and Buckets.
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// The same database's console reads (hourly counters, filtered log).
+    pub console: Arc<dyn ConsoleStore>,
     pub outbox: Option<Arc<Outbox>>,
     pub clock: Arc<dyn Clock>,
     /// The newest secret's key-check record, re-added by the purge loop.
@@ -121,6 +123,7 @@ impl Components {
             attempts,
             safe_list,
             rate_limits,
+            console,
         } = build_stores(config).await?;
         let secrets = resolve_secret(config)?;
         let opened = rotation::open_keys(store.as_ref(), &secrets, clock.now()).await?;
@@ -172,7 +175,8 @@ impl Components {
         };
         let limiter = build_limiter(config)?;
         let verifier = Arc::new(Verifier::new(
-            Policy::new(&config.limits, Arc::clone(&keys)),
+            Policy::new(&config.limits, Arc::clone(&keys))
+                .also_sending_to(&config.fraud_guard.monitor_countries),
             limiter,
             provider,
             test_numbers,
@@ -180,6 +184,10 @@ impl Components {
             Arc::clone(&clock),
         ));
         verifier.set_safe_list(Arc::clone(&safe_list), Arc::clone(&keys));
+        verifier.set_fraud_guard(
+            build_fraud_guard(config, &keys)?,
+            config.fraud_guard.test_numbers_bypass_limits,
+        );
         Ok(Self {
             verifier,
             keys,
@@ -188,6 +196,7 @@ impl Components {
             attempts,
             safe_list,
             rate_limits,
+            console,
             outbox,
             clock,
             key_check: opened.newest_check,
@@ -211,19 +220,28 @@ pub struct Stores {
     pub attempts: Arc<dyn AttemptStore>,
     pub safe_list: Arc<dyn SafeListStore>,
     pub rate_limits: Arc<dyn RateLimitStore>,
+    /// The console's reads.
+    pub console: Arc<dyn ConsoleStore>,
 }
 
 impl Stores {
     fn of<S>(store: Arc<S>) -> Self
     where
-        S: Store + ServiceStore + AttemptStore + SafeListStore + RateLimitStore + 'static,
+        S: Store
+            + ServiceStore
+            + AttemptStore
+            + SafeListStore
+            + RateLimitStore
+            + ConsoleStore
+            + 'static,
     {
         Self {
             store: store.clone(),
             services: store.clone(),
             attempts: store.clone(),
             safe_list: store.clone(),
-            rate_limits: store,
+            rate_limits: store.clone(),
+            console: store,
         }
     }
 }
@@ -283,6 +301,33 @@ pub fn build_limiter(config: &Config) -> Result<Arc<dyn Limiter>, StartupError> 
         )),
         None => Ok(Arc::new(MemoryLimiter::new(config.limits.limiter_max_keys))),
     }
+}
+
+/// The fraud guard, its state beside the limiter's: Redis when `VERIFYD_REDIS_URL` is set
+/// (shared by every replica), else this process's memory.
+pub fn build_fraud_guard(
+    config: &Config,
+    keys: &Arc<Keys>,
+) -> Result<Arc<crate::fraud::FraudGuard>, StartupError> {
+    let backend: Arc<dyn crate::fraud::GuardBackend> = match &config.limits.redis_url {
+        Some(url) => Arc::new(
+            crate::fraud::RedisGuard::new(
+                url.expose_secret(),
+                &config.limits.redis_prefix,
+                config.store.timeout,
+            )
+            .map_err(|e| StartupError::Config(e.into()))?,
+        ),
+        None => Arc::new(crate::fraud::MemoryGuard::new(
+            config.limits.limiter_max_keys,
+        )),
+    };
+    Ok(Arc::new(crate::fraud::FraudGuard::new(
+        config.fraud_guard.clone(),
+        backend,
+        Arc::clone(keys),
+        &config.limits.valid_country_codes,
+    )))
 }
 
 /// `VERIFYD_SECRET` (one or more, newest first), or the secret kept beside the SQLite file
@@ -475,6 +520,7 @@ impl Application {
                 attempts: Arc::clone(&parts.attempts),
                 safe_list: Arc::clone(&parts.safe_list),
                 rate_limits: Arc::clone(&parts.rate_limits),
+                console: Arc::clone(&parts.console),
             },
             v2_keys,
             public_url,
@@ -500,6 +546,25 @@ impl Application {
         parts.verifier.set_attempt_log(attempt_log);
         let refusals = Arc::new(http::refusals::RefusalLog::new(Arc::clone(&parts.clock)));
         let refusal_reports = tokio::spawn(Arc::clone(&refusals).report_every_window());
+        // Signed events and the attempt log's own rows, written in each change's transaction.
+        let emitter = crate::events::Emitter::new(&config.events, twilio.default_service.clone());
+        let event_store: Arc<dyn crate::store::EventStore> = parts.store.clone();
+        parts.verifier.local_engine().set_journaling(
+            twilio.default_service.clone(),
+            emitter.clone(),
+            Arc::clone(&event_store),
+        );
+        let event_tasks = match emitter {
+            Some(emitter) => crate::events::dispatcher::start(
+                event_store,
+                &config.events,
+                emitter,
+                Arc::clone(&parts.keys),
+                Lifecycle::with_ttl(config.codes.ttl),
+                Arc::clone(&parts.clock),
+            ),
+            None => Vec::new(),
+        };
         let state = AppState::new(http::Shared {
             refusals,
             twilio: Arc::new(twilio),
@@ -514,6 +579,10 @@ impl Application {
             keys: Arc::clone(&parts.keys),
             clock: Arc::clone(&parts.clock),
             metrics_on_main: config.telemetry.metrics_addr.is_none(),
+            console: Arc::new(crate::console::Console::new(
+                &config,
+                Arc::clone(&parts.console),
+            )),
         });
         // Install the metrics recorder before the first request records anything.
         let _ = http::metrics::handle();
@@ -545,6 +614,7 @@ impl Application {
             },
             store = parts.store.name(),
             limiter = parts.verifier.limiter().name(),
+            fraud_guard = config.fraud_guard.mode.as_str(),
             auth = config.auth.mode.as_str(),
             secrets = config.store.secret.as_ref().map_or(1, ServerSecrets::len),
             key_id = %parts.keys.newest_key_id(),
@@ -575,6 +645,7 @@ impl Application {
                 .into_iter()
                 .chain(jwks_refresher)
                 .chain(attempt_tasks)
+                .chain(event_tasks)
                 .collect(),
         })
     }

@@ -1,14 +1,25 @@
 //! The attempt log (DESIGN.md "Attempt log"): every send attempt, check outcome and refusal of
-//! every face, written off the request path. The [`Verifier`](crate::service::Verifier) hands
-//! each entry to a channel (never waiting); one background task takes whatever is waiting,
-//! seals the numbers (HMAC for lookup, AEAD for display, as everywhere) and appends the batch in
-//! one store call, so a busy server writes many requests' rows per transaction. A second task
-//! purges rows older than `VERIFYD_ATTEMPT_RETENTION`.
+//! every face.
+//!
+//! Rows that belong to an accepted verification of the local engine (its send attempts, its
+//! counted checks, its approval or cancellation by update) are not queued here: the engine
+//! writes each in the store transaction of the change it records (a
+//! [`Journal`](crate::store::Journal), like the events' outbox), so a crash cannot lose one and
+//! a rolled-back change leaves none. [`seal`] turns an entry into that row.
+//!
+//! Everything else (refusals before the engine, checks that found nothing or a locked
+//! verification, and every row of the `twilio-verify` engine, whose verifications are not in our
+//! store) is best effort, off the request path: the [`Verifier`](crate::service::Verifier) hands
+//! each entry to a channel (never waiting); one background task takes whatever is waiting, seals
+//! the numbers (HMAC for lookup, AEAD for display, as everywhere) and appends the batch in one
+//! store call, so a busy server writes many requests' rows per transaction. Those rows are lost
+//! if the process dies before the batch is written, and a batch the store refuses (an outage) or
+//! a row that finds the channel full is dropped, counted in `verifyd_attempt_log_dropped_total`
+//! and logged, never blocking or failing a request. A second task purges rows older than
+//! `VERIFYD_ATTEMPT_RETENTION`.
 //!
 //! Readers that must see their own writes (the `/v2/Attempts` handlers) call
-//! [`AttemptLog::flush`] first. The log is best effort where it must be: a row whose batch the
-//! store refuses (an outage) or that finds the channel full is dropped, counted in
-//! `verifyd_attempt_log_dropped_total` and logged, never blocking or failing a request.
+//! [`AttemptLog::flush`] first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,34 +102,40 @@ struct Writer {
     default_service: String,
 }
 
+/// The stored row of `e`: the number sealed (lookup digest, ciphertext, prefix, country); a row
+/// without a service belongs to `default_service`.
+pub fn seal(e: AttemptEntry, keys: &Keys, default_service: &str) -> AttemptRecord {
+    let (lookup, sealed, prefix, country) = match &e.phone {
+        Some(p) => (
+            Some(keys.phone_lookup(p.e164()).to_vec()),
+            Some(keys.seal(p.e164().as_bytes(), PHONE_CONTEXT)),
+            Some(p.e164().chars().take(5).collect()),
+            p.region().map(|r| r.to_string()),
+        ),
+        None => (None, None, None, None),
+    };
+    AttemptRecord {
+        sid: e.attempt_sid,
+        kind: e.kind,
+        time: e.time,
+        service_sid: e.scope.unwrap_or_else(|| default_service.to_owned()),
+        verification_sid: e.verification_sid,
+        channel: e.channel.map(|c| c.as_str().to_owned()),
+        country,
+        prefix,
+        phone_lookup: lookup,
+        phone_sealed: sealed,
+        vendor: e.vendor.map(str::to_owned),
+        status: e.status.map(str::to_owned),
+        reason: e.reason.map(str::to_owned),
+        bucket: e.bucket.map(str::to_owned),
+        message: e.message,
+    }
+}
+
 impl Writer {
     fn record(&self, e: AttemptEntry) -> AttemptRecord {
-        let (lookup, sealed, prefix, country) = match &e.phone {
-            Some(p) => (
-                Some(self.keys.phone_lookup(p.e164()).to_vec()),
-                Some(self.keys.seal(p.e164().as_bytes(), PHONE_CONTEXT)),
-                Some(p.e164().chars().take(5).collect()),
-                p.region().map(|r| r.to_string()),
-            ),
-            None => (None, None, None, None),
-        };
-        AttemptRecord {
-            sid: e.attempt_sid,
-            kind: e.kind,
-            time: e.time,
-            service_sid: e.scope.unwrap_or_else(|| self.default_service.clone()),
-            verification_sid: e.verification_sid,
-            channel: e.channel.map(|c| c.as_str().to_owned()),
-            country,
-            prefix,
-            phone_lookup: lookup,
-            phone_sealed: sealed,
-            vendor: e.vendor.map(str::to_owned),
-            status: e.status.map(str::to_owned),
-            reason: e.reason.map(str::to_owned),
-            bucket: e.bucket.map(str::to_owned),
-            message: e.message,
-        }
+        seal(e, &self.keys, &self.default_service)
     }
 
     async fn run(self, mut rx: mpsc::Receiver<Message>) {

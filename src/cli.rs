@@ -1,11 +1,14 @@
 //! The `verifyd` command line: `serve` (the default), `send` and `check` (the same engine and
 //! policy, in-process, against the configured store), `cancel` (a pending verification),
-//! `twilio sync` (the Twilio-side IP bucket), `config` (effective settings, secrets redacted;
+//! `twilio sync` (the Twilio-side IP bucket), `events list|replay` (the signed events' outbox), `config` (effective settings, secrets redacted;
 //! exit 64 naming every bad variable), `doctor` (the settings against reality), `rekey` (move
 //! stored data to the newest secret), `healthcheck` (for container health checks), and
-//! `services` and `safelist` (the `/v2` face's services and safe list, in [`admin`]).
+//! `services` and `safelist` (the `/v2` face's services and safe list, in [`admin`]), and
+//! `guard` (the fraud guard's status and unblock, asking the running server).
 
 mod admin;
+mod events;
+mod guard;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -91,6 +94,23 @@ pub enum Command {
         #[command(subcommand)]
         command: admin::SafelistCommand,
     },
+    /// The fraud guard of the running server: `status` (blocks, closures, country figures) or
+    /// `unblock <destination>`. Asks VERIFYD_ADDR (or --addr) with an API key.
+    Guard {
+        #[command(subcommand)]
+        command: guard::GuardCommand,
+        /// The server to ask (host:port; default VERIFYD_ADDR, 0.0.0.0 as loopback).
+        #[arg(long, global = true)]
+        addr: Option<SocketAddr>,
+        /// An API key (default: the first of VERIFYD_API_KEYS).
+        #[arg(long, global = true)]
+        api_key: Option<String>,
+    },
+    /// Signed events: list the outbox, replay dead or chosen events.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
+    },
     /// GET /healthz on VERIFYD_ADDR (0.0.0.0 and :: become loopback); exit 0 when it answers
     /// 200, else 1. For container HEALTHCHECKs: the image has no curl.
     Healthcheck {
@@ -173,6 +193,14 @@ pub async fn run(cli: Cli) -> i32 {
                 }
             }
         }
+        Command::Events { command } => {
+            let _log = crate::telemetry::init(
+                config.telemetry.log_format,
+                &config.telemetry.log_filter,
+                crate::telemetry::Writer::Direct,
+            );
+            events::events(&config, command).await
+        }
         Command::Healthcheck { addr } => healthcheck(addr.unwrap_or(config.server.addr)).await,
         Command::Services { command } => {
             let _log = crate::telemetry::init(
@@ -190,6 +218,11 @@ pub async fn run(cli: Cli) -> i32 {
             );
             admin::safe_list(&config, command).await
         }
+        Command::Guard {
+            command,
+            addr,
+            api_key,
+        } => guard::run(&config, command, addr, api_key).await,
         Command::Serve => {
             let _log = crate::telemetry::init(
                 config.telemetry.log_format,
@@ -338,6 +371,19 @@ where
             return e.exit_code();
         }
     };
+    // Like the server: each change writes its attempt-log row and its events in its own
+    // transaction (a serving replica's dispatcher delivers them).
+    match crate::twilio_api::default_service_sid(&config, parts.services.as_ref()).await {
+        Ok(service) => parts.verifier.local_engine().set_journaling(
+            service.clone(),
+            crate::events::Emitter::new(&config.events, service),
+            parts.store.clone(),
+        ),
+        Err(e) => {
+            eprintln!("verifyd: {}", Chain(&e));
+            return 1;
+        }
+    }
     match act(parts).await {
         Ok(v) => {
             let body = Envelope {

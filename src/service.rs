@@ -20,6 +20,7 @@ use crate::domain::{
     VerificationSid, VerificationStatus,
 };
 use crate::error::Chain;
+use crate::fraud::FraudGuard;
 use crate::limiter::{Decision, Limiter, LimiterError};
 use crate::policy::{BucketName, BucketRequest, ClientKey, Policy, PolicyError, TestNumbers};
 use crate::provider::{
@@ -43,6 +44,9 @@ pub enum ServiceError {
     /// The check was judged and did not approve.
     #[error("the check did not approve the verification")]
     Refused(CheckRefusal),
+    /// The fraud guard refused the destination (enforce mode).
+    #[error("the fraud guard refused this destination ({} {})", .0.level.as_str(), .0.reason.as_str())]
+    FraudBlocked(crate::fraud::Refusal),
 }
 
 /// Who is asking: the client's rate-limit key (absent for the CLI), the authenticated user
@@ -76,6 +80,8 @@ pub struct Verifier {
     attempts: OnceLock<Arc<AttemptLog>>,
     /// The safe list and the keys that turn a number into its lookup digests.
     safe_list: OnceLock<(Arc<dyn SafeListStore>, Arc<Keys>)>,
+    /// The fraud guard, and whether test numbers skip every bucket too.
+    fraud: OnceLock<(Arc<FraudGuard>, bool)>,
 }
 
 impl Verifier {
@@ -96,6 +102,37 @@ impl Verifier {
             clock,
             attempts: OnceLock::new(),
             safe_list: OnceLock::new(),
+            fraud: OnceLock::new(),
+        }
+    }
+
+    /// Asks `guard` about every send that is not exempt from now on, and lets test numbers
+    /// skip every bucket when `test_numbers_bypass_limits` (once; later calls are ignored).
+    pub fn set_fraud_guard(&self, guard: Arc<FraudGuard>, test_numbers_bypass_limits: bool) {
+        let _ = self.fraud.set((guard, test_numbers_bypass_limits));
+    }
+
+    /// The fraud guard, once set.
+    pub fn fraud_guard(&self) -> Option<&Arc<FraudGuard>> {
+        self.fraud.get().map(|(g, _)| g)
+    }
+
+    /// Tells the guard that `phone`'s code was approved (a failure is logged, never refused:
+    /// the user did nothing wrong).
+    async fn guard_converted(&self, phone: &PhoneNumber, now: Timestamp) {
+        if let Some((guard, _)) = self.fraud.get()
+            && let Err(e) = guard.converted(phone, now).await
+        {
+            tracing::warn!(error = %Chain(&e), phone = %phone.masked(), "fraud guard: could not count a conversion");
+        }
+    }
+
+    /// Gives a guard reservation back (its code did not go out).
+    async fn guard_release(&self, reservation: Option<crate::fraud::Reservation>) {
+        if let (Some((guard, _)), Some(r)) = (self.fraud.get(), reservation)
+            && let Err(e) = guard.release(r).await
+        {
+            tracing::warn!(error = %Chain(&e), "fraud guard: could not give back a reservation; it settles as unconverted");
         }
     }
 
@@ -126,6 +163,11 @@ impl Verifier {
     /// The attempt log, once set.
     pub fn attempt_log(&self) -> Option<&Arc<AttemptLog>> {
         self.attempts.get()
+    }
+
+    /// The local engine (the provider in `local` mode, and the engine of test numbers).
+    pub fn local_engine(&self) -> &LocalProvider {
+        &self.local
     }
 
     /// The provider in use (for health and logs).
@@ -193,7 +235,18 @@ impl Verifier {
         let scope = options.scope.clone();
         let logged = phone.clone();
         let result = self.send_inner(phone, channel, caller, options).await;
-        log.record(self.send_entry(&result, scope, &logged, channel));
+        // The local engine wrote a send's row in its transaction (a failed delivery's too).
+        let journaled = self.journaled(&logged)
+            && matches!(
+                result,
+                Ok(_)
+                    | Err(ServiceError::Provider(
+                        ProviderError::Delivery(_) | ProviderError::InvalidParameter(_)
+                    ))
+            );
+        if !journaled {
+            log.record(self.send_entry(&result, scope, &logged, channel));
+        }
         result
     }
 
@@ -224,6 +277,7 @@ impl Verifier {
                 e.message = v.message;
             }
             Err(ServiceError::Policy(p)) => e.reason = Some(p.reason()),
+            Err(ServiceError::FraudBlocked(_)) => e.reason = Some("fraud_blocked"),
             Err(ServiceError::RateLimited { bucket, .. }) => {
                 e.reason = Some("rate_limited");
                 e.bucket = Some(bucket.as_str());
@@ -276,9 +330,30 @@ impl Verifier {
             }
         }
         let now = self.clock.now();
+        let test_number = self.test_numbers.code(&phone, now).is_some();
+        // The fraud guard, before any bucket: safe-listed and test numbers never meet it.
+        let mut reservation = None;
+        if !safe
+            && !test_number
+            && let Some((guard, _)) = self.fraud.get()
+        {
+            let admission = guard
+                .check_send(&phone, now)
+                .await
+                .map_err(LimiterError::new)?;
+            if admission.enforced
+                && let Some(refusal) = admission.refusal
+            {
+                return Err(ServiceError::FraudBlocked(refusal));
+            }
+            reservation = admission.reservation;
+        }
         let mut buckets =
             self.policy
                 .send_buckets(&phone, caller.client.as_ref(), caller.user.as_deref());
+        if test_number && self.fraud.get().is_some_and(|(_, bypass)| *bypass) {
+            buckets.clear();
+        }
         if safe {
             buckets.retain(|b| {
                 !matches!(
@@ -288,7 +363,10 @@ impl Verifier {
             });
         }
         buckets.append(&mut options.extra_buckets);
-        self.charge(&buckets, now).await?;
+        if let Err(e) = self.charge(&buckets, now).await {
+            self.guard_release(reservation).await;
+            return Err(e);
+        }
         let request = StartRequest {
             client: caller.client,
             user: caller.user,
@@ -310,6 +388,9 @@ impl Verifier {
         };
         metrics::histogram!("verifyd_provider_request_duration_seconds", "provider" => engine, "op" => "start")
             .record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.guard_release(reservation).await;
+        }
         Ok(result?)
     }
 
@@ -349,6 +430,15 @@ impl Verifier {
         let scope = options.scope.clone();
         let logged = phone.clone();
         let result = self.verify_inner(phone, code, caller, options).await;
+        // The local engine wrote a counted check's row in its transaction.
+        if self.journaled(&logged)
+            && matches!(
+                result,
+                Ok(_) | Err(ServiceError::Refused(CheckRefusal::Incorrect { .. }))
+            )
+        {
+            return result;
+        }
         let mut e = AttemptEntry::new(AttemptKind::Check, self.clock.now(), scope, &logged);
         let found = match &result {
             Ok(v) => {
@@ -431,6 +521,9 @@ impl Verifier {
         }
         match result? {
             CheckOutcome::Approved(verification) => {
+                if !test_number {
+                    self.guard_converted(&verification.to, now).await;
+                }
                 if test_number {
                     tracing::info!(phone = %verification.to.masked(), sid = %verification.sid, "test number: approved");
                     metrics::counter!("verifyd_test_number_uses_total", "op" => "check")
@@ -472,7 +565,11 @@ impl Verifier {
     ) -> Result<Verification, ServiceError> {
         let now: Timestamp = self.clock.now();
         let v = self.engine_by_sid().finish(sid, scope, status, now).await?;
-        if let Some(log) = self.attempts.get() {
+        if status == VerificationStatus::Approved {
+            self.guard_converted(&v.to, now).await;
+        }
+        // The local engine wrote the row in its transaction when it journals.
+        if let Some(log) = self.attempts.get().filter(|_| !self.local.journals()) {
             // An approval by update converts the verification's attempts, like a right code.
             let mut e = AttemptEntry::new(AttemptKind::Check, now, scope.map(str::to_owned), &v.to);
             e.status = Some(status.as_str());
@@ -481,6 +578,14 @@ impl Verifier {
             log.record(e);
         }
         Ok(v)
+    }
+
+    /// Whether the local engine serves `phone` and writes its rows itself (in the store
+    /// transaction of each change), so the service must not queue them too.
+    fn journaled(&self, phone: &PhoneNumber) -> bool {
+        self.local.journals()
+            && (self.provider.name() == "local"
+                || self.test_numbers.code(phone, self.clock.now()).is_some())
     }
 
     /// The engine that keeps verifications by sid: the local engine (the main provider in

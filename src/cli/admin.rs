@@ -65,6 +65,7 @@ async fn face(config: &Config) -> Result<(Components, TwilioApi), i32> {
         attempts: Arc::clone(&parts.attempts),
         safe_list: Arc::clone(&parts.safe_list),
         rate_limits: Arc::clone(&parts.rate_limits),
+        console: Arc::clone(&parts.console),
     };
     let public_url = config
         .server

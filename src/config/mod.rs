@@ -46,6 +46,8 @@ mod auth;
 mod channels;
 mod codes;
 mod delivery;
+mod events;
+mod fraud_guard;
 mod limits;
 mod messages;
 mod parse;
@@ -65,6 +67,8 @@ pub use codes::{CodeSettings, TestNumber};
 pub use delivery::{
     DeliverySettings, MessagingFrom, ProviderKind, SenderKind, TwilioMessagingConfig, WebhookConfig,
 };
+pub use events::{DEFAULT_ENDPOINT, EventEndpoint, EventSettings};
+pub use fraud_guard::{FraudGuardSettings, GuardMode};
 pub use limits::{BucketConfig, Buckets, LimitSettings, SendLimits, VerifyLimits};
 pub use messages::MessageSettings;
 pub use parse::{parse_duration, redact_url};
@@ -97,6 +101,10 @@ pub struct Config {
     pub messages: MessageSettings,
     /// WhatsApp and voice senders, and the fallback between channels.
     pub channels: ChannelSettings,
+    /// The fraud guard.
+    pub fraud_guard: FraudGuardSettings,
+    /// Signed events: endpoints, retries.
+    pub events: EventSettings,
     /// Not errors, but worth a line at startup and in `verifyd config`.
     pub warnings: Vec<String>,
     /// Each setting's effective value and where it came from, secrets redacted, in
@@ -145,6 +153,8 @@ impl Config {
         let telemetry = telemetry::read(&mut r);
         let messages = messages::read(&mut r);
         let channels = channels::read(&mut r, &twilio, &limits);
+        let fraud_guard = fraud_guard::read(&mut r, profile);
+        let events = events::read(&mut r, profile);
         let _ = r.raw(ENV_CONFIG);
 
         let drafts = Drafts {
@@ -185,6 +195,8 @@ impl Config {
             telemetry: telemetry.finish().ok_or_else(missing)?,
             messages: messages.finish().ok_or_else(missing)?,
             channels: channels.finish().ok_or_else(missing)?,
+            fraud_guard: fraud_guard.finish().ok_or_else(missing)?,
+            events: events.finish().ok_or_else(missing)?,
             warnings,
             effective,
         })

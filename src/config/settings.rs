@@ -241,6 +241,42 @@ settings! {
         "Limiter: `redis://host:port/db` (or `rediss://`) shares every rate-limit bucket between replicas; unset: buckets in this process's memory (password redacted in output).";
     ENV_REDIS_PREFIX = "VERIFYD_REDIS_PREFIX", default "verifyd:", plain,
         "Prefix of every Redis key the limiter writes (one Redis can serve several deployments).";
+    // fraud guard
+    ENV_FRAUD_GUARD = "VERIFYD_FRAUD_GUARD", default "monitor (enforce in production)", plain,
+        "The fraud guard (docs/fraud-guard.md): `off`, `monitor` (decides, logs and meters what it would refuse, and sends anyway) or `enforce` (refuses 403 `fraud_blocked`, Twilio 60410, before any bucket is charged).";
+    ENV_FRAUD_GUARD_WINDOW = "VERIFYD_FRAUD_GUARD_WINDOW", default "86400", plain,
+        "Rolling window of the conversion figures, in seconds (or with s/m/h/d suffix); a destination with no approval in it is unproven.";
+    ENV_FRAUD_GUARD_SETTLE = "VERIFYD_FRAUD_GUARD_SETTLE", default "180", plain,
+        "How long a sent code may go unanswered before it counts as unconverted (an approval later still counts as a conversion).";
+    ENV_FRAUD_GUARD_MIN_SENDS = "VERIFYD_FRAUD_GUARD_MIN_SENDS", default "6", plain,
+        "Settled attempts a destination needs before its conversion can block it.";
+    ENV_FRAUD_GUARD_MIN_CONVERSION = "VERIFYD_FRAUD_GUARD_MIN_CONVERSION", default "0.2", plain,
+        "Conversion (approved / settled, 0 to 1) under which a destination with enough settled attempts is blocked.";
+    ENV_FRAUD_GUARD_BLOCK = "VERIFYD_FRAUD_GUARD_BLOCK", default "3600", plain,
+        "How long a block lasts; afterwards the destination starts over as unproven.";
+    ENV_FRAUD_GUARD_UNPROVEN_MAX = "VERIFYD_FRAUD_GUARD_UNPROVEN_MAX", default "2", plain,
+        "Unsettled codes at a time into destinations that have not converted in the window: per long prefix, per short prefix (into its unproven long prefixes) and per country (into its unproven short prefixes).";
+    ENV_FRAUD_GUARD_PREFIX_DIGITS = "VERIFYD_FRAUD_GUARD_PREFIX_DIGITS", default "7", plain,
+        "Digits of the E.164 number (after +) in a long prefix (7: +1 NPA-NXX); the short prefix is the long one without its last 3 digits (+1 NPA). From 5 to 12.";
+    ENV_MONITOR_COUNTRY_CODES = "VERIFYD_MONITOR_COUNTRY_CODES", default "", plain,
+        "Regions sent to in addition to VERIFYD_VALID_COUNTRY_CODES, to learn their conversion before allowing them: the fraud guard counts them apart (`monitored` in its status and metrics) and never refuses them.";
+    ENV_TEST_NUMBERS_BYPASS_LIMITS = "VERIFYD_TEST_NUMBERS_BYPASS_LIMITS", default "false", plain,
+        "Test numbers skip every rate-limit bucket too (they always skip the fraud guard), for CI that sends to them often.";
+    // events (signed webhooks about verifications; docs/events.md)
+    ENV_EVENTS_URL = "VERIFYD_EVENTS_URL", default "", url,
+        "Where signed events go (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`); https:// in production. Unset, and no `[[event_endpoints]]` in verifyd.toml: no events. More endpoints, each with its own secrets and types: `[[event_endpoints]]` (`name`, `url`, `secret` or `secrets`, `types`).";
+    ENV_EVENTS_SECRET = "VERIFYD_EVENTS_SECRET", default "", secret,
+        "VERIFYD_EVENTS_URL's signing secrets: `whsec_` + base64 of at least 24 bytes; several, space-separated, while rotating (each event carries one signature per secret).";
+    ENV_EVENTS_TYPES = "VERIFYD_EVENTS_TYPES", default "", plain,
+        "Event types VERIFYD_EVENTS_URL receives, comma-separated; unset: all (verification.pending, .approved, .canceled, .expired, .max_attempts_reached, attempt.delivered, attempt.failed, fraud_guard.blocked).";
+    ENV_EVENTS_FULL_NUMBER = "VERIFYD_EVENTS_FULL_NUMBER", default "false", plain,
+        "Events carry the full phone number (`to`) instead of the masked one.";
+    ENV_EVENTS_RETRY_SCHEDULE = "VERIFYD_EVENTS_RETRY_SCHEDULE", default "5s,5m,30m,2h,5h,10h,10h", plain,
+        "Waits between delivery tries of an event (a 2xx answer delivers it); after the last one fails the event is dead: kept, listed by `verifyd events list`, sent again by `verifyd events replay`.";
+    ENV_EVENTS_TIMEOUT = "VERIFYD_EVENTS_TIMEOUT", default "10", plain,
+        "Seconds one delivery try may take (a timeout is a failed try). A replica's lease on an event lasts this plus 5 s: if it dies mid-delivery, another replica sends the event after that.";
+    ENV_EVENTS_RETENTION = "VERIFYD_EVENTS_RETENTION", default "7d", plain,
+        "How long delivered and dead events are kept before the background purge deletes them (at least 1 hour).";
     // sources
     ENV_CONFIG = "VERIFYD_CONFIG", default "verifyd.toml", plain,
         "Optional TOML file with the same settings (keys without the VERIFYD_ prefix, lowercase).";
@@ -258,6 +294,9 @@ settings! {
         "Local engine: the number (E.164) that places the `call` channel's calls through Twilio Voice (the message said twice, the code digit by digit, in its language), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `call` goes to VERIFYD_SMS_SENDER.";
     ENV_CHANNEL_FALLBACK = "VERIFYD_CHANNEL_FALLBACK", default "", plain,
         "Channels in fallback order, e.g. `whatsapp,sms`: when delivery on one fails, the same code goes out on the next (one more send attempt of the same verification, within its 5 sends). Every channel listed must be in VERIFYD_CHANNELS.";
+    // telemetry (the operator console)
+    ENV_SMS_PRICE = "VERIFYD_SMS_PRICE", default "", plain,
+        "Price of one SMS segment (a decimal number, in your currency), for the console's estimated spend (sends × price); unset: the console shows no spend.";
 }
 
 /// The setting named `name`.

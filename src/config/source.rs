@@ -178,7 +178,7 @@ fn read_toml(path: &Path) -> Result<(HashMap<String, String>, toml::Table), Stri
     let mut out = HashMap::new();
     let mut structured = toml::Table::new();
     for (key, value) in table {
-        if key == "rate_limits" || key == "test_numbers" {
+        if key == "rate_limits" || key == "test_numbers" || key == "event_endpoints" {
             structured.insert(key, value);
             continue;
         }

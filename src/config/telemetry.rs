@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::settings::{ENV_LOG_FORMAT, ENV_METRICS_ADDR, ENV_RUST_LOG};
+use super::settings::{ENV_LOG_FORMAT, ENV_METRICS_ADDR, ENV_RUST_LOG, ENV_SMS_PRICE};
 use super::source::Reader;
 
 component! {
@@ -14,6 +14,8 @@ component! {
         pub metrics_addr: Option<SocketAddr>,
         pub log_format: LogFormat,
         pub log_filter: String,
+        /// The price of one SMS segment, for the console's estimated spend.
+        pub sms_price: Option<f64>,
     }
 }
 
@@ -44,6 +46,15 @@ pub(super) fn read(r: &mut Reader<'_>) -> TelemetryDraft {
             tracing_subscriber::EnvFilter::try_new(t)
                 .map(|_| t.to_owned())
                 .map_err(|e| format!("not a log filter: {e}"))
+        }),
+        sms_price: r.parse(ENV_SMS_PRICE, |t| {
+            if t.is_empty() {
+                return Ok(None);
+            }
+            match t.parse::<f64>() {
+                Ok(p) if p.is_finite() && p >= 0.0 => Ok(Some(p)),
+                _ => Err("expected a price of zero or more, for example 0.0079".to_owned()),
+            }
         }),
     }
 }

@@ -28,6 +28,16 @@ impl ApiKeys {
         Self { digests }
     }
 
+    /// Whether one of the keys' digests starts with `prefix` (a console session names the key
+    /// it was opened with so, and ends when that key is no longer accepted).
+    pub fn has_digest_prefix(&self, prefix: &[u8]) -> bool {
+        let mut found = Choice::from(0);
+        for d in &self.digests {
+            found |= d[..prefix.len().min(32)].ct_eq(prefix);
+        }
+        !prefix.is_empty() && bool::from(found)
+    }
+
     /// Whether `presented` is one of the keys.
     pub fn accepts(&self, presented: &str) -> bool {
         let digest = api_key_digest(presented);

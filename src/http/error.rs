@@ -40,7 +40,7 @@ pub enum ApiError {
     ChannelNotAllowed,
     #[error("codes cannot be sent to this type of number")]
     NumberTypeNotAllowed,
-    #[error("the provider's fraud protection blocked this number")]
+    #[error("fraud protection refused codes to this destination for now")]
     FraudBlocked,
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
@@ -388,6 +388,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Limiter(l) => l.into(),
             ServiceError::Provider(p) => p.into(),
             ServiceError::Refused(r) => r.into(),
+            ServiceError::FraudBlocked(_) => ApiError::FraudBlocked,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dev;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod health;
 pub mod idempotency;
 pub mod jwt;
@@ -83,6 +84,8 @@ pub struct Shared {
     pub twilio: Arc<crate::twilio_api::TwilioApi>,
     /// Refusals counted per client, so a flood is summarised in the log (see [`refusals`]).
     pub refusals: Arc<refusals::RefusalLog>,
+    /// The operator console (`/console`).
+    pub console: Arc<crate::console::Console>,
 }
 
 #[derive(OpenApi)]
@@ -144,9 +147,18 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             auth::require_api_key,
         ));
     }
+    // The fraud guard's status and unblock (`verifyd guard`): the API key only.
+    let guard = OpenApiRouter::new()
+        .routes(routes!(guard::guard_status))
+        .routes(routes!(guard::guard_unblock))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state.auth),
+            auth::require_api_key,
+        ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(protected)
         .merge(operator)
+        .merge(guard)
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts()
@@ -162,6 +174,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api(&state);
     routes
         .merge(crate::twilio_api::router(&state))
+        .merge(crate::console::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

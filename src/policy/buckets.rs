@@ -51,6 +51,8 @@ pub enum Scope {
     FailureCeiling,
     /// One send per number per `VERIFYD_RESEND_COOLDOWN`.
     Cooldown,
+    /// Console login attempts from one address.
+    ConsoleLogin,
 }
 
 impl Scope {
@@ -62,6 +64,7 @@ impl Scope {
             Scope::Failures => "fail",
             Scope::FailureCeiling => "failall",
             Scope::Cooldown => "cooldown",
+            Scope::ConsoleLogin => "login",
         }
     }
 }

@@ -66,6 +66,14 @@ impl Policy {
         }
     }
 
+    /// Also accepts numbers of `countries` (`VERIFYD_MONITOR_COUNTRY_CODES`: sent to so the
+    /// fraud guard learns their conversion before they are allowed for good).
+    #[must_use]
+    pub fn also_sending_to(mut self, countries: &BTreeSet<Region>) -> Self {
+        self.countries.extend(countries.iter().copied());
+        self
+    }
+
     /// Seed S3: only enabled channels.
     ///
     /// # Errors

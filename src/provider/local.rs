@@ -15,7 +15,7 @@
 //! such a verification to the newest secret, so the number still has exactly one pending
 //! verification and a resend re-delivers its code.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 
@@ -23,6 +23,7 @@ use super::{
     CheckRequest, InvalidParameter, MessageOptions, Provider, ProviderError, SendOptions,
     StartRequest,
 };
+use crate::attempt_log::{AttemptEntry, seal};
 use crate::crypto::Keys;
 use crate::domain::MessageFacts;
 use crate::domain::{
@@ -30,12 +31,13 @@ use crate::domain::{
     LiveState, OtpCode, PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid,
     VerificationStatus,
 };
+use crate::events::{Emitter, EventType};
 use crate::messages::{self, Messages};
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
 use crate::sms::{OutgoingMessage, SmsError, SmsSender};
 use crate::store::{
-    CheckRecord, NewVerification, SealedVerification, SendOutcome, ServiceStore,
-    StoredVerification, VerificationStore,
+    AttemptKind, CheckRecord, EventStore, Journal, NewVerification, SealedVerification,
+    SendJournal, SendOutcome, ServiceStore, StoredVerification, VerificationStore,
 };
 
 /// What the code's HMAC is computed over: the code, plus the PSD2 binding when there is one.
@@ -61,6 +63,18 @@ pub struct LocalProvider {
     /// `VERIFYD_CHANNEL_FALLBACK`: when delivery on one of these fails, the same code goes out
     /// on the next ones, in order.
     fallback: Vec<Channel>,
+    /// What each change writes beside itself in its transaction (set once the server starts;
+    /// unset, changes write nothing else).
+    journaling: OnceLock<Journaling>,
+}
+
+/// The engine's journals: its changes' attempt-log rows, and their events when events are on.
+struct Journaling {
+    /// The `/v2` service of a verification without a scope (for the attempt log).
+    default_service: String,
+    events: Option<Arc<Emitter>>,
+    /// To correct a send row whose delivery then failed.
+    store: Arc<dyn EventStore>,
 }
 
 impl LocalProvider {
@@ -80,6 +94,156 @@ impl LocalProvider {
             services: None,
             messages: Arc::new(Messages::default()),
             fallback: Vec::new(),
+            journaling: OnceLock::new(),
+        }
+    }
+
+    /// From now on, every change writes its attempt-log row, and its events when `events` is
+    /// set, in its own transaction (once; later calls are ignored).
+    pub fn set_journaling(
+        &self,
+        default_service: String,
+        events: Option<Arc<Emitter>>,
+        store: Arc<dyn EventStore>,
+    ) {
+        let _ = self.journaling.set(Journaling {
+            default_service,
+            events,
+            store,
+        });
+    }
+
+    /// Whether changes write their attempt-log rows themselves (then the service must not).
+    pub fn journals(&self) -> bool {
+        self.journaling.get().is_some()
+    }
+
+    /// The attempt-log row of an entry, sealed; none when not journaling.
+    fn log_row(&self, entry: AttemptEntry) -> Option<crate::store::AttemptRecord> {
+        let j = self.journaling.get()?;
+        Some(seal(entry, &self.keys, &j.default_service))
+    }
+
+    /// A verification event's rows; none when events are off or no endpoint takes `kind`.
+    fn event_rows(
+        &self,
+        kind: EventType,
+        v: &Verification,
+        scope: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<crate::store::OutboxEvent> {
+        match self.journaling.get().and_then(|j| j.events.as_ref()) {
+            Some(e) => e.verification(kind, v, scope, now),
+            None => Vec::new(),
+        }
+    }
+
+    /// Wakes the dispatcher after a change wrote events.
+    fn events_written(&self, journal: &Journal) {
+        if !journal.events.is_empty()
+            && let Some(e) = self.journaling.get().and_then(|j| j.events.as_ref())
+        {
+            e.written();
+        }
+    }
+
+    /// A send row whose delivery failed after it was written becomes a failed send.
+    async fn unsend(&self, attempt: &AttemptSid) {
+        if let Some(j) = self.journaling.get()
+            && let Err(e) = j.store.fail_attempt(attempt.as_str()).await
+        {
+            tracing::warn!(error = %crate::error::Chain(&e), "could not mark a failed send in the attempt log");
+        }
+    }
+
+    /// The journal of a counted check: its attempt-log row, and `approved` or
+    /// `max_attempts_reached` when it approves or uses the last check.
+    fn check_journal(
+        &self,
+        found: &StoredVerification,
+        update: &crate::domain::CheckUpdate,
+        phone: &PhoneNumber,
+        scope: Option<&str>,
+        now: Timestamp,
+    ) -> Journal {
+        if !self.journals() {
+            return Journal::default();
+        }
+        let mut entry = AttemptEntry::new(AttemptKind::Check, now, scope.map(str::to_owned), phone);
+        entry.status = Some(if update.approves() {
+            "approved"
+        } else {
+            "incorrect"
+        });
+        entry.verification_sid = Some(found.sid.as_str().to_owned());
+        entry.channel = Some(found.channel);
+        let kind = if update.approves() {
+            Some(EventType::VerificationApproved)
+        } else if self.life.checks_left(*update) == 0 {
+            Some(EventType::VerificationMaxAttemptsReached)
+        } else {
+            None
+        };
+        let events = match kind {
+            Some(kind) => {
+                let mut view = self.view(found.clone().with_check(update), phone);
+                if kind == EventType::VerificationMaxAttemptsReached {
+                    view.status = VerificationStatus::MaxAttemptsReached;
+                }
+                self.event_rows(kind, &view, scope, now)
+            }
+            None => Vec::new(),
+        };
+        Journal {
+            events,
+            attempt: self.log_row(entry),
+        }
+    }
+
+    /// The journal of a send: a new verification's row and `verification.pending`; a resend's
+    /// row (the store fills in the verification).
+    fn send_journal(
+        &self,
+        new: &NewVerification,
+        phone: &PhoneNumber,
+        scope: Option<&str>,
+        test_number: bool,
+        message: Option<MessageFacts>,
+        now: Timestamp,
+    ) -> SendJournal {
+        if !self.journals() {
+            return SendJournal::default();
+        }
+        let entry = |verification: Option<&VerificationSid>| {
+            let mut e = AttemptEntry::new(AttemptKind::Send, now, scope.map(str::to_owned), phone);
+            e.verification_sid = verification.map(|v| v.as_str().to_owned());
+            e.attempt_sid = Some(new.attempt.sid.to_string());
+            e.channel = Some(new.attempt.channel);
+            e.vendor = Some(if test_number { "test-number" } else { "local" });
+            e.status = Some("sent");
+            e.message = message;
+            e
+        };
+        let view = Verification {
+            sid: new.sid.clone(),
+            to: phone.clone(),
+            channel: new.channel,
+            status: VerificationStatus::Pending,
+            send_attempts: vec![new.attempt.clone()],
+            created: now,
+            updated: now,
+            message: None,
+            vendor: None,
+        };
+        SendJournal {
+            created: Journal {
+                events: self.event_rows(EventType::VerificationPending, &view, scope, now),
+                attempt: self.log_row(entry(Some(&new.sid))),
+            },
+            resent: Journal {
+                events: Vec::new(),
+                attempt: self.log_row(entry(None)),
+            },
         }
     }
 
@@ -232,6 +396,37 @@ impl LocalProvider {
         Ok(())
     }
 
+    /// The message `deliver` would send for `code` on `channel`.
+    fn render(
+        &self,
+        channel: Channel,
+        code: &OtpCode,
+        wording: &MessageOptions,
+        scope: Option<&str>,
+    ) -> messages::Rendered {
+        self.messages.render(&messages::Request {
+            code: code.expose(),
+            channel,
+            locale: wording.locale,
+            scope,
+            service_name: wording.service_name.as_deref(),
+            do_not_share: wording.do_not_share_warning,
+            app_hash: wording.app_hash.as_ref(),
+            ttl: self.life.ttl,
+        })
+    }
+
+    /// What the message for `code` on `channel` is: its locale, encoding and parts.
+    fn message_facts(
+        &self,
+        channel: Channel,
+        code: &OtpCode,
+        wording: &MessageOptions,
+        scope: Option<&str>,
+    ) -> MessageFacts {
+        facts_of(&self.render(channel, code, wording, scope))
+    }
+
     /// Renders the message (locale, templates, autofill) and hands it to the sender; answers
     /// what the message was (locale, encoding, segments), which is logged and metered here.
     async fn deliver(
@@ -243,21 +438,8 @@ impl LocalProvider {
         wording: &MessageOptions,
         scope: Option<&str>,
     ) -> Result<(MessageFacts, &'static str), ProviderError> {
-        let rendered = self.messages.render(&messages::Request {
-            code: code.expose(),
-            channel,
-            locale: wording.locale,
-            scope,
-            service_name: wording.service_name.as_deref(),
-            do_not_share: wording.do_not_share_warning,
-            app_hash: wording.app_hash.as_ref(),
-            ttl: self.life.ttl,
-        });
-        let facts = MessageFacts {
-            locale: rendered.locale.tag(),
-            encoding: rendered.segments.encoding.as_str(),
-            segments: u32::try_from(rendered.segments.count).unwrap_or(u32::MAX),
-        };
+        let rendered = self.render(channel, code, wording, scope);
+        let facts = facts_of(&rendered);
         // On the request's log line (the request span declares these fields).
         let span = tracing::Span::current();
         if !span.is_disabled() {
@@ -330,6 +512,7 @@ impl LocalProvider {
             },
             expires_at: now.plus(self.life.ttl),
             sid,
+            journal: SendJournal::default(),
         }
     }
 
@@ -358,6 +541,9 @@ impl LocalProvider {
         let mut result = delivered;
         for next in self.fallbacks(first) {
             let Err(e) = &result else { break };
+            if let Some(failed) = stored.send_attempts.last() {
+                self.unsend(&failed.sid).await;
+            }
             tracing::warn!(
                 sid = %stored.sid,
                 phone = %phone.masked(),
@@ -367,8 +553,11 @@ impl LocalProvider {
             );
             metrics::counter!("verifyd_channel_fallbacks_total", "to" => next.as_str())
                 .increment(1);
-            let again =
+            let mut again =
                 self.new_verification(phone, owner.clone(), *next, code, binding.as_deref(), now);
+            let facts = self.message_facts(*next, code, wording, scope.as_deref());
+            again.journal =
+                self.send_journal(&again, phone, scope.as_deref(), false, Some(facts), now);
             stored = match self.store.start_or_resend(again, now, self.life).await {
                 Ok(SendOutcome::Resent(s)) if s.sid == stored.sid => s,
                 Ok(SendOutcome::MaxSendAttempts) => {
@@ -389,7 +578,12 @@ impl LocalProvider {
                 view.vendor = Some(vendor);
                 Ok(view)
             }
-            Err(e) => Err((stored.sid, e)),
+            Err(e) => {
+                if let Some(failed) = stored.send_attempts.last() {
+                    self.unsend(&failed.sid).await;
+                }
+                Err((stored.sid, e))
+            }
         }
     }
 
@@ -420,7 +614,7 @@ impl LocalProvider {
         let code = test_code
             .or(custom_code)
             .unwrap_or_else(|| OtpCode::generate(code_length.unwrap_or(self.code_length)));
-        let new = self.new_verification(
+        let mut new = self.new_verification(
             &phone,
             owner.clone(),
             channel,
@@ -428,9 +622,22 @@ impl LocalProvider {
             binding.as_deref(),
             now,
         );
+        // The attempt-log row is written with the send, before delivery: what the message will be
+        // (its locale, encoding and parts) is known from the code's length and the wording.
+        let facts = (!test_number && self.journals())
+            .then(|| self.message_facts(channel, &code, &wording, scope.as_deref()));
+        new.journal = self.send_journal(&new, &phone, scope.as_deref(), test_number, facts, now);
+        let wrote_events = !new.journal.created.events.is_empty();
         self.adopt_older_pending(&phone, owner.as_deref(), now)
             .await?;
-        match self.store.start_or_resend(new, now, self.life).await? {
+        let outcome = self.store.start_or_resend(new, now, self.life).await?;
+        if wrote_events
+            && matches!(outcome, SendOutcome::Created(_))
+            && let Some(e) = self.journaling.get().and_then(|j| j.events.as_ref())
+        {
+            e.written();
+        }
+        match outcome {
             SendOutcome::Created(stored) if test_number => {
                 tracing::info!(phone = %phone.masked(), sid = %stored.sid, "test number: code not sent");
                 metrics::counter!("verifyd_test_number_uses_total", "op" => "send").increment(1);
@@ -479,6 +686,15 @@ impl LocalProvider {
     }
 }
 
+/// A rendered message's locale, encoding and parts.
+fn facts_of(rendered: &messages::Rendered) -> MessageFacts {
+    MessageFacts {
+        locale: rendered.locale.tag(),
+        encoding: rendered.segments.encoding.as_str(),
+        segments: u32::try_from(rendered.segments.count).unwrap_or(u32::MAX),
+    }
+}
+
 #[async_trait]
 impl Provider for LocalProvider {
     async fn start(&self, request: StartRequest) -> Result<Verification, ProviderError> {
@@ -518,7 +734,17 @@ impl Provider for LocalProvider {
                 }
                 CheckVerdict::Gone => return Ok(CheckOutcome::Refused(CheckRefusal::NotFound)),
             };
-            match self.store.record_check(&found.sid, &update).await? {
+            let journal =
+                self.check_journal(&found, &update, &phone, options.scope.as_deref(), now);
+            let wrote = journal.clone();
+            let recorded = self
+                .store
+                .record_check_with(&found.sid, &update, journal)
+                .await?;
+            if recorded == CheckRecord::Counted {
+                self.events_written(&wrote);
+            }
+            match recorded {
                 CheckRecord::Counted if update.approves() => {
                     return Ok(CheckOutcome::Approved(
                         self.view(found.with_check(&update), &phone),
@@ -547,17 +773,25 @@ impl Provider for LocalProvider {
         now: Timestamp,
     ) -> Result<Verification, ProviderError> {
         let stored = self.store.get(sid).await?.ok_or(ProviderError::NotFound)?;
-        if !self
-            .store
-            .close(sid, VerificationStatus::Canceled, now)
-            .await?
-        {
-            return Err(ProviderError::NotFound);
-        }
         let phone = self.stored_phone(&stored)?;
         let mut view = self.view(stored, &phone);
         view.status = VerificationStatus::Canceled;
         view.updated = now;
+        // The CLI's cancel: the event, no attempt-log row (it is not a check). Its service is
+        // not known here: the default one.
+        let journal = Journal {
+            events: self.event_rows(EventType::VerificationCanceled, &view, None, now),
+            attempt: None,
+        };
+        let wrote = journal.clone();
+        if !self
+            .store
+            .close_with(sid, VerificationStatus::Canceled, now, journal)
+            .await?
+        {
+            return Err(ProviderError::NotFound);
+        }
+        self.events_written(&wrote);
         Ok(view)
     }
 
@@ -595,12 +829,30 @@ impl Provider for LocalProvider {
             }
             _ => {}
         }
-        if !self.store.close(sid, status, now).await? {
-            return Err(ProviderError::NotFound);
-        }
+        let channel = stored.channel;
         let mut view = self.view(stored, &phone);
         view.status = status;
         view.updated = now;
+        // An approval by update converts the verification's attempts, like a right code.
+        let mut entry =
+            AttemptEntry::new(AttemptKind::Check, now, scope.map(str::to_owned), &phone);
+        entry.status = Some(status.as_str());
+        entry.verification_sid = Some(sid.as_str().to_owned());
+        entry.channel = Some(channel);
+        let kind = if status == VerificationStatus::Approved {
+            EventType::VerificationApproved
+        } else {
+            EventType::VerificationCanceled
+        };
+        let journal = Journal {
+            events: self.event_rows(kind, &view, scope, now),
+            attempt: self.log_row(entry),
+        };
+        let wrote = journal.clone();
+        if !self.store.close_with(sid, status, now, journal).await? {
+            return Err(ProviderError::NotFound);
+        }
+        self.events_written(&wrote);
         Ok(view)
     }
 

@@ -15,6 +15,8 @@
 //! `postgres` (shared by replicas).
 
 pub mod attempts;
+pub mod console;
+pub mod events;
 pub mod idempotency;
 pub mod keys;
 pub mod postgres;
@@ -32,6 +34,11 @@ use crate::domain::Timestamp;
 use crate::error::BoxError;
 
 pub use attempts::{AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow};
+pub use console::ConsoleStore;
+pub use events::{
+    DeliveryResult, EventState, EventStore, ExpiredVerification, Journal, OutboxEvent, Replay,
+    SendJournal, StoredEvent,
+};
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SealedAnswer};
 pub use keys::{KeyCheck, KeyStore};
 pub use postgres::{PostgresSettings, PostgresStore};
@@ -112,7 +119,7 @@ fn corrupt(what: &str) -> StoreError {
 
 /// A whole backend: every concern, plus what is about the database itself.
 #[async_trait]
-pub trait Store: VerificationStore + IdempotencyStore + KeyStore {
+pub trait Store: VerificationStore + IdempotencyStore + KeyStore + EventStore {
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{StoreError, corrupt};
+use super::{Journal, SendJournal, StoreError, corrupt};
 use crate::domain::{
     AttemptSid, Channel, CheckUpdate, Counters, Lifecycle, SendAttempt, Timestamp, VerificationSid,
     VerificationStatus,
@@ -76,6 +76,8 @@ pub struct NewVerification {
     pub code_sealed: Vec<u8>,
     pub attempt: SendAttempt,
     pub expires_at: Timestamp,
+    /// What the send writes beside itself, in its transaction (events, the attempt-log row).
+    pub journal: SendJournal,
 }
 
 /// What a send did.
@@ -152,6 +154,18 @@ pub trait VerificationStore: Send + Sync {
         &self,
         sid: &VerificationSid,
         update: &CheckUpdate,
+    ) -> Result<CheckRecord, StoreError> {
+        self.record_check_with(sid, update, Journal::default())
+            .await
+    }
+
+    /// [`record_check`](Self::record_check), writing `journal` in the same transaction when
+    /// (and only when) the check is counted.
+    async fn record_check_with(
+        &self,
+        sid: &VerificationSid,
+        update: &CheckUpdate,
+        journal: Journal,
     ) -> Result<CheckRecord, StoreError>;
 
     /// Moves a pending verification to `status` (canceled, failed). False if it was not pending.
@@ -160,6 +174,18 @@ pub trait VerificationStore: Send + Sync {
         sid: &VerificationSid,
         status: VerificationStatus,
         now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.close_with(sid, status, now, Journal::default()).await
+    }
+
+    /// [`close`](Self::close), writing `journal` in the same transaction when (and only when)
+    /// the verification was pending.
+    async fn close_with(
+        &self,
+        sid: &VerificationSid,
+        status: VerificationStatus,
+        now: Timestamp,
+        journal: Journal,
     ) -> Result<bool, StoreError>;
 
     /// One verification by id.

@@ -92,14 +92,7 @@ impl TwilioApi {
             Some(sid) => sid.clone(),
             None => services.identity(ACCOUNT_SID, &sid::generate("AC")).await?,
         };
-        let default_service = match &config.server.service_sid {
-            Some(sid) => sid.clone(),
-            None => {
-                services
-                    .identity(DEFAULT_SERVICE_SID, &sid::generate("VA"))
-                    .await?
-            }
-        };
+        let default_service = default_service_sid(config, services.as_ref()).await?;
         let code_length = u8::try_from(config.codes.length.get()).unwrap_or(6);
         let fresh = ServiceRecord {
             sid: default_service.clone(),
@@ -273,4 +266,23 @@ fn served_routes() -> Router<AppState> {
             "/v2/Attempts/{sid}",
             get(attempts::fetch_attempt).fallback(method_not_allowed),
         )
+}
+
+/// The default service's sid: `VERIFYD_SERVICE_SID`, else the one generated once and kept in
+/// the store (the same on every replica and every run).
+///
+/// # Errors
+/// [`StoreError`] when the store cannot be read or written.
+pub async fn default_service_sid(
+    config: &Config,
+    services: &dyn crate::store::ServiceStore,
+) -> Result<String, StoreError> {
+    match &config.server.service_sid {
+        Some(sid) => Ok(sid.clone()),
+        None => {
+            services
+                .identity(DEFAULT_SERVICE_SID, &sid::generate("VA"))
+                .await
+        }
+    }
 }

@@ -14,6 +14,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/guard"),
+    ("post", "/guard/unblock"),
 ];
 
 #[tokio::test]

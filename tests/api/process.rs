@@ -180,7 +180,7 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
-    fn kill_9(mut self) {
+    pub(crate) fn kill_9(mut self) {
         self.child.kill().expect("SIGKILL");
         let _ = self.child.wait();
     }

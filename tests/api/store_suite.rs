@@ -113,6 +113,7 @@ fn new_verification(lookup: u8, now: Timestamp) -> NewVerification {
             time: now,
         },
         expires_at: now.plus(TTL),
+        journal: Default::default(),
     }
 }
 

@@ -96,6 +96,41 @@ fn bind_filter<'q>(
         .bind(f.prefix.as_deref())
 }
 
+/// One statement appending `records` (rows whose `sid` is already there are left as they are)
+/// and adding the rows written to their hourly counters (the console).
+pub(super) fn insert_query(records: &[AttemptRecord]) -> QueryBuilder<Postgres> {
+    let mut insert = QueryBuilder::<Postgres>::new(
+        "WITH written AS (INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
+         verification_sid, channel, country, prefix, phone_lookup, phone_sealed, vendor, \
+         status, reason, bucket, locale, encoding, segments) ",
+    );
+    insert.push_values(records, |mut b, r| {
+        b.push_bind(r.sid.as_deref())
+            .push_bind(r.kind.as_str())
+            .push_bind(r.time.as_millis())
+            .push_bind(&r.service_sid)
+            .push_bind(r.verification_sid.as_deref())
+            .push_bind(r.channel.as_deref())
+            .push_bind(r.country.as_deref())
+            .push_bind(r.prefix.as_deref())
+            .push_bind(r.phone_lookup.as_deref())
+            .push_bind(r.phone_sealed.as_deref())
+            .push_bind(r.vendor.as_deref())
+            .push_bind(r.status.as_deref())
+            .push_bind(r.reason.as_deref())
+            .push_bind(r.bucket.as_deref())
+            .push_bind(r.message.map(|m| m.locale))
+            .push_bind(r.message.map(|m| m.encoding))
+            .push_bind(
+                r.message
+                    .map(|m| i32::try_from(m.segments).unwrap_or(i32::MAX)),
+            );
+    });
+    insert.push(" ON CONFLICT (sid) DO NOTHING");
+    insert.push(super::console::hourly_upsert());
+    insert
+}
+
 #[async_trait]
 impl AttemptStore for PostgresStore {
     async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<(), StoreError> {
@@ -103,34 +138,7 @@ impl AttemptStore for PostgresStore {
             return Ok(());
         }
         self.bounded(async {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
-                 verification_sid, channel, country, prefix, phone_lookup, phone_sealed, vendor, \
-                 status, reason, bucket, locale, encoding, segments) ",
-            );
-            insert.push_values(&records, |mut b, r| {
-                b.push_bind(r.sid.as_deref())
-                    .push_bind(r.kind.as_str())
-                    .push_bind(r.time.as_millis())
-                    .push_bind(&r.service_sid)
-                    .push_bind(r.verification_sid.as_deref())
-                    .push_bind(r.channel.as_deref())
-                    .push_bind(r.country.as_deref())
-                    .push_bind(r.prefix.as_deref())
-                    .push_bind(r.phone_lookup.as_deref())
-                    .push_bind(r.phone_sealed.as_deref())
-                    .push_bind(r.vendor.as_deref())
-                    .push_bind(r.status.as_deref())
-                    .push_bind(r.reason.as_deref())
-                    .push_bind(r.bucket.as_deref())
-                    .push_bind(r.message.map(|m| m.locale))
-                    .push_bind(r.message.map(|m| m.encoding))
-                    .push_bind(
-                        r.message
-                            .map(|m| i32::try_from(m.segments).unwrap_or(i32::MAX)),
-                    );
-            });
-            insert.push(" ON CONFLICT (sid) DO NOTHING");
+            let mut insert = insert_query(&records);
             insert.build().execute(&self.pool).await.map_err(db_error)?;
             Ok(())
         })
@@ -205,6 +213,15 @@ impl AttemptStore for PostgresStore {
         self.bounded(async {
             let done = sqlx::query("DELETE FROM verification_attempts WHERE created_at < $1")
                 .bind(before.as_millis())
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+            sqlx::query("DELETE FROM attempt_hourly WHERE hour < $1")
+                .bind(
+                    before
+                        .as_millis()
+                        .div_euclid(crate::store::console::HOUR_MS),
+                )
                 .execute(&self.pool)
                 .await
                 .map_err(db_error)?;

@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{db_error, is_outage};
 use crate::domain::Timestamp;
-use crate::store::{NewVerification, StoreError};
+use crate::store::{AttemptRecord, NewVerification, OutboxEvent, StoreError};
 
 /// Most sends in one statement.
 const MAX_BATCH: usize = 256;
@@ -40,6 +40,10 @@ struct NewRow {
     attempt_sid: String,
     attempt_channel: &'static str,
     sent_at: i64,
+    /// What a new verification writes beside itself (its journal): inserted by the same
+    /// statement, only for the rows that went in.
+    events: Vec<OutboxEvent>,
+    log: Option<AttemptRecord>,
 }
 
 impl NewRow {
@@ -57,6 +61,8 @@ impl NewRow {
             attempt_sid: new.attempt.sid.as_str().to_owned(),
             attempt_channel: new.attempt.channel.as_str(),
             sent_at: new.attempt.time.as_millis(),
+            events: new.journal.created.events.clone(),
+            log: new.journal.created.attempt.clone(),
         }
     }
 }
@@ -158,6 +164,13 @@ async fn insert(pool: &PgPool, rows: &[&NewRow]) -> Result<HashSet<String>, sqlx
     fn column<'a, T>(rows: &[&'a NewRow], f: impl Fn(&'a NewRow) -> T) -> Vec<T> {
         rows.iter().map(|r| f(r)).collect()
     }
+    // The journals: events (with their verification's sid) and attempt-log rows, inserted
+    // only for the verifications that went in (joined on `v`).
+    let events: Vec<(&str, &OutboxEvent)> = rows
+        .iter()
+        .flat_map(|r| r.events.iter().map(move |e| (r.sid.as_str(), e)))
+        .collect();
+    let logs: Vec<&AttemptRecord> = rows.iter().filter_map(|r| r.log.as_ref()).collect();
     let inserted = sqlx::query(
         "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bytea[], $4::text[], \
          $5::bytea[], $6::bytea[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], \
@@ -168,10 +181,36 @@ async fn insert(pool: &PgPool, rows: &[&NewRow]) -> Result<HashSet<String>, sqlx
          code_digest, code_sealed, check_count, send_count, created_at, updated_at, expires_at, \
          owner) SELECT sid, phone_lookup, phone_sealed, channel, 'pending', code_digest, \
          code_sealed, 0, 1, created_at, created_at, expires_at, owner FROM input ORDER BY ord \
-         ON CONFLICT DO NOTHING RETURNING sid) \
-         INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) \
+         ON CONFLICT DO NOTHING RETURNING sid), \
+         a AS (INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) \
          SELECT input.attempt_sid, v.sid, input.attempt_channel, input.sent_at \
-         FROM v JOIN input ON input.sid = v.sid RETURNING verification_sid",
+         FROM v JOIN input ON input.sid = v.sid RETURNING verification_sid), \
+         e AS (INSERT INTO event_outbox (id, endpoint, type, subject, payload, created_at, next_at) \
+         SELECT ev.id, ev.endpoint, ev.type, ev.subject, ev.payload, ev.created_at, ev.created_at \
+         FROM UNNEST($13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
+         $18::bigint[], $19::text[]) AS ev(id, endpoint, type, subject, payload, created_at, vsid) \
+         JOIN v ON v.sid = ev.vsid ON CONFLICT (id, endpoint) DO NOTHING), \
+         l AS (INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
+         verification_sid, channel, country, prefix, phone_lookup, phone_sealed, vendor, status, \
+         reason, bucket, locale, encoding, segments) SELECT la.sid, la.kind, la.created_at, \
+         la.service_sid, la.vsid, la.channel, la.country, la.prefix, la.phone_lookup, \
+         la.phone_sealed, la.vendor, la.status, la.reason, la.bucket, la.locale, la.encoding, \
+         la.segments FROM UNNEST($20::text[], $21::text[], $22::bigint[], \
+         $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::bytea[], \
+         $29::bytea[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[], \
+         $35::text[], $36::int[]) AS la(sid, kind, \
+         created_at, service_sid, vsid, channel, country, prefix, phone_lookup, phone_sealed, \
+         vendor, status, reason, bucket, locale, encoding, segments) JOIN v ON v.sid = la.vsid \
+         ON CONFLICT (sid) DO NOTHING \
+         RETURNING created_at, kind, status, reason, bucket, channel, country, prefix), \
+         h AS (INSERT INTO attempt_hourly (hour, kind, outcome, bucket, channel, country, prefix, n) \
+         SELECT created_at / 3600000, kind, \
+         coalesce(CASE WHEN kind = 'refusal' THEN reason ELSE status END, ''), coalesce(bucket, ''), \
+         coalesce(channel, ''), coalesce(country, ''), coalesce(prefix, ''), count(*) \
+         FROM l GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7 \
+         ON CONFLICT (hour, kind, outcome, bucket, channel, country, prefix) \
+         DO UPDATE SET n = attempt_hourly.n + excluded.n) \
+         SELECT verification_sid FROM a",
     )
     .bind(column(rows, |r| r.sid.as_str()))
     .bind(column(rows, |r| r.phone_lookup.as_slice()))
@@ -185,6 +224,34 @@ async fn insert(pool: &PgPool, rows: &[&NewRow]) -> Result<HashSet<String>, sqlx
     .bind(column(rows, |r| r.attempt_sid.as_str()))
     .bind(column(rows, |r| r.attempt_channel))
     .bind(column(rows, |r| r.sent_at))
+    .bind(events.iter().map(|(_, e)| e.id.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.endpoint.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.subject.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.payload.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.created.as_millis()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(v, _)| *v).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.sid.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.kind.as_str()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.time.as_millis()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.service_sid.as_str()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.verification_sid.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.channel.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.country.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.prefix.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.phone_lookup.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.phone_sealed.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.vendor.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.status.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.reason.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.bucket.as_deref()).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.message.map(|m| m.locale)).collect::<Vec<_>>())
+    .bind(logs.iter().map(|l| l.message.map(|m| m.encoding)).collect::<Vec<_>>())
+    .bind(
+        logs.iter()
+            .map(|l| l.message.map(|m| i32::try_from(m.segments).unwrap_or(i32::MAX)))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(pool)
     .await?;
     inserted

@@ -18,6 +18,8 @@
 
 mod attempts;
 mod batch;
+mod console;
+mod events;
 mod idempotency;
 mod keys;
 mod rate_limits;

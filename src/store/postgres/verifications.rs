@@ -8,14 +8,15 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
+use super::events::write_journal;
 use super::{PostgresStore, batch, db_error};
 use crate::domain::{
     CheckUpdate, Lifecycle, LiveState, SendAttempt, Timestamp, VerificationSid, VerificationStatus,
 };
 use crate::store::verifications::parse_attempts;
 use crate::store::{
-    CheckRecord, NewVerification, RekeyOutcome, SealedVerification, SendOutcome, StoreError,
-    StoredVerification, VerificationStore, corrupt,
+    CheckRecord, Journal, NewVerification, RekeyOutcome, SealedVerification, SendOutcome,
+    StoreError, StoredVerification, VerificationStore, corrupt,
 };
 
 /// The columns [`from_row`] reads, in its order (a macro so queries stay `&'static str`), for
@@ -82,6 +83,11 @@ impl PostgresStore {
                     .await
                     .map_err(db_error)?;
                     insert_attempt(&mut tx, &existing.sid, &new.attempt).await?;
+                    let mut journal = new.journal.resent.clone();
+                    if let Some(row) = &mut journal.attempt {
+                        row.verification_sid = Some(existing.sid.as_str().to_owned());
+                    }
+                    write_journal(&mut tx, &journal).await?;
                     tx.commit().await.map_err(db_error)?;
                     let mut resent = existing;
                     resent.channel = new.attempt.channel;
@@ -132,6 +138,7 @@ impl PostgresStore {
             Err(e) => return Err(db_error(e)),
         }
         insert_attempt(&mut tx, &new.sid, &new.attempt).await?;
+        write_journal(&mut tx, &new.journal.created).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(Some(SendOutcome::Created(StoredVerification::created(
             new, now,
@@ -247,13 +254,14 @@ impl VerificationStore for PostgresStore {
         .await
     }
 
-    async fn record_check(
+    async fn record_check_with(
         &self,
         sid: &VerificationSid,
         update: &CheckUpdate,
+        journal: Journal,
     ) -> Result<CheckRecord, StoreError> {
         self.bounded(async {
-            let done = sqlx::query(
+            let statement = sqlx::query(
                 "UPDATE verifications SET check_count = $1, status = $2, updated_at = $3 \
                  WHERE sid = $4 AND status = 'pending' AND check_count = $5",
             )
@@ -261,11 +269,29 @@ impl VerificationStore for PostgresStore {
             .bind(update.status.as_str())
             .bind(update.at.as_millis())
             .bind(sid.as_str())
-            .bind(i64::from(update.expected_checks))
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-            Ok(if done.rows_affected() == 1 {
+            .bind(i64::from(update.expected_checks));
+            let counted = if journal.is_empty() {
+                statement
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected()
+                    == 1
+            } else {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                let counted = statement
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?
+                    .rows_affected()
+                    == 1;
+                if counted {
+                    write_journal(&mut tx, &journal).await?;
+                }
+                tx.commit().await.map_err(db_error)?;
+                counted
+            };
+            Ok(if counted {
                 CheckRecord::Counted
             } else {
                 CheckRecord::Changed
@@ -274,23 +300,27 @@ impl VerificationStore for PostgresStore {
         .await
     }
 
-    async fn close(
+    async fn close_with(
         &self,
         sid: &VerificationSid,
         status: VerificationStatus,
         now: Timestamp,
+        journal: Journal,
     ) -> Result<bool, StoreError> {
         self.bounded(async {
-            let done = sqlx::query(
+            let statement = sqlx::query(
                 "UPDATE verifications SET status = $1, updated_at = $2 WHERE sid = $3 AND status = 'pending'",
             )
             .bind(status.as_str())
             .bind(now.as_millis())
-            .bind(sid.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-            Ok(done.rows_affected() == 1)
+            .bind(sid.as_str());
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            let closed = statement.execute(&mut *tx).await.map_err(db_error)?.rows_affected() == 1;
+            if closed {
+                write_journal(&mut tx, &journal).await?;
+            }
+            tx.commit().await.map_err(db_error)?;
+            Ok(closed)
         })
         .await
     }

@@ -38,6 +38,44 @@ macro_rules! send_filter {
     };
 }
 
+/// Appends one attempt-log row (a row whose `sid` is already there is left as it is).
+pub(super) fn insert_attempt(
+    c: &rusqlite::Connection,
+    r: &AttemptRecord,
+) -> Result<bool, StoreError> {
+    let n = c
+        .prepare_cached(
+            "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
+             verification_sid, channel, country, prefix, phone_lookup, phone_sealed, \
+             vendor, status, reason, bucket, locale, encoding, segments) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+             ON CONFLICT (sid) DO NOTHING",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                r.sid,
+                r.kind.as_str(),
+                r.time.as_millis(),
+                r.service_sid,
+                r.verification_sid,
+                r.channel,
+                r.country,
+                r.prefix,
+                r.phone_lookup,
+                r.phone_sealed,
+                r.vendor,
+                r.status,
+                r.reason,
+                r.bucket,
+                r.message.map(|m| m.locale),
+                r.message.map(|m| m.encoding),
+                r.message.map(|m| i64::from(m.segments)),
+            ])
+        })
+        .map_err(db_error)?;
+    Ok(n > 0)
+}
+
 fn kind(text: &str) -> AttemptKind {
     match text {
         "send" => AttemptKind::Send,
@@ -92,39 +130,13 @@ impl AttemptStore for SqliteStore {
         }
         self.worker
             .call(Access::Write, move |c| {
-                let mut st = c
-                    .prepare_cached(
-                        "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
-                         verification_sid, channel, country, prefix, phone_lookup, phone_sealed, \
-                         vendor, status, reason, bucket, locale, encoding, segments) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                         ?17) \
-                         ON CONFLICT (sid) DO NOTHING",
-                    )
-                    .map_err(db_error)?;
+                let mut written = Vec::with_capacity(records.len());
                 for r in &records {
-                    st.execute(params![
-                        r.sid,
-                        r.kind.as_str(),
-                        r.time.as_millis(),
-                        r.service_sid,
-                        r.verification_sid,
-                        r.channel,
-                        r.country,
-                        r.prefix,
-                        r.phone_lookup,
-                        r.phone_sealed,
-                        r.vendor,
-                        r.status,
-                        r.reason,
-                        r.bucket,
-                        r.message.map(|m| m.locale),
-                        r.message.map(|m| m.encoding),
-                        r.message.map(|m| i64::from(m.segments)),
-                    ])
-                    .map_err(db_error)?;
+                    if insert_attempt(c, r)? {
+                        written.push(r);
+                    }
                 }
-                Ok(())
+                super::console::add_hourly(c, written)
             })
             .await
     }
@@ -206,10 +218,13 @@ impl AttemptStore for SqliteStore {
     async fn purge_attempts(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.worker
             .call(Access::Write, move |c| {
-                c.prepare_cached("DELETE FROM verification_attempts WHERE created_at < ?1")
+                let n = c
+                    .prepare_cached("DELETE FROM verification_attempts WHERE created_at < ?1")
                     .and_then(|mut st| st.execute([before.as_millis()]))
                     .map(|n| n as u64)
-                    .map_err(db_error)
+                    .map_err(db_error)?;
+                super::console::purge_hourly(c, before)?;
+                Ok(n)
             })
             .await
     }

@@ -10,6 +10,8 @@
 
 mod attempts;
 mod checkpoint;
+mod console;
+mod events;
 mod file_sync;
 mod idempotency;
 mod keys;

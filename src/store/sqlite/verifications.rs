@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, Row, params};
 
+use super::events::write_journal;
 use super::worker::Access;
 use super::{SqliteStore, db_error, execute};
 use crate::domain::{
@@ -15,8 +16,8 @@ use crate::domain::{
 };
 use crate::store::verifications::{attempt_text, parse_attempts};
 use crate::store::{
-    CheckRecord, NewVerification, RekeyOutcome, SealedVerification, SendOutcome, StoreError,
-    StoredVerification, VerificationStore, corrupt,
+    CheckRecord, Journal, NewVerification, RekeyOutcome, SealedVerification, SendOutcome,
+    StoreError, StoredVerification, VerificationStore, corrupt,
 };
 
 /// The columns [`from_row`] reads, in its order.
@@ -109,6 +110,7 @@ fn start_or_resend(
     life: Lifecycle,
 ) -> Result<SendOutcome, StoreError> {
     if insert_new(conn, new, now)? {
+        write_journal(conn, &new.journal.created)?;
         return Ok(SendOutcome::Created(StoredVerification::created(new, now)));
     }
     let existing = verification(
@@ -131,6 +133,11 @@ fn start_or_resend(
                     attempt_text(&new.attempt),
                 ],
             )?;
+            let mut journal = new.journal.resent.clone();
+            if let Some(row) = &mut journal.attempt {
+                row.verification_sid = Some(existing.sid.as_str().to_owned());
+            }
+            write_journal(conn, &journal)?;
             let mut resent = existing;
             resent.channel = new.attempt.channel;
             resent.updated = now;
@@ -159,6 +166,7 @@ fn start_or_resend(
                     "a closed verification still blocks a new one",
                 ));
             }
+            write_journal(conn, &new.journal.created)?;
             Ok(SendOutcome::Created(StoredVerification::created(new, now)))
         }
     }
@@ -198,10 +206,11 @@ impl VerificationStore for SqliteStore {
             .await
     }
 
-    async fn record_check(
+    async fn record_check_with(
         &self,
         sid: &VerificationSid,
         update: &CheckUpdate,
+        journal: Journal,
     ) -> Result<CheckRecord, StoreError> {
         let sid = sid.clone();
         let update = *update;
@@ -218,6 +227,9 @@ impl VerificationStore for SqliteStore {
                         i64::from(update.expected_checks),
                     ],
                 )?;
+                if n == 1 {
+                    write_journal(c, &journal)?;
+                }
                 Ok(if n == 1 {
                     CheckRecord::Counted
                 } else {
@@ -227,11 +239,12 @@ impl VerificationStore for SqliteStore {
             .await
     }
 
-    async fn close(
+    async fn close_with(
         &self,
         sid: &VerificationSid,
         status: VerificationStatus,
         now: Timestamp,
+        journal: Journal,
     ) -> Result<bool, StoreError> {
         let sid = sid.clone();
         self.worker
@@ -241,6 +254,9 @@ impl VerificationStore for SqliteStore {
                     "UPDATE verifications SET status = ?1, updated_at = ?2 WHERE sid = ?3 AND status = 'pending'",
                     params![status.as_str(), now.as_millis(), sid.as_str()],
                 )?;
+                if n == 1 {
+                    write_journal(c, &journal)?;
+                }
                 Ok(n == 1)
             })
             .await

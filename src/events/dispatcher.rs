@@ -1,0 +1,326 @@
+//! The background side of events: the dispatcher, the expiry sweeper and the purge. Never on the
+//! request path: a request only writes outbox rows in its own transaction and wakes the
+//! dispatcher.
+//!
+//! The dispatcher leases due rows for `VERIFYD_EVENTS_TIMEOUT` + 5 s (on PostgreSQL with
+//! `FOR UPDATE SKIP LOCKED`, so each row is in flight from one replica at a time), posts each
+//! one signed, and records the result: 2xx delivered; anything else, or no answer within the
+//! timeout, is a failed try, tried again after the next wait of `VERIFYD_EVENTS_RETRY_SCHEDULE`,
+//! or dead after the last. A replica killed mid-delivery leaves its lease to run out; then any
+//! replica leases the row again (at least once: the receiver dedupes by `webhook-id`). Leases,
+//! due times and the schedule are in the [`Clock`]'s time, so tests move time instead of
+//! sleeping.
+//!
+//! The sweeper notices expiries: every second it looks for verifications whose TTL passed since
+//! its watermark and writes their `verification.expired` while moving the watermark by
+//! compare-and-set, in one transaction: of several replicas sweeping the same window one wins
+//! and the others write nothing, so each expiry is reported once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::{Emitter, EventType, sign};
+use crate::clock::Clock;
+use crate::config::{EventEndpoint, EventSettings};
+use crate::crypto::Keys;
+use crate::domain::{
+    Channel, Lifecycle, PhoneNumber, Timestamp, Verification, VerificationSid, VerificationStatus,
+};
+use crate::error::Chain;
+use crate::rotation::PHONE_CONTEXT;
+use crate::store::{DeliveryResult, EventStore, StoredEvent};
+
+/// Longest wait between polls when nothing wakes the dispatcher.
+const POLL: Duration = Duration::from_millis(250);
+/// Deliveries in flight at once, per replica.
+const IN_FLIGHT: usize = 32;
+/// A lease outlives the try's timeout by this much.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// How often the sweeper looks for expiries.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Most expiries written by one sweep.
+const SWEEP_BATCH: u32 = 500;
+/// How often finished rows are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(300);
+
+/// Everything the background tasks share.
+struct Shared {
+    store: Arc<dyn EventStore>,
+    endpoints: HashMap<String, EventEndpoint>,
+    names: Vec<String>,
+    schedule: Vec<Duration>,
+    timeout: Duration,
+    retention: Duration,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    /// This replica's lease name.
+    owner: String,
+}
+
+/// Starts the dispatcher, the sweeper and the purge; the handles are aborted on shutdown.
+pub fn start(
+    store: Arc<dyn EventStore>,
+    settings: &EventSettings,
+    emitter: Arc<Emitter>,
+    keys: Arc<Keys>,
+    life: Lifecycle,
+    clock: Arc<dyn Clock>,
+) -> Vec<JoinHandle<()>> {
+    let http = reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("verifyd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default();
+    let shared = Arc::new(Shared {
+        store,
+        endpoints: settings
+            .endpoints
+            .iter()
+            .map(|e| (e.name.clone(), e.clone()))
+            .collect(),
+        names: settings.endpoints.iter().map(|e| e.name.clone()).collect(),
+        schedule: settings.retry_schedule.clone(),
+        timeout: settings.timeout,
+        retention: settings.retention,
+        http,
+        clock,
+        owner: format!("replica-{:016x}", rand::random::<u64>()),
+    });
+    let wake = emitter.wake_handle();
+    vec![
+        tokio::spawn(deliver_loop(Arc::clone(&shared), wake)),
+        tokio::spawn(sweep_loop(Arc::clone(&shared), emitter, keys, life)),
+        tokio::spawn(purge_loop(shared)),
+    ]
+}
+
+async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
+    let mut running = JoinSet::new();
+    // Rows this replica is posting: a lease that ran out meanwhile (a slow receiver, a clock
+    // that jumped) may be taken again, but never by the replica already posting it.
+    let posting: Arc<std::sync::Mutex<std::collections::HashSet<i64>>> = Arc::default();
+    loop {
+        while running.try_join_next().is_some() {}
+        // Lease only what can be sent now, so no leased row waits its lease away.
+        let room = IN_FLIGHT.saturating_sub(running.len());
+        if room == 0 {
+            let _ = running.join_next().await;
+            continue;
+        }
+        let now = shared.clock.now();
+        let lease_until = now.plus(shared.timeout + LEASE_MARGIN);
+        let leased = match shared
+            .store
+            .lease_events(&shared.names, now, lease_until, &shared.owner, room as u32)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %Chain(&e), "could not lease due events; will retry");
+                Vec::new()
+            }
+        };
+        if leased.is_empty() {
+            // Wait for a wake, a finished delivery (its subject's next event may be due) or the
+            // poll.
+            tokio::select! {
+                () = wake.notified() => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+            continue;
+        }
+        for row in leased {
+            if !posting.lock().expect("not poisoned").insert(row.seq) {
+                continue;
+            }
+            let shared = Arc::clone(&shared);
+            let posting = Arc::clone(&posting);
+            running.spawn(async move {
+                let seq = row.seq;
+                deliver(&shared, row).await;
+                posting.lock().expect("not poisoned").remove(&seq);
+            });
+        }
+    }
+}
+
+/// One try of one row, and its result recorded.
+async fn deliver(shared: &Shared, row: StoredEvent) {
+    let Some(endpoint) = shared.endpoints.get(&row.event.endpoint) else {
+        return;
+    };
+    let label = endpoint.name.clone();
+    let sent_at = shared.clock.now();
+    let timestamp = sent_at.as_millis().div_euclid(1000);
+    let signature = sign(
+        &endpoint.secrets,
+        &row.event.id,
+        timestamp,
+        &row.event.payload,
+    );
+    let answer = shared
+        .http
+        .post(&endpoint.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &row.event.id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(row.event.payload.clone())
+        .send()
+        .await;
+    let failure = match answer {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => Some("timed out".to_owned()),
+        Err(e) if e.is_connect() => Some("could not connect".to_owned()),
+        Err(_) => Some("request failed".to_owned()),
+    };
+    let now = shared.clock.now();
+    let tries = row.tries + 1;
+    let result = match failure {
+        None => {
+            metrics::counter!("verifyd_events_delivered_total", "endpoint" => label.clone())
+                .increment(1);
+            metrics::histogram!("verifyd_events_delivery_latency_seconds", "endpoint" => label.clone())
+                .record(now.since(row.event.created).as_secs_f64());
+            DeliveryResult::Delivered { at: now }
+        }
+        Some(error) => {
+            metrics::counter!("verifyd_events_failed_total", "endpoint" => label.clone())
+                .increment(1);
+            match shared.schedule.get((tries as usize).saturating_sub(1)) {
+                Some(wait) => {
+                    tracing::info!(id = %row.event.id, endpoint = %label, tries, %error, "event not delivered; will retry");
+                    DeliveryResult::Retry {
+                        at: now.plus(*wait),
+                        error,
+                    }
+                }
+                None => {
+                    metrics::counter!("verifyd_events_dead_total", "endpoint" => label.clone())
+                        .increment(1);
+                    tracing::warn!(id = %row.event.id, endpoint = %label, tries, %error, "event not delivered after its last try: dead (verifyd events replay sends it again)");
+                    DeliveryResult::Dead { error }
+                }
+            }
+        }
+    };
+    if let Err(e) = shared
+        .store
+        .finish_event(row.seq, &shared.owner, &result)
+        .await
+    {
+        // The lease runs out and the row is tried again: at least once.
+        tracing::warn!(error = %Chain(&e), id = %row.event.id, "could not record an event delivery");
+    }
+}
+
+async fn sweep_loop(shared: Arc<Shared>, emitter: Arc<Emitter>, keys: Arc<Keys>, life: Lifecycle) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep(&shared, &emitter, &keys, life).await {
+            tracing::warn!(error = %Chain(&e), "the expiry sweep failed; will retry");
+        }
+        if ticks.is_multiple_of(5) {
+            match shared.store.count_pending_events().await {
+                Ok(n) => metrics::gauge!("verifyd_events_pending").set(n as f64),
+                Err(e) => tracing::debug!(error = %Chain(&e), "could not count pending events"),
+            }
+        }
+        ticks += 1;
+    }
+}
+
+/// One sweep: the expiries since the watermark, written with the watermark's move.
+async fn sweep(
+    shared: &Shared,
+    emitter: &Emitter,
+    keys: &Keys,
+    life: Lifecycle,
+) -> Result<(), crate::store::StoreError> {
+    let now = shared.clock.now();
+    let from = shared.store.sweep_watermark(now).await?;
+    if now <= from {
+        return Ok(());
+    }
+    let mut found = shared
+        .store
+        .expired_between(from, now, life.max_checks, SWEEP_BATCH)
+        .await?;
+    let mut to = now;
+    if found.len() == SWEEP_BATCH as usize
+        && let Some(last) = found.last().map(|v| v.expires_at)
+    {
+        // More may wait: stop before the last instant (its rows come whole next time), unless
+        // every row shares it.
+        let before: Vec<_> = found
+            .iter()
+            .filter(|v| v.expires_at < last)
+            .cloned()
+            .collect();
+        if before.is_empty() {
+            to = last;
+        } else {
+            found = before;
+            to = last.minus(Duration::from_millis(1));
+        }
+    }
+    let mut rows = Vec::new();
+    if emitter.wants(EventType::VerificationExpired) {
+        for v in &found {
+            let Some(view) = expired_view(keys, v) else {
+                tracing::warn!(sid = %v.sid, "an expired verification is unreadable; no event");
+                continue;
+            };
+            rows.extend(emitter.verification(
+                EventType::VerificationExpired,
+                &view,
+                v.service_sid.as_deref(),
+                now,
+            ));
+        }
+    }
+    let wrote = !rows.is_empty();
+    if shared.store.advance_sweep(from, to, rows).await? && wrote {
+        emitter.written();
+    }
+    Ok(())
+}
+
+/// The public view of an expired verification (its number opened, never its code).
+fn expired_view(keys: &Keys, v: &crate::store::ExpiredVerification) -> Option<Verification> {
+    let plain = keys.open(&v.phone_sealed, PHONE_CONTEXT).ok()?;
+    let to = PhoneNumber::parse(std::str::from_utf8(&plain).ok()?).ok()?;
+    Some(Verification {
+        sid: VerificationSid::parse(&v.sid)?,
+        to,
+        channel: v.channel.parse::<Channel>().ok()?,
+        status: VerificationStatus::Expired,
+        send_attempts: v.send_attempts.clone(),
+        created: v.created,
+        updated: v.expires_at,
+        message: None,
+        vendor: None,
+    })
+}
+
+async fn purge_loop(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        let before: Timestamp = shared.clock.now().minus(shared.retention);
+        match shared.store.purge_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "purged old events"),
+            Err(e) => tracing::warn!(error = %Chain(&e), "event purge failed; will retry"),
+        }
+    }
+}

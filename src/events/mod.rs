@@ -1,0 +1,239 @@
+//! Signed events (DESIGN.md "Events"; docs/events.md): what verifyd tells the operator's
+//! endpoints about verifications, in the Standard Webhooks format.
+//!
+//! - [`Emitter`] builds the outbox rows of an event (one per endpoint whose type filter takes
+//!   it). Producers hand them to the store call that makes the change they report, inside its
+//!   transaction (a [`Journal`](crate::store::Journal)), so an event is never lost nor written
+//!   for a change that did not happen. [`Emitter::publish`] writes an event that reports no
+//!   store change of its own (a fraud-guard block, a delivery receipt) in its own transaction.
+//! - [`sign`]: the `webhook-signature` of a body, one `v1,` entry per secret.
+//! - [`dispatcher`]: leases due rows, posts them, retries on the schedule, marks dead; the
+//!   expiry sweeper that writes `verification.expired` once across replicas; the purge.
+//!
+//! Never a code in an event: the payload is built from the verification's public view.
+
+pub mod dispatcher;
+mod types;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+pub use types::{EventSecret, EventType, MIN_SECRET_BYTES, SecretError, UnknownEventType};
+
+use crate::config::EventSettings;
+use crate::domain::{Timestamp, Verification};
+use crate::store::{EventStore, OutboxEvent, StoreError};
+
+/// The `webhook-signature` header of `body` sent as `id` at `timestamp` (seconds): the base64
+/// HMAC-SHA256 of `id.timestamp.body` under each secret, as `v1,<signature>`, space-separated.
+pub fn sign(secrets: &[EventSecret], id: &str, timestamp: i64, body: &str) -> String {
+    secrets
+        .iter()
+        .map(|s| {
+            // HMAC takes a key of any length.
+            let mut mac = Hmac::<Sha256>::new_from_slice(s.key()).expect("HMAC accepts any key");
+            mac.update(id.as_bytes());
+            mac.update(b".");
+            mac.update(timestamp.to_string().as_bytes());
+            mac.update(b".");
+            mac.update(body.as_bytes());
+            format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A new event id: `msg_`, then the creation time (ms, 12 hex digits) and 80 random bits, so
+/// ids sort by creation and cannot be guessed.
+pub fn event_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let random: u128 = rand::random();
+    format!(
+        "msg_{:012x}{:020x}",
+        millis & 0xffff_ffff_ffff,
+        random & ((1u128 << 80) - 1)
+    )
+}
+
+/// Builds events for the configured endpoints and wakes the dispatcher when some are written.
+pub struct Emitter {
+    /// Each endpoint's name and the types it takes.
+    endpoints: Vec<(String, BTreeSet<EventType>)>,
+    full_number: bool,
+    /// The `/v2` service a verification without a scope belongs to.
+    default_service: String,
+    wake: Arc<Notify>,
+}
+
+impl Emitter {
+    /// `None` when no endpoint is configured (events off: nothing is ever written).
+    pub fn new(settings: &EventSettings, default_service: String) -> Option<Arc<Self>> {
+        if settings.endpoints.is_empty() {
+            return None;
+        }
+        Some(Arc::new(Self {
+            endpoints: settings
+                .endpoints
+                .iter()
+                .map(|e| (e.name.clone(), e.types.clone()))
+                .collect(),
+            full_number: settings.full_number,
+            default_service,
+            wake: Arc::new(Notify::new()),
+        }))
+    }
+
+    /// What the dispatcher waits on between polls.
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Tells the dispatcher that rows were committed (call after the store call returned).
+    pub fn written(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Whether any endpoint takes `kind`.
+    pub fn wants(&self, kind: EventType) -> bool {
+        self.endpoints.iter().any(|(_, t)| t.contains(&kind))
+    }
+
+    /// The outbox rows of one event (`kind` about `subject`, `data` as the body's `data`), one
+    /// per endpoint that takes it; empty when none does.
+    pub fn rows(
+        &self,
+        kind: EventType,
+        subject: &str,
+        data: serde_json::Value,
+        now: Timestamp,
+    ) -> Vec<OutboxEvent> {
+        if !self.wants(kind) {
+            return Vec::new();
+        }
+        let id = event_id();
+        let payload = serde_json::json!({
+            "type": kind.as_str(),
+            "timestamp": now.to_rfc3339(),
+            "data": data,
+        })
+        .to_string();
+        self.endpoints
+            .iter()
+            .filter(|(_, types)| types.contains(&kind))
+            .map(|(name, _)| OutboxEvent {
+                id: id.clone(),
+                endpoint: name.clone(),
+                kind: kind.as_str().to_owned(),
+                subject: subject.to_owned(),
+                payload: payload.clone(),
+                created: now,
+            })
+            .collect()
+    }
+
+    /// The rows of a verification event: `data` is the verification as the API shows it (never
+    /// its code), the number masked unless `VERIFYD_EVENTS_FULL_NUMBER`, with its service.
+    pub fn verification(
+        &self,
+        kind: EventType,
+        v: &Verification,
+        scope: Option<&str>,
+        now: Timestamp,
+    ) -> Vec<OutboxEvent> {
+        if !self.wants(kind) {
+            return Vec::new();
+        }
+        self.rows(kind, v.sid.as_str(), self.verification_data(v, scope), now)
+    }
+
+    /// The `data` of a verification event.
+    pub fn verification_data(&self, v: &Verification, scope: Option<&str>) -> serde_json::Value {
+        let to = if self.full_number {
+            v.to.e164().to_owned()
+        } else {
+            v.to.masked()
+        };
+        serde_json::json!({
+            "sid": v.sid.as_str(),
+            "service_sid": scope.unwrap_or(&self.default_service),
+            "status": v.status.as_str(),
+            "channel": v.channel.as_str(),
+            "to": to,
+            "send_code_attempts": v.send_attempts.iter().map(|a| serde_json::json!({
+                "attempt_sid": a.sid.as_str(),
+                "channel": a.channel.as_str(),
+                "time": a.time.to_rfc3339(),
+            })).collect::<Vec<_>>(),
+            "date_created": v.created.to_rfc3339(),
+            "date_updated": v.updated.to_rfc3339(),
+        })
+    }
+
+    /// Writes one event that reports no store change of its own (a fraud-guard block, a
+    /// delivery receipt: `fraud_guard.blocked`, `attempt.delivered`, `attempt.failed`) in its
+    /// own transaction, and wakes the dispatcher. Nothing when no endpoint takes `kind`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the outbox cannot be written.
+    pub async fn publish(
+        &self,
+        store: &dyn EventStore,
+        kind: EventType,
+        subject: &str,
+        data: serde_json::Value,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let rows = self.rows(kind, subject, data, now);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        store.write_events(rows).await?;
+        self.written();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_the_standard_webhooks_test_vector() {
+        let secret = EventSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(
+            sign(
+                &[secret],
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                r#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn signs_once_per_secret() {
+        let a = EventSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let b = EventSecret::parse("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap();
+        let header = sign(&[a, b], "msg_1", 1, "{}");
+        let parts: Vec<&str> = header.split(' ').collect();
+        assert_eq!(parts.len(), 2);
+        assert_ne!(parts[0], parts[1]);
+        assert!(parts.iter().all(|p| p.starts_with("v1,")));
+    }
+
+    #[test]
+    fn event_ids_are_unique_and_prefixed() {
+        let (a, b) = (event_id(), event_id());
+        assert_ne!(a, b);
+        assert!(a.starts_with("msg_") && a.len() == 36, "{a}");
+    }
+}

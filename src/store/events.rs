@@ -1,0 +1,211 @@
+//! The events concern (DESIGN.md "Events"): the transactional outbox. An event is written by the
+//! store call that makes the change it reports, in that call's transaction ([`Journal`], handed
+//! to [`VerificationStore`](super::VerificationStore)'s writes), so a crash can neither lose an
+//! event nor leave one for a change that was rolled back. The same [`Journal`] carries the
+//! change's attempt-log row, for the same reason. [`EventStore`] is the dispatcher's side: lease
+//! due rows, record each delivery's result, list and replay, and the expiry sweeper's
+//! compare-and-set watermark.
+//!
+//! The store never builds an event: the payload arrives as finished JSON text (built by
+//! `crate::events`), and the store only keeps it and hands it back.
+
+use async_trait::async_trait;
+
+use super::{AttemptRecord, StoreError};
+use crate::domain::{SendAttempt, Timestamp};
+
+/// One outbox row to write: one event for one endpoint.
+#[derive(Clone, Debug)]
+pub struct OutboxEvent {
+    /// The event's id (`msg_…`), the same for every endpoint and every try: `webhook-id`.
+    pub id: String,
+    /// The endpoint's name (`default` for `VERIFYD_EVENTS_URL`).
+    pub endpoint: String,
+    /// `verification.pending`, …
+    pub kind: String,
+    /// What it is about (a verification sid): a subject's events go out in order.
+    pub subject: String,
+    /// The request body, finished JSON.
+    pub payload: String,
+    pub created: Timestamp,
+}
+
+/// What a change writes beside itself, in its own transaction, when (and only when) it happens.
+#[derive(Clone, Debug, Default)]
+pub struct Journal {
+    /// The events the change emits (one row per event and endpoint).
+    pub events: Vec<OutboxEvent>,
+    /// The change's attempt-log row. For a resend the store fills in the verification sid.
+    pub attempt: Option<AttemptRecord>,
+}
+
+impl Journal {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.attempt.is_none()
+    }
+}
+
+/// A send's journals: what a new verification writes, and what a resend writes.
+#[derive(Clone, Debug, Default)]
+pub struct SendJournal {
+    pub created: Journal,
+    pub resent: Journal,
+}
+
+/// Where an outbox row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventState {
+    /// Not delivered yet: due at `next_at`.
+    Pending,
+    /// An endpoint answered 2xx.
+    Delivered,
+    /// Every try of the retry schedule failed; kept until replayed or purged.
+    Dead,
+}
+
+impl EventState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Delivered => "delivered",
+            EventState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "dead" => Some(Self::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// An outbox row as stored.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub event: OutboxEvent,
+    pub state: EventState,
+    /// Tries made so far.
+    pub tries: u32,
+    pub next_at: Timestamp,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// What one delivery try came to.
+#[derive(Clone, Debug)]
+pub enum DeliveryResult {
+    Delivered {
+        at: Timestamp,
+    },
+    /// Failed; try again at `at`.
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
+    /// Failed, and that was the last try.
+    Dead {
+        error: String,
+    },
+}
+
+/// Which rows a replay puts back to pending.
+#[derive(Clone, Debug)]
+pub enum Replay {
+    /// Every row of this event id (every endpoint), whatever its state.
+    Id(String),
+    /// Every dead row.
+    AllDead,
+}
+
+/// A verification the expiry sweeper reports: what the event needs of it.
+#[derive(Clone, Debug)]
+pub struct ExpiredVerification {
+    pub sid: String,
+    pub phone_sealed: Vec<u8>,
+    pub channel: String,
+    pub send_attempts: Vec<SendAttempt>,
+    pub created: Timestamp,
+    pub expires_at: Timestamp,
+    /// The service of its first send, from the attempt log (none when that row is gone).
+    pub service_sid: Option<String>,
+}
+
+/// The outbox, the dispatcher's side.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Writes `events` in one transaction, outside any other change (for producers whose
+    /// change is not a store write: a fraud-guard block, a delivery receipt).
+    async fn write_events(&self, events: Vec<OutboxEvent>) -> Result<(), StoreError>;
+
+    /// Leases up to `limit` due rows of `endpoints` (pending, `next_at` reached, no live lease,
+    /// and no earlier pending row of the same subject and endpoint) until `lease_until`, as
+    /// `owner`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so replicas never lease one row
+    /// together. Oldest first.
+    async fn lease_events(
+        &self,
+        endpoints: &[String],
+        now: Timestamp,
+        lease_until: Timestamp,
+        owner: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Records a try of row `seq` leased by `owner` (nothing when the lease passed to another).
+    async fn finish_event(
+        &self,
+        seq: i64,
+        owner: &str,
+        result: &DeliveryResult,
+    ) -> Result<(), StoreError>;
+
+    /// The newest `limit` rows, optionally of one state, newest first.
+    async fn list_events(
+        &self,
+        state: Option<EventState>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Puts rows back to pending, due at `now`, with their tries reset. How many.
+    async fn replay_events(&self, which: &Replay, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Pending rows (for the `verifyd_events_pending` gauge).
+    async fn count_pending_events(&self) -> Result<u64, StoreError>;
+
+    /// The sweeper's watermark: every expiry at or before it has been written. Created at
+    /// `now` when missing (expiries before events were first turned on are not reported).
+    async fn sweep_watermark(&self, now: Timestamp) -> Result<Timestamp, StoreError>;
+
+    /// Verifications that expired in (`after`, `until`] unapproved, uncanceled and unlocked
+    /// (pending, or closed as expired by a later send), fewer than `max_checks` checks counted;
+    /// at most `limit`, by expiry.
+    async fn expired_between(
+        &self,
+        after: Timestamp,
+        until: Timestamp,
+        max_checks: u32,
+        limit: u32,
+    ) -> Result<Vec<ExpiredVerification>, StoreError>;
+
+    /// In one transaction: moves the watermark from `from` to `to` if it is still `from`
+    /// (compare-and-set) and then writes `events`. False (nothing written) when another replica
+    /// moved it first.
+    async fn advance_sweep(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        events: Vec<OutboxEvent>,
+    ) -> Result<bool, StoreError>;
+
+    /// A send attempt whose delivery failed after its row was written: the row becomes the
+    /// failed send it is (no sid, no verification, status `failed`), as the attempt log has
+    /// always recorded one.
+    async fn fail_attempt(&self, attempt_sid: &str) -> Result<(), StoreError>;
+
+    /// Deletes delivered and dead rows created before `before`. How many.
+    async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
