@@ -239,7 +239,10 @@ impl Verifier {
         let journaled = self.journaled(&logged)
             && matches!(
                 result,
-                Ok(_) | Err(ServiceError::Provider(ProviderError::Delivery(_)))
+                Ok(_)
+                    | Err(ServiceError::Provider(
+                        ProviderError::Delivery(_) | ProviderError::InvalidParameter(_)
+                    ))
             );
         if !journaled {
             log.record(self.send_entry(&result, scope, &logged, channel));
@@ -269,7 +272,7 @@ impl Verifier {
                 e.verification_sid = Some(v.sid.to_string());
                 e.attempt_sid = v.send_attempts.last().map(|a| a.sid.to_string());
                 e.channel = Some(v.channel);
-                e.vendor = Some(vendor);
+                e.vendor = Some(v.vendor.unwrap_or(vendor));
                 e.status = Some("sent");
                 e.message = v.message;
             }

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use super::parse::positive_duration;
 use super::parse::{parse_url, redact_url, sender_id, sid};
 use super::settings::{
-    ENV_PROVIDER, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET, ENV_SMS_WEBHOOK_TIMEOUT,
+    ENV_PROVIDER, ENV_SMS_ROUTES, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET, ENV_SMS_WEBHOOK_TIMEOUT,
     ENV_SMS_WEBHOOK_URL, ENV_TWILIO_FROM, ENV_TWILIO_MESSAGING_SERVICE_SID,
 };
 use super::source::Reader;
@@ -27,6 +27,12 @@ pub struct DeliverySettings {
     pub twilio_messaging: Option<TwilioMessagingConfig>,
     /// Set when the local engine delivers through the signed webhook.
     pub webhook: Option<WebhookConfig>,
+    /// `VERIFYD_SMS_ROUTES` (empty: `sender` alone).
+    pub routes: super::SmsRoutes,
+    /// Set when the sender or a route uses Telnyx.
+    pub telnyx: Option<super::TelnyxConfig>,
+    /// Set when the sender or a route uses Vonage.
+    pub vonage: Option<super::VonageConfig>,
 }
 
 /// The delivery settings as read, each `None` when its problem was recorded.
@@ -36,6 +42,9 @@ pub(super) struct DeliveryDraft {
     pub sender: Option<SenderKind>,
     pub twilio_messaging: Option<TwilioMessagingConfig>,
     pub webhook: Option<WebhookConfig>,
+    pub routes: Option<super::SmsRoutes>,
+    pub telnyx: Option<super::TelnyxConfig>,
+    pub vonage: Option<super::VonageConfig>,
 }
 
 impl DeliveryDraft {
@@ -46,6 +55,9 @@ impl DeliveryDraft {
             sender: self.sender?,
             twilio_messaging: self.twilio_messaging,
             webhook: self.webhook,
+            routes: self.routes?,
+            telnyx: self.telnyx,
+            vonage: self.vonage,
         })
     }
 }
@@ -74,6 +86,8 @@ pub enum SenderKind {
     Null,
     TwilioMessaging,
     Webhook,
+    Telnyx,
+    Vonage,
 }
 
 impl SenderKind {
@@ -83,6 +97,8 @@ impl SenderKind {
             SenderKind::Null => "null",
             SenderKind::TwilioMessaging => "twilio-messaging",
             SenderKind::Webhook => "webhook",
+            SenderKind::Telnyx => "telnyx",
+            SenderKind::Vonage => "vonage",
         }
     }
 }
@@ -178,13 +194,17 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
             )
         }
     };
-    let sender = r.parse(ENV_SMS_SENDER, |t| match t {
-        "console" => Ok(SenderKind::Console),
-        "twilio-messaging" => Ok(SenderKind::TwilioMessaging),
-        "webhook" => Ok(SenderKind::Webhook),
-        "null" => Ok(SenderKind::Null),
-        _ => Err("expected `console`, `twilio-messaging`, `webhook` or `null`".to_owned()),
+    let sender = r.parse(ENV_SMS_SENDER, |t| {
+        super::routes::vendor(t).map_err(|_| {
+            "expected `console`, `twilio-messaging`, `webhook`, `telnyx`, `vonage` or `null`"
+                .to_owned()
+        })
     });
+    let routes = r.parse(ENV_SMS_ROUTES, super::routes::parse_routes);
+    // A vendor's settings are judged when the sender or a route uses it.
+    let routed = |kind: SenderKind| {
+        sender == Some(kind) || routes.as_ref().is_some_and(|r| r.vendors().contains(&kind))
+    };
     if sender == Some(SenderKind::Null) {
         r.warn("VERIFYD_SMS_SENDER=null discards every message: for benchmarks only");
     }
@@ -232,8 +252,9 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
     // The sender's own settings are judged only when the local engine uses that sender.
     let mut twilio_messaging = None;
     let mut webhook = None;
-    match (provider, sender) {
-        (Some(ProviderKind::Local), Some(SenderKind::TwilioMessaging)) => {
+    let local = provider == Some(ProviderKind::Local);
+    if local && routed(SenderKind::TwilioMessaging) {
+        {
             if twilio.account_sid.is_none() || twilio.auth_token.is_none() {
                 r.problem(
                     ENV_SMS_SENDER,
@@ -271,7 +292,9 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
                 });
             }
         }
-        (Some(ProviderKind::Local), Some(SenderKind::Webhook)) => {
+    }
+    if local && routed(SenderKind::Webhook) {
+        {
             if !webhook_url_set {
                 r.problem(ENV_SMS_SENDER, "webhook", "needs VERIFYD_SMS_WEBHOOK_URL");
             }
@@ -292,6 +315,18 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
                 });
             }
         }
+    }
+    let telnyx = if local && routed(SenderKind::Telnyx) {
+        super::vendors::read_telnyx(r)
+    } else {
+        None
+    };
+    let vonage = if local && routed(SenderKind::Vonage) {
+        super::vendors::read_vonage(r)
+    } else {
+        None
+    };
+    match (provider, sender) {
         (Some(ProviderKind::TwilioVerify), Some(sender)) if sender != SenderKind::Console => {
             r.warn(format!(
                 "VERIFYD_SMS_SENDER={} is unused: with provider twilio-verify, Twilio delivers the codes",
@@ -306,6 +341,9 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         sender,
         twilio_messaging,
         webhook,
+        routes,
+        telnyx,
+        vonage,
     }
 }
 

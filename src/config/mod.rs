@@ -52,12 +52,14 @@ mod limits;
 mod messages;
 mod parse;
 mod production;
+mod routes;
 mod server;
 mod settings;
 mod source;
 mod store;
 mod telemetry;
 mod twilio;
+mod vendors;
 
 pub use auth::{AuthMode, AuthSettings, JwtConfig};
 pub use channels::{ChannelSettings, TwilioAccount};
@@ -71,12 +73,14 @@ pub use limits::{BucketConfig, Buckets, LimitSettings, SendLimits, VerifyLimits}
 pub use messages::MessageSettings;
 pub use parse::{parse_duration, redact_url};
 pub use production::Profile;
+pub use routes::SmsRoutes;
 pub use server::ServerSettings;
 pub use settings::*;
 pub use source::{ConfigError, Origin, Problem, Sources};
 pub use store::{Database, SqliteLocation, SqliteSync, StoreSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use twilio::{TwilioCredentials, TwilioSettings};
+pub use vendors::{TelnyxConfig, VonageConfig};
 
 use source::Reader;
 
@@ -287,6 +291,30 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
         }
         _ => {}
     }
+    if provider == Some(ProviderKind::Local)
+        && sms_sender != Some(SenderKind::TwilioMessaging)
+        && let Some(routes) = &d.delivery.routes
+        && routes.vendors().contains(&SenderKind::TwilioMessaging)
+        && let Some(u) = &d.twilio.api_base_url
+    {
+        urls_in_use.push((ENV_TWILIO_API_BASE_URL, u));
+    }
+    if let Some(t) = &d.delivery.telnyx {
+        urls_in_use.push((ENV_TELNYX_BASE_URL, &t.base_url));
+    }
+    if let Some(v) = &d.delivery.vonage {
+        urls_in_use.push((ENV_VONAGE_BASE_URL, &v.base_url));
+    }
+    if d.profile == Some(Profile::Production) {
+        routes::production_rule(r, provider, d.delivery.routes.as_ref());
+    }
+    // With a `*` route, VERIFYD_SMS_SENDER carries nothing: not judged.
+    let sms_sender = sms_sender.filter(|_| {
+        d.delivery
+            .routes
+            .as_ref()
+            .is_none_or(|routes| routes.fallback.is_none())
+    });
     if d.profile == Some(Profile::Production) {
         production::production_rules(
             r,

@@ -105,7 +105,7 @@ settings! {
     ENV_PROVIDER = "VERIFYD_PROVIDER", default "local", plain,
         "`local` (our code engine) or `twilio-verify`; unset: twilio-verify when all three TWILIO_* are set, else local.";
     ENV_SMS_SENDER = "VERIFYD_SMS_SENDER", default "console", plain,
-        "How the local engine delivers codes: `console` (stdout and GET /dev/outbox), `twilio-messaging` (Twilio Programmable Messaging) or `webhook` (a signed POST to VERIFYD_SMS_WEBHOOK_URL). Unused with twilio-verify.";
+        "How the local engine delivers codes: `console` (stdout and GET /dev/outbox), `twilio-messaging` (Twilio Programmable Messaging), `webhook` (a signed POST to VERIFYD_SMS_WEBHOOK_URL), `telnyx` (TELNYX_API_KEY) or `vonage` (VONAGE_API_KEY). Several vendors per country: VERIFYD_SMS_ROUTES. Unused with twilio-verify.";
     // twilio
     ENV_TWILIO_VERIFY_BASE_URL = "TWILIO_VERIFY_BASE_URL", default "https://verify.twilio.com", url,
         "Base URL of the Twilio Verify API (tests point it at a local fake).";
@@ -128,6 +128,24 @@ settings! {
         "webhook sender: the HMAC-SHA256 key (>= 16 chars) for the `X-Verifyd-Signature` header.";
     ENV_SMS_WEBHOOK_TIMEOUT = "VERIFYD_SMS_WEBHOOK_TIMEOUT", default "10", plain,
         "webhook sender: seconds to wait for the webhook's answer (a timeout is a failed send, never retried).";
+    ENV_TELNYX_API_KEY = "TELNYX_API_KEY", default "", secret,
+        "telnyx vendor (a route or VERIFYD_SMS_SENDER=telnyx): the API v2 key (`KEY…`), sent as `Authorization: Bearer`.";
+    ENV_TELNYX_FROM = "TELNYX_FROM", default "", plain,
+        "telnyx vendor: the sending number (E.164) or alphanumeric sender ID; or set TELNYX_MESSAGING_PROFILE_ID (a number pool).";
+    ENV_TELNYX_MESSAGING_PROFILE_ID = "TELNYX_MESSAGING_PROFILE_ID", default "", plain,
+        "telnyx vendor: the messaging profile the messages go out under (sent as `messaging_profile_id`).";
+    ENV_TELNYX_BASE_URL = "TELNYX_BASE_URL", default "https://api.telnyx.com", url,
+        "Base URL of the Telnyx API (tests point it at a local fake); messages go to `POST /v2/messages`.";
+    ENV_VONAGE_API_KEY = "VONAGE_API_KEY", default "", plain,
+        "vonage vendor (a route or VERIFYD_SMS_SENDER=vonage): the account's API key (sent as `api_key`).";
+    ENV_VONAGE_API_SECRET = "VONAGE_API_SECRET", default "", secret,
+        "vonage vendor: the account's API secret (sent as `api_secret`).";
+    ENV_VONAGE_FROM = "VONAGE_FROM", default "", plain,
+        "vonage vendor: the sender (a number in E.164 or an alphanumeric sender ID).";
+    ENV_VONAGE_BASE_URL = "VONAGE_BASE_URL", default "https://rest.nexmo.com", url,
+        "Base URL of Vonage's SMS API (tests point it at a local fake); messages go to `POST /sms/json`.";
+    ENV_SMS_ROUTES = "VERIFYD_SMS_ROUTES", default "", plain,
+        "Local engine: SMS vendors per country in failover order, `US,CA=twilio-messaging,webhook;*=webhook` (`*` is every other country; without `*` they use VERIFYD_SMS_SENDER). The next vendor is tried on a connect error, timeout, 5xx or 429, never on a refusal of the number (a 4xx, answered as the caller's error); a vendor failing 3 times in a row is skipped for 30 s, then probed with one message. Unset: VERIFYD_SMS_SENDER alone. See docs/vendors.md.";
     // limits
     ENV_VALID_COUNTRY_CODES = "VERIFYD_VALID_COUNTRY_CODES", default "US", plain,
         "ISO 3166-1 alpha-2 regions that may receive codes (seed S2).";

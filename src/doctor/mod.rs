@@ -10,6 +10,7 @@
 
 mod database;
 mod twilio;
+mod vendors;
 
 use database::{secrets, store};
 use twilio::{twilio_messaging, twilio_verify};
@@ -124,6 +125,8 @@ pub async fn run(config: &Config) -> Report {
         ProviderKind::TwilioVerify => twilio_verify(&mut report, config).await,
         ProviderKind::Local => match config.delivery.sender {
             SenderKind::TwilioMessaging => twilio_messaging(&mut report, config).await,
+            // Checked below with the routed vendors.
+            SenderKind::Telnyx | SenderKind::Vonage => {}
             SenderKind::Webhook => report.info(
                 "sms sender",
                 "webhook: not contacted (a test message would be a real SMS)",
@@ -136,6 +139,9 @@ pub async fn run(config: &Config) -> Report {
                 ),
             ),
         },
+    }
+    if config.delivery.provider == ProviderKind::Local {
+        vendors::check(&mut report, config).await;
     }
     report
 }

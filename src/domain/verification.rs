@@ -133,6 +133,8 @@ pub struct Verification {
     /// What this call's delivery carried, when the local engine rendered a message (for the
     /// attempt log and logs; the API never shows it).
     pub message: Option<MessageFacts>,
+    /// The SMS vendor that carried this call's message (local engine; `VERIFYD_SMS_ROUTES`).
+    pub vendor: Option<&'static str>,
 }
 
 /// A rendered message's locale, SMS encoding and segment count.

@@ -308,6 +308,7 @@ fn expired_view(keys: &Keys, v: &crate::store::ExpiredVerification) -> Option<Ve
         created: v.created,
         updated: v.expires_at,
         message: None,
+        vendor: None,
     })
 }
 

@@ -19,7 +19,10 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 
-use super::{CheckRequest, MessageOptions, Provider, ProviderError, SendOptions, StartRequest};
+use super::{
+    CheckRequest, InvalidParameter, MessageOptions, Provider, ProviderError, SendOptions,
+    StartRequest,
+};
 use crate::attempt_log::{AttemptEntry, seal};
 use crate::crypto::Keys;
 use crate::domain::MessageFacts;
@@ -31,7 +34,7 @@ use crate::domain::{
 use crate::events::{Emitter, EventType};
 use crate::messages::{self, Messages};
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
-use crate::sms::{OutgoingMessage, SmsSender};
+use crate::sms::{OutgoingMessage, SmsError, SmsSender};
 use crate::store::{
     AttemptKind, CheckRecord, EventStore, Journal, NewVerification, SealedVerification,
     SendJournal, SendOutcome, ServiceStore, StoredVerification, VerificationStore,
@@ -230,6 +233,7 @@ impl LocalProvider {
             created: now,
             updated: now,
             message: None,
+            vendor: None,
         };
         SendJournal {
             created: Journal {
@@ -339,6 +343,7 @@ impl LocalProvider {
             created: stored.created,
             updated: stored.updated,
             message: None,
+            vendor: None,
         }
     }
 
@@ -432,7 +437,7 @@ impl LocalProvider {
         code: &OtpCode,
         wording: &MessageOptions,
         scope: Option<&str>,
-    ) -> Result<MessageFacts, ProviderError> {
+    ) -> Result<(MessageFacts, &'static str), ProviderError> {
         let rendered = self.render(channel, code, wording, scope);
         let facts = facts_of(&rendered);
         // On the request's log line (the request span declares these fields).
@@ -456,7 +461,7 @@ impl LocalProvider {
             verification_sid: stored.sid.clone(),
             locale: rendered.locale,
         };
-        let result = self.sender.send(&message).await;
+        let result = self.sender.send_via(&message).await;
         let country = to
             .region()
             .map_or_else(|| "none".to_owned(), |r| r.to_string());
@@ -468,7 +473,13 @@ impl LocalProvider {
             "outcome" => if result.is_ok() { "sent" } else { "failed" },
         )
         .increment(1);
-        result.map_err(ProviderError::Delivery).map(|()| facts)
+        result
+            .map_err(|e| match e {
+                // The vendor refused the number itself: the caller's error (400 60200 To).
+                SmsError::Refused(_) => ProviderError::InvalidParameter(InvalidParameter::To),
+                e => ProviderError::Delivery(e),
+            })
+            .map(|vendor| (facts, vendor))
     }
 
     /// A new verification (or, for the store, one more attempt of the live one) of `code` on
@@ -512,7 +523,7 @@ impl LocalProvider {
     #[allow(clippy::too_many_arguments)]
     async fn after_delivery(
         &self,
-        delivered: Result<MessageFacts, ProviderError>,
+        delivered: Result<(MessageFacts, &'static str), ProviderError>,
         stored: StoredVerification,
         phone: &PhoneNumber,
         code: &OtpCode,
@@ -561,9 +572,10 @@ impl LocalProvider {
                 .await;
         }
         match result {
-            Ok(facts) => {
+            Ok((facts, vendor)) => {
                 let mut view = self.view(stored, phone);
                 view.message = Some(facts);
+                view.vendor = Some(vendor);
                 Ok(view)
             }
             Err(e) => {

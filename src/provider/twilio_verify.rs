@@ -357,6 +357,7 @@ impl TwilioVerifyProvider {
             created,
             updated,
             message: None,
+            vendor: None,
         })
     }
 }

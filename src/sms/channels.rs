@@ -213,6 +213,10 @@ impl SmsSender for ChannelRouter {
         self.sender(message.channel).send(message).await
     }
 
+    async fn send_via(&self, message: &OutgoingMessage) -> Result<&'static str, SmsError> {
+        self.sender(message.channel).send_via(message).await
+    }
+
     fn name(&self) -> &'static str {
         self.default.name()
     }

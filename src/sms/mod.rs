@@ -6,7 +6,11 @@
 pub mod channels;
 pub mod console;
 pub mod null;
+pub mod routes;
+pub mod telnyx;
 pub mod twilio_messaging;
+pub mod vendor_http;
+pub mod vonage;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -21,7 +25,10 @@ use crate::domain::{Channel, PhoneNumber, VerificationSid};
 pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
 pub use null::NullSender;
+pub use routes::{Breaker, RoutedSender};
+pub use telnyx::TelnyxSender;
 pub use twilio_messaging::TwilioMessagingSender;
+pub use vonage::VonageSender;
 pub use webhook::WebhookSender;
 
 /// One message to deliver. The body contains the code, so it is a secret.
@@ -40,6 +47,10 @@ pub struct OutgoingMessage {
 pub enum SmsError {
     #[error("the SMS sender failed: {0}")]
     Failed(String),
+    /// The vendor refused this number or message (an HTTP 4xx other than 429): the caller's
+    /// error, never retried with another vendor.
+    #[error("the SMS vendor refused the message: {0}")]
+    Refused(String),
     /// The sender cannot be built from the settings.
     #[error("the SMS sender cannot be set up: {0}")]
     Setup(String),
@@ -53,6 +64,15 @@ pub trait SmsSender: Send + Sync {
     /// # Errors
     /// [`SmsError`] when delivery failed or its outcome is unknown.
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError>;
+
+    /// Delivers `message` and names the vendor that carried it (a router answers the vendor
+    /// it chose; any other sender itself).
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    async fn send_via(&self, message: &OutgoingMessage) -> Result<&'static str, SmsError> {
+        self.send(message).await.map(|()| self.name())
+    }
 
     /// `console`, `twilio-messaging`, `webhook`: for logs and metrics.
     fn name(&self) -> &'static str;
@@ -71,7 +91,23 @@ pub fn from_settings(
     twilio: &TwilioSettings,
     clock: Arc<dyn Clock>,
 ) -> Result<SenderWithOutbox, SmsError> {
-    match delivery.sender {
+    if delivery.routes.is_empty() {
+        return one_sender(delivery.sender, delivery, twilio, clock);
+    }
+    routes::from_settings(delivery, twilio, clock)
+}
+
+/// The sender of one vendor `kind` (its settings read from `delivery`).
+///
+/// # Errors
+/// As [`from_settings`].
+pub fn one_sender(
+    kind: SenderKind,
+    delivery: &DeliverySettings,
+    twilio: &TwilioSettings,
+    clock: Arc<dyn Clock>,
+) -> Result<SenderWithOutbox, SmsError> {
+    match kind {
         SenderKind::Console => {
             let console = ConsoleSender::new(clock);
             let outbox = console.outbox();
@@ -85,6 +121,18 @@ pub fn from_settings(
             let sender =
                 TwilioMessagingSender::new(settings, &twilio.api_base_url, twilio.timeout)?;
             Ok((Arc::new(sender), None))
+        }
+        SenderKind::Telnyx => {
+            let settings = delivery.telnyx.as_ref().ok_or_else(|| {
+                SmsError::Setup("telnyx needs TELNYX_API_KEY and TELNYX_FROM".to_owned())
+            })?;
+            Ok((Arc::new(TelnyxSender::new(settings)?), None))
+        }
+        SenderKind::Vonage => {
+            let settings = delivery.vonage.as_ref().ok_or_else(|| {
+                SmsError::Setup("vonage needs VONAGE_API_KEY, _SECRET and _FROM".to_owned())
+            })?;
+            Ok((Arc::new(VonageSender::new(settings)?), None))
         }
         SenderKind::Webhook => {
             let settings = delivery.webhook.as_ref().ok_or_else(|| {

@@ -71,6 +71,14 @@ impl SmsSender for TwilioMessagingSender {
             self.api.account_sid()
         );
         let created: Created = self.api.post_form(&path, &form).await.map_err(|e| {
+            // Twilio refused this number or message (400 21211 invalid To, 21610
+            // unsubscribed, …): not an outage, so no other vendor is tried.
+            if let TwilioError::Api(failure) = &e
+                && (400..500).contains(&failure.status)
+                && !matches!(failure.status, 401 | 429)
+            {
+                return SmsError::Refused(format!("Twilio Messaging: {e}"));
+            }
             let hint = match &e {
                 TwilioError::Timeout(_) | TwilioError::Transport(_) => {
                     " (the message may still go out; not retried)"

@@ -110,6 +110,12 @@ impl SmsSender for WebhookSender {
         let status = response.status();
         if status.is_success() {
             Ok(())
+        } else if status.is_client_error() && !matches!(status.as_u16(), 401 | 429) {
+            // The gateway refused this number or message: the caller's error, no failover.
+            Err(SmsError::Refused(format!(
+                "webhook answered HTTP {}",
+                status.as_u16()
+            )))
         } else {
             Err(SmsError::Failed(format!(
                 "webhook answered HTTP {}",

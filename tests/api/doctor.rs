@@ -383,3 +383,75 @@ async fn doctor_never_migrates_postgresql_and_reports_a_database_that_is_not_mig
         "doctor migrated"
     );
 }
+
+/// A fake Telnyx and Vonage balance endpoint: 200 with the right credentials, 401 otherwise.
+async fn fake_balances() -> String {
+    let app = axum::Router::new()
+        .route(
+            "/v2/balance",
+            axum::routing::get(|headers: axum::http::HeaderMap| async move {
+                let ok = headers.get("authorization").and_then(|v| v.to_str().ok())
+                    == Some("Bearer KEYgood_telnyx_key");
+                if ok {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::UNAUTHORIZED
+                }
+            }),
+        )
+        .route(
+            "/account/get-balance",
+            axum::routing::get(|uri: axum::http::Uri| async move {
+                let q = uri.query().unwrap_or("");
+                if q.contains("api_key=abcd1234") && q.contains("api_secret=good-vonage-secret") {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::UNAUTHORIZED
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn doctor_checks_each_routed_vendors_credentials() {
+    let base = fake_balances().await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = |vonage_secret: &str| -> Vec<(String, String)> {
+        [
+            ("VERIFYD_SECRET", SECRET),
+            ("VERIFYD_API_KEYS", API_KEY),
+            ("VERIFYD_SMS_SENDER", "telnyx"),
+            ("VERIFYD_SMS_ROUTES", "GB=vonage,telnyx"),
+            ("TELNYX_API_KEY", "KEYgood_telnyx_key"),
+            ("TELNYX_FROM", "+18445550001"),
+            ("TELNYX_BASE_URL", base.as_str()),
+            ("VONAGE_API_KEY", "abcd1234"),
+            ("VONAGE_API_SECRET", vonage_secret),
+            ("VONAGE_FROM", "AcmeInc"),
+            ("VONAGE_BASE_URL", base.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    };
+    let (_, stdout, _) = doctor(dir.path(), &env("good-vonage-secret")).await;
+    assert!(
+        line(&stdout, "telnyx").contains("credentials accepted"),
+        "{stdout}"
+    );
+    assert!(
+        line(&stdout, "vonage").contains("credentials accepted"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = doctor(dir.path(), &env("wrong-vonage-secret")).await;
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        line(&stdout, "vonage").contains("credentials refused (HTTP 401)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("wrong-vonage-secret") && !stderr.contains("wrong-vonage-secret"));
+}

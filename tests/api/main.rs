@@ -28,6 +28,7 @@ mod production;
 mod redis_limiter;
 mod replicas;
 mod rotation;
+mod routes;
 mod seed;
 mod senders;
 mod shared;

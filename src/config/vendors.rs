@@ -1,0 +1,183 @@
+//! The settings of the SMS vendors beyond Twilio Messaging and the webhook, each under its
+//! vendor's own credential names, read only when the sender or a route uses that vendor.
+
+use std::fmt;
+
+use secrecy::SecretString;
+
+use super::parse::{parse_url, sender_id};
+use super::settings::{
+    ENV_TELNYX_API_KEY, ENV_TELNYX_BASE_URL, ENV_TELNYX_FROM, ENV_TELNYX_MESSAGING_PROFILE_ID,
+    ENV_VONAGE_API_KEY, ENV_VONAGE_API_SECRET, ENV_VONAGE_BASE_URL, ENV_VONAGE_FROM,
+};
+use super::source::Reader;
+
+/// The `telnyx` vendor's settings.
+#[derive(Clone)]
+pub struct TelnyxConfig {
+    pub api_key: SecretString,
+    /// `from`: a number or sender ID (optional with a messaging profile's number pool).
+    pub from: Option<String>,
+    pub messaging_profile_id: Option<String>,
+    pub base_url: String,
+}
+
+impl fmt::Debug for TelnyxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelnyxConfig")
+            .field("api_key", &"<redacted>")
+            .field("from", &self.from)
+            .field("messaging_profile_id", &self.messaging_profile_id)
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+/// A setting's trimmed value, `None` when unset or empty.
+fn set(r: &mut Reader<'_>, name: &'static str) -> Option<String> {
+    r.raw(name)
+        .0
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Reads `TELNYX_*`: the key, and a sender or a messaging profile, are required.
+pub(super) fn read_telnyx(r: &mut Reader<'_>) -> Option<TelnyxConfig> {
+    let api_key = set(r, ENV_TELNYX_API_KEY);
+    if api_key.is_none() {
+        r.problem(
+            ENV_TELNYX_API_KEY,
+            "",
+            "the telnyx vendor needs TELNYX_API_KEY",
+        );
+    }
+    let from = set(r, ENV_TELNYX_FROM);
+    if let Some(v) = &from
+        && let Err(e) = sender_id(v)
+    {
+        r.problem(ENV_TELNYX_FROM, v, e);
+    }
+    let messaging_profile_id = set(r, ENV_TELNYX_MESSAGING_PROFILE_ID);
+    if from.is_none() && messaging_profile_id.is_none() {
+        r.problem(
+            ENV_TELNYX_FROM,
+            "",
+            "the telnyx vendor needs TELNYX_FROM or TELNYX_MESSAGING_PROFILE_ID",
+        );
+    }
+    let base = r.text(ENV_TELNYX_BASE_URL);
+    let base_url = match parse_url(base.trim()) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            r.problem(ENV_TELNYX_BASE_URL, &base, e);
+            None
+        }
+    };
+    Some(TelnyxConfig {
+        api_key: SecretString::from(api_key?),
+        from,
+        messaging_profile_id,
+        base_url: base_url?,
+    })
+}
+
+/// The `vonage` vendor's settings (Vonage SMS API).
+#[derive(Clone)]
+pub struct VonageConfig {
+    pub api_key: String,
+    pub api_secret: SecretString,
+    pub from: String,
+    pub base_url: String,
+}
+
+impl fmt::Debug for VonageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VonageConfig")
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"<redacted>")
+            .field("from", &self.from)
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+/// Reads `VONAGE_*`: key, secret and sender are all required.
+pub(super) fn read_vonage(r: &mut Reader<'_>) -> Option<VonageConfig> {
+    let api_key = set(r, ENV_VONAGE_API_KEY);
+    let api_secret = set(r, ENV_VONAGE_API_SECRET);
+    if api_key.is_none() || api_secret.is_none() {
+        r.problem(
+            ENV_VONAGE_API_KEY,
+            "",
+            "the vonage vendor needs VONAGE_API_KEY and VONAGE_API_SECRET",
+        );
+    }
+    let from = set(r, ENV_VONAGE_FROM);
+    match &from {
+        None => r.problem(ENV_VONAGE_FROM, "", "the vonage vendor needs VONAGE_FROM"),
+        Some(v) => {
+            if let Err(e) = sender_id(v) {
+                r.problem(ENV_VONAGE_FROM, v, e);
+            }
+        }
+    }
+    let base = r.text(ENV_VONAGE_BASE_URL);
+    let base_url = match parse_url(base.trim()) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            r.problem(ENV_VONAGE_BASE_URL, &base, e);
+            None
+        }
+    };
+    Some(VonageConfig {
+        api_key: api_key?,
+        api_secret: SecretString::from(api_secret?),
+        from: from?,
+        base_url: base_url?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::config;
+    use crate::config::*;
+
+    #[test]
+    fn telnyx_needs_its_key_and_an_origin_and_hides_the_key() {
+        let err = config(&[(ENV_SMS_SENDER, "telnyx")]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("TELNYX_API_KEY") && text.contains("TELNYX_FROM"),
+            "{text}"
+        );
+        let c = config(&[
+            (ENV_SMS_ROUTES, "US=telnyx,console"),
+            (ENV_TELNYX_API_KEY, "KEY0123456789SECRETPART"),
+            (ENV_TELNYX_FROM, "+18445550001"),
+        ])
+        .unwrap();
+        let t = c.delivery.telnyx.unwrap();
+        assert_eq!(t.base_url, "https://api.telnyx.com");
+        assert!(!format!("{t:?}").contains("SECRETPART"));
+    }
+
+    #[test]
+    fn vonage_needs_key_secret_and_sender_and_hides_the_secret() {
+        let err = config(&[(ENV_SMS_ROUTES, "*=vonage")]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("VONAGE_API_SECRET") && text.contains("VONAGE_FROM"),
+            "{text}"
+        );
+        let c = config(&[
+            (ENV_SMS_SENDER, "vonage"),
+            (ENV_VONAGE_API_KEY, "abcd1234"),
+            (ENV_VONAGE_API_SECRET, "SECRETPART0123"),
+            (ENV_VONAGE_FROM, "Acme"),
+        ])
+        .unwrap();
+        let v = c.delivery.vonage.unwrap();
+        assert_eq!(v.from, "Acme");
+        assert!(!format!("{v:?}").contains("SECRETPART"));
+    }
+}

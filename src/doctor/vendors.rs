@@ -1,0 +1,74 @@
+//! `verifyd doctor`'s checks of the SMS vendors beyond Twilio: each configured vendor's
+//! credentials, by one read-only GET of its balance (Telnyx `GET /v2/balance`, Vonage
+//! `GET /account/get-balance`). Nothing is sent; answers are reduced to their HTTP status.
+
+use secrecy::ExposeSecret;
+
+use super::Report;
+use crate::config::Config;
+use crate::sms::vendor_http::client;
+
+/// What a balance request's answer says about the credentials.
+fn judge(report: &mut Report, vendor: &'static str, settings: &str, answer: Result<u16, String>) {
+    match answer {
+        Ok(s) if (200..300).contains(&s) => report.pass(vendor, "credentials accepted"),
+        Ok(s @ (401 | 403)) => report.fail(
+            vendor,
+            format!("credentials refused (HTTP {s})"),
+            format!("check {settings}"),
+        ),
+        Ok(s) => report.fail(
+            vendor,
+            format!("the balance request answered HTTP {s}"),
+            "check the vendor's status, and its base URL",
+        ),
+        Err(e) => report.fail(
+            vendor,
+            e,
+            "check the network path to the vendor and its base URL",
+        ),
+    }
+}
+
+/// Checks every vendor the settings configure (as a sender or in a route).
+pub(super) async fn check(report: &mut Report, config: &Config) {
+    let http = match client() {
+        Ok(c) => c,
+        Err(e) => {
+            report.fail("sms vendors", e.to_string(), "fix the TLS setup");
+            return;
+        }
+    };
+    let status = |r: Result<reqwest::Response, reqwest::Error>| {
+        r.map(|a| a.status().as_u16())
+            .map_err(|e| format!("no answer: {}", e.without_url()))
+    };
+    if let Some(t) = &config.delivery.telnyx {
+        let answer = http
+            .get(format!("{}/v2/balance", t.base_url.trim_end_matches('/')))
+            .bearer_auth(t.api_key.expose_secret())
+            .send()
+            .await;
+        judge(report, "telnyx", "TELNYX_API_KEY", status(answer));
+    }
+    if let Some(v) = &config.delivery.vonage {
+        let query = serde_urlencoded::to_string([
+            ("api_key", v.api_key.as_str()),
+            ("api_secret", v.api_secret.expose_secret()),
+        ])
+        .unwrap_or_default();
+        let answer = http
+            .get(format!(
+                "{}/account/get-balance?{query}",
+                v.base_url.trim_end_matches('/')
+            ))
+            .send()
+            .await;
+        judge(
+            report,
+            "vonage",
+            "VONAGE_API_KEY and VONAGE_API_SECRET",
+            status(answer),
+        );
+    }
+}
