@@ -82,6 +82,7 @@ fn record(i: u64, n: u64, now: i64, keys: &verifyd::crypto::Keys) -> AttemptReco
         status: None,
         reason: None,
         bucket: None,
+        message: None,
     };
     match i % 10 {
         0..=5 => {
