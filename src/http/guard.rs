@@ -21,7 +21,8 @@ use crate::limiter::LimiterError;
     responses(
         (status = 200, description = "`{mode, backend, blocks: [{level, destination, until, effect, unsettled}], countries: [{country, monitored, settled, converted, conversion, unsettled, proven}]}`", body = Object),
         (status = 401, description = "`unauthorized` (the API key only)", body = super::error::ErrorBody),
-        (status = 503, description = "`unavailable`: the guard's state cannot be read", body = super::error::ErrorBody),
+        (status = 503, description = "`unavailable`: the guard's state cannot be read", body = super::error::ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds"))),
     ),
     security(("api_key" = []))
 )]
@@ -49,7 +50,10 @@ pub async fn guard_status(State(state): State<AppState>) -> Result<Json<Value>, 
         (status = 200, description = "`{destination, unblocked}`", body = Object),
         (status = 400, description = "`invalid_body`: not a region or prefix of the configured length", body = super::error::ErrorBody),
         (status = 401, description = "`unauthorized` (the API key only)", body = super::error::ErrorBody),
-        (status = 503, description = "`unavailable`", body = super::error::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = super::error::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = super::error::ErrorBody),
+        (status = 503, description = "`unavailable`", body = super::error::ErrorBody,
+            headers(("Retry-After" = u64, description = "Whole seconds"))),
     ),
     security(("api_key" = []))
 )]
