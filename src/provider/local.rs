@@ -416,18 +416,7 @@ impl LocalProvider {
         })
     }
 
-    /// What the message for `code` on `channel` is: its locale, encoding and parts.
-    fn message_facts(
-        &self,
-        channel: Channel,
-        code: &OtpCode,
-        wording: &MessageOptions,
-        scope: Option<&str>,
-    ) -> MessageFacts {
-        facts_of(&self.render(channel, code, wording, scope))
-    }
-
-    /// Renders the message (locale, templates, autofill) and hands it to the sender; answers
+    /// Hands the rendered message to the sender; answers
     /// what the message was (locale, encoding, segments), which is logged and metered here.
     async fn deliver(
         &self,
@@ -435,10 +424,8 @@ impl LocalProvider {
         channel: Channel,
         to: &PhoneNumber,
         code: &OtpCode,
-        wording: &MessageOptions,
-        scope: Option<&str>,
+        rendered: messages::Rendered,
     ) -> Result<(MessageFacts, &'static str), ProviderError> {
-        let rendered = self.render(channel, code, wording, scope);
         let facts = facts_of(&rendered);
         // On the request's log line (the request span declares these fields).
         let span = tracing::Span::current();
@@ -555,7 +542,8 @@ impl LocalProvider {
                 .increment(1);
             let mut again =
                 self.new_verification(phone, owner.clone(), *next, code, binding.as_deref(), now);
-            let facts = self.message_facts(*next, code, wording, scope.as_deref());
+            let rendered = self.render(*next, code, wording, scope.as_deref());
+            let facts = facts_of(&rendered);
             again.journal =
                 self.send_journal(&again, phone, scope.as_deref(), false, Some(facts), now);
             stored = match self.store.start_or_resend(again, now, self.life).await {
@@ -567,9 +555,7 @@ impl LocalProvider {
                 Ok(_) => break,
                 Err(e) => return Err((stored.sid, e.into())),
             };
-            result = self
-                .deliver(&stored, *next, phone, code, wording, scope.as_deref())
-                .await;
+            result = self.deliver(&stored, *next, phone, code, rendered).await;
         }
         match result {
             Ok((facts, vendor)) => {
@@ -624,8 +610,10 @@ impl LocalProvider {
         );
         // The attempt-log row is written with the send, before delivery: what the message will be
         // (its locale, encoding and parts) is known from the code's length and the wording.
-        let facts = (!test_number && self.journals())
-            .then(|| self.message_facts(channel, &code, &wording, scope.as_deref()));
+        // Rendered once: the same message is delivered below when the send creates.
+        let rendered =
+            (!test_number).then(|| self.render(channel, &code, &wording, scope.as_deref()));
+        let facts = rendered.as_ref().filter(|_| self.journals()).map(facts_of);
         new.journal = self.send_journal(&new, &phone, scope.as_deref(), test_number, facts, now);
         let wrote_events = !new.journal.created.events.is_empty();
         self.adopt_older_pending(&phone, owner.as_deref(), now)
@@ -649,8 +637,10 @@ impl LocalProvider {
                 Ok(self.view(stored, &phone))
             }
             SendOutcome::Created(stored) => {
+                let rendered = rendered
+                    .unwrap_or_else(|| self.render(channel, &code, &wording, scope.as_deref()));
                 let delivered = self
-                    .deliver(&stored, channel, &phone, &code, &wording, scope.as_deref())
+                    .deliver(&stored, channel, &phone, &code, rendered)
                     .await;
                 match self
                     .after_delivery(
@@ -672,8 +662,10 @@ impl LocalProvider {
             }
             SendOutcome::Resent(stored) => {
                 let code = self.stored_code(&stored)?;
+                // The live verification's own code: its message is rendered anew.
+                let rendered = self.render(channel, &code, &wording, scope.as_deref());
                 let delivered = self
-                    .deliver(&stored, channel, &phone, &code, &wording, scope.as_deref())
+                    .deliver(&stored, channel, &phone, &code, rendered)
                     .await;
                 self.after_delivery(
                     delivered, stored, &phone, &code, &wording, &scope, &owner, &binding, now,
