@@ -6,6 +6,7 @@
 pub mod channels;
 pub mod console;
 pub mod null;
+pub mod receipt;
 pub mod routes;
 pub mod telnyx;
 pub mod twilio_messaging;
