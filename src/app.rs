@@ -552,7 +552,7 @@ impl Application {
         parts.verifier.local_engine().set_journaling(
             twilio.default_service.clone(),
             emitter.clone(),
-            Arc::clone(&event_store),
+            parts.store.clone(),
         );
         let event_tasks = match emitter {
             Some(emitter) => crate::events::dispatcher::start(

@@ -130,6 +130,7 @@ pub fn seal(e: AttemptEntry, keys: &Keys, default_service: &str) -> AttemptRecor
         reason: e.reason.map(str::to_owned),
         bucket: e.bucket.map(str::to_owned),
         message: e.message,
+        delivery: None,
     }
 }
 

@@ -33,6 +33,19 @@ pub struct DeliverySettings {
     pub telnyx: Option<super::TelnyxConfig>,
     /// Set when the sender or a route uses Vonage.
     pub vonage: Option<super::VonageConfig>,
+    /// `VERIFYD_PUBLIC_URL` (copied from the server's settings): where vendors post delivery
+    /// receipts. None: no receipts are asked for.
+    pub public_url: Option<String>,
+}
+
+impl DeliverySettings {
+    /// `{VERIFYD_PUBLIC_URL}/callbacks/{vendor}`, when the public URL is set.
+    #[must_use]
+    pub fn receipt_url(&self, vendor: &str) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|base| format!("{}/callbacks/{vendor}", base.trim_end_matches('/')))
+    }
 }
 
 /// The delivery settings as read, each `None` when its problem was recorded.
@@ -58,6 +71,7 @@ impl DeliveryDraft {
             routes: self.routes?,
             telnyx: self.telnyx,
             vonage: self.vonage,
+            public_url: None,
         })
     }
 }

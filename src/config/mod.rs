@@ -183,13 +183,16 @@ impl Config {
         let missing = || ConfigError {
             problems: Vec::new(),
         };
+        let server = server.finish().ok_or_else(missing)?;
+        let mut delivery = delivery.finish().ok_or_else(missing)?;
+        delivery.public_url.clone_from(&server.public_url);
         Ok(Config {
             profile: profile.ok_or_else(missing)?,
-            server: server.finish().ok_or_else(missing)?,
+            server,
             store: store.finish().ok_or_else(missing)?,
             auth: auth.finish().ok_or_else(missing)?,
             twilio: twilio.finish().ok_or_else(missing)?,
-            delivery: delivery.finish().ok_or_else(missing)?,
+            delivery,
             limits: limits.finish().ok_or_else(missing)?,
             codes: codes.finish().ok_or_else(missing)?,
             telemetry: telemetry.finish().ok_or_else(missing)?,
@@ -298,6 +301,10 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
         && let Some(u) = &d.twilio.api_base_url
     {
         urls_in_use.push((ENV_TWILIO_API_BASE_URL, u));
+    }
+    // Where vendors post delivery receipts (and what the `/v2` face's links say).
+    if let Some(Some(u)) = &d.server.public_url {
+        urls_in_use.push((ENV_PUBLIC_URL, u));
     }
     if let Some(t) = &d.delivery.telnyx {
         urls_in_use.push((ENV_TELNYX_BASE_URL, &t.base_url));

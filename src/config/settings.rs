@@ -134,6 +134,8 @@ settings! {
         "telnyx vendor: the sending number (E.164) or alphanumeric sender ID; or set TELNYX_MESSAGING_PROFILE_ID (a number pool).";
     ENV_TELNYX_MESSAGING_PROFILE_ID = "TELNYX_MESSAGING_PROFILE_ID", default "", plain,
         "telnyx vendor: the messaging profile the messages go out under (sent as `messaging_profile_id`).";
+    ENV_TELNYX_PUBLIC_KEY = "TELNYX_PUBLIC_KEY", default "", plain,
+        "telnyx vendor: the account's public key (base64, from the Telnyx portal's Keys & Credentials) that verifies its delivery receipts at `POST /callbacks/telnyx` (Ed25519). With VERIFYD_PUBLIC_URL, each message asks for its receipts; unset: none asked for, and receipts are refused.";
     ENV_TELNYX_BASE_URL = "TELNYX_BASE_URL", default "https://api.telnyx.com", url,
         "Base URL of the Telnyx API (tests point it at a local fake); messages go to `POST /v2/messages`.";
     ENV_VONAGE_API_KEY = "VONAGE_API_KEY", default "", plain,
@@ -142,6 +144,8 @@ settings! {
         "vonage vendor: the account's API secret (sent as `api_secret`).";
     ENV_VONAGE_FROM = "VONAGE_FROM", default "", plain,
         "vonage vendor: the sender (a number in E.164 or an alphanumeric sender ID).";
+    ENV_VONAGE_SIGNATURE_SECRET = "VONAGE_SIGNATURE_SECRET", default "", secret,
+        "vonage vendor: the account's signature secret (dashboard, API settings; signature method `SHA-256 HMAC`) that verifies its signed delivery receipts at `POST /callbacks/vonage`. With VERIFYD_PUBLIC_URL, each message asks for its receipt; unset: none asked for, and receipts are refused.";
     ENV_VONAGE_BASE_URL = "VONAGE_BASE_URL", default "https://rest.nexmo.com", url,
         "Base URL of Vonage's SMS API (tests point it at a local fake); messages go to `POST /sms/json`.";
     ENV_SMS_ROUTES = "VERIFYD_SMS_ROUTES", default "", plain,
@@ -218,7 +222,7 @@ settings! {
     ENV_MAX_CONNECTIONS = "VERIFYD_MAX_CONNECTIONS", default "10000", plain,
         "Most client connections open at once (the metrics listener counts its own). Past it verifyd stops accepting and new connections wait in the kernel's backlog until one closes; it never fails. The process needs a file-descriptor limit above it (systemd: LimitNOFILE).";
     ENV_PUBLIC_URL = "VERIFYD_PUBLIC_URL", default "", plain,
-        "The address clients reach verifyd at (`https://verifyd.internal`): the `/v2` face builds every `url`, `links` and `next_page_url` from it, never from the request's Host. Unset: `http://` + VERIFYD_ADDR.";
+        "The address clients reach verifyd at (`https://verifyd.internal`): the `/v2` face builds every `url`, `links` and `next_page_url` from it, never from the request's Host, and SMS vendors are asked to post delivery receipts to `{it}/callbacks/{vendor}`. Unset: `http://` + VERIFYD_ADDR, and no receipts are asked for. https:// in production.";
     ENV_ACCOUNT_SID = "VERIFYD_ACCOUNT_SID", default "", plain,
         "`/v2` face: the account SID (`AC` + 32 hex) that Twilio SDKs authenticate as (HTTP Basic user; the password is an API key). Unset: generated once, kept in the store (the same on every replica and restart) and printed at start.";
     ENV_SERVICE_SID = "VERIFYD_SERVICE_SID", default "", plain,

@@ -8,7 +8,8 @@ use secrecy::SecretString;
 use super::parse::{parse_url, sender_id};
 use super::settings::{
     ENV_TELNYX_API_KEY, ENV_TELNYX_BASE_URL, ENV_TELNYX_FROM, ENV_TELNYX_MESSAGING_PROFILE_ID,
-    ENV_VONAGE_API_KEY, ENV_VONAGE_API_SECRET, ENV_VONAGE_BASE_URL, ENV_VONAGE_FROM,
+    ENV_TELNYX_PUBLIC_KEY, ENV_VONAGE_API_KEY, ENV_VONAGE_API_SECRET, ENV_VONAGE_BASE_URL,
+    ENV_VONAGE_FROM, ENV_VONAGE_SIGNATURE_SECRET,
 };
 use super::source::Reader;
 
@@ -20,6 +21,8 @@ pub struct TelnyxConfig {
     pub from: Option<String>,
     pub messaging_profile_id: Option<String>,
     pub base_url: String,
+    /// `TELNYX_PUBLIC_KEY`: verifies the receipts (none: receipts neither asked for nor taken).
+    pub public_key: Option<[u8; 32]>,
 }
 
 impl fmt::Debug for TelnyxConfig {
@@ -29,6 +32,7 @@ impl fmt::Debug for TelnyxConfig {
             .field("from", &self.from)
             .field("messaging_profile_id", &self.messaging_profile_id)
             .field("base_url", &self.base_url)
+            .field("public_key", &self.public_key.is_some())
             .finish()
     }
 }
@@ -73,12 +77,34 @@ pub(super) fn read_telnyx(r: &mut Reader<'_>) -> Option<TelnyxConfig> {
             None
         }
     };
+    let public_key = set(r, ENV_TELNYX_PUBLIC_KEY).and_then(|v| match telnyx_key(&v) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            r.problem(ENV_TELNYX_PUBLIC_KEY, &v, e);
+            None
+        }
+    });
     Some(TelnyxConfig {
         api_key: SecretString::from(api_key?),
         from,
         messaging_profile_id,
         base_url: base_url?,
+        public_key,
     })
+}
+
+/// An Ed25519 public key in base64 (Telnyx shows it so).
+fn telnyx_key(text: &str) -> Result<[u8; 32], String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| "expected the base64 public key from the Telnyx portal".to_owned())?;
+    let key: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "expected 32 bytes (an Ed25519 public key) in base64".to_owned())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .map_err(|_| "is not an Ed25519 public key".to_owned())?;
+    Ok(key)
 }
 
 /// The `vonage` vendor's settings (Vonage SMS API).
@@ -88,6 +114,8 @@ pub struct VonageConfig {
     pub api_secret: SecretString,
     pub from: String,
     pub base_url: String,
+    /// `VONAGE_SIGNATURE_SECRET`: verifies the receipts (none: neither asked for nor taken).
+    pub signature_secret: Option<SecretString>,
 }
 
 impl fmt::Debug for VonageConfig {
@@ -97,6 +125,10 @@ impl fmt::Debug for VonageConfig {
             .field("api_secret", &"<redacted>")
             .field("from", &self.from)
             .field("base_url", &self.base_url)
+            .field(
+                "signature_secret",
+                &self.signature_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -129,11 +161,22 @@ pub(super) fn read_vonage(r: &mut Reader<'_>) -> Option<VonageConfig> {
             None
         }
     };
+    let signature_secret = set(r, ENV_VONAGE_SIGNATURE_SECRET);
+    if let Some(v) = &signature_secret
+        && v.len() < 16
+    {
+        r.problem(
+            ENV_VONAGE_SIGNATURE_SECRET,
+            v,
+            "expected the signature secret from the Vonage dashboard (16 characters or more)",
+        );
+    }
     Some(VonageConfig {
         api_key: api_key?,
         api_secret: SecretString::from(api_secret?),
         from: from?,
         base_url: base_url?,
+        signature_secret: signature_secret.map(SecretString::from),
     })
 }
 

@@ -36,7 +36,7 @@ use crate::messages::{self, Messages};
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
 use crate::sms::{OutgoingMessage, SmsError, SmsSender};
 use crate::store::{
-    AttemptKind, CheckRecord, EventStore, Journal, NewVerification, SealedVerification,
+    AttemptKind, CheckRecord, Journal, NewVerification, SealedVerification,
     SendJournal, SendOutcome, ServiceStore, StoredVerification, VerificationStore,
 };
 
@@ -73,8 +73,8 @@ struct Journaling {
     /// The `/v2` service of a verification without a scope (for the attempt log).
     default_service: String,
     events: Option<Arc<Emitter>>,
-    /// To correct a send row whose delivery then failed.
-    store: Arc<dyn EventStore>,
+    /// To correct a send row whose delivery then failed, and to record what a delivery learned.
+    store: Arc<dyn crate::store::Store>,
 }
 
 impl LocalProvider {
@@ -104,7 +104,7 @@ impl LocalProvider {
         &self,
         default_service: String,
         events: Option<Arc<Emitter>>,
-        store: Arc<dyn EventStore>,
+        store: Arc<dyn crate::store::Store>,
     ) {
         let _ = self.journaling.set(Journaling {
             default_service,
@@ -153,6 +153,22 @@ impl LocalProvider {
             && let Err(e) = j.store.fail_attempt(attempt.as_str()).await
         {
             tracing::warn!(error = %crate::error::Chain(&e), "could not mark a failed send in the attempt log");
+        }
+    }
+
+    /// Records on send row `attempt` what its delivery learned (vendor, message id, failovers,
+    /// status): one small `UPDATE`; a failure is logged, never the send's.
+    async fn record_delivery(&self, attempt: &AttemptSid, delivery: &crate::sms::Delivery) {
+        if let Some(j) = self.journaling.get() {
+            let update = crate::store::DeliveryUpdate {
+                vendor: delivery.vendor.to_owned(),
+                message_id: delivery.message_id.clone(),
+                failovers: delivery.failovers,
+                status: delivery.status,
+            };
+            if let Err(e) = j.store.record_delivery(attempt.as_str(), &update).await {
+                tracing::warn!(error = %crate::error::Chain(&e), "could not record a delivery in the attempt log");
+            }
         }
     }
 
@@ -425,7 +441,7 @@ impl LocalProvider {
         to: &PhoneNumber,
         code: &OtpCode,
         rendered: messages::Rendered,
-    ) -> Result<(MessageFacts, &'static str), ProviderError> {
+    ) -> Result<(MessageFacts, crate::sms::Delivery), ProviderError> {
         let facts = facts_of(&rendered);
         // On the request's log line (the request span declares these fields).
         let span = tracing::Span::current();
@@ -448,7 +464,7 @@ impl LocalProvider {
             verification_sid: stored.sid.clone(),
             locale: rendered.locale,
         };
-        let result = self.sender.send_via(&message).await;
+        let result = self.sender.deliver(&message).await;
         let country = to
             .region()
             .map_or_else(|| "none".to_owned(), |r| r.to_string());
@@ -466,7 +482,7 @@ impl LocalProvider {
                 SmsError::Refused(_) => ProviderError::InvalidParameter(InvalidParameter::To),
                 e => ProviderError::Delivery(e),
             })
-            .map(|vendor| (facts, vendor))
+            .map(|delivery| (facts, delivery))
     }
 
     /// A new verification (or, for the store, one more attempt of the live one) of `code` on
@@ -510,7 +526,7 @@ impl LocalProvider {
     #[allow(clippy::too_many_arguments)]
     async fn after_delivery(
         &self,
-        delivered: Result<(MessageFacts, &'static str), ProviderError>,
+        delivered: Result<(MessageFacts, crate::sms::Delivery), ProviderError>,
         stored: StoredVerification,
         phone: &PhoneNumber,
         code: &OtpCode,
@@ -558,10 +574,13 @@ impl LocalProvider {
             result = self.deliver(&stored, *next, phone, code, rendered).await;
         }
         match result {
-            Ok((facts, vendor)) => {
+            Ok((facts, delivery)) => {
+                if let Some(sent) = stored.send_attempts.last() {
+                    self.record_delivery(&sent.sid, &delivery).await;
+                }
                 let mut view = self.view(stored, phone);
                 view.message = Some(facts);
-                view.vendor = Some(vendor);
+                view.vendor = Some(delivery.vendor);
                 Ok(view)
             }
             Err(e) => {

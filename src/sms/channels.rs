@@ -213,8 +213,8 @@ impl SmsSender for ChannelRouter {
         self.sender(message.channel).send(message).await
     }
 
-    async fn send_via(&self, message: &OutgoingMessage) -> Result<&'static str, SmsError> {
-        self.sender(message.channel).send_via(message).await
+    async fn deliver(&self, message: &OutgoingMessage) -> Result<super::Delivery, SmsError> {
+        self.sender(message.channel).deliver(message).await
     }
 
     fn name(&self) -> &'static str {

@@ -26,6 +26,7 @@ use crate::domain::{Channel, PhoneNumber, VerificationSid};
 pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
 pub use null::NullSender;
+pub use receipt::{DeliveryStatus, ReceiptVerifier};
 pub use routes::{Breaker, RoutedSender};
 pub use telnyx::TelnyxSender;
 pub use twilio_messaging::TwilioMessagingSender;
@@ -57,6 +58,35 @@ pub enum SmsError {
     Setup(String),
 }
 
+/// What a delivery learned: who carried the message, the vendor's id of it (what its receipts
+/// name), after how many failovers, and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The vendor that carried it (`twilio-messaging`, `telnyx`, …).
+    pub vendor: &'static str,
+    /// The vendor's id of the message (Twilio `sid`, Telnyx `data.id`, Vonage `message-id`);
+    /// none when the vendor gives none (webhook, console).
+    pub message_id: Option<String>,
+    /// How many vendors of the route were passed over before this one (failed, or skipped
+    /// with their breaker open); 0 without routes.
+    pub failovers: u32,
+    /// `Queued` (the vendor holds it, receipts will follow) or `Sent` (handed on).
+    pub status: DeliveryStatus,
+}
+
+impl Delivery {
+    /// A message `vendor` handed on and will say no more about.
+    #[must_use]
+    pub const fn handed_on(vendor: &'static str) -> Self {
+        Self {
+            vendor,
+            message_id: None,
+            failovers: 0,
+            status: DeliveryStatus::Sent,
+        }
+    }
+}
+
 /// A way to deliver messages.
 #[async_trait]
 pub trait SmsSender: Send + Sync {
@@ -66,13 +96,15 @@ pub trait SmsSender: Send + Sync {
     /// [`SmsError`] when delivery failed or its outcome is unknown.
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError>;
 
-    /// Delivers `message` and names the vendor that carried it (a router answers the vendor
-    /// it chose; any other sender itself).
+    /// Delivers `message` and says what the delivery learned (a router answers the vendor it
+    /// chose; a vendor whose answer holds a message id overrides this to keep it).
     ///
     /// # Errors
     /// As [`send`](Self::send).
-    async fn send_via(&self, message: &OutgoingMessage) -> Result<&'static str, SmsError> {
-        self.send(message).await.map(|()| self.name())
+    async fn deliver(&self, message: &OutgoingMessage) -> Result<Delivery, SmsError> {
+        self.send(message)
+            .await
+            .map(|()| Delivery::handed_on(self.name()))
     }
 
     /// `console`, `twilio-messaging`, `webhook`: for logs and metrics.
@@ -120,20 +152,30 @@ pub fn one_sender(
                 SmsError::Setup("twilio-messaging needs its TWILIO_* settings".to_owned())
             })?;
             let sender =
-                TwilioMessagingSender::new(settings, &twilio.api_base_url, twilio.timeout)?;
+                TwilioMessagingSender::new(settings, &twilio.api_base_url, twilio.timeout)?
+                    .with_status_callback(delivery.receipt_url("twilio-messaging"));
             Ok((Arc::new(sender), None))
         }
         SenderKind::Telnyx => {
             let settings = delivery.telnyx.as_ref().ok_or_else(|| {
                 SmsError::Setup("telnyx needs TELNYX_API_KEY and TELNYX_FROM".to_owned())
             })?;
-            Ok((Arc::new(TelnyxSender::new(settings)?), None))
+            let receipts = settings
+                .public_key
+                .and_then(|_| delivery.receipt_url("telnyx"));
+            let sender = TelnyxSender::new(settings)?.with_webhook_url(receipts);
+            Ok((Arc::new(sender), None))
         }
         SenderKind::Vonage => {
             let settings = delivery.vonage.as_ref().ok_or_else(|| {
                 SmsError::Setup("vonage needs VONAGE_API_KEY, _SECRET and _FROM".to_owned())
             })?;
-            Ok((Arc::new(VonageSender::new(settings)?), None))
+            let receipts = settings
+                .signature_secret
+                .as_ref()
+                .and_then(|_| delivery.receipt_url("vonage"));
+            let sender = VonageSender::new(settings)?.with_callback(receipts);
+            Ok((Arc::new(sender), None))
         }
         SenderKind::Webhook => {
             let settings = delivery.webhook.as_ref().ok_or_else(|| {
@@ -142,6 +184,35 @@ pub fn one_sender(
             Ok((Arc::new(WebhookSender::new(settings, clock)?), None))
         }
     }
+}
+
+/// The delivery-receipt verifiers of the vendors the settings configure with what verifies
+/// their receipts (`POST /callbacks/{vendor}` looks them up by [`ReceiptVerifier::vendor`]):
+/// Twilio Messaging by its Auth Token, Telnyx by `TELNYX_PUBLIC_KEY`, Vonage by
+/// `VONAGE_SIGNATURE_SECRET`. A vendor without one has no verifier: its receipts are refused.
+///
+/// # Errors
+/// [`SmsError::Setup`] when a key cannot be used.
+pub fn receipt_verifiers(
+    delivery: &DeliverySettings,
+) -> Result<Vec<Arc<dyn ReceiptVerifier>>, SmsError> {
+    let mut verifiers: Vec<Arc<dyn ReceiptVerifier>> = Vec::new();
+    if let Some(t) = &delivery.twilio_messaging {
+        verifiers.push(Arc::new(twilio_messaging::TwilioReceipts::new(
+            t.auth_token.clone(),
+        )));
+    }
+    if let Some(key) = delivery.telnyx.as_ref().and_then(|t| t.public_key) {
+        verifiers.push(Arc::new(telnyx::TelnyxReceipts::new(&key)?));
+    }
+    if let Some(secret) = delivery
+        .vonage
+        .as_ref()
+        .and_then(|v| v.signature_secret.clone())
+    {
+        verifiers.push(Arc::new(vonage::VonageReceipts::new(secret)));
+    }
+    Ok(verifiers)
 }
 
 /// `sender` for SMS, with the WhatsApp and voice senders the channel settings configure in front

@@ -113,6 +113,48 @@ pub trait ReceiptVerifier: Send + Sync {
     fn verify(&self, request: &ReceiptRequest<'_>) -> Result<Receipt, ReceiptError>;
 }
 
+/// Whether `a` and `b` are equal, in time that depends only on their lengths.
+#[must_use]
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// The fields of a form-encoded body, in order.
+///
+/// # Errors
+/// [`ReceiptError::Malformed`] when the body is not `application/x-www-form-urlencoded`.
+pub fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, ReceiptError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|_| ReceiptError::Malformed("the body is not a form".to_owned()))
+}
+
+/// The verifier of `vendor` among `verifiers`.
+#[must_use]
+pub fn find<'a>(
+    verifiers: &'a [std::sync::Arc<dyn ReceiptVerifier>],
+    vendor: &str,
+) -> Option<&'a dyn ReceiptVerifier> {
+    verifiers
+        .iter()
+        .find(|v| v.vendor() == vendor)
+        .map(AsRef::as_ref)
+}
+
+/// Receipts older or newer than this (by their signed timestamp) are refused as stale: the
+/// replay window of the schemes with a timestamp.
+pub const TIMESTAMP_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether a signed timestamp (`seconds` since the epoch) is within [`TIMESTAMP_TOLERANCE`] of
+/// `now`.
+#[must_use]
+pub fn fresh(seconds: i64, now: Timestamp) -> bool {
+    let tolerance = i64::try_from(TIMESTAMP_TOLERANCE.as_millis()).unwrap_or(i64::MAX);
+    seconds
+        .checked_mul(1000)
+        .is_some_and(|ms| (ms - now.as_millis()).abs() <= tolerance)
+}
+
 #[cfg(test)]
 mod tests {
     use super::DeliveryStatus;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{OutgoingMessage, SenderWithOutbox, SmsError, SmsSender, one_sender};
+use super::{Delivery, OutgoingMessage, SenderWithOutbox, SmsError, SmsSender, one_sender};
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, SenderKind, TwilioSettings};
 use crate::domain::{Region, Timestamp};
@@ -155,10 +155,10 @@ impl RoutedSender {
 #[async_trait]
 impl SmsSender for RoutedSender {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError> {
-        self.send_via(message).await.map(|_| ())
+        self.deliver(message).await.map(|_| ())
     }
 
-    async fn send_via(&self, message: &OutgoingMessage) -> Result<&'static str, SmsError> {
+    async fn deliver(&self, message: &OutgoingMessage) -> Result<Delivery, SmsError> {
         let mut failures = Vec::new();
         for &i in self.route(message) {
             let vendor = &self.vendors[i];
@@ -167,8 +167,8 @@ impl SmsSender for RoutedSender {
                 failures.push(format!("{name}: skipped (breaker open)"));
                 continue;
             }
-            match vendor.sender.send(message).await {
-                Ok(()) => {
+            match vendor.sender.deliver(message).await {
+                Ok(mut delivery) => {
                     vendor.breaker.succeeded();
                     if !failures.is_empty() {
                         tracing::info!(
@@ -177,7 +177,8 @@ impl SmsSender for RoutedSender {
                             "delivered after failover"
                         );
                     }
-                    return Ok(name);
+                    delivery.failovers = u32::try_from(failures.len()).unwrap_or(u32::MAX);
+                    return Ok(delivery);
                 }
                 Err(SmsError::Refused(why)) => {
                     // The vendor is up; the number or message is at fault.
@@ -314,13 +315,13 @@ mod tests {
         let a = Fake::new("a", Err("HTTP 500"));
         let b = Fake::new("b", Ok(()));
         let r = router(&a, &b, &clock);
-        assert_eq!(r.send_via(&message("+14155550100")).await.unwrap(), "b");
+        assert_eq!(r.deliver(&message("+14155550100")).await.unwrap().vendor, "b");
         assert_eq!((a.calls(), b.calls()), (1, 1));
         // GB routes to b alone.
-        assert_eq!(r.send_via(&message("+447400123456")).await.unwrap(), "b");
+        assert_eq!(r.deliver(&message("+447400123456")).await.unwrap().vendor, "b");
         assert_eq!((a.calls(), b.calls()), (1, 2));
         *a.answer.lock().unwrap() = Err("refused");
-        let err = r.send_via(&message("+14155550100")).await.unwrap_err();
+        let err = r.deliver(&message("+14155550100")).await.unwrap_err();
         assert!(matches!(err, SmsError::Refused(_)), "{err}");
         assert_eq!((a.calls(), b.calls()), (2, 2), "no failover on a refusal");
     }
@@ -332,7 +333,7 @@ mod tests {
         let b = Fake::new("b", Ok(()));
         let r = router(&a, &b, &clock);
         for _ in 0..10 {
-            assert_eq!(r.send_via(&message("+14155550100")).await.unwrap(), "b");
+            assert_eq!(r.deliver(&message("+14155550100")).await.unwrap().vendor, "b");
         }
         assert_eq!(a.calls() as u32, FAILURES_TO_OPEN, "skipped once open");
         assert!(r.vendors[0].breaker.is_open(clock.now()));
@@ -348,8 +349,8 @@ mod tests {
         // The next probe succeeds: closed.
         clock.advance(COOL_DOWN);
         *a.answer.lock().unwrap() = Ok(());
-        assert_eq!(r.send_via(&message("+14155550100")).await.unwrap(), "a");
-        assert_eq!(r.send_via(&message("+14155550100")).await.unwrap(), "a");
+        assert_eq!(r.deliver(&message("+14155550100")).await.unwrap().vendor, "a");
+        assert_eq!(r.deliver(&message("+14155550100")).await.unwrap().vendor, "a");
         assert!(!r.vendors[0].breaker.is_open(clock.now()));
     }
 

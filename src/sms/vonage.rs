@@ -5,12 +5,20 @@
 //! (2 missing, 3 invalid parameters, 6 invalid message, 7 number barred, 12 message too long,
 //! 29 non-whitelisted destination) are refusals; the rest (1 throttled, 4 bad credentials,
 //! 5 internal error, 8/9 account barred or out of quota, …) make the vendor unusable now.
+//!
+//! With `VERIFYD_PUBLIC_URL` and `VONAGE_SIGNATURE_SECRET` set, each message asks for its
+//! delivery receipt (`callback={public}/callbacks/vonage`); [`VonageReceipts`] verifies it
+//! (Vonage's signed webhooks, the dashboard's "SHA-256 HMAC" method, timestamp within 5 minutes).
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::vendor_http::{answer_error, client, transport_error};
-use super::{OutgoingMessage, SmsError, SmsSender};
+use super::receipt::{
+    DeliveryStatus, Receipt, ReceiptError, ReceiptRequest, ReceiptVerifier, constant_time_eq,
+    form_fields, fresh,
+};
+use super::{Delivery, OutgoingMessage, SmsError, SmsSender};
 use crate::config::VonageConfig;
 
 #[derive(serde::Deserialize)]
@@ -38,6 +46,8 @@ pub struct VonageSender {
     api_key: String,
     api_secret: SecretString,
     from: String,
+    /// `callback`: where Vonage posts this message's receipt (none: not asked for).
+    callback: Option<String>,
 }
 
 impl VonageSender {
@@ -52,21 +62,36 @@ impl VonageSender {
             api_key: settings.api_key.clone(),
             api_secret: settings.api_secret.clone(),
             from: settings.from.trim_start_matches('+').to_owned(),
+            callback: None,
         })
+    }
+
+    /// The same sender, asking Vonage to post each message's receipt to `url`.
+    #[must_use]
+    pub fn with_callback(mut self, url: Option<String>) -> Self {
+        self.callback = url;
+        self
     }
 }
 
 #[async_trait]
 impl SmsSender for VonageSender {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError> {
+        self.deliver(message).await.map(|_| ())
+    }
+
+    async fn deliver(&self, message: &OutgoingMessage) -> Result<Delivery, SmsError> {
         let to = message.to.e164().trim_start_matches('+');
-        let form = [
+        let mut form = vec![
             ("api_key", self.api_key.as_str()),
             ("api_secret", self.api_secret.expose_secret()),
             ("from", self.from.as_str()),
             ("to", to),
             ("text", message.body.expose_secret()),
         ];
+        if let Some(url) = &self.callback {
+            form.push(("callback", url.as_str()));
+        }
         let response = self
             .http
             .post(&self.url)
@@ -106,10 +131,114 @@ impl SmsSender for VonageSender {
             message_id = answer.messages[0].message_id.as_deref().unwrap_or("?"),
             "Vonage accepted the message"
         );
-        Ok(())
+        Ok(Delivery {
+            vendor: self.name(),
+            message_id: answer.messages.into_iter().next().and_then(|p| p.message_id),
+            failovers: 0,
+            status: DeliveryStatus::Queued,
+        })
     }
 
     fn name(&self) -> &'static str {
         "vonage"
+    }
+}
+
+/// Verifies Vonage's signed delivery receipts (SMS API): every parameter but `sig`, sorted by
+/// name, each value's `&` and `=` replaced by `_`, joined as `&name=value…`; `sig` is the hex
+/// HMAC-SHA256 of that under the account's signature secret (the dashboard's "SHA-256 HMAC"
+/// method). The signed `timestamp` (seconds) must be within 5 minutes of now (replay). The
+/// receipt arrives form-encoded or as a JSON object (the dashboard's `POST` or `POST-JSON`).
+pub struct VonageReceipts {
+    secret: SecretString,
+}
+
+impl VonageReceipts {
+    /// A verifier keyed by the account's signature secret.
+    #[must_use]
+    pub fn new(secret: SecretString) -> Self {
+        Self { secret }
+    }
+}
+
+/// The `sig` Vonage sends with `params` (see [`VonageReceipts`]), lowercase hex.
+#[must_use]
+pub fn vonage_signature(secret: &str, params: &[(String, String)]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut sorted: Vec<&(String, String)> = params.iter().filter(|(n, _)| n != "sig").collect();
+    sorted.sort();
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    for (name, value) in sorted {
+        mac.update(b"&");
+        mac.update(name.as_bytes());
+        mac.update(b"=");
+        mac.update(value.replace(['&', '='], "_").as_bytes());
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A receipt's parameters, from a form or a flat JSON object (numbers and booleans as text).
+fn params_of(body: &[u8]) -> Result<Vec<(String, String)>, ReceiptError> {
+    if body.trim_ascii_start().starts_with(b"{") {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .map_err(|_| ReceiptError::Malformed("the body is not a JSON object".to_owned()))?;
+        return Ok(object
+            .into_iter()
+            .filter_map(|(name, value)| match value {
+                serde_json::Value::String(s) => Some((name, s)),
+                serde_json::Value::Number(n) => Some((name, n.to_string())),
+                serde_json::Value::Bool(b) => Some((name, b.to_string())),
+                _ => None,
+            })
+            .collect());
+    }
+    form_fields(body)
+}
+
+impl ReceiptVerifier for VonageReceipts {
+    fn vendor(&self) -> &'static str {
+        "vonage"
+    }
+
+    fn verify(&self, request: &ReceiptRequest<'_>) -> Result<Receipt, ReceiptError> {
+        let params = params_of(request.body)?;
+        let field = |name: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let given = field("sig").ok_or(ReceiptError::Unsigned)?;
+        let expected = vonage_signature(self.secret.expose_secret(), &params);
+        if !constant_time_eq(given.to_ascii_lowercase().as_bytes(), expected.as_bytes()) {
+            return Err(ReceiptError::BadSignature);
+        }
+        let seconds: i64 = field("timestamp")
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| ReceiptError::Malformed("no signed timestamp".to_owned()))?;
+        if !fresh(seconds, request.now) {
+            return Err(ReceiptError::Stale);
+        }
+        let message_id = field("messageId")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ReceiptError::Malformed("no messageId".to_owned()))?;
+        let status = match field("status") {
+            Some("accepted" | "buffered" | "unknown") => DeliveryStatus::Sent,
+            Some("delivered") => DeliveryStatus::Delivered,
+            Some("expired") => DeliveryStatus::Undelivered,
+            Some("failed" | "rejected") => DeliveryStatus::Failed,
+            Some(other) => {
+                return Err(ReceiptError::Malformed(format!("unknown status `{other}`")));
+            }
+            None => return Err(ReceiptError::Malformed("no status".to_owned())),
+        };
+        Ok(Receipt {
+            message_id: message_id.to_owned(),
+            status,
+            error_code: field("err-code")
+                .filter(|c| !c.is_empty() && *c != "0")
+                .map(str::to_owned),
+        })
     }
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use crate::domain::{MessageFacts, Timestamp};
+use crate::sms::DeliveryStatus;
 
 /// A row's message columns as stored, back as [`MessageFacts`] (none unless all three are there
 /// and name a built-in locale and an encoding).
@@ -25,6 +26,34 @@ pub fn stored_message(
         locale,
         encoding,
         segments: u32::try_from(segments?).ok()?,
+    })
+}
+
+/// What delivery and its receipts learned of a send (issue 22): none before delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryFacts {
+    /// The vendor's id of the message (what its receipts name).
+    pub message_id: Option<String>,
+    /// Vendors of the route passed over before the one that carried it.
+    pub failovers: u32,
+    /// Where the message stands (moved only forward by receipts).
+    pub status: DeliveryStatus,
+    /// The vendor's error code from a receipt.
+    pub error_code: Option<String>,
+}
+
+/// A row's delivery columns as stored, back as [`DeliveryFacts`] (none without a status).
+pub fn stored_delivery(
+    message_id: Option<String>,
+    failovers: Option<i64>,
+    status: Option<String>,
+    error_code: Option<String>,
+) -> Option<DeliveryFacts> {
+    Some(DeliveryFacts {
+        status: DeliveryStatus::parse(&status?)?,
+        message_id,
+        failovers: failovers.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        error_code,
     })
 }
 
@@ -64,7 +93,8 @@ pub struct AttemptRecord {
     pub prefix: Option<String>,
     pub phone_lookup: Option<Vec<u8>>,
     pub phone_sealed: Option<Vec<u8>>,
-    /// Who carried it (`local`, `twilio-verify`, `test-number`).
+    /// Who carried it (`local` until delivery names the vendor, `twilio-verify`, `test-number`,
+    /// `twilio-messaging`, `telnyx`, …).
     pub vendor: Option<String>,
     /// Delivery status of a send (`sent`, `failed`), outcome of a check.
     pub status: Option<String>,
@@ -74,6 +104,8 @@ pub struct AttemptRecord {
     pub bucket: Option<String>,
     /// A rendered message's locale, SMS encoding (`gsm7`, `ucs2`) and SMS parts.
     pub message: Option<MessageFacts>,
+    /// What delivery and its receipts learned (written after delivery, never on insert).
+    pub delivery: Option<DeliveryFacts>,
 }
 
 /// A send attempt as listed: the row and whether its verification was approved.

@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod postgres;
 pub mod rate_limits;
+pub mod receipts;
 pub mod safelist;
 pub mod services;
 pub mod sqlite;
@@ -33,7 +34,9 @@ use async_trait::async_trait;
 use crate::domain::Timestamp;
 use crate::error::BoxError;
 
-pub use attempts::{AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow};
+pub use attempts::{
+    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, DeliveryFacts, SendAttemptRow,
+};
 pub use console::ConsoleStore;
 pub use events::{
     DeliveryResult, EventState, EventStore, ExpiredVerification, Journal, OutboxEvent, Replay,
@@ -42,6 +45,7 @@ pub use events::{
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SealedAnswer};
 pub use keys::{KeyCheck, KeyStore};
 pub use postgres::{PostgresSettings, PostgresStore};
+pub use receipts::{DeliveryUpdate, ReceiptChange, ReceiptStore, ReceiptTarget};
 pub use rate_limits::{BucketChange, BucketRecord, RateLimitRecord, RateLimitStore};
 pub use safelist::{SafeListRecord, SafeListStore};
 pub use services::{ServiceRecord, ServiceStore};
@@ -119,7 +123,9 @@ fn corrupt(what: &str) -> StoreError {
 
 /// A whole backend: every concern, plus what is about the database itself.
 #[async_trait]
-pub trait Store: VerificationStore + IdempotencyStore + KeyStore + EventStore {
+pub trait Store:
+    VerificationStore + IdempotencyStore + KeyStore + EventStore + ReceiptStore
+{
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -10,7 +10,7 @@ use super::{PostgresStore, db_error};
 use crate::domain::Timestamp;
 use crate::store::StoreError;
 use crate::store::attempts::{
-    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_message,
+    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_delivery, stored_message,
 };
 
 macro_rules! converted {
@@ -26,7 +26,8 @@ macro_rules! attempt_columns {
             "a.sid, a.kind, a.created_at, a.service_sid, a.verification_sid, a.channel, a.country, \
              a.prefix, a.phone_lookup, a.phone_sealed, a.vendor, a.status, a.reason, a.bucket, ",
             converted!(),
-            ", a.locale, a.encoding, a.segments"
+            ", a.locale, a.encoding, a.segments, a.vendor_message_id, a.failovers, \
+             a.delivery_status, a.delivery_error"
         )
     };
 }
@@ -75,6 +76,14 @@ fn row_from(row: &PgRow) -> Result<SendAttemptRow, StoreError> {
                 row.try_get::<Option<i32>, _>(17)
                     .map_err(db_error)?
                     .map(i64::from),
+            ),
+            delivery: stored_delivery(
+                row.try_get(18).map_err(db_error)?,
+                row.try_get::<Option<i32>, _>(19)
+                    .map_err(db_error)?
+                    .map(i64::from),
+                row.try_get(20).map_err(db_error)?,
+                row.try_get(21).map_err(db_error)?,
             ),
         },
         converted: row.try_get(14).map_err(db_error)?,

@@ -9,7 +9,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use super::{PostgresStore, db_error};
 use crate::domain::Timestamp;
 use crate::store::StoreError;
-use crate::store::attempts::AttemptRecord;
+use crate::store::attempts::{AttemptRecord, stored_delivery};
 use crate::store::console::{
     ConsoleFilter, ConsoleStore, Destination, FilterValue, LoggedAttempt, OutcomeCount, Volume,
     conditions, kind_from,
@@ -33,7 +33,8 @@ pub(super) fn hourly_upsert() -> &'static str {
 macro_rules! columns {
     () => {
         "seq, sid, kind, created_at, service_sid, verification_sid, channel, country, prefix, \
-         phone_lookup, phone_sealed, vendor, status, reason, bucket"
+         phone_lookup, phone_sealed, vendor, status, reason, bucket, vendor_message_id, \
+         failovers, delivery_status, delivery_error"
     };
 }
 
@@ -71,6 +72,14 @@ fn logged(row: &PgRow) -> Result<LoggedAttempt, StoreError> {
             bucket: get(14)?,
             // The console's rows do not show the message's encoding.
             message: None,
+            delivery: stored_delivery(
+                get(15)?,
+                row.try_get::<Option<i32>, _>(16)
+                    .map_err(db_error)?
+                    .map(i64::from),
+                get(17)?,
+                get(18)?,
+            ),
         },
     })
 }

@@ -23,6 +23,7 @@ mod events;
 mod idempotency;
 mod keys;
 mod rate_limits;
+mod receipts;
 mod safelist;
 mod services;
 mod verifications;

@@ -10,7 +10,7 @@ use super::{SqliteStore, db_error};
 use crate::domain::Timestamp;
 use crate::store::StoreError;
 use crate::store::attempts::{
-    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_message,
+    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_delivery, stored_message,
 };
 
 /// The columns [`record_from_row`] reads, in its order, then the conversion.
@@ -19,7 +19,8 @@ macro_rules! attempt_columns {
         "a.sid, a.kind, a.created_at, a.service_sid, a.verification_sid, a.channel, a.country, \
          a.prefix, a.phone_lookup, a.phone_sealed, a.vendor, a.status, a.reason, a.bucket, \
          EXISTS (SELECT 1 FROM verification_attempts c WHERE c.verification_sid = a.verification_sid \
-         AND c.kind = 'check' AND c.status = 'approved'), a.locale, a.encoding, a.segments"
+         AND c.kind = 'check' AND c.status = 'approved'), a.locale, a.encoding, a.segments, \
+         a.vendor_message_id, a.failovers, a.delivery_status, a.delivery_error"
     };
 }
 
@@ -102,6 +103,7 @@ fn row_from(row: &Row<'_>) -> rusqlite::Result<SendAttemptRow> {
             reason: row.get(12)?,
             bucket: row.get(13)?,
             message: stored_message(row.get(15)?, row.get(16)?, row.get(17)?),
+            delivery: stored_delivery(row.get(18)?, row.get(19)?, row.get(20)?, row.get(21)?),
         },
         converted: row.get(14)?,
     })

@@ -10,7 +10,7 @@ use super::worker::Access;
 use super::{SqliteStore, db_error};
 use crate::domain::Timestamp;
 use crate::store::StoreError;
-use crate::store::attempts::AttemptRecord;
+use crate::store::attempts::{AttemptRecord, stored_delivery};
 use crate::store::console::{
     ConsoleFilter, ConsoleStore, Destination, FilterValue, HOUR_MS, LoggedAttempt, OutcomeCount,
     Volume, conditions, count_hourly, kind_from,
@@ -67,7 +67,8 @@ pub(super) fn purge_hourly(c: &Connection, before: Timestamp) -> Result<(), Stor
 }
 
 const COLUMNS: &str = "seq, sid, kind, created_at, service_sid, verification_sid, channel, \
-                       country, prefix, phone_lookup, phone_sealed, vendor, status, reason, bucket";
+                       country, prefix, phone_lookup, phone_sealed, vendor, status, reason, bucket, \
+                       vendor_message_id, failovers, delivery_status, delivery_error";
 
 fn logged(row: &Row<'_>) -> rusqlite::Result<LoggedAttempt> {
     Ok(LoggedAttempt {
@@ -89,6 +90,7 @@ fn logged(row: &Row<'_>) -> rusqlite::Result<LoggedAttempt> {
             bucket: row.get(14)?,
             // The console's rows do not show the message's encoding.
             message: None,
+            delivery: stored_delivery(row.get(15)?, row.get(16)?, row.get(17)?, row.get(18)?),
         },
     })
 }

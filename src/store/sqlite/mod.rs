@@ -17,6 +17,7 @@ mod idempotency;
 mod keys;
 mod migrate;
 mod rate_limits;
+mod receipts;
 mod safelist;
 mod services;
 mod verifications;
