@@ -523,7 +523,7 @@ impl Application {
                 console: Arc::clone(&parts.console),
             },
             v2_keys,
-            public_url,
+            public_url.clone(),
             parts.clock.now(),
         )
         .await?
@@ -554,6 +554,9 @@ impl Application {
             emitter.clone(),
             parts.store.clone(),
         );
+        let verifiers = crate::sms::receipt_verifiers(&config.delivery)
+            .map_err(|e| StartupError::Config(e.into()))?;
+        let receipts = http::callbacks::Receipts::new(verifiers, &public_url, emitter.clone());
         let event_tasks = match emitter {
             Some(emitter) => crate::events::dispatcher::start(
                 event_store,
@@ -566,6 +569,7 @@ impl Application {
             None => Vec::new(),
         };
         let state = AppState::new(http::Shared {
+            receipts: Arc::new(receipts),
             refusals,
             twilio: Arc::new(twilio),
             verifier: Arc::clone(&parts.verifier),

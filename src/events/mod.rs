@@ -154,6 +154,15 @@ impl Emitter {
         self.rows(kind, v.sid.as_str(), self.verification_data(v, scope), now)
     }
 
+    /// A number as events show it: masked unless `VERIFYD_EVENTS_FULL_NUMBER`.
+    pub fn number(&self, phone: &crate::domain::PhoneNumber) -> String {
+        if self.full_number {
+            phone.e164().to_owned()
+        } else {
+            phone.masked()
+        }
+    }
+
     /// The `data` of a verification event.
     pub fn verification_data(&self, v: &Verification, scope: Option<&str>) -> serde_json::Value {
         let to = if self.full_number {

@@ -77,6 +77,12 @@ pub enum ApiError {
     InvalidLocale(#[from] crate::messages::LocaleError),
     #[error(transparent)]
     InvalidAppHash(#[from] crate::messages::AppHashError),
+    /// A delivery receipt without its vendor's valid signature (unsigned or forged).
+    #[error("the receipt's signature is missing or does not match")]
+    InvalidSignature,
+    /// A signed delivery receipt whose signed timestamp is too old or too new (a replay).
+    #[error("the receipt's signed timestamp is more than 5 minutes from now")]
+    StaleReceipt,
 }
 
 /// The stable machine code of an error: clients branch on this, never on `message`.
@@ -107,6 +113,8 @@ pub enum ErrorCode {
     InternalError,
     InvalidLocale,
     InvalidAppHash,
+    InvalidSignature,
+    StaleReceipt,
 }
 
 impl ErrorCode {
@@ -144,6 +152,8 @@ const ERROR_CODE_NAMES: &[(ErrorCode, &str)] = &[
     (ErrorCode::InternalError, "internal_error"),
     (ErrorCode::InvalidLocale, "invalid_locale"),
     (ErrorCode::InvalidAppHash, "invalid_app_hash"),
+    (ErrorCode::InvalidSignature, "invalid_signature"),
+    (ErrorCode::StaleReceipt, "stale_receipt"),
 ];
 
 /// The bucket named by a `rate_limited` answer.
@@ -238,6 +248,8 @@ impl ApiError {
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, C::InternalError),
             InvalidLocale(_) => (StatusCode::BAD_REQUEST, C::InvalidLocale),
             InvalidAppHash(_) => (StatusCode::BAD_REQUEST, C::InvalidAppHash),
+            InvalidSignature => (StatusCode::UNAUTHORIZED, C::InvalidSignature),
+            StaleReceipt => (StatusCode::FORBIDDEN, C::StaleReceipt),
         }
     }
 
@@ -292,7 +304,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED && code == ErrorCode::Unauthorized {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -410,7 +422,7 @@ mod tests {
             assert_eq!(serde_json::to_value(code).unwrap(), *name);
             assert_eq!(code.as_str(), *name);
         }
-        assert_eq!(ERROR_CODE_NAMES.len(), 24, "every variant is listed");
+        assert_eq!(ERROR_CODE_NAMES.len(), 26, "every variant is listed");
     }
 
     #[test]

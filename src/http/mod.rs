@@ -3,6 +3,7 @@
 //! Handlers only translate between HTTP and the [`Verifier`]; no business rule lives here.
 
 pub mod auth;
+pub mod callbacks;
 pub mod dev;
 pub mod error;
 pub mod extract;
@@ -86,6 +87,8 @@ pub struct Shared {
     pub refusals: Arc<refusals::RefusalLog>,
     /// The operator console (`/console`).
     pub console: Arc<crate::console::Console>,
+    /// The vendors' delivery receipts (`POST /callbacks/{vendor}`).
+    pub receipts: Arc<callbacks::Receipts>,
 }
 
 #[derive(OpenApi)]
@@ -99,7 +102,8 @@ pub struct Shared {
     tags(
         (name = "mfa", description = "Send and check one-time codes"),
         (name = "operations", description = "Probes and metrics"),
-        (name = "development", description = "Only with the console sender")
+        (name = "development", description = "Only with the console sender"),
+        (name = "receipts", description = "SMS vendors' delivery receipts (public, signed by the vendor)")
     )
 )]
 struct ApiDoc;
@@ -159,6 +163,7 @@ fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(protected)
         .merge(operator)
         .merge(guard)
+        .routes(routes!(callbacks::receive_receipt))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts()

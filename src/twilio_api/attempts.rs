@@ -75,7 +75,12 @@ impl AttemptResource {
             channel_data: ChannelData {
                 verification_sid: r.verification_sid.clone(),
                 to,
-                message_status: r.status,
+                // The delivery status receipts moved, else the send's own (`sent`, `failed`).
+                message_status: r
+                    .delivery
+                    .as_ref()
+                    .map(|d| d.status.as_str().to_owned())
+                    .or(r.status),
                 country: r.country,
                 locale: r.message.map(|m| m.locale),
                 encoding: r.message.map(|m| m.encoding),

@@ -153,7 +153,9 @@ impl TwilioError {
             ApiError::VerificationNotFound | ApiError::IncorrectCode { .. } => {
                 Self::new(S::NOT_FOUND, 20404, "The requested resource was not found")
             }
-            ApiError::Unauthorized => Self::unauthorized(),
+            // Never on `/v2` (only the receipt route answers them).
+            ApiError::Unauthorized | ApiError::InvalidSignature => Self::unauthorized(),
+            ApiError::StaleReceipt => Self::new(S::FORBIDDEN, 20403, "Forbidden"),
             ApiError::Provider(d) => {
                 let mut t = Self::new(S::BAD_GATEWAY, 60008, "Unexpected error on delivery");
                 t.detail = Some(d);
