@@ -389,6 +389,18 @@ fn row(state: &AppState, a: &LoggedAttempt) -> Row {
         number: masked(state, r.phone_sealed.as_deref(), r.prefix.as_deref()),
         verification: r.verification_sid.clone(),
         vendor: r.vendor.clone().unwrap_or_default(),
+        delivery: r.delivery.as_ref().map_or_else(String::new, |d| {
+            let mut text = d.status.as_str().to_owned();
+            if let Some(code) = &d.error_code {
+                text.push_str(&format!(" ({code})"));
+            }
+            match d.failovers {
+                0 => {}
+                1 => text.push_str(", after 1 failover"),
+                n => text.push_str(&format!(", after {n} failovers")),
+            }
+            text
+        }),
     }
 }
 

@@ -263,13 +263,16 @@ pub struct Row {
     pub number: String,
     pub verification: Option<String>,
     pub vendor: String,
+    /// A send's delivery status as its vendor reported it (`delivered`, `failed (30003)`),
+    /// with the failovers it took; empty before delivery.
+    pub delivery: String,
 }
 
 fn rows_table(rows: &[Row]) -> Markup {
     html! {
         div.scroll {
             table #attempts {
-                thead { tr { th { "Time (UTC)" } th { "Kind" } th { "Outcome" } th { "Channel" } th { "Country" } th { "Number" } th { "Verification" } th { "Vendor" } } }
+                thead { tr { th { "Time (UTC)" } th { "Kind" } th { "Outcome" } th { "Channel" } th { "Country" } th { "Number" } th { "Verification" } th { "Vendor" } th { "Delivery" } } }
                 tbody {
                     @for r in rows {
                         tr {
@@ -277,10 +280,11 @@ fn rows_table(rows: &[Row]) -> Markup {
                             td { (r.country) } td.number { (r.number) }
                             td { @if let Some(sid) = &r.verification { a href=(format!("/console/verifications/{sid}")) { (sid) } } }
                             td { (r.vendor) }
+                            td { (r.delivery) }
                         }
                     }
                     @if rows.is_empty() {
-                        tr { td.muted colspan="8" { "No attempts match." } }
+                        tr { td.muted colspan="9" { "No attempts match." } }
                     }
                 }
             }

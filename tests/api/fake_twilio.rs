@@ -847,7 +847,7 @@ fn create_message(inner: &mut Inner, call: &Call) -> Response {
         inner,
         call,
         &["To", "Body"],
-        &["To", "Body", "MessagingServiceSid", "From"],
+        &["To", "Body", "MessagingServiceSid", "From", "StatusCallback"],
     ) {
         return r;
     }

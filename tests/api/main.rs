@@ -24,6 +24,7 @@ mod messages;
 mod operability;
 mod outage;
 mod process;
+mod receipts;
 mod production;
 mod redis_limiter;
 mod replicas;

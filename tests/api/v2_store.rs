@@ -332,6 +332,7 @@ fn attempt(kind: AttemptKind, n: u64, at: Timestamp, service: &str, ve: &str) ->
             encoding: if n.is_multiple_of(2) { "gsm7" } else { "ucs2" },
             segments: u32::try_from(n % 3 + 1).unwrap(),
         }),
+        delivery: None,
     }
 }
 
