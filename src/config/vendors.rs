@@ -223,4 +223,39 @@ mod tests {
         assert_eq!(v.from, "Acme");
         assert!(!format!("{v:?}").contains("SECRETPART"));
     }
+
+    #[test]
+    fn receipt_keys_are_checked_and_hidden() {
+        let base = [
+            (ENV_SMS_SENDER, "telnyx"),
+            (ENV_TELNYX_API_KEY, "KEY0123456789SECRETPART"),
+            (ENV_TELNYX_FROM, "+18445550001"),
+        ];
+        let with = |extra: (&'static str, &'static str)| {
+            let mut v = base.to_vec();
+            v.push(extra);
+            config(&v)
+        };
+        let err = with((ENV_TELNYX_PUBLIC_KEY, "not base64!")).unwrap_err();
+        assert!(err.to_string().contains("TELNYX_PUBLIC_KEY"), "{err}");
+        let err = with((ENV_TELNYX_PUBLIC_KEY, "c2hvcnQ=")).unwrap_err();
+        assert!(err.to_string().contains("32 bytes"), "{err}");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+        let text: &'static str = Box::leak(
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.as_bytes())
+                .into_boxed_str(),
+        );
+        let c = with((ENV_TELNYX_PUBLIC_KEY, text)).unwrap();
+        assert_eq!(c.delivery.telnyx.unwrap().public_key, Some(key.to_bytes()));
+        let err = config(&[
+            (ENV_SMS_SENDER, "vonage"),
+            (ENV_VONAGE_API_KEY, "abcd1234"),
+            (ENV_VONAGE_API_SECRET, "SECRETPART0123"),
+            (ENV_VONAGE_FROM, "Acme"),
+            (ENV_VONAGE_SIGNATURE_SECRET, "shortSECRET"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("VONAGE_SIGNATURE_SECRET") && !err.contains("shortSECRET"), "{err}");
+    }
 }

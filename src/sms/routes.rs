@@ -315,7 +315,8 @@ mod tests {
         let a = Fake::new("a", Err("HTTP 500"));
         let b = Fake::new("b", Ok(()));
         let r = router(&a, &b, &clock);
-        assert_eq!(r.deliver(&message("+14155550100")).await.unwrap().vendor, "b");
+        let delivered = r.deliver(&message("+14155550100")).await.unwrap();
+        assert_eq!((delivered.vendor, delivered.failovers), ("b", 1));
         assert_eq!((a.calls(), b.calls()), (1, 1));
         // GB routes to b alone.
         assert_eq!(r.deliver(&message("+447400123456")).await.unwrap().vendor, "b");
