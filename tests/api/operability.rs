@@ -16,6 +16,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/guard"),
     ("post", "/guard/unblock"),
+    // Served for each vendor with receipts configured (tests/api/receipts.rs); this app has
+    // none, so it answers `not_found` for every vendor.
+    ("post", "/callbacks/{vendor}"),
 ];
 
 #[tokio::test]
@@ -49,7 +52,7 @@ async fn the_openapi_document_describes_every_route_error_and_the_bearer_scheme(
         paths.keys()
     );
     // And every documented operation exists on the server.
-    for (method, path) in ROUTES {
+    for (method, path) in ROUTES.iter().filter(|(_, p)| !p.contains('{')) {
         let req = match *method {
             "post" => app
                 .client

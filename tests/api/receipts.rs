@@ -653,4 +653,18 @@ async fn the_receipt_route_is_documented_with_its_statuses() {
         assert!(op["responses"][status].is_object(), "{status}: {op}");
     }
     assert!(op.get("security").is_none(), "public: {op}");
+    // Served: a configured vendor's route answers (here 401 to an unsigned receipt), not 404.
+    let (fake_url, _fake) = fake_vendor().await;
+    let (app, _) = app_for(Vendor::Telnyx, &Backend::Sqlite, &fake_url).await;
+    let (status, body) = post_receipt(
+        &app,
+        "telnyx",
+        Post {
+            body: b"{}".to_vec(),
+            content_type: "application/json",
+            headers: Vec::new(),
+        },
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("invalid_signature")));
 }
