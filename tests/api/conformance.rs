@@ -276,7 +276,14 @@ async fn every_twilio_messaging_call_passes_prism_against_twilios_spec() {
     let app = spawn_app_with(&pairs(&with_service)).await;
     assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
 
-    let with_from: Vec<(String, String)> = with(&with_service, &[("TWILIO_FROM", "+15005550006")])
+    // The second asks for its delivery receipts (`StatusCallback`), as Twilio's spec describes.
+    let with_from: Vec<(String, String)> = with(
+        &with_service,
+        &[
+            ("TWILIO_FROM", "+15005550006"),
+            ("VERIFYD_PUBLIC_URL", "https://verifyd.example"),
+        ],
+    )
         .into_iter()
         .filter(|(k, _)| k != "TWILIO_MESSAGING_SERVICE_SID")
         .collect();
@@ -297,6 +304,10 @@ async fn every_twilio_messaging_call_passes_prism_against_twilios_spec() {
     assert_eq!(messages.len(), 2);
     assert!(messages[0].field("MessagingServiceSid").is_some());
     assert!(messages[1].field("From").is_some());
+    assert_eq!(
+        messages[1].field("StatusCallback"),
+        Some("https://verifyd.example/callbacks/twilio-messaging")
+    );
     assert!(messages.iter().all(|c| c.auth == Auth::Ok));
     fake.assert_no_violations();
     prism.assert_no_violations();
