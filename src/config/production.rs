@@ -203,7 +203,10 @@ mod tests {
             ((ENV_CODE_TTL, "601"), ENV_CODE_TTL),
             ((ENV_CODE_TTL, "1h"), ENV_CODE_TTL),
             // Where vendors post delivery receipts.
-            ((ENV_PUBLIC_URL, "http://verifyd.example.com"), ENV_PUBLIC_URL),
+            (
+                (ENV_PUBLIC_URL, "http://verifyd.example.com"),
+                ENV_PUBLIC_URL,
+            ),
             (
                 (ENV_SMS_WEBHOOK_URL, "http://127.0.0.1:9/hook"),
                 ENV_SMS_WEBHOOK_URL,

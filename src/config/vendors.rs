@@ -256,6 +256,9 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(err.contains("VONAGE_SIGNATURE_SECRET") && !err.contains("shortSECRET"), "{err}");
+        assert!(
+            err.contains("VONAGE_SIGNATURE_SECRET") && !err.contains("shortSECRET"),
+            "{err}"
+        );
     }
 }

@@ -119,7 +119,8 @@ pub async fn receive_receipt(
         Err(e) => {
             metrics::counter!("verifyd_receipts_total", "vendor" => verifier.vendor(), "outcome" => "refused")
                 .increment(1);
-            tracing::info!(vendor = verifier.vendor(), reason = %e, "delivery receipt refused");
+            // Counted; the request line logs the refusal (summarised per client under a flood).
+            tracing::debug!(vendor = verifier.vendor(), reason = %e, "delivery receipt refused");
             return Err(e.into());
         }
     };

@@ -36,8 +36,8 @@ use crate::messages::{self, Messages};
 use crate::rotation::{PHONE_CONTEXT, RekeyReport, RotationError, move_verification};
 use crate::sms::{OutgoingMessage, SmsError, SmsSender};
 use crate::store::{
-    AttemptKind, CheckRecord, Journal, NewVerification, SealedVerification,
-    SendJournal, SendOutcome, ServiceStore, StoredVerification, VerificationStore,
+    AttemptKind, CheckRecord, Journal, NewVerification, SealedVerification, SendJournal,
+    SendOutcome, ServiceStore, StoredVerification, VerificationStore,
 };
 
 /// What the code's HMAC is computed over: the code, plus the PSD2 binding when there is one.

@@ -319,7 +319,10 @@ mod tests {
         assert_eq!((delivered.vendor, delivered.failovers), ("b", 1));
         assert_eq!((a.calls(), b.calls()), (1, 1));
         // GB routes to b alone.
-        assert_eq!(r.deliver(&message("+447400123456")).await.unwrap().vendor, "b");
+        assert_eq!(
+            r.deliver(&message("+447400123456")).await.unwrap().vendor,
+            "b"
+        );
         assert_eq!((a.calls(), b.calls()), (1, 2));
         *a.answer.lock().unwrap() = Err("refused");
         let err = r.deliver(&message("+14155550100")).await.unwrap_err();
@@ -334,7 +337,10 @@ mod tests {
         let b = Fake::new("b", Ok(()));
         let r = router(&a, &b, &clock);
         for _ in 0..10 {
-            assert_eq!(r.deliver(&message("+14155550100")).await.unwrap().vendor, "b");
+            assert_eq!(
+                r.deliver(&message("+14155550100")).await.unwrap().vendor,
+                "b"
+            );
         }
         assert_eq!(a.calls() as u32, FAILURES_TO_OPEN, "skipped once open");
         assert!(r.vendors[0].breaker.is_open(clock.now()));
@@ -350,8 +356,14 @@ mod tests {
         // The next probe succeeds: closed.
         clock.advance(COOL_DOWN);
         *a.answer.lock().unwrap() = Ok(());
-        assert_eq!(r.deliver(&message("+14155550100")).await.unwrap().vendor, "a");
-        assert_eq!(r.deliver(&message("+14155550100")).await.unwrap().vendor, "a");
+        assert_eq!(
+            r.deliver(&message("+14155550100")).await.unwrap().vendor,
+            "a"
+        );
+        assert_eq!(
+            r.deliver(&message("+14155550100")).await.unwrap().vendor,
+            "a"
+        );
         assert!(!r.vendors[0].breaker.is_open(clock.now()));
     }
 

@@ -11,10 +11,10 @@
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::vendor_http::{answer_error, client, transport_error};
 use super::receipt::{
     DeliveryStatus, Receipt, ReceiptError, ReceiptRequest, ReceiptVerifier, fresh,
 };
+use super::vendor_http::{answer_error, client, transport_error};
 use super::{Delivery, OutgoingMessage, SmsError, SmsSender};
 use crate::config::TelnyxConfig;
 

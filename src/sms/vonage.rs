@@ -13,11 +13,11 @@
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::vendor_http::{answer_error, client, transport_error};
 use super::receipt::{
     DeliveryStatus, Receipt, ReceiptError, ReceiptRequest, ReceiptVerifier, constant_time_eq,
     form_fields, fresh,
 };
+use super::vendor_http::{answer_error, client, transport_error};
 use super::{Delivery, OutgoingMessage, SmsError, SmsSender};
 use crate::config::VonageConfig;
 
@@ -133,7 +133,11 @@ impl SmsSender for VonageSender {
         );
         Ok(Delivery {
             vendor: self.name(),
-            message_id: answer.messages.into_iter().next().and_then(|p| p.message_id),
+            message_id: answer
+                .messages
+                .into_iter()
+                .next()
+                .and_then(|p| p.message_id),
             failovers: 0,
             status: DeliveryStatus::Queued,
         })

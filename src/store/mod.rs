@@ -45,8 +45,8 @@ pub use events::{
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SealedAnswer};
 pub use keys::{KeyCheck, KeyStore};
 pub use postgres::{PostgresSettings, PostgresStore};
-pub use receipts::{DeliveryUpdate, ReceiptChange, ReceiptStore, ReceiptTarget};
 pub use rate_limits::{BucketChange, BucketRecord, RateLimitRecord, RateLimitStore};
+pub use receipts::{DeliveryUpdate, ReceiptChange, ReceiptStore, ReceiptTarget};
 pub use safelist::{SafeListRecord, SafeListStore};
 pub use services::{ServiceRecord, ServiceStore};
 pub use sqlite::SqliteStore;

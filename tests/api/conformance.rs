@@ -284,9 +284,9 @@ async fn every_twilio_messaging_call_passes_prism_against_twilios_spec() {
             ("VERIFYD_PUBLIC_URL", "https://verifyd.example"),
         ],
     )
-        .into_iter()
-        .filter(|(k, _)| k != "TWILIO_MESSAGING_SERVICE_SID")
-        .collect();
+    .into_iter()
+    .filter(|(k, _)| k != "TWILIO_MESSAGING_SERVICE_SID")
+    .collect();
     let app = spawn_app_with(&pairs(&with_from)).await;
     assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
 

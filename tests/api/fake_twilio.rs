@@ -847,7 +847,13 @@ fn create_message(inner: &mut Inner, call: &Call) -> Response {
         inner,
         call,
         &["To", "Body"],
-        &["To", "Body", "MessagingServiceSid", "From", "StatusCallback"],
+        &[
+            "To",
+            "Body",
+            "MessagingServiceSid",
+            "From",
+            "StatusCallback",
+        ],
     ) {
         return r;
     }

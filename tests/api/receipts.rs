@@ -151,7 +151,10 @@ async fn app_for(vendor: Vendor, backend: &Backend, fake: &str) -> (TestApp, Sto
         ("VERIFYD_PUBLIC_URL", PUBLIC_URL),
         ("VERIFYD_SMS_SENDER", vendor.name()),
         ("VERIFYD_EVENTS_URL", "http://127.0.0.1:9/hook"),
-        ("VERIFYD_EVENTS_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        (
+            "VERIFYD_EVENTS_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
         ("VERIFYD_EVENTS_TYPES", "attempt.delivered,attempt.failed"),
     ]);
     match vendor {
@@ -255,7 +258,13 @@ enum Signing {
 
 /// `vendor`'s receipt saying `status` (the vendor's word) for `message_id`, signed as told,
 /// at `now_secs`.
-fn receipt(vendor: Vendor, message_id: &str, status: &str, signing: Signing, now_secs: i64) -> Post {
+fn receipt(
+    vendor: Vendor,
+    message_id: &str,
+    status: &str,
+    signing: Signing,
+    now_secs: i64,
+) -> Post {
     let when = if signing == Signing::Stale {
         now_secs - 600
     } else {
@@ -425,10 +434,18 @@ async fn receipts_move_the_attempt_forward_and_refusals_change_nothing(
         }
         Vendor::Vonage => {
             let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&sent[0].body).unwrap();
-            form.into_iter().find(|(k, _)| k == "callback").map(|(_, v)| v)
+            form.into_iter()
+                .find(|(k, _)| k == "callback")
+                .map(|(_, v)| v)
         }
     };
-    assert_eq!(asked, Some(vendor.callback()), "{:?} at {}", vendor, sent[0].path);
+    assert_eq!(
+        asked,
+        Some(vendor.callback()),
+        "{:?} at {}",
+        vendor,
+        sent[0].path
+    );
     let id = sent[0].message_id.clone();
 
     // The attempt log names the vendor, its message id, no failover, `queued`.
@@ -447,12 +464,24 @@ async fn receipts_move_the_attempt_forward_and_refusals_change_nothing(
     let (sent_word, delivered, failed) = words(vendor);
     // Refusals: nothing changes.
     let mut refusals = vec![
-        ("unsigned", receipt(vendor, &id, delivered, Signing::Unsigned, now()), 401),
-        ("forged", receipt(vendor, &id, delivered, Signing::Forged, now()), 401),
+        (
+            "unsigned",
+            receipt(vendor, &id, delivered, Signing::Unsigned, now()),
+            401,
+        ),
+        (
+            "forged",
+            receipt(vendor, &id, delivered, Signing::Forged, now()),
+            401,
+        ),
     ];
     if vendor != Vendor::Twilio {
         // Twilio's scheme has no timestamp.
-        refusals.push(("stale", receipt(vendor, &id, delivered, Signing::Stale, now()), 403));
+        refusals.push((
+            "stale",
+            receipt(vendor, &id, delivered, Signing::Stale, now()),
+            403,
+        ));
     }
     refusals.push((
         "malformed (a status the vendor never sends)",
@@ -479,7 +508,13 @@ async fn receipts_move_the_attempt_forward_and_refusals_change_nothing(
     let (status, _) = post_receipt(
         &app,
         vendor.name(),
-        receipt(vendor, "SM-unknown-message", delivered, Signing::Valid, now()),
+        receipt(
+            vendor,
+            "SM-unknown-message",
+            delivered,
+            Signing::Valid,
+            now(),
+        ),
     )
     .await;
     assert_eq!(status, 200, "unknown message");
@@ -513,9 +548,16 @@ async fn receipts_move_the_attempt_forward_and_refusals_change_nothing(
     assert_eq!(data["vendor_message_id"], id.as_str());
     assert_eq!(data["status"], "delivered");
     assert_eq!(data["attempt_sid"], rows[0].record.sid.clone().unwrap());
-    assert_eq!(data["to"], "+1415***2671", "masked like the verification events");
+    assert_eq!(
+        data["to"], "+1415***2671",
+        "masked like the verification events"
+    );
     // Replayed, late `sent`, then `failed`: never backwards, never a second event.
-    for (case, word) in [("replay", delivered), ("late sent", sent_word), ("failed after delivered", failed)] {
+    for (case, word) in [
+        ("replay", delivered),
+        ("late sent", sent_word),
+        ("failed after delivered", failed),
+    ] {
         let (status, _) = post_receipt(
             &app,
             vendor.name(),
@@ -567,7 +609,10 @@ async fn a_failed_receipt_writes_attempt_failed(vendor: Vendor) {
     .await;
     assert_eq!(status, 200);
     let status = message_status(&app).await;
-    assert!(matches!(status.as_str(), "undelivered" | "failed"), "{status}");
+    assert!(
+        matches!(status.as_str(), "undelivered" | "failed"),
+        "{status}"
+    );
     let written = events(&store).await;
     assert_eq!(written.len(), 1);
     assert_eq!(written[0]["type"], "attempt.failed");
@@ -666,5 +711,8 @@ async fn the_receipt_route_is_documented_with_its_statuses() {
         },
     )
     .await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("invalid_signature")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_signature"))
+    );
 }

@@ -10,7 +10,8 @@ use super::{PostgresStore, db_error};
 use crate::domain::Timestamp;
 use crate::store::StoreError;
 use crate::store::attempts::{
-    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_delivery, stored_message,
+    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_delivery,
+    stored_message,
 };
 
 macro_rules! converted {

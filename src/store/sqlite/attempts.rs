@@ -10,7 +10,8 @@ use super::{SqliteStore, db_error};
 use crate::domain::Timestamp;
 use crate::store::StoreError;
 use crate::store::attempts::{
-    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_delivery, stored_message,
+    AttemptFilter, AttemptKind, AttemptRecord, AttemptStore, SendAttemptRow, stored_delivery,
+    stored_message,
 };
 
 /// The columns [`record_from_row`] reads, in its order, then the conversion.
