@@ -158,6 +158,7 @@ pub fn fresh(seconds: i64, now: Timestamp) -> bool {
 #[cfg(test)]
 mod tests {
     use super::DeliveryStatus;
+    use crate::domain::Timestamp;
 
     #[test]
     fn statuses_round_trip_and_only_move_forward() {
@@ -175,5 +176,23 @@ mod tests {
         assert!(!DeliveryStatus::Sent.is_final());
         assert!(DeliveryStatus::Failed.is_final());
         assert_eq!(DeliveryStatus::parse("read"), None);
+    }
+
+    #[test]
+    fn a_signed_timestamp_is_fresh_within_five_minutes_either_way() {
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        for (seconds, fresh_) in [
+            (1_800_000_000, true),
+            (1_800_000_000 - 300, true),
+            (1_800_000_000 - 301, false),
+            (1_800_000_000 + 300, true),
+            (1_800_000_000 + 301, false),
+            (i64::MAX, false),
+        ] {
+            assert_eq!(super::fresh(seconds, now), fresh_, "{seconds}");
+        }
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"abcd"));
     }
 }
