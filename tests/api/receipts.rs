@@ -390,6 +390,36 @@ async fn message_status(app: &TestApp) -> String {
         .to_owned()
 }
 
+/// A console page, logged in with the API key.
+async fn console_page(app: &TestApp, path: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = browser
+        .post(app.url("/console/login"))
+        .form(&[("key", API_KEY)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = browser
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{path}");
+    page.text().await.unwrap()
+}
+
 /// The `attempt.*` events in the outbox.
 async fn events(store: &Stores) -> Vec<Value> {
     let mut rows = store.events.list_events(None, 100).await.unwrap();
