@@ -582,6 +582,18 @@ async fn receipts_move_the_attempt_forward_and_refusals_change_nothing(
         data["to"], "+1415***2671",
         "masked like the verification events"
     );
+    // The console's attempt and verification pages show the vendor and the delivery.
+    let verification = rows[0].record.verification_sid.clone().unwrap();
+    for path in [
+        "/console/attempts".to_owned(),
+        format!("/console/verifications/{verification}"),
+    ] {
+        let html = console_page(&app, &path).await;
+        assert!(
+            html.contains(&format!("<td>{}</td><td>delivered</td>", vendor.name())),
+            "{path}: {html}"
+        );
+    }
     // Replayed, late `sent`, then `failed`: never backwards, never a second event.
     for (case, word) in [
         ("replay", delivered),
