@@ -246,3 +246,51 @@ impl ReceiptVerifier for VonageReceipts {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Timestamp;
+
+    fn request<'a>(body: &'a [u8], headers: &'a axum::http::HeaderMap) -> ReceiptRequest<'a> {
+        ReceiptRequest {
+            url: "https://verifyd.example/callbacks/vonage",
+            headers,
+            body,
+            now: Timestamp::from_millis(1_800_000_000_000),
+        }
+    }
+
+    #[test]
+    fn a_signed_json_receipt_verifies_and_a_changed_one_does_not() {
+        let secret = "vonage-signature-secret-0123";
+        let mut params: Vec<(String, String)> = [
+            ("messageId", "0A0000000123ABCD1"),
+            ("status", "delivered"),
+            ("err-code", "0"),
+            ("text", "a&b=c"),
+            ("timestamp", "1800000000"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec();
+        let sig = vonage_signature(secret, &params);
+        params.push(("sig".to_owned(), sig.to_ascii_uppercase()));
+        let object: serde_json::Map<String, serde_json::Value> = params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let body = serde_json::Value::Object(object).to_string();
+        let headers = axum::http::HeaderMap::new();
+        let verifier = VonageReceipts::new(SecretString::from(secret.to_owned()));
+        let receipt = verifier
+            .verify(&request(body.as_bytes(), &headers))
+            .unwrap();
+        assert_eq!(receipt.status, DeliveryStatus::Delivered);
+        assert_eq!(receipt.error_code, None);
+        let changed = body.replace("delivered", "failed");
+        assert!(matches!(
+            verifier.verify(&request(changed.as_bytes(), &headers)),
+            Err(ReceiptError::BadSignature)
+        ));
+    }
+}
