@@ -59,6 +59,7 @@ mod source;
 mod store;
 mod telemetry;
 mod twilio;
+mod sms_vendors;
 mod vendors;
 
 pub use auth::{AuthMode, AuthSettings, JwtConfig};
@@ -80,6 +81,7 @@ pub use source::{ConfigError, Origin, Problem, Sources};
 pub use store::{Database, SqliteLocation, SqliteSync, StoreSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use twilio::{TwilioCredentials, TwilioSettings};
+pub use sms_vendors::{BirdConfig, InfobipConfig, MoreVendors, PlivoConfig, SinchConfig};
 pub use vendors::{TelnyxConfig, VonageConfig};
 
 use source::Reader;
@@ -305,6 +307,7 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
     if let Some(v) = &d.delivery.vonage {
         urls_in_use.push((ENV_VONAGE_BASE_URL, &v.base_url));
     }
+    d.delivery.more.urls_in_use(&mut urls_in_use);
     if d.profile == Some(Profile::Production) {
         routes::production_rule(r, provider, d.delivery.routes.as_ref());
     }

@@ -1,13 +1,20 @@
 //! Delivering a code's message for the local engine. Senders never choose or see anything but
 //! the message they are handed; the engine decides what to send. `console` (dev outbox),
-//! `twilio_messaging` (Twilio Programmable Messaging) and `webhook` (a signed JSON POST).
+//! `twilio_messaging` (Twilio Programmable Messaging), `webhook` (a signed JSON POST) and the
+//! vendors `telnyx`, `vonage`, `plivo`, `sinch`, `infobip` and `bird`, each in its own file with
+//! its receipt verifier (`receipt`, `receipt_check`).
 //! None of them retries a send whose outcome is unknown.
 
+pub mod bird;
 pub mod channels;
 pub mod console;
+pub mod infobip;
 pub mod null;
+pub mod plivo;
 pub mod receipt;
+pub mod receipt_check;
 pub mod routes;
+pub mod sinch;
 pub mod telnyx;
 pub mod twilio_messaging;
 pub mod vendor_http;
@@ -23,10 +30,14 @@ use crate::clock::Clock;
 use crate::config::{DeliverySettings, SenderKind, TwilioSettings};
 use crate::domain::{Channel, PhoneNumber, VerificationSid};
 
+pub use bird::{BirdReceipts, BirdSender};
 pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
+pub use infobip::{InfobipReceipts, InfobipSender};
 pub use null::NullSender;
+pub use plivo::{PlivoReceipts, PlivoSender};
 pub use routes::{Breaker, RoutedSender};
+pub use sinch::{SinchReceipts, SinchSender};
 pub use telnyx::TelnyxSender;
 pub use twilio_messaging::TwilioMessagingSender;
 pub use vonage::VonageSender;
@@ -134,6 +145,32 @@ pub fn one_sender(
                 SmsError::Setup("vonage needs VONAGE_API_KEY, _SECRET and _FROM".to_owned())
             })?;
             Ok((Arc::new(VonageSender::new(settings)?), None))
+        }
+        SenderKind::Plivo => {
+            let settings = delivery.more.plivo.as_ref().ok_or_else(|| {
+                SmsError::Setup("plivo needs PLIVO_AUTH_ID, _AUTH_TOKEN and _FROM".to_owned())
+            })?;
+            Ok((Arc::new(PlivoSender::new(settings)?), None))
+        }
+        SenderKind::Sinch => {
+            let settings = delivery.more.sinch.as_ref().ok_or_else(|| {
+                SmsError::Setup(
+                    "sinch needs SINCH_SERVICE_PLAN_ID, SINCH_API_TOKEN and SINCH_FROM".to_owned(),
+                )
+            })?;
+            Ok((Arc::new(SinchSender::new(settings)?), None))
+        }
+        SenderKind::Infobip => {
+            let settings = delivery.more.infobip.as_ref().ok_or_else(|| {
+                SmsError::Setup("infobip needs INFOBIP_API_KEY and INFOBIP_FROM".to_owned())
+            })?;
+            Ok((Arc::new(InfobipSender::new(settings)?), None))
+        }
+        SenderKind::Bird => {
+            let settings = delivery.more.bird.as_ref().ok_or_else(|| {
+                SmsError::Setup("bird needs BIRD_API_KEY and BIRD_FROM".to_owned())
+            })?;
+            Ok((Arc::new(BirdSender::new(settings)?), None))
         }
         SenderKind::Webhook => {
             let settings = delivery.webhook.as_ref().ok_or_else(|| {
