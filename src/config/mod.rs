@@ -55,11 +55,11 @@ mod production;
 mod routes;
 mod server;
 mod settings;
+mod sms_vendors;
 mod source;
 mod store;
 mod telemetry;
 mod twilio;
-mod sms_vendors;
 mod vendors;
 
 pub use auth::{AuthMode, AuthSettings, JwtConfig};
@@ -77,11 +77,11 @@ pub use production::Profile;
 pub use routes::SmsRoutes;
 pub use server::ServerSettings;
 pub use settings::*;
+pub use sms_vendors::{BirdConfig, InfobipConfig, MoreVendors, PlivoConfig, SinchConfig};
 pub use source::{ConfigError, Origin, Problem, Sources};
 pub use store::{Database, SqliteLocation, SqliteSync, StoreSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
 pub use twilio::{TwilioCredentials, TwilioSettings};
-pub use sms_vendors::{BirdConfig, InfobipConfig, MoreVendors, PlivoConfig, SinchConfig};
 pub use vendors::{TelnyxConfig, VonageConfig};
 
 use source::Reader;

@@ -82,7 +82,10 @@ impl fmt::Debug for SinchConfig {
             .field("api_token", &"<redacted>")
             .field("from", &self.from)
             .field("base_url", &self.base_url)
-            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -103,7 +106,10 @@ impl fmt::Debug for InfobipConfig {
             .field("api_key", &"<redacted>")
             .field("from", &self.from)
             .field("base_url", &self.base_url)
-            .field("receipt_token", &self.receipt_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "receipt_token",
+                &self.receipt_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -125,7 +131,10 @@ impl fmt::Debug for BirdConfig {
             .field("api_key", &"<redacted>")
             .field("from", &self.from)
             .field("base_url", &self.base_url)
-            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -176,7 +185,9 @@ pub(super) fn read(r: &mut Reader<'_>, routed: &dyn Fn(SenderKind) -> bool) -> M
     MoreVendors {
         plivo: routed(SenderKind::Plivo).then(|| read_plivo(r)).flatten(),
         sinch: routed(SenderKind::Sinch).then(|| read_sinch(r)).flatten(),
-        infobip: routed(SenderKind::Infobip).then(|| read_infobip(r)).flatten(),
+        infobip: routed(SenderKind::Infobip)
+            .then(|| read_infobip(r))
+            .flatten(),
         bird: routed(SenderKind::Bird).then(|| read_bird(r)).flatten(),
     }
 }
@@ -260,9 +271,7 @@ pub fn bird_region(key: &str) -> Option<&str> {
         return None;
     };
     let letters = region.bytes().take_while(u8::is_ascii_lowercase).count();
-    let ok = letters == 2
-        && region.len() > 2
-        && region.bytes().skip(2).all(|b| b.is_ascii_digit());
+    let ok = letters == 2 && region.len() > 2 && region.bytes().skip(2).all(|b| b.is_ascii_digit());
     ok.then_some(region)
 }
 
@@ -320,7 +329,10 @@ mod tests {
     #[test]
     fn each_vendor_names_its_missing_settings() {
         for (vendor, needs) in [
-            ("plivo", &["PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN", "PLIVO_FROM"][..]),
+            (
+                "plivo",
+                &["PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN", "PLIVO_FROM"][..],
+            ),
             (
                 "sinch",
                 &["SINCH_SERVICE_PLAN_ID", "SINCH_API_TOKEN", "SINCH_FROM"][..],
@@ -328,9 +340,7 @@ mod tests {
             ("infobip", &["INFOBIP_API_KEY", "INFOBIP_FROM"][..]),
             ("bird", &["BIRD_API_KEY", "BIRD_FROM"][..]),
         ] {
-            let text = config(&[(ENV_SMS_SENDER, vendor)])
-                .unwrap_err()
-                .to_string();
+            let text = config(&[(ENV_SMS_SENDER, vendor)]).unwrap_err().to_string();
             for name in needs {
                 assert!(text.contains(name), "{vendor}: {name} in {text}");
             }
@@ -376,7 +386,10 @@ mod tests {
             "https://eu1.platform.bird.com"
         );
         let shown = format!("{m:?}");
-        assert!(!shown.contains("SECRETPART") && !shown.contains("MfKQ"), "{shown}");
+        assert!(
+            !shown.contains("SECRETPART") && !shown.contains("MfKQ"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -129,10 +129,18 @@ pub(super) async fn check(report: &mut Report, config: &Config) {
     }
     if let Some(b) = &more.bird {
         let answer = http
-            .get(format!("{}/v1/sms/messages", b.base_url.trim_end_matches('/')))
+            .get(format!(
+                "{}/v1/sms/messages",
+                b.base_url.trim_end_matches('/')
+            ))
             .bearer_auth(b.api_key.expose_secret())
             .send()
             .await;
-        judge(report, "bird", "BIRD_API_KEY (and its region)", status(answer));
+        judge(
+            report,
+            "bird",
+            "BIRD_API_KEY (and its region)",
+            status(answer),
+        );
     }
 }

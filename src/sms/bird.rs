@@ -49,7 +49,10 @@ impl BirdSender {
     pub fn new(settings: &BirdConfig) -> Result<Self, SmsError> {
         Ok(Self {
             http: client()?,
-            url: format!("{}/v1/sms/messages", settings.base_url.trim_end_matches('/')),
+            url: format!(
+                "{}/v1/sms/messages",
+                settings.base_url.trim_end_matches('/')
+            ),
             api_key: settings.api_key.clone(),
             from: settings.from.clone(),
         })
@@ -179,7 +182,13 @@ impl ReceiptVerifier for BirdReceipts {
         };
         let expected = BASE64.encode(hmac_sha256(
             self.key.expose_secret(),
-            &[id.as_bytes(), b".", timestamp.as_bytes(), b".", request.body],
+            &[
+                id.as_bytes(),
+                b".",
+                timestamp.as_bytes(),
+                b".",
+                request.body,
+            ],
         ));
         let signed = signatures.split(' ').any(|entry| {
             entry
@@ -192,8 +201,9 @@ impl ReceiptVerifier for BirdReceipts {
         fresh_unix_seconds(timestamp, request.now)?;
         let event: Event = serde_json::from_slice(request.body)
             .map_err(|e| ReceiptError::Malformed(format!("not an SMS event: {e}")))?;
-        let status = status(&event.kind)
-            .ok_or_else(|| ReceiptError::Malformed(format!("`{}` is not an SMS status", event.kind)))?;
+        let status = status(&event.kind).ok_or_else(|| {
+            ReceiptError::Malformed(format!("`{}` is not an SMS status", event.kind))
+        })?;
         if event.data.sms_id.is_empty() {
             return Err(ReceiptError::Malformed("no sms_id".into()));
         }
@@ -221,7 +231,11 @@ mod tests {
         h
     }
 
-    fn verify(h: &axum::http::HeaderMap, body: &str, now_secs: i64) -> Result<Receipt, ReceiptError> {
+    fn verify(
+        h: &axum::http::HeaderMap,
+        body: &str,
+        now_secs: i64,
+    ) -> Result<Receipt, ReceiptError> {
         BirdReceipts::new(&SecretString::from(SECRET))
             .unwrap()
             .verify(&ReceiptRequest {
@@ -290,7 +304,11 @@ mod tests {
             Err(ReceiptError::BadSignature)
         ));
         assert!(matches!(
-            verify(&headers("msg_1", ts, &good.replace("v1,", "v2,")), EVENT, 1_700_000_000),
+            verify(
+                &headers("msg_1", ts, &good.replace("v1,", "v2,")),
+                EVENT,
+                1_700_000_000
+            ),
             Err(ReceiptError::BadSignature)
         ));
         assert!(matches!(
@@ -304,7 +322,11 @@ mod tests {
         ));
         let other = EVENT.replace("sms.delivered", "email.delivered");
         assert!(matches!(
-            verify(&headers("m", ts, &sign("m", ts, &other)), &other, 1_700_000_000),
+            verify(
+                &headers("m", ts, &sign("m", ts, &other)),
+                &other,
+                1_700_000_000
+            ),
             Err(ReceiptError::Malformed(_))
         ));
         assert!(webhook_key("whsec_!!").is_none());

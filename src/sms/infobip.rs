@@ -76,10 +76,7 @@ impl InfobipSender {
         Ok(Self {
             http: client()?,
             url: format!("{}/sms/3/messages", settings.base_url.trim_end_matches('/')),
-            authorization: SecretString::from(format!(
-                "App {}",
-                settings.api_key.expose_secret()
-            )),
+            authorization: SecretString::from(format!("App {}", settings.api_key.expose_secret())),
             from: settings.from.clone(),
         })
     }
@@ -281,8 +278,14 @@ mod tests {
         assert_eq!(r.status, DeliveryStatus::Delivered);
         assert_eq!(r.error_code, None);
         let failed = BODY
-            .replace("\"groupName\":\"DELIVERED\"", "\"groupName\":\"UNDELIVERABLE\"")
-            .replace("\"groupId\":0,\"groupName\":\"OK\"", "\"groupId\":1,\"groupName\":\"HANDSET_ERRORS\"")
+            .replace(
+                "\"groupName\":\"DELIVERED\"",
+                "\"groupName\":\"UNDELIVERABLE\"",
+            )
+            .replace(
+                "\"groupId\":0,\"groupName\":\"OK\"",
+                "\"groupId\":1,\"groupName\":\"HANDSET_ERRORS\"",
+            )
             .replace("NO_ERROR", "EC_ABSENT_SUBSCRIBER");
         let r = verify(&url, &failed).unwrap();
         assert_eq!(r.status, DeliveryStatus::Undelivered);

@@ -240,8 +240,8 @@ impl ReceiptVerifier for PlivoReceipts {
         let word = fields
             .get("Status")
             .ok_or_else(|| ReceiptError::Malformed("no Status".into()))?;
-        let status =
-            status(word).ok_or_else(|| ReceiptError::Malformed(format!("unknown Status `{word}`")))?;
+        let status = status(word)
+            .ok_or_else(|| ReceiptError::Malformed(format!("unknown Status `{word}`")))?;
         let error_code = fields
             .get("ErrorCode")
             .filter(|c| !c.is_empty() && c.as_str() != "000")

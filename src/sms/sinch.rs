@@ -170,8 +170,7 @@ impl ReceiptVerifier for SinchReceipts {
         ) else {
             return Err(ReceiptError::Unsigned);
         };
-        if header(request, "x-sinch-webhook-signature-algorithm")
-            .is_some_and(|a| a != "HmacSHA256")
+        if header(request, "x-sinch-webhook-signature-algorithm").is_some_and(|a| a != "HmacSHA256")
         {
             return Err(ReceiptError::BadSignature);
         }
@@ -215,8 +214,14 @@ mod tests {
         let mut h = axum::http::HeaderMap::new();
         h.insert("x-sinch-webhook-signature", signature.parse().unwrap());
         h.insert("x-sinch-webhook-signature-nonce", nonce.parse().unwrap());
-        h.insert("x-sinch-webhook-signature-timestamp", timestamp.parse().unwrap());
-        h.insert("x-sinch-webhook-signature-algorithm", "HmacSHA256".parse().unwrap());
+        h.insert(
+            "x-sinch-webhook-signature-timestamp",
+            timestamp.parse().unwrap(),
+        );
+        h.insert(
+            "x-sinch-webhook-signature-algorithm",
+            "HmacSHA256".parse().unwrap(),
+        );
         h
     }
 
@@ -239,19 +244,18 @@ mod tests {
     #[test]
     fn a_signed_recipient_report_is_read() {
         let ts = NOW.to_string();
-        let r = verify(&headers(&by_hand(BODY, "01FJA8B4A7", &ts), "01FJA8B4A7", &ts), BODY)
-            .unwrap();
+        let r = verify(
+            &headers(&by_hand(BODY, "01FJA8B4A7", &ts), "01FJA8B4A7", &ts),
+            BODY,
+        )
+        .unwrap();
         assert_eq!(r.message_id, "01FC66621XXXXX119Z8PMV1QPQ");
         assert_eq!(r.status, DeliveryStatus::Delivered);
         assert_eq!(r.error_code, None);
         let failed = BODY
             .replace("\"code\":0", "\"code\":402")
             .replace("Delivered", "Failed");
-        let r = verify(
-            &headers(&by_hand(&failed, "n", &ts), "n", &ts),
-            &failed,
-        )
-        .unwrap();
+        let r = verify(&headers(&by_hand(&failed, "n", &ts), "n", &ts), &failed).unwrap();
         assert_eq!(r.status, DeliveryStatus::Failed);
         assert_eq!(r.error_code.as_deref(), Some("402"));
     }
@@ -270,7 +274,10 @@ mod tests {
             Err(ReceiptError::BadSignature)
         ));
         let mut other_algorithm = headers(&good, "n1", &ts);
-        other_algorithm.insert("x-sinch-webhook-signature-algorithm", "HmacSHA1".parse().unwrap());
+        other_algorithm.insert(
+            "x-sinch-webhook-signature-algorithm",
+            "HmacSHA1".parse().unwrap(),
+        );
         assert!(matches!(
             verify(&other_algorithm, BODY),
             Err(ReceiptError::BadSignature)

@@ -167,10 +167,7 @@ const PLIVO: Case = Case {
         r#"{"api_id":"db342550-7f1d-11e1-8ea7-1231380bc196","message":"message(s) queued","message_uuid":["db3ce55a-7f1d-11e1-8ea7-1231380bc196"]}"#,
     ),
     outage: (500, r#"{"api_id":"x","error":"internal server error"}"#),
-    refusal: (
-        400,
-        r#"{"api_id":"x","error":"invalid 'dst' parameter"}"#,
-    ),
+    refusal: (400, r#"{"api_id":"x","error":"invalid 'dst' parameter"}"#),
 };
 
 const SINCH: Case = Case {
@@ -187,10 +184,7 @@ const SINCH: Case = Case {
         201,
         r#"{"id":"01FC66621XXXXX119Z8PMV1QPQ","to":["+14155552671"],"from":"+14155550100","canceled":false,"body":"x","type":"mt_text","created_at":"2026-12-06T10:00:00.000Z","modified_at":"2026-12-06T10:00:00.000Z","delivery_report":"none","expire_at":"2026-12-09T10:00:00.000Z","flash_message":false}"#,
     ),
-    outage: (
-        500,
-        r#"{"code":"internal_error","text":"Internal error"}"#,
-    ),
+    outage: (500, r#"{"code":"internal_error","text":"Internal error"}"#),
     refusal: (
         400,
         r#"{"code":"syntax_invalid_parameter_format","text":"The format of parameter 'to[0]' is invalid"}"#,
@@ -271,7 +265,12 @@ async fn exercise(case: &Case) -> (Captured, String) {
     assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
     let first = fake.requests();
     assert_eq!(first.len(), 1, "{}: one request", case.vendor);
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "{}: no failover", case.vendor);
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "{}: no failover",
+        case.vendor
+    );
 
     fake.answer(case.outage.0, case.outage.1);
     assert_ok(
@@ -331,7 +330,8 @@ async fn plivo_gets_its_documented_request_and_fails_over_but_not_on_a_refusal()
     println!("captured Plivo request:\n{}", request.describe(&code));
     assert_eq!(request.method, "POST");
     assert_eq!(request.target, format!("/v1/Account/{PLIVO_ID}/Message/"));
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{PLIVO_ID}:{PLIVO_TOKEN}"));
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{PLIVO_ID}:{PLIVO_TOKEN}"));
     assert_eq!(request.header("authorization"), format!("Basic {basic}"));
     assert_eq!(request.header("content-type"), "application/json");
     let body = request.json();
@@ -426,7 +426,10 @@ async fn bird_gets_its_documented_request_and_fails_over_but_not_on_a_refusal() 
     println!("captured Bird request:\n{}", request.describe(&code));
     assert_eq!(request.method, "POST");
     assert_eq!(request.target, "/v1/sms/messages");
-    assert_eq!(request.header("authorization"), format!("Bearer {BIRD_KEY}"));
+    assert_eq!(
+        request.header("authorization"),
+        format!("Bearer {BIRD_KEY}")
+    );
     assert_eq!(request.header("content-type"), "application/json");
     let body = request.json();
     assert_eq!(keys(&body), ["category", "from", "text", "to"]);
@@ -447,7 +450,10 @@ async fn doctor_checks_each_vendors_credentials_with_one_read_only_get() {
         .arg("doctor")
         .stdin(Stdio::null())
         .kill_on_drop(true)
-        .env("VERIFYD_SMS_ROUTES", "US=plivo,sinch;GB=infobip,bird;*=console");
+        .env(
+            "VERIFYD_SMS_ROUTES",
+            "US=plivo,sinch;GB=infobip,bird;*=console",
+        );
     for case in [&PLIVO, &SINCH, &INFOBIP, &BIRD] {
         for (k, v) in (case.settings)(&fake.url) {
             cmd.env(k, v);
@@ -480,7 +486,10 @@ async fn doctor_checks_each_vendors_credentials_with_one_read_only_get() {
             format!("/xms/v1/{SINCH_PLAN}/batches?page_size=1"),
             format!("Bearer {SINCH_TOKEN}"),
         ),
-        ("/account/1/balance".to_owned(), format!("App {INFOBIP_KEY}")),
+        (
+            "/account/1/balance".to_owned(),
+            format!("App {INFOBIP_KEY}"),
+        ),
         ("/v1/sms/messages".to_owned(), format!("Bearer {BIRD_KEY}")),
     ] {
         let r = requests
@@ -509,12 +518,7 @@ async fn every_sinch_call_passes_prism_against_sinchs_spec() {
     };
     let _one = ONE_PRISM.lock().await;
     let fake = FakeVendor::start(SINCH.accepted.0, SINCH.accepted.1).await;
-    let prism = Prism::start_on(
-        &prism,
-        &spec("sinch_sms_v1.yaml"),
-        &fake.url,
-        free_port(),
-    );
+    let prism = Prism::start_on(&prism, &spec("sinch_sms_v1.yaml"), &fake.url, free_port());
     let (gw, hits) = gateway().await;
     let app = app_for(&SINCH, &prism.url, gw).await;
     assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
