@@ -550,3 +550,58 @@ async fn the_infobip_send_passes_prism_against_infobips_spec_when_given() {
     prism.assert_no_violations();
     println!("prism:\n{}", prism.traffic());
 }
+
+/// Vonage's SMS API description (tests/specs/vonage_sms.yml, MIT) in front of a fake Vonage:
+/// the send of the `vonage` vendor (built before this file's four) passes Prism. Prism matches
+/// paths without the server's base path (`https://rest.nexmo.com/sms`), so a copy with `/sms`
+/// moved into the path is what Prism loads; and the 200 answer's `oneOf: [SMS, Error]` cannot
+/// match exactly one (neither schema requires anything, so every answer matches both), so the
+/// copy keeps `SMS` alone there. The request is checked as published.
+#[tokio::test]
+async fn the_vonage_send_passes_prism_against_vonages_spec() {
+    let Some(prism) = prism_or_skip() else {
+        return;
+    };
+    let _one = ONE_PRISM.lock().await;
+    let fake = FakeVendor::start(
+        200,
+        r#"{"message-count":"1","messages":[{"to":"14155552671","message-id":"0A0000000123ABCD1","status":"0","remaining-balance":"3.14159265","message-price":"0.03330000","network":"12345"}]}"#,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let moved = dir.path().join("vonage_sms.yml");
+    let text = std::fs::read_to_string(spec("vonage_sms.yml")).unwrap();
+    assert!(
+        text.contains("\n  /{format}:\n"),
+        "the spec's send path moved"
+    );
+    let one_of = "              schema:\n                oneOf:\n                  - $ref: \"#/components/schemas/SMS\"\n                  - $ref: \"#/components/schemas/Error\"\n";
+    assert!(text.contains(one_of), "the spec's 200 answer changed");
+    let text = text
+        .replace("\n  /{format}:\n", "\n  /sms/{format}:\n")
+        .replace(
+            one_of,
+            "              schema:\n                $ref: \"#/components/schemas/SMS\"\n",
+        );
+    std::fs::write(&moved, text).unwrap();
+    let prism = Prism::start_on(&prism, &moved, &fake.url, free_port());
+    let (gw, hits) = gateway().await;
+    let url = format!("http://{gw}/sms");
+    let app = spawn_app_with(&[
+        ("VERIFYD_SMS_SENDER", "webhook"),
+        ("VERIFYD_SMS_ROUTES", "*=vonage,webhook"),
+        ("VONAGE_API_KEY", "abcd1234"),
+        ("VONAGE_API_SECRET", "vonage-secret-test-only"),
+        ("VONAGE_FROM", "AcmeInc"),
+        ("VONAGE_BASE_URL", prism.url.as_str()),
+        ("VERIFYD_SMS_WEBHOOK_URL", url.as_str()),
+        ("VERIFYD_SMS_WEBHOOK_SECRET", "gateway-secret-0123456789"),
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+    ])
+    .await;
+    assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "{}", prism.traffic());
+    assert_eq!(fake.requests().len(), 1, "{}", prism.traffic());
+    prism.assert_no_violations();
+    println!("prism:\n{}", prism.traffic());
+}
