@@ -385,6 +385,11 @@ mod tests {
             m.bird.as_ref().unwrap().base_url,
             "https://eu1.platform.bird.com"
         );
+        let verifiers: Vec<&str> = crate::sms::more_receipt_verifiers(m)
+            .iter()
+            .map(|v| v.vendor())
+            .collect();
+        assert_eq!(verifiers, ["plivo", "sinch", "infobip", "bird"]);
         let shown = format!("{m:?}");
         assert!(
             !shown.contains("SECRETPART") && !shown.contains("MfKQ"),

@@ -216,3 +216,32 @@ pub fn with_channels(
     };
     Ok(Arc::new(ChannelRouter::new(sender, whatsapp, call)))
 }
+
+/// The receipt verifiers of the Plivo, Sinch, Infobip and Bird vendors the settings configure,
+/// each present only when its key is set (Plivo's is its Auth Token; Sinch's, Infobip's and
+/// Bird's are their own settings), for `POST /callbacks/{vendor}` to pick by
+/// [`vendor`](receipt::ReceiptVerifier::vendor).
+#[must_use]
+pub fn more_receipt_verifiers(
+    more: &crate::config::MoreVendors,
+) -> Vec<Arc<dyn receipt::ReceiptVerifier>> {
+    let mut out: Vec<Arc<dyn receipt::ReceiptVerifier>> = Vec::new();
+    if let Some(p) = &more.plivo {
+        out.push(Arc::new(PlivoReceipts::new(p.auth_token.clone())));
+    }
+    if let Some(secret) = more.sinch.as_ref().and_then(|s| s.webhook_secret.clone()) {
+        out.push(Arc::new(SinchReceipts::new(secret)));
+    }
+    if let Some(token) = more.infobip.as_ref().and_then(|i| i.receipt_token.clone()) {
+        out.push(Arc::new(InfobipReceipts::new(token)));
+    }
+    if let Some(b) = more
+        .bird
+        .as_ref()
+        .and_then(|b| b.webhook_secret.as_ref())
+        .and_then(BirdReceipts::new)
+    {
+        out.push(Arc::new(b));
+    }
+    out
+}
