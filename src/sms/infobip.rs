@@ -27,6 +27,18 @@ struct Message<'a> {
     sender: &'a str,
     destinations: [Destination<'a>; 1],
     content: Content<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhooks: Option<Webhooks<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Webhooks<'a> {
+    delivery: Delivery<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Delivery<'a> {
+    url: &'a str,
 }
 
 #[derive(serde::Serialize)]
@@ -65,9 +77,18 @@ pub struct InfobipSender {
     url: String,
     authorization: SecretString,
     from: String,
+    callback_url: Option<String>,
 }
 
 impl InfobipSender {
+    /// Asks Infobip to post each message's delivery report to `url` (`webhooks.delivery.url`;
+    /// give it the `?token=` that [`InfobipReceipts`] expects).
+    #[must_use]
+    pub fn with_callback_url(mut self, url: String) -> Self {
+        self.callback_url = Some(url);
+        self
+    }
+
     /// A sender for `settings`.
     ///
     /// # Errors
@@ -78,6 +99,7 @@ impl InfobipSender {
             url: format!("{}/sms/3/messages", settings.base_url.trim_end_matches('/')),
             authorization: SecretString::from(format!("App {}", settings.api_key.expose_secret())),
             from: settings.from.clone(),
+            callback_url: None,
         })
     }
 
@@ -96,6 +118,9 @@ impl InfobipSender {
                 content: Content {
                     text: message.body.expose_secret(),
                 },
+                webhooks: self.callback_url.as_deref().map(|url| Webhooks {
+                    delivery: Delivery { url },
+                }),
             }],
         };
         let response = self

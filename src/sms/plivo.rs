@@ -24,6 +24,11 @@ struct Body<'a> {
     src: &'a str,
     dst: &'a str,
     text: &'a str,
+    /// Where Plivo posts the message's status callbacks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'static str>,
 }
 
 #[derive(serde::Deserialize)]
@@ -39,9 +44,17 @@ pub struct PlivoSender {
     auth_id: String,
     auth_token: SecretString,
     from: String,
+    callback_url: Option<String>,
 }
 
 impl PlivoSender {
+    /// Asks Plivo to post each message's status to `url` (`url`, `method: POST`).
+    #[must_use]
+    pub fn with_callback_url(mut self, url: String) -> Self {
+        self.callback_url = Some(url);
+        self
+    }
+
     /// A sender for `settings`.
     ///
     /// # Errors
@@ -57,6 +70,7 @@ impl PlivoSender {
             auth_id: settings.auth_id.clone(),
             auth_token: settings.auth_token.clone(),
             from: settings.from.clone(),
+            callback_url: None,
         })
     }
 
@@ -69,6 +83,8 @@ impl PlivoSender {
             src: &self.from,
             dst: message.to.e164(),
             text: message.body.expose_secret(),
+            url: self.callback_url.as_deref(),
+            method: self.callback_url.as_ref().map(|_| "POST"),
         };
         let response = self
             .http

@@ -22,6 +22,11 @@ struct Body<'a> {
     from: &'a str,
     to: [&'a str; 1],
     body: &'a str,
+    /// `per_recipient` when a callback URL is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_report: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_url: Option<&'a str>,
 }
 
 #[derive(serde::Deserialize)]
@@ -41,9 +46,17 @@ pub struct SinchSender {
     url: String,
     api_token: SecretString,
     from: String,
+    callback_url: Option<String>,
 }
 
 impl SinchSender {
+    /// Asks Sinch for a per-recipient delivery report of each message, posted to `url`.
+    #[must_use]
+    pub fn with_callback_url(mut self, url: String) -> Self {
+        self.callback_url = Some(url);
+        self
+    }
+
     /// A sender for `settings`.
     ///
     /// # Errors
@@ -58,6 +71,7 @@ impl SinchSender {
             ),
             api_token: settings.api_token.clone(),
             from: settings.from.clone(),
+            callback_url: None,
         })
     }
 
@@ -70,6 +84,8 @@ impl SinchSender {
             from: &self.from,
             to: [message.to.e164()],
             body: message.body.expose_secret(),
+            delivery_report: self.callback_url.as_ref().map(|_| "per_recipient"),
+            callback_url: self.callback_url.as_deref(),
         };
         let response = self
             .http

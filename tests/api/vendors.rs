@@ -316,6 +316,108 @@ fn code_of(request: &Captured) -> String {
     code_in(text)
 }
 
+/// A message to hand to a sender directly.
+fn message() -> verifyd::sms::OutgoingMessage {
+    verifyd::sms::OutgoingMessage {
+        to: verifyd::domain::PhoneNumber::parse(US_NUMBER).unwrap(),
+        channel: verifyd::domain::Channel::Sms,
+        body: secrecy::SecretString::from("Your verification code is: 123456".to_owned()),
+        code_length: 6,
+        verification_sid: verifyd::domain::VerificationSid::generate(),
+        locale: verifyd::messages::Locale::english(),
+    }
+}
+
+const RECEIPTS: &str = "https://verifyd.example/callbacks";
+
+fn plivo_sender(base: &str) -> verifyd::sms::PlivoSender {
+    verifyd::sms::PlivoSender::new(&verifyd::config::PlivoConfig {
+        auth_id: PLIVO_ID.to_owned(),
+        auth_token: PLIVO_TOKEN.into(),
+        from: "+14155550100".to_owned(),
+        base_url: base.to_owned(),
+    })
+    .unwrap()
+}
+
+fn sinch_sender(base: &str) -> verifyd::sms::SinchSender {
+    verifyd::sms::SinchSender::new(&verifyd::config::SinchConfig {
+        service_plan_id: SINCH_PLAN.to_owned(),
+        api_token: SINCH_TOKEN.into(),
+        from: "+14155550100".to_owned(),
+        base_url: base.to_owned(),
+        webhook_secret: None,
+    })
+    .unwrap()
+}
+
+fn infobip_sender(base: &str) -> verifyd::sms::InfobipSender {
+    verifyd::sms::InfobipSender::new(&verifyd::config::InfobipConfig {
+        api_key: INFOBIP_KEY.into(),
+        from: "InfoSMS".to_owned(),
+        base_url: base.to_owned(),
+        receipt_token: None,
+    })
+    .unwrap()
+}
+
+/// `submit` answers the vendor's own id of the message (for its receipts), and a sender given a
+/// callback URL asks for receipts the way its vendor documents it. Bird takes no per-message
+/// URL (its webhooks are subscriptions), so only its id is checked.
+#[tokio::test]
+async fn submit_answers_the_vendors_message_id_and_asks_for_receipts() {
+    let fake = FakeVendor::start(PLIVO.accepted.0, PLIVO.accepted.1).await;
+    let id = plivo_sender(&fake.url)
+        .with_callback_url(format!("{RECEIPTS}/plivo"))
+        .submit(&message())
+        .await
+        .unwrap();
+    assert_eq!(id.as_deref(), Some("db3ce55a-7f1d-11e1-8ea7-1231380bc196"));
+    let body = fake.requests()[0].json();
+    assert_eq!(body["url"], format!("{RECEIPTS}/plivo"));
+    assert_eq!(body["method"], "POST");
+
+    let fake = FakeVendor::start(SINCH.accepted.0, SINCH.accepted.1).await;
+    let id = sinch_sender(&fake.url)
+        .with_callback_url(format!("{RECEIPTS}/sinch"))
+        .submit(&message())
+        .await
+        .unwrap();
+    assert_eq!(id.as_deref(), Some("01FC66621XXXXX119Z8PMV1QPQ"));
+    let body = fake.requests()[0].json();
+    assert_eq!(body["callback_url"], format!("{RECEIPTS}/sinch"));
+    assert_eq!(body["delivery_report"], "per_recipient");
+
+    let fake = FakeVendor::start(INFOBIP.accepted.0, INFOBIP.accepted.1).await;
+    let id = infobip_sender(&fake.url)
+        .with_callback_url(format!("{RECEIPTS}/infobip?token=t"))
+        .submit(&message())
+        .await
+        .unwrap();
+    assert_eq!(
+        id.as_deref(),
+        Some("2250be2d4219-3af1-78856-aabe-1362af1edfd2")
+    );
+    let body = fake.requests()[0].json();
+    assert_eq!(
+        body["messages"][0]["webhooks"],
+        serde_json::json!({"delivery": {"url": format!("{RECEIPTS}/infobip?token=t")}})
+    );
+
+    let fake = FakeVendor::start(BIRD.accepted.0, BIRD.accepted.1).await;
+    let bird = verifyd::sms::BirdSender::new(&verifyd::config::BirdConfig {
+        api_key: BIRD_KEY.into(),
+        from: "+14155550100".to_owned(),
+        base_url: fake.url.clone(),
+        webhook_secret: None,
+    })
+    .unwrap();
+    assert_eq!(
+        bird.submit(&message()).await.unwrap().as_deref(),
+        Some("sms_4kT01Lq2m")
+    );
+}
+
 fn keys(body: &serde_json::Value) -> Vec<String> {
     body.as_object().unwrap().keys().cloned().collect()
 }
@@ -524,6 +626,14 @@ async fn every_sinch_call_passes_prism_against_sinchs_spec() {
     assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "{}", prism.traffic());
     assert_eq!(fake.requests().len(), 1, "{}", prism.traffic());
+    // With a per-recipient delivery report requested.
+    let id = sinch_sender(&prism.url)
+        .with_callback_url(format!("{RECEIPTS}/sinch"))
+        .submit(&message())
+        .await
+        .unwrap();
+    assert_eq!(id.as_deref(), Some("01FC66621XXXXX119Z8PMV1QPQ"));
+    assert_eq!(fake.requests().len(), 2, "{}", prism.traffic());
     prism.assert_no_violations();
     println!("prism:\n{}", prism.traffic());
 }
@@ -547,6 +657,13 @@ async fn the_infobip_send_passes_prism_against_infobips_spec_when_given() {
     let app = app_for(&INFOBIP, &prism.url, gw).await;
     assert_ok(app.send_code(US_NUMBER).await, "Verification code sent!").await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "{}", prism.traffic());
+    let id = infobip_sender(&prism.url)
+        .with_callback_url(format!("{RECEIPTS}/infobip?token=t"))
+        .submit(&message())
+        .await
+        .unwrap();
+    assert!(id.is_some(), "{}", prism.traffic());
+    assert_eq!(fake.requests().len(), 2, "{}", prism.traffic());
     prism.assert_no_violations();
     println!("prism:\n{}", prism.traffic());
 }
