@@ -398,6 +398,29 @@ mod tests {
     }
 
     #[test]
+    fn without_their_secrets_only_plivo_verifies_receipts() {
+        let c = config(&[
+            (ENV_SMS_ROUTES, "US=plivo,sinch;GB=infobip,bird;*=console"),
+            (ENV_PLIVO_AUTH_ID, "MAXXXXXXXXXXXXXXXXXX"),
+            (ENV_PLIVO_AUTH_TOKEN, "t"),
+            (ENV_PLIVO_FROM, "+14155550100"),
+            (ENV_SINCH_SERVICE_PLAN_ID, "plan"),
+            (ENV_SINCH_API_TOKEN, "t"),
+            (ENV_SINCH_FROM, "Acme"),
+            (ENV_INFOBIP_API_KEY, "k"),
+            (ENV_INFOBIP_FROM, "Acme"),
+            (ENV_BIRD_API_KEY, "bk_us1_k"),
+            (ENV_BIRD_FROM, "Acme"),
+        ])
+        .unwrap();
+        let verifiers: Vec<&str> = crate::sms::more_receipt_verifiers(&c.delivery.more)
+            .iter()
+            .map(|v| v.vendor())
+            .collect();
+        assert_eq!(verifiers, ["plivo"]);
+    }
+
+    #[test]
     fn bad_values_are_refused_with_their_setting() {
         let base = [
             (ENV_SMS_SENDER, "bird"),
