@@ -33,6 +33,8 @@ pub struct DeliverySettings {
     pub telnyx: Option<super::TelnyxConfig>,
     /// Set when the sender or a route uses Vonage.
     pub vonage: Option<super::VonageConfig>,
+    /// Set when the sender or a route uses Plivo, Sinch, Infobip or Bird.
+    pub more: super::MoreVendors,
     /// `VERIFYD_PUBLIC_URL` (copied from the server's settings): where vendors post delivery
     /// receipts. None: no receipts are asked for.
     pub public_url: Option<String>,
@@ -58,6 +60,7 @@ pub(super) struct DeliveryDraft {
     pub routes: Option<super::SmsRoutes>,
     pub telnyx: Option<super::TelnyxConfig>,
     pub vonage: Option<super::VonageConfig>,
+    pub more: super::MoreVendors,
 }
 
 impl DeliveryDraft {
@@ -71,6 +74,7 @@ impl DeliveryDraft {
             routes: self.routes?,
             telnyx: self.telnyx,
             vonage: self.vonage,
+            more: self.more,
             public_url: None,
         })
     }
@@ -102,6 +106,10 @@ pub enum SenderKind {
     Webhook,
     Telnyx,
     Vonage,
+    Plivo,
+    Sinch,
+    Infobip,
+    Bird,
 }
 
 impl SenderKind {
@@ -113,6 +121,10 @@ impl SenderKind {
             SenderKind::Webhook => "webhook",
             SenderKind::Telnyx => "telnyx",
             SenderKind::Vonage => "vonage",
+            SenderKind::Plivo => "plivo",
+            SenderKind::Sinch => "sinch",
+            SenderKind::Infobip => "infobip",
+            SenderKind::Bird => "bird",
         }
     }
 }
@@ -210,7 +222,7 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
     };
     let sender = r.parse(ENV_SMS_SENDER, |t| {
         super::routes::vendor(t).map_err(|_| {
-            "expected `console`, `twilio-messaging`, `webhook`, `telnyx`, `vonage` or `null`"
+            "expected `console`, `twilio-messaging`, `webhook`, `telnyx`, `vonage`, `plivo`, `sinch`, `infobip`, `bird` or `null`"
                 .to_owned()
         })
     });
@@ -340,6 +352,11 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
     } else {
         None
     };
+    let more = if local {
+        super::sms_vendors::read(r, &routed)
+    } else {
+        super::MoreVendors::default()
+    };
     match (provider, sender) {
         (Some(ProviderKind::TwilioVerify), Some(sender)) if sender != SenderKind::Console => {
             r.warn(format!(
@@ -358,6 +375,7 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         routes,
         telnyx,
         vonage,
+        more,
     }
 }
 

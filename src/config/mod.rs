@@ -55,6 +55,7 @@ mod production;
 mod routes;
 mod server;
 mod settings;
+mod sms_vendors;
 mod source;
 mod store;
 mod telemetry;
@@ -76,6 +77,7 @@ pub use production::Profile;
 pub use routes::SmsRoutes;
 pub use server::ServerSettings;
 pub use settings::*;
+pub use sms_vendors::{BirdConfig, InfobipConfig, MoreVendors, PlivoConfig, SinchConfig};
 pub use source::{ConfigError, Origin, Problem, Sources};
 pub use store::{Database, SqliteLocation, SqliteSync, StoreSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
@@ -312,6 +314,7 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
     if let Some(v) = &d.delivery.vonage {
         urls_in_use.push((ENV_VONAGE_BASE_URL, &v.base_url));
     }
+    d.delivery.more.urls_in_use(&mut urls_in_use);
     if d.profile == Some(Profile::Production) {
         routes::production_rule(r, provider, d.delivery.routes.as_ref());
     }

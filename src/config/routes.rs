@@ -48,8 +48,12 @@ pub(super) fn vendor(name: &str) -> Result<SenderKind, String> {
         "null" => Ok(SenderKind::Null),
         "telnyx" => Ok(SenderKind::Telnyx),
         "vonage" => Ok(SenderKind::Vonage),
+        "plivo" => Ok(SenderKind::Plivo),
+        "sinch" => Ok(SenderKind::Sinch),
+        "infobip" => Ok(SenderKind::Infobip),
+        "bird" => Ok(SenderKind::Bird),
         other => Err(format!(
-            "unknown vendor `{other}`: expected `console`, `twilio-messaging`, `webhook`, `telnyx`, `vonage` or `null`"
+            "unknown vendor `{other}`: expected `console`, `twilio-messaging`, `webhook`, `telnyx`, `vonage`, `plivo`, `sinch`, `infobip`, `bird` or `null`"
         )),
     }
 }
@@ -140,7 +144,7 @@ mod tests {
     fn bad_routes_are_refused_with_the_reason() {
         for (text, says) in [
             ("US", "countries=vendors"),
-            ("US=sinch", "unknown vendor `sinch`"),
+            ("US=sinchh", "unknown vendor `sinchh`"),
             ("US=webhook,webhook", "twice"),
             ("US=webhook;US=console", "`US` appears twice"),
             ("*=webhook;*=console", "`*` appears twice"),

@@ -105,7 +105,7 @@ settings! {
     ENV_PROVIDER = "VERIFYD_PROVIDER", default "local", plain,
         "`local` (our code engine) or `twilio-verify`; unset: twilio-verify when all three TWILIO_* are set, else local.";
     ENV_SMS_SENDER = "VERIFYD_SMS_SENDER", default "console", plain,
-        "How the local engine delivers codes: `console` (stdout and GET /dev/outbox), `twilio-messaging` (Twilio Programmable Messaging), `webhook` (a signed POST to VERIFYD_SMS_WEBHOOK_URL), `telnyx` (TELNYX_API_KEY) or `vonage` (VONAGE_API_KEY). Several vendors per country: VERIFYD_SMS_ROUTES. Unused with twilio-verify.";
+        "How the local engine delivers codes: `console` (stdout and GET /dev/outbox), `twilio-messaging` (Twilio Programmable Messaging), `webhook` (a signed POST to VERIFYD_SMS_WEBHOOK_URL), `telnyx` (TELNYX_API_KEY), `vonage` (VONAGE_API_KEY), `plivo` (PLIVO_AUTH_ID), `sinch` (SINCH_SERVICE_PLAN_ID), `infobip` (INFOBIP_API_KEY) or `bird` (BIRD_API_KEY). Several vendors per country: VERIFYD_SMS_ROUTES. Unused with twilio-verify.";
     // twilio
     ENV_TWILIO_VERIFY_BASE_URL = "TWILIO_VERIFY_BASE_URL", default "https://verify.twilio.com", url,
         "Base URL of the Twilio Verify API (tests point it at a local fake).";
@@ -148,6 +148,40 @@ settings! {
         "vonage vendor: the account's signature secret (dashboard, API settings; signature method `SHA-256 HMAC`) that verifies its signed delivery receipts at `POST /callbacks/vonage`. With VERIFYD_PUBLIC_URL, each message asks for its receipt; unset: none asked for, and receipts are refused.";
     ENV_VONAGE_BASE_URL = "VONAGE_BASE_URL", default "https://rest.nexmo.com", url,
         "Base URL of Vonage's SMS API (tests point it at a local fake); messages go to `POST /sms/json`.";
+    ENV_PLIVO_AUTH_ID = "PLIVO_AUTH_ID", default "", plain,
+        "plivo vendor (a route or VERIFYD_SMS_SENDER=plivo): the account's Auth ID (`MA…`/`SA…`), the user of HTTP Basic auth and part of the URL.";
+    ENV_PLIVO_AUTH_TOKEN = "PLIVO_AUTH_TOKEN", default "", secret,
+        "plivo vendor: the Auth Token (HTTP Basic password; also the key of Plivo's V3 receipt signatures).";
+    ENV_PLIVO_FROM = "PLIVO_FROM", default "", plain,
+        "plivo vendor: the sender (`src`): a Plivo number in E.164 or an alphanumeric sender ID.";
+    ENV_PLIVO_BASE_URL = "PLIVO_BASE_URL", default "https://api.plivo.com", url,
+        "Base URL of Plivo's API (tests point it at a local fake); messages go to `POST /v1/Account/{PLIVO_AUTH_ID}/Message/`.";
+    ENV_SINCH_SERVICE_PLAN_ID = "SINCH_SERVICE_PLAN_ID", default "", plain,
+        "sinch vendor (a route or VERIFYD_SMS_SENDER=sinch): the SMS REST API service plan ID (part of the URL).";
+    ENV_SINCH_API_TOKEN = "SINCH_API_TOKEN", default "", secret,
+        "sinch vendor: the service plan's API token, sent as `Authorization: Bearer`.";
+    ENV_SINCH_FROM = "SINCH_FROM", default "", plain,
+        "sinch vendor: the sender (`from`): a Sinch number in E.164, a short code or an alphanumeric sender ID.";
+    ENV_SINCH_BASE_URL = "SINCH_BASE_URL", default "https://us.sms.api.sinch.com", url,
+        "Base URL of Sinch's SMS REST API, by region (`us`, `eu`, `au`, `br`, `ca`); messages go to `POST /xms/v1/{SINCH_SERVICE_PLAN_ID}/batches`.";
+    ENV_SINCH_WEBHOOK_SECRET = "SINCH_WEBHOOK_SECRET", default "", secret,
+        "sinch vendor: the HMAC secret Sinch signs delivery reports with (`x-sinch-webhook-signature`; set up per service plan by Sinch). Unset: receipts from Sinch are refused.";
+    ENV_INFOBIP_API_KEY = "INFOBIP_API_KEY", default "", secret,
+        "infobip vendor (a route or VERIFYD_SMS_SENDER=infobip): the API key, sent as `Authorization: App …`.";
+    ENV_INFOBIP_BASE_URL = "INFOBIP_BASE_URL", default "https://api.infobip.com", url,
+        "infobip vendor: the account's personal base URL (`https://xxxxx.api.infobip.com`); messages go to `POST /sms/3/messages`.";
+    ENV_INFOBIP_FROM = "INFOBIP_FROM", default "", plain,
+        "infobip vendor: the sender (`sender`): a number in E.164 or an alphanumeric sender ID.";
+    ENV_INFOBIP_RECEIPT_TOKEN = "VERIFYD_INFOBIP_RECEIPT_TOKEN", default "", secret,
+        "infobip vendor: a random secret (>= 24 chars) that delivery-report URLs carry as `?token=` (Infobip signs nothing; compared in constant time). Unset: receipts from Infobip are refused.";
+    ENV_BIRD_API_KEY = "BIRD_API_KEY", default "", secret,
+        "bird vendor (a route or VERIFYD_SMS_SENDER=bird): the Bird API key (`bk_{region}_…`), sent as `Authorization: Bearer`; its region picks the API host.";
+    ENV_BIRD_FROM = "BIRD_FROM", default "", plain,
+        "bird vendor: the sender (`from`): a number the workspace owns in E.164, a short code or an alphanumeric sender ID.";
+    ENV_BIRD_BASE_URL = "BIRD_BASE_URL", default "", url,
+        "Base URL of Bird's API; unset: `https://{region}.platform.bird.com` from BIRD_API_KEY's region. Messages go to `POST /v1/sms/messages`.";
+    ENV_BIRD_WEBHOOK_SECRET = "BIRD_WEBHOOK_SECRET", default "", secret,
+        "bird vendor: the webhook signing secret (`whsec_…`) Bird signs events with (Standard Webhooks). Unset: receipts from Bird are refused.";
     ENV_SMS_ROUTES = "VERIFYD_SMS_ROUTES", default "", plain,
         "Local engine: SMS vendors per country in failover order, `US,CA=twilio-messaging,webhook;*=webhook` (`*` is every other country; without `*` they use VERIFYD_SMS_SENDER). The next vendor is tried on a connect error, timeout, 5xx or 429, never on a refusal of the number (a 4xx, answered as the caller's error); a vendor failing 3 times in a row is skipped for 30 s, then probed with one message. Unset: VERIFYD_SMS_SENDER alone. See docs/vendors.md.";
     // limits

@@ -126,7 +126,12 @@ pub async fn run(config: &Config) -> Report {
         ProviderKind::Local => match config.delivery.sender {
             SenderKind::TwilioMessaging => twilio_messaging(&mut report, config).await,
             // Checked below with the routed vendors.
-            SenderKind::Telnyx | SenderKind::Vonage => {}
+            SenderKind::Telnyx
+            | SenderKind::Vonage
+            | SenderKind::Plivo
+            | SenderKind::Sinch
+            | SenderKind::Infobip
+            | SenderKind::Bird => {}
             SenderKind::Webhook => report.info(
                 "sms sender",
                 "webhook: not contacted (a test message would be a real SMS)",

@@ -1,6 +1,8 @@
 //! `verifyd doctor`'s checks of the SMS vendors beyond Twilio: each configured vendor's
-//! credentials, by one read-only GET of its balance (Telnyx `GET /v2/balance`, Vonage
-//! `GET /account/get-balance`). Nothing is sent; answers are reduced to their HTTP status.
+//! credentials, by one read-only GET (Telnyx `GET /v2/balance`, Vonage `GET
+//! /account/get-balance`, Plivo `GET /v1/Account/{id}/`, Sinch `GET /xms/v1/{plan}/batches`,
+//! Infobip `GET /account/1/balance`, Bird `GET /v1/sms/messages`). Nothing is sent; answers are
+//! reduced to their HTTP status.
 
 use secrecy::ExposeSecret;
 
@@ -68,6 +70,76 @@ pub(super) async fn check(report: &mut Report, config: &Config) {
             report,
             "vonage",
             "VONAGE_API_KEY and VONAGE_API_SECRET",
+            status(answer),
+        );
+    }
+    let more = &config.delivery.more;
+    if let Some(p) = &more.plivo {
+        let answer = http
+            .get(format!(
+                "{}/v1/Account/{}/",
+                p.base_url.trim_end_matches('/'),
+                p.auth_id
+            ))
+            .basic_auth(&p.auth_id, Some(p.auth_token.expose_secret()))
+            .send()
+            .await;
+        judge(
+            report,
+            "plivo",
+            "PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN",
+            status(answer),
+        );
+    }
+    if let Some(s) = &more.sinch {
+        let answer = http
+            .get(format!(
+                "{}/xms/v1/{}/batches?page_size=1",
+                s.base_url.trim_end_matches('/'),
+                s.service_plan_id
+            ))
+            .bearer_auth(s.api_token.expose_secret())
+            .send()
+            .await;
+        judge(
+            report,
+            "sinch",
+            "SINCH_SERVICE_PLAN_ID, SINCH_API_TOKEN and SINCH_BASE_URL (its region)",
+            status(answer),
+        );
+    }
+    if let Some(i) = &more.infobip {
+        let answer = http
+            .get(format!(
+                "{}/account/1/balance",
+                i.base_url.trim_end_matches('/')
+            ))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("App {}", i.api_key.expose_secret()),
+            )
+            .send()
+            .await;
+        judge(
+            report,
+            "infobip",
+            "INFOBIP_API_KEY and INFOBIP_BASE_URL",
+            status(answer),
+        );
+    }
+    if let Some(b) = &more.bird {
+        let answer = http
+            .get(format!(
+                "{}/v1/sms/messages",
+                b.base_url.trim_end_matches('/')
+            ))
+            .bearer_auth(b.api_key.expose_secret())
+            .send()
+            .await;
+        judge(
+            report,
+            "bird",
+            "BIRD_API_KEY (and its region)",
             status(answer),
         );
     }

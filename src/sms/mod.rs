@@ -1,13 +1,20 @@
 //! Delivering a code's message for the local engine. Senders never choose or see anything but
 //! the message they are handed; the engine decides what to send. `console` (dev outbox),
-//! `twilio_messaging` (Twilio Programmable Messaging) and `webhook` (a signed JSON POST).
+//! `twilio_messaging` (Twilio Programmable Messaging), `webhook` (a signed JSON POST) and the
+//! vendors `telnyx`, `vonage`, `plivo`, `sinch`, `infobip` and `bird`, each in its own file with
+//! its receipt verifier (`receipt`, `receipt_check`).
 //! None of them retries a send whose outcome is unknown.
 
+pub mod bird;
 pub mod channels;
 pub mod console;
+pub mod infobip;
 pub mod null;
+pub mod plivo;
 pub mod receipt;
+pub mod receipt_check;
 pub mod routes;
+pub mod sinch;
 pub mod telnyx;
 pub mod twilio_messaging;
 pub mod vendor_http;
@@ -17,17 +24,21 @@ pub mod webhook;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, SenderKind, TwilioSettings};
 use crate::domain::{Channel, PhoneNumber, VerificationSid};
 
+pub use bird::{BirdReceipts, BirdSender};
 pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
+pub use infobip::{InfobipReceipts, InfobipSender};
 pub use null::NullSender;
+pub use plivo::{PlivoReceipts, PlivoSender};
 pub use receipt::{DeliveryStatus, ReceiptVerifier};
 pub use routes::{Breaker, RoutedSender};
+pub use sinch::{SinchReceipts, SinchSender};
 pub use telnyx::TelnyxSender;
 pub use twilio_messaging::TwilioMessagingSender;
 pub use vonage::VonageSender;
@@ -177,6 +188,51 @@ pub fn one_sender(
             let sender = VonageSender::new(settings)?.with_callback(receipts);
             Ok((Arc::new(sender), None))
         }
+        SenderKind::Plivo => {
+            let settings = delivery.more.plivo.as_ref().ok_or_else(|| {
+                SmsError::Setup("plivo needs PLIVO_AUTH_ID, _AUTH_TOKEN and _FROM".to_owned())
+            })?;
+            let mut sender = PlivoSender::new(settings)?;
+            if let Some(url) = delivery.receipt_url("plivo") {
+                sender = sender.with_callback_url(url);
+            }
+            Ok((Arc::new(sender), None))
+        }
+        SenderKind::Sinch => {
+            let settings = delivery.more.sinch.as_ref().ok_or_else(|| {
+                SmsError::Setup(
+                    "sinch needs SINCH_SERVICE_PLAN_ID, SINCH_API_TOKEN and SINCH_FROM".to_owned(),
+                )
+            })?;
+            let mut sender = SinchSender::new(settings)?;
+            if let Some(url) = settings
+                .webhook_secret
+                .as_ref()
+                .and_then(|_| delivery.receipt_url("sinch"))
+            {
+                sender = sender.with_callback_url(url);
+            }
+            Ok((Arc::new(sender), None))
+        }
+        SenderKind::Infobip => {
+            let settings = delivery.more.infobip.as_ref().ok_or_else(|| {
+                SmsError::Setup("infobip needs INFOBIP_API_KEY and INFOBIP_FROM".to_owned())
+            })?;
+            let mut sender = InfobipSender::new(settings)?;
+            // Infobip signs nothing: its receipts carry the secret token in the query.
+            if let (Some(url), Some(token)) =
+                (delivery.receipt_url("infobip"), settings.receipt_token.as_ref())
+            {
+                sender = sender.with_callback_url(format!("{url}?token={}", token.expose_secret()));
+            }
+            Ok((Arc::new(sender), None))
+        }
+        SenderKind::Bird => {
+            let settings = delivery.more.bird.as_ref().ok_or_else(|| {
+                SmsError::Setup("bird needs BIRD_API_KEY and BIRD_FROM".to_owned())
+            })?;
+            Ok((Arc::new(BirdSender::new(settings)?), None))
+        }
         SenderKind::Webhook => {
             let settings = delivery.webhook.as_ref().ok_or_else(|| {
                 SmsError::Setup("webhook needs VERIFYD_SMS_WEBHOOK_URL and _SECRET".to_owned())
@@ -212,6 +268,7 @@ pub fn receipt_verifiers(
     {
         verifiers.push(Arc::new(vonage::VonageReceipts::new(secret)));
     }
+    verifiers.extend(more_receipt_verifiers(&delivery.more));
     Ok(verifiers)
 }
 
@@ -249,4 +306,33 @@ pub fn with_channels(
         None => None,
     };
     Ok(Arc::new(ChannelRouter::new(sender, whatsapp, call)))
+}
+
+/// The receipt verifiers of the Plivo, Sinch, Infobip and Bird vendors the settings configure,
+/// each present only when its key is set (Plivo's is its Auth Token; Sinch's, Infobip's and
+/// Bird's are their own settings), for `POST /callbacks/{vendor}` to pick by
+/// [`vendor`](receipt::ReceiptVerifier::vendor).
+#[must_use]
+pub fn more_receipt_verifiers(
+    more: &crate::config::MoreVendors,
+) -> Vec<Arc<dyn receipt::ReceiptVerifier>> {
+    let mut out: Vec<Arc<dyn receipt::ReceiptVerifier>> = Vec::new();
+    if let Some(p) = &more.plivo {
+        out.push(Arc::new(PlivoReceipts::new(p.auth_token.clone())));
+    }
+    if let Some(secret) = more.sinch.as_ref().and_then(|s| s.webhook_secret.clone()) {
+        out.push(Arc::new(SinchReceipts::new(secret)));
+    }
+    if let Some(token) = more.infobip.as_ref().and_then(|i| i.receipt_token.clone()) {
+        out.push(Arc::new(InfobipReceipts::new(token)));
+    }
+    if let Some(b) = more
+        .bird
+        .as_ref()
+        .and_then(|b| b.webhook_secret.as_ref())
+        .and_then(BirdReceipts::new)
+    {
+        out.push(Arc::new(b));
+    }
+    out
 }

@@ -41,3 +41,4 @@ mod v2_cli;
 mod v2_sdk;
 mod v2_spec;
 mod v2_store;
+mod vendors;
