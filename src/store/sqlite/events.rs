@@ -142,37 +142,43 @@ impl EventStore for SqliteStore {
             .await
     }
 
-    async fn finish_event(
+    async fn finish_events(
         &self,
-        seq: i64,
         owner: &str,
-        result: &DeliveryResult,
+        results: &[(i64, DeliveryResult)],
     ) -> Result<(), StoreError> {
+        if results.is_empty() {
+            return Ok(());
+        }
         let owner = owner.to_owned();
-        let result = result.clone();
+        let results = results.to_vec();
         self.worker
             .call(Access::Write, move |c| {
-                match &result {
-                    DeliveryResult::Delivered { at } => execute(
-                        c,
-                        "UPDATE event_outbox SET state = 'delivered', tries = tries + 1, \
-                         delivered_at = ?1, lease_until = 0, leased_by = NULL, last_error = NULL \
-                         WHERE seq = ?2 AND leased_by = ?3",
-                        params![at.as_millis(), seq, owner],
-                    )?,
-                    DeliveryResult::Retry { at, error } => execute(
-                        c,
-                        "UPDATE event_outbox SET tries = tries + 1, next_at = ?1, last_error = ?2, \
-                         lease_until = 0, leased_by = NULL WHERE seq = ?3 AND leased_by = ?4",
-                        params![at.as_millis(), error, seq, owner],
-                    )?,
-                    DeliveryResult::Dead { error } => execute(
-                        c,
-                        "UPDATE event_outbox SET state = 'dead', tries = tries + 1, last_error = ?1, \
-                         lease_until = 0, leased_by = NULL WHERE seq = ?2 AND leased_by = ?3",
-                        params![error, seq, owner],
-                    )?,
-                };
+                for (seq, result) in &results {
+                    match result {
+                        DeliveryResult::Delivered { at } => execute(
+                            c,
+                            "UPDATE event_outbox SET state = 'delivered', tries = tries + 1, \
+                             delivered_at = ?1, lease_until = 0, leased_by = NULL, \
+                             last_error = NULL WHERE seq = ?2 AND leased_by = ?3",
+                            params![at.as_millis(), seq, owner],
+                        )?,
+                        DeliveryResult::Retry { at, error } => execute(
+                            c,
+                            "UPDATE event_outbox SET tries = tries + 1, next_at = ?1, \
+                             last_error = ?2, lease_until = 0, leased_by = NULL \
+                             WHERE seq = ?3 AND leased_by = ?4",
+                            params![at.as_millis(), error, seq, owner],
+                        )?,
+                        DeliveryResult::Dead { error } => execute(
+                            c,
+                            "UPDATE event_outbox SET state = 'dead', tries = tries + 1, \
+                             last_error = ?1, lease_until = 0, leased_by = NULL \
+                             WHERE seq = ?2 AND leased_by = ?3",
+                            params![error, seq, owner],
+                        )?,
+                    };
+                }
                 Ok(())
             })
             .await
