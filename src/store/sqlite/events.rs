@@ -121,7 +121,8 @@ impl EventStore for SqliteStore {
                     c,
                     &format!(
                         "UPDATE event_outbox SET lease_until = ?1, leased_by = ?2 WHERE seq IN (\
-                         SELECT o.seq FROM event_outbox o WHERE o.state = 'pending' \
+                         SELECT o.seq FROM event_outbox o INDEXED BY event_outbox_pending \
+                         WHERE o.state = 'pending' \
                          AND o.next_at <= ?3 AND o.lease_until <= ?3 \
                          AND o.endpoint IN (SELECT value FROM json_each(?4)) \
                          AND NOT EXISTS (SELECT 1 FROM event_outbox p WHERE p.subject = o.subject \
