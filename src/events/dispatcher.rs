@@ -11,6 +11,11 @@
 //! due times and the schedule are in the [`Clock`]'s time, so tests move time instead of
 //! sleeping.
 //!
+//! It works in batches so that a busy request path pays little for it: a wake (a commit that
+//! wrote events) is answered after [`GATHER`], so one lease takes a burst's rows together; a
+//! lease waits until at least half of [`IN_FLIGHT`] is free; and the results of finished tries
+//! are recorded by one task, many per store call.
+//!
 //! The sweeper notices expiries: every second it looks for verifications whose TTL passed since
 //! its watermark and writes their `verification.expired` while moving the watermark by
 //! compare-and-set, in one transaction: of several replicas sweeping the same window one wins
@@ -20,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{Emitter, EventType, sign};
@@ -37,7 +42,11 @@ use crate::store::{DeliveryResult, EventStore, StoredEvent};
 /// Longest wait between polls when nothing wakes the dispatcher.
 const POLL: Duration = Duration::from_millis(250);
 /// Deliveries in flight at once, per replica.
-const IN_FLIGHT: usize = 32;
+const IN_FLIGHT: usize = 64;
+/// How long a wake waits for more commits before leasing (a burst's rows in one lease).
+const GATHER: Duration = Duration::from_millis(5);
+/// Most results recorded in one store call.
+const RECORD_BATCH: usize = 256;
 /// A lease outlives the try's timeout by this much.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often the sweeper looks for expiries.
@@ -99,16 +108,28 @@ pub fn start(
     ]
 }
 
+/// Rows this replica is posting: a lease that ran out meanwhile (a slow receiver, a clock that
+/// jumped) may be taken again, but never by the replica already posting it. A row leaves it once
+/// its result is recorded.
+type Posting = Arc<std::sync::Mutex<std::collections::HashSet<i64>>>;
+
 async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
     let mut running = JoinSet::new();
-    // Rows this replica is posting: a lease that ran out meanwhile (a slow receiver, a clock
-    // that jumped) may be taken again, but never by the replica already posting it.
-    let posting: Arc<std::sync::Mutex<std::collections::HashSet<i64>>> = Arc::default();
+    let posting: Posting = Arc::default();
+    let (results, recorded) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record_loop(
+        Arc::clone(&shared),
+        recorded,
+        Arc::clone(&posting),
+        Arc::clone(&wake),
+    ));
+    // The recorder ends when this loop (the last sender) is dropped; it is aborted with it.
+    let _recorder = AbortOnDrop(recorder);
     loop {
         while running.try_join_next().is_some() {}
-        // Lease only what can be sent now, so no leased row waits its lease away.
+        // Lease in batches: wait until at least half the room is free.
         let room = IN_FLIGHT.saturating_sub(running.len());
-        if room == 0 {
+        if room < IN_FLIGHT / 2 {
             let _ = running.join_next().await;
             continue;
         }
@@ -126,13 +147,13 @@ async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
             }
         };
         if leased.is_empty() {
-            // Wait for a wake, a finished delivery (its subject's next event may be due) or the
-            // poll.
+            // Wait for a wake (a commit with events, or recorded results: a subject's next
+            // event may be due) or the poll, then a moment more so a burst is leased at once.
             tokio::select! {
                 () = wake.notified() => {}
-                Some(_) = running.join_next(), if !running.is_empty() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
+            tokio::time::sleep(GATHER).await;
             continue;
         }
         for row in leased {
@@ -140,20 +161,63 @@ async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
                 continue;
             }
             let shared = Arc::clone(&shared);
-            let posting = Arc::clone(&posting);
+            let results = results.clone();
             running.spawn(async move {
                 let seq = row.seq;
-                deliver(&shared, row).await;
-                posting.lock().expect("not poisoned").remove(&seq);
+                let result = deliver(&shared, row).await;
+                let _ = results.send((seq, result));
             });
         }
     }
 }
 
-/// One try of one row, and its result recorded.
-async fn deliver(shared: &Shared, row: StoredEvent) {
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Records finished tries, as many as are waiting (up to [`RECORD_BATCH`]) per store call, then
+/// frees their rows and wakes the dispatcher.
+async fn record_loop(
+    shared: Arc<Shared>,
+    mut recorded: mpsc::UnboundedReceiver<(i64, Option<DeliveryResult>)>,
+    posting: Posting,
+    wake: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    let mut results = Vec::with_capacity(RECORD_BATCH);
+    while recorded.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        results.extend(
+            batch
+                .iter()
+                .filter_map(|(seq, r)| r.as_ref().map(|r| (*seq, r.clone()))),
+        );
+        if let Err(e) = shared.store.finish_events(&shared.owner, &results).await {
+            // The leases run out and the rows are tried again: at least once.
+            tracing::warn!(error = %Chain(&e), rows = batch.len(), "could not record event deliveries");
+        }
+        {
+            let mut posting = posting.lock().expect("not poisoned");
+            for (seq, _) in &batch {
+                posting.remove(seq);
+            }
+        }
+        batch.clear();
+        results.clear();
+        wake.notify_one();
+    }
+}
+
+/// One try of one row: what it came to (recorded by [`record_loop`]).
+async fn deliver(shared: &Shared, row: StoredEvent) -> Option<DeliveryResult> {
     let Some(endpoint) = shared.endpoints.get(&row.event.endpoint) else {
-        return;
+        // Not an endpoint of this configuration (leased by name, so never here): the lease
+        // runs out and nothing is recorded.
+        return None;
     };
     let label = endpoint.name.clone();
     let sent_at = shared.clock.now();
@@ -183,7 +247,7 @@ async fn deliver(shared: &Shared, row: StoredEvent) {
     };
     let now = shared.clock.now();
     let tries = row.tries + 1;
-    let result = match failure {
+    Some(match failure {
         None => {
             metrics::counter!("verifyd_events_delivered_total", "endpoint" => label.clone())
                 .increment(1);
@@ -210,15 +274,7 @@ async fn deliver(shared: &Shared, row: StoredEvent) {
                 }
             }
         }
-    };
-    if let Err(e) = shared
-        .store
-        .finish_event(row.seq, &shared.owner, &result)
-        .await
-    {
-        // The lease runs out and the row is tried again: at least once.
-        tracing::warn!(error = %Chain(&e), id = %row.event.id, "could not record an event delivery");
-    }
+    })
 }
 
 async fn sweep_loop(shared: Arc<Shared>, emitter: Arc<Emitter>, keys: Arc<Keys>, life: Lifecycle) {

@@ -155,12 +155,12 @@ pub trait EventStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
-    /// Records a try of row `seq` leased by `owner` (nothing when the lease passed to another).
-    async fn finish_event(
+    /// Records the tries of rows leased by `owner`, each `(seq, result)`, in one transaction
+    /// (nothing for a row whose lease passed to another).
+    async fn finish_events(
         &self,
-        seq: i64,
         owner: &str,
-        result: &DeliveryResult,
+        results: &[(i64, DeliveryResult)],
     ) -> Result<(), StoreError>;
 
     /// The newest `limit` rows, optionally of one state, newest first.

@@ -156,39 +156,58 @@ impl EventStore for PostgresStore {
         .await
     }
 
-    async fn finish_event(
+    async fn finish_events(
         &self,
-        seq: i64,
         owner: &str,
-        result: &DeliveryResult,
+        results: &[(i64, DeliveryResult)],
     ) -> Result<(), StoreError> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        // One statement for the whole batch: `state` is the row's new state (`pending` for a
+        // retry), `at` its delivery time or next try, `error` the try's error.
+        let mut seqs = Vec::with_capacity(results.len());
+        let mut states = Vec::with_capacity(results.len());
+        let mut ats = Vec::with_capacity(results.len());
+        let mut errors: Vec<Option<&str>> = Vec::with_capacity(results.len());
+        for (seq, result) in results {
+            seqs.push(*seq);
+            match result {
+                DeliveryResult::Delivered { at } => {
+                    states.push("delivered");
+                    ats.push(Some(at.as_millis()));
+                    errors.push(None);
+                }
+                DeliveryResult::Retry { at, error } => {
+                    states.push("pending");
+                    ats.push(Some(at.as_millis()));
+                    errors.push(Some(error.as_str()));
+                }
+                DeliveryResult::Dead { error } => {
+                    states.push("dead");
+                    ats.push(None);
+                    errors.push(Some(error.as_str()));
+                }
+            }
+        }
         self.bounded(async {
-            let q = match result {
-                DeliveryResult::Delivered { at } => sqlx::query(
-                    "UPDATE event_outbox SET state = 'delivered', tries = tries + 1, \
-                     delivered_at = $1, lease_until = 0, leased_by = NULL, last_error = NULL \
-                     WHERE seq = $2 AND leased_by = $3",
-                )
-                .bind(at.as_millis())
-                .bind(seq)
-                .bind(owner),
-                DeliveryResult::Retry { at, error } => sqlx::query(
-                    "UPDATE event_outbox SET tries = tries + 1, next_at = $1, last_error = $4, \
-                     lease_until = 0, leased_by = NULL WHERE seq = $2 AND leased_by = $3",
-                )
-                .bind(at.as_millis())
-                .bind(seq)
-                .bind(owner)
-                .bind(error.as_str()),
-                DeliveryResult::Dead { error } => sqlx::query(
-                    "UPDATE event_outbox SET state = 'dead', tries = tries + 1, last_error = $3, \
-                     lease_until = 0, leased_by = NULL WHERE seq = $1 AND leased_by = $2",
-                )
-                .bind(seq)
-                .bind(owner)
-                .bind(error.as_str()),
-            };
-            q.execute(&self.pool).await.map_err(db_error)?;
+            sqlx::query(
+                "UPDATE event_outbox o SET state = r.state, tries = o.tries + 1, \
+                 delivered_at = CASE WHEN r.state = 'delivered' THEN r.at ELSE o.delivered_at END, \
+                 next_at = CASE WHEN r.state = 'pending' THEN r.at ELSE o.next_at END, \
+                 last_error = r.error, lease_until = 0, leased_by = NULL \
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[]) \
+                 AS r(seq, state, at, error) \
+                 WHERE o.seq = r.seq AND o.leased_by = $5",
+            )
+            .bind(&seqs)
+            .bind(&states)
+            .bind(&ats)
+            .bind(&errors)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
             Ok(())
         })
         .await

@@ -121,7 +121,8 @@ impl EventStore for SqliteStore {
                     c,
                     &format!(
                         "UPDATE event_outbox SET lease_until = ?1, leased_by = ?2 WHERE seq IN (\
-                         SELECT o.seq FROM event_outbox o WHERE o.state = 'pending' \
+                         SELECT o.seq FROM event_outbox o INDEXED BY event_outbox_pending \
+                         WHERE o.state = 'pending' \
                          AND o.next_at <= ?3 AND o.lease_until <= ?3 \
                          AND o.endpoint IN (SELECT value FROM json_each(?4)) \
                          AND NOT EXISTS (SELECT 1 FROM event_outbox p WHERE p.subject = o.subject \
@@ -142,37 +143,43 @@ impl EventStore for SqliteStore {
             .await
     }
 
-    async fn finish_event(
+    async fn finish_events(
         &self,
-        seq: i64,
         owner: &str,
-        result: &DeliveryResult,
+        results: &[(i64, DeliveryResult)],
     ) -> Result<(), StoreError> {
+        if results.is_empty() {
+            return Ok(());
+        }
         let owner = owner.to_owned();
-        let result = result.clone();
+        let results = results.to_vec();
         self.worker
             .call(Access::Write, move |c| {
-                match &result {
-                    DeliveryResult::Delivered { at } => execute(
-                        c,
-                        "UPDATE event_outbox SET state = 'delivered', tries = tries + 1, \
-                         delivered_at = ?1, lease_until = 0, leased_by = NULL, last_error = NULL \
-                         WHERE seq = ?2 AND leased_by = ?3",
-                        params![at.as_millis(), seq, owner],
-                    )?,
-                    DeliveryResult::Retry { at, error } => execute(
-                        c,
-                        "UPDATE event_outbox SET tries = tries + 1, next_at = ?1, last_error = ?2, \
-                         lease_until = 0, leased_by = NULL WHERE seq = ?3 AND leased_by = ?4",
-                        params![at.as_millis(), error, seq, owner],
-                    )?,
-                    DeliveryResult::Dead { error } => execute(
-                        c,
-                        "UPDATE event_outbox SET state = 'dead', tries = tries + 1, last_error = ?1, \
-                         lease_until = 0, leased_by = NULL WHERE seq = ?2 AND leased_by = ?3",
-                        params![error, seq, owner],
-                    )?,
-                };
+                for (seq, result) in &results {
+                    match result {
+                        DeliveryResult::Delivered { at } => execute(
+                            c,
+                            "UPDATE event_outbox SET state = 'delivered', tries = tries + 1, \
+                             delivered_at = ?1, lease_until = 0, leased_by = NULL, \
+                             last_error = NULL WHERE seq = ?2 AND leased_by = ?3",
+                            params![at.as_millis(), seq, owner],
+                        )?,
+                        DeliveryResult::Retry { at, error } => execute(
+                            c,
+                            "UPDATE event_outbox SET tries = tries + 1, next_at = ?1, \
+                             last_error = ?2, lease_until = 0, leased_by = NULL \
+                             WHERE seq = ?3 AND leased_by = ?4",
+                            params![at.as_millis(), error, seq, owner],
+                        )?,
+                        DeliveryResult::Dead { error } => execute(
+                            c,
+                            "UPDATE event_outbox SET state = 'dead', tries = tries + 1, \
+                             last_error = ?1, lease_until = 0, leased_by = NULL \
+                             WHERE seq = ?2 AND leased_by = ?3",
+                            params![error, seq, owner],
+                        )?,
+                    };
+                }
                 Ok(())
             })
             .await
