@@ -693,6 +693,7 @@ impl Application {
             tasks,
         } = self;
         let refusals = Arc::clone(&state.refusals);
+        let attempt_log = state.verifier.attempt_log().cloned();
         let app = http::router(state);
         let metrics_task = metrics_listener.map(|l| {
             tokio::spawn(http::serve::serve(
@@ -718,6 +719,11 @@ impl Application {
                 Ok(())
             }
         };
+        // The attempt log's last summaries and queued rows, before its writer stops.
+        if let Some(log) = &attempt_log {
+            log.summarise(true);
+            let _ = tokio::time::timeout(Duration::from_secs(2), log.flush()).await;
+        }
         for task in tasks {
             task.abort();
         }

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
+use crate::flood::{FloodTally, Summary};
 use crate::crypto::Keys;
 use crate::domain::{Channel, MessageFacts, PhoneNumber, Timestamp};
 use crate::rotation::PHONE_CONTEXT;
@@ -58,6 +59,10 @@ pub struct AttemptEntry {
     pub bucket: Option<&'static str>,
     /// The rendered message's locale, encoding and segments (sends by the local engine).
     pub message: Option<MessageFacts>,
+    /// Who was refused (a refusal's client key): a flood of one client's refusals is summarised.
+    pub client: Option<String>,
+    /// How many refusals the entry stands for (1, or a summary's count).
+    pub times: u32,
 }
 
 impl AttemptEntry {
@@ -81,9 +86,47 @@ impl AttemptEntry {
             reason: None,
             bucket: None,
             message: None,
+            client: None,
+            times: 1,
+        }
+    }
+
+    /// The summary row of `summary`: the refusals of one client and reason beyond the first
+    /// [`DETAILED_PER_KEY`] of a window, with no number.
+    fn summary(s: &Summary<RefusalLabel>) -> Self {
+        let (client, scope) = match s.client.split_once(SCOPE_SEPARATOR) {
+            Some((client, scope)) => (client.to_owned(), Some(scope.to_owned())),
+            None => (s.client.clone(), None),
+        };
+        let (reason, bucket) = s.label;
+        Self {
+            kind: AttemptKind::Refusal,
+            time: s.started.plus(s.length),
+            scope,
+            verification_sid: None,
+            attempt_sid: None,
+            channel: None,
+            phone: None,
+            vendor: None,
+            status: None,
+            reason: Some(reason),
+            bucket,
+            message: None,
+            client: Some(client),
+            times: u32::try_from(s.total.saturating_sub(DETAILED_PER_KEY)).unwrap_or(u32::MAX),
         }
     }
 }
+
+/// A refusal's reason and bucket: what a flood's refusals are summarised by (with the client).
+type RefusalLabel = (&'static str, Option<&'static str>);
+
+/// Refusals of one (client, reason, bucket) written row by row per window; the rest are counted
+/// and written as one summary row when the window ends (as the log summarises them).
+pub const DETAILED_PER_KEY: u64 = crate::http::refusals::LOGGED_PER_KEY;
+/// Separates a client key from a service sid in the tally's key.
+const SCOPE_SEPARATOR: char = ' ';
+
 
 enum Message {
     Entry(Box<AttemptEntry>),
@@ -93,6 +136,8 @@ enum Message {
 /// The writer's handle.
 pub struct AttemptLog {
     tx: mpsc::Sender<Message>,
+    /// Refusals per (client, reason, bucket) in the current window.
+    refusals: FloodTally<RefusalLabel>,
 }
 
 /// What the writer needs.
@@ -131,6 +176,7 @@ pub fn seal(e: AttemptEntry, keys: &Keys, default_service: &str) -> AttemptRecor
         bucket: e.bucket.map(str::to_owned),
         message: e.message,
         delivery: None,
+        times: e.times.max(1),
     }
 }
 
@@ -188,6 +234,26 @@ impl AttemptLog {
             default_service,
         };
         let write = tokio::spawn(writer.run(rx));
+        let log = Arc::new(Self {
+            tx,
+            refusals: FloodTally::new(
+                Arc::clone(&clock),
+                DETAILED_PER_KEY,
+                crate::http::refusals::WINDOW,
+                crate::http::refusals::MAX_CLIENTS,
+            ),
+        });
+        // Writes each window's summary rows once it has ended, even when no refusal follows.
+        let summaries = tokio::spawn({
+            let log = Arc::clone(&log);
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    log.summarise(false);
+                }
+            }
+        });
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             loop {
@@ -199,11 +265,48 @@ impl AttemptLog {
                 }
             }
         });
-        (Arc::new(Self { tx }), vec![write, purge])
+        (log, vec![write, summaries, purge])
     }
 
     /// Hands an entry to the writer without waiting; dropped (and counted) when the queue is full.
+    /// A refusal with its client is written row by row up to [`DETAILED_PER_KEY`] per (client,
+    /// reason, bucket) and window, then only counted: the window's summary row says how many
+    /// more there were.
     pub fn record(&self, entry: AttemptEntry) {
+        if entry.kind == AttemptKind::Refusal
+            && let (Some(client), Some(reason)) = (entry.client.as_deref(), entry.reason)
+        {
+            let key;
+            let key = match entry.scope.as_deref() {
+                Some(scope) => {
+                    key = format!("{client}{SCOPE_SEPARATOR}{scope}");
+                    key.as_str()
+                }
+                None => client,
+            };
+            let (detailed, ended) = self.refusals.admit(key, (reason, entry.bucket));
+            self.write_summaries(&ended);
+            if !detailed {
+                return;
+            }
+        }
+        self.send(entry);
+    }
+
+    /// Writes the summary rows of the current window if it has ended (or now, with `force`: on
+    /// shutdown).
+    pub fn summarise(&self, force: bool) {
+        let ended = self.refusals.flush(force);
+        self.write_summaries(&ended);
+    }
+
+    fn write_summaries(&self, ended: &[Summary<RefusalLabel>]) {
+        for s in ended {
+            self.send(AttemptEntry::summary(s));
+        }
+    }
+
+    fn send(&self, entry: AttemptEntry) {
         if self.tx.try_send(Message::Entry(Box::new(entry))).is_err() {
             metrics::counter!("verifyd_attempt_log_dropped_total").increment(1);
         }

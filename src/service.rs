@@ -234,6 +234,7 @@ impl Verifier {
         };
         let scope = options.scope.clone();
         let logged = phone.clone();
+        let client = caller.client.as_ref().map(|c| c.as_str().to_owned());
         let result = self.send_inner(phone, channel, caller, options).await;
         // The local engine wrote a send's row in its transaction (a failed delivery's too).
         let journaled = self.journaled(&logged)
@@ -245,7 +246,9 @@ impl Verifier {
                     ))
             );
         if !journaled {
-            log.record(self.send_entry(&result, scope, &logged, channel));
+            let mut entry = self.send_entry(&result, scope, &logged, channel);
+            entry.client = client;
+            log.record(entry);
         }
         result
     }
@@ -429,6 +432,7 @@ impl Verifier {
         };
         let scope = options.scope.clone();
         let logged = phone.clone();
+        let client = caller.client.as_ref().map(|c| c.as_str().to_owned());
         let result = self.verify_inner(phone, code, caller, options).await;
         // The local engine wrote a counted check's row in its transaction.
         if self.journaled(&logged)
@@ -440,6 +444,7 @@ impl Verifier {
             return result;
         }
         let mut e = AttemptEntry::new(AttemptKind::Check, self.clock.now(), scope, &logged);
+        e.client = client;
         let found = match &result {
             Ok(v) => {
                 e.status = Some("approved");

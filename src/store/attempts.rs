@@ -104,6 +104,9 @@ pub struct AttemptRecord {
     pub bucket: Option<String>,
     /// A rendered message's locale, SMS encoding (`gsm7`, `ucs2`) and SMS parts.
     pub message: Option<MessageFacts>,
+    /// How many refusals the row stands for: 1, or more for a flood's summary row (which has
+    /// no number; see `attempt_log`).
+    pub times: u32,
     /// What delivery and its receipts learned (written after delivery, never on insert).
     pub delivery: Option<DeliveryFacts>,
 }

@@ -137,7 +137,7 @@ pub fn count_hourly<'a>(
 ) -> std::collections::HashMap<HourlyKey, i64> {
     let mut counts = std::collections::HashMap::new();
     for r in records {
-        *counts.entry(HourlyKey::of(r)).or_insert(0) += 1;
+        *counts.entry(HourlyKey::of(r)).or_insert(0) += i64::from(r.times.max(1));
     }
     counts
 }

@@ -333,6 +333,7 @@ fn attempt(kind: AttemptKind, n: u64, at: Timestamp, service: &str, ve: &str) ->
             segments: u32::try_from(n % 3 + 1).unwrap(),
         }),
         delivery: None,
+        times: 1,
     }
 }
 

@@ -86,6 +86,8 @@ fn row_from(row: &PgRow) -> Result<SendAttemptRow, StoreError> {
                 row.try_get(20).map_err(db_error)?,
                 row.try_get(21).map_err(db_error)?,
             ),
+            // Send attempts: never a summary.
+            times: 1,
         },
         converted: row.try_get(14).map_err(db_error)?,
     })
@@ -112,7 +114,7 @@ pub(super) fn insert_query(records: &[AttemptRecord]) -> QueryBuilder<Postgres> 
     let mut insert = QueryBuilder::<Postgres>::new(
         "WITH written AS (INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
          verification_sid, channel, country, prefix, phone_lookup, phone_sealed, vendor, \
-         status, reason, bucket, locale, encoding, segments) ",
+         status, reason, bucket, locale, encoding, segments, times) ",
     );
     insert.push_values(records, |mut b, r| {
         b.push_bind(r.sid.as_deref())
@@ -134,7 +136,8 @@ pub(super) fn insert_query(records: &[AttemptRecord]) -> QueryBuilder<Postgres> 
             .push_bind(
                 r.message
                     .map(|m| i32::try_from(m.segments).unwrap_or(i32::MAX)),
-            );
+            )
+            .push_bind(i32::try_from(r.times.max(1)).unwrap_or(i32::MAX));
     });
     insert.push(" ON CONFLICT (sid) DO NOTHING");
     insert.push(super::console::hourly_upsert());

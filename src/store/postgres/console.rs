@@ -20,11 +20,11 @@ use crate::store::console::{
 /// counters in the same statement. Counters are upserted in key order, so concurrent batches
 /// of several replicas lock them in one order and never deadlock.
 pub(super) fn hourly_upsert() -> &'static str {
-    " RETURNING created_at, kind, status, reason, bucket, channel, country, prefix) \
+    " RETURNING created_at, kind, status, reason, bucket, channel, country, prefix, times) \
      INSERT INTO attempt_hourly (hour, kind, outcome, bucket, channel, country, prefix, n) \
      SELECT created_at / 3600000, kind, \
      coalesce(CASE WHEN kind = 'refusal' THEN reason ELSE status END, ''), coalesce(bucket, ''), \
-     coalesce(channel, ''), coalesce(country, ''), coalesce(prefix, ''), count(*) \
+     coalesce(channel, ''), coalesce(country, ''), coalesce(prefix, ''), sum(times) \
      FROM written GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7 \
      ON CONFLICT (hour, kind, outcome, bucket, channel, country, prefix) \
      DO UPDATE SET n = attempt_hourly.n + excluded.n"
@@ -34,7 +34,7 @@ macro_rules! columns {
     () => {
         "seq, sid, kind, created_at, service_sid, verification_sid, channel, country, prefix, \
          phone_lookup, phone_sealed, vendor, status, reason, bucket, vendor_message_id, \
-         failovers, delivery_status, delivery_error"
+         failovers, delivery_status, delivery_error, times"
     };
 }
 
@@ -80,6 +80,10 @@ fn logged(row: &PgRow) -> Result<LoggedAttempt, StoreError> {
                 get(17)?,
                 get(18)?,
             ),
+            times: row
+                .try_get::<i32, _>(19)
+                .map_err(db_error)
+                .map(|n| u32::try_from(n).unwrap_or(1))?,
         },
     })
 }

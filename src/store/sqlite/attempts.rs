@@ -49,8 +49,8 @@ pub(super) fn insert_attempt(
         .prepare_cached(
             "INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
              verification_sid, channel, country, prefix, phone_lookup, phone_sealed, \
-             vendor, status, reason, bucket, locale, encoding, segments) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+             vendor, status, reason, bucket, locale, encoding, segments, times) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
              ON CONFLICT (sid) DO NOTHING",
         )
         .and_then(|mut st| {
@@ -72,6 +72,7 @@ pub(super) fn insert_attempt(
                 r.message.map(|m| m.locale),
                 r.message.map(|m| m.encoding),
                 r.message.map(|m| i64::from(m.segments)),
+                i64::from(r.times.max(1)),
             ])
         })
         .map_err(db_error)?;
@@ -105,6 +106,8 @@ fn row_from(row: &Row<'_>) -> rusqlite::Result<SendAttemptRow> {
             bucket: row.get(13)?,
             message: stored_message(row.get(15)?, row.get(16)?, row.get(17)?),
             delivery: stored_delivery(row.get(18)?, row.get(19)?, row.get(20)?, row.get(21)?),
+            // Send attempts: never a summary.
+            times: 1,
         },
         converted: row.get(14)?,
     })

@@ -68,7 +68,7 @@ pub(super) fn purge_hourly(c: &Connection, before: Timestamp) -> Result<(), Stor
 
 const COLUMNS: &str = "seq, sid, kind, created_at, service_sid, verification_sid, channel, \
                        country, prefix, phone_lookup, phone_sealed, vendor, status, reason, bucket, \
-                       vendor_message_id, failovers, delivery_status, delivery_error";
+                       vendor_message_id, failovers, delivery_status, delivery_error, times";
 
 fn logged(row: &Row<'_>) -> rusqlite::Result<LoggedAttempt> {
     Ok(LoggedAttempt {
@@ -91,6 +91,7 @@ fn logged(row: &Row<'_>) -> rusqlite::Result<LoggedAttempt> {
             // The console's rows do not show the message's encoding.
             message: None,
             delivery: stored_delivery(row.get(15)?, row.get(16)?, row.get(17)?, row.get(18)?),
+            times: u32::try_from(row.get::<_, i64>(19)?).unwrap_or(1),
         },
     })
 }

@@ -83,6 +83,8 @@ fn record(i: u64, n: u64, now: i64, keys: &verifyd::crypto::Keys) -> AttemptReco
         reason: None,
         bucket: None,
         message: None,
+        delivery: None,
+        times: 1,
     };
     match i % 10 {
         0..=5 => {
