@@ -380,6 +380,12 @@ fn row(state: &AppState, a: &LoggedAttempt) -> Row {
         },
         _ => r.status.clone().unwrap_or_default(),
     };
+    // A flood's summary row stands for several refusals of one client (no number).
+    let outcome = if r.times > 1 {
+        format!("{outcome} × {} more", r.times)
+    } else {
+        outcome
+    };
     Row {
         time: when(r.time),
         kind: r.kind.as_str(),

@@ -698,3 +698,35 @@ async fn a_safe_listed_number_added_in_the_console_is_honoured_by_the_api() {
         "safe-listed: the country rule is skipped"
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_refusals_is_summarised_in_the_log_and_counted_in_full() {
+    // Two sends a client address may make, then 28 refusals from it (fresh numbers).
+    let app = spawn_open(&[("VERIFYD_RATE_LIMIT_IP_MAX", "2")]).await;
+    for i in 0..30 {
+        let answer = app.send_code(&format!("+1650253{:04}", 2000 + i)).await;
+        let expected = if i < 2 { 200 } else { 429 };
+        assert_eq!(answer.status().as_u16(), expected, "send {i}");
+    }
+    // The window ends; the next refusal writes its summary row (and starts a new window).
+    app.clock.advance(Duration::from_secs(11));
+    let answer = app.send_code("+16502533000").await;
+    assert_eq!(answer.status().as_u16(), 429);
+
+    let cookie = session(&app).await;
+    let (status, body) = page(&app, "/console", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        figure(&body, "refusals-24h"),
+        "29",
+        "the overview counts every refusal, the summarised ones too"
+    );
+    let (status, body) = page(&app, "/console/attempts?status=refused", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let detailed = body.matches("<td>rate_limited (ip)</td>").count();
+    assert_eq!(detailed, 11, "ten of the first window and one of the next, row by row");
+    assert!(
+        body.contains("<td>rate_limited (ip) × 18 more</td>"),
+        "one summary row for the other 18: {body}"
+    );
+}
