@@ -1,6 +1,7 @@
 //! The channels beside SMS and the fallback between channels: the WhatsApp sender
 //! (`TWILIO_WHATSAPP_FROM`) and the caller number (`TWILIO_VOICE_FROM`), both used with the
-//! account of `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN`, and `VERIFYD_CHANNEL_FALLBACK`, whose
+//! account of `TWILIO_ACCOUNT_SID`/`TWILIO_AUTH_TOKEN`, the SMTP server and sender of the email
+//! channel (`VERIFYD_SMTP_URL`, `VERIFYD_EMAIL_FROM`), and `VERIFYD_CHANNEL_FALLBACK`, whose
 //! channels must all be enabled in `VERIFYD_CHANNELS`.
 
 use std::collections::BTreeSet;
@@ -10,7 +11,10 @@ use secrecy::SecretString;
 
 use super::limits::LimitDraft;
 use super::parse::list;
-use super::settings::{ENV_CHANNEL_FALLBACK, ENV_TWILIO_VOICE_FROM, ENV_TWILIO_WHATSAPP_FROM};
+use super::settings::{
+    ENV_CHANNEL_FALLBACK, ENV_EMAIL_FROM, ENV_SMTP_URL, ENV_TWILIO_VOICE_FROM,
+    ENV_TWILIO_WHATSAPP_FROM,
+};
 use super::source::Reader;
 use super::twilio::TwilioDraft;
 use crate::domain::{Channel, PhoneNumber};
@@ -27,7 +31,76 @@ component! {
         pub twilio: Option<TwilioAccount>,
         /// The order in which a failed delivery moves to the next channel (empty: none).
         pub fallback: Vec<Channel>,
+        /// The email channel's SMTP server and sender, when set.
+        pub email: Option<EmailSettings>,
     }
+}
+
+/// Where code emails go out and whom they come from.
+#[derive(Clone)]
+pub struct EmailSettings {
+    /// `VERIFYD_SMTP_URL` (it may hold the SMTP password).
+    pub smtp_url: SecretString,
+    /// `VERIFYD_EMAIL_FROM`, checked to be a mailbox.
+    pub from: String,
+}
+
+impl fmt::Debug for EmailSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailSettings")
+            .field("smtp_url", &"<redacted>")
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// An SMTP URL lettre can use, that never carries a code in clear beyond this host: `smtps://`,
+/// `smtp://…?tls=required`, or plain `smtp://` to a loopback host.
+fn smtp_url(t: &str) -> Result<Option<String>, String> {
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let url = reqwest::Url::parse(t).map_err(|e| format!("not a URL: {e}"))?;
+    let host = url
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .filter(|h| !h.is_empty())
+        .ok_or("expected smtp://host or smtps://host")?;
+    let tls = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    match (url.scheme(), tls.as_deref()) {
+        ("smtps", None) | ("smtp", Some("required")) => {}
+        ("smtp", None) => {
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err(
+                    "plain smtp:// to a host that is not loopback would carry codes in clear: use smtps:// or add ?tls=required"
+                        .to_owned(),
+                );
+            }
+        }
+        ("smtp" | "smtps", Some(_)) => {
+            return Err("the only tls= this accepts is tls=required (with smtp://)".to_owned());
+        }
+        _ => return Err("expected an smtp:// or smtps:// URL".to_owned()),
+    }
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(t)
+        .map_err(|e| format!("not an SMTP URL lettre accepts: {e}"))?;
+    Ok(Some(t.to_owned()))
+}
+
+fn mailbox(t: &str) -> Result<Option<String>, String> {
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.parse::<lettre::message::Mailbox>()
+        .map(|m| Some(m.to_string()))
+        .map_err(|e| format!("not a mailbox (`a@b.example` or `Name <a@b.example>`): {e}"))
 }
 
 /// A Twilio account's credentials.
@@ -99,10 +172,68 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft, limits: &LimitDraft
         }
         Ok(channels)
     });
+    let url = r.parse(ENV_SMTP_URL, smtp_url);
+    let from = r.parse(ENV_EMAIL_FROM, mailbox);
+    let email = match (url, from) {
+        (Some(Some(url)), Some(Some(from))) => Some(Some(EmailSettings {
+            smtp_url: SecretString::from(url),
+            from,
+        })),
+        (Some(Some(_)), Some(None)) => {
+            r.unset_problem(ENV_EMAIL_FROM, "VERIFYD_SMTP_URL needs VERIFYD_EMAIL_FROM");
+            None
+        }
+        (Some(None), Some(Some(_))) => {
+            r.unset_problem(ENV_SMTP_URL, "VERIFYD_EMAIL_FROM needs VERIFYD_SMTP_URL");
+            None
+        }
+        (Some(None), Some(None)) => Some(None),
+        _ => None,
+    };
     ChannelDraft {
         whatsapp_from,
         voice_from,
         twilio: twilio_account,
         fallback,
+        email,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_never_carry_codes_in_clear_beyond_this_host() {
+        for ok in [
+            "smtps://user:pass@smtp.example.com",
+            "smtp://user:pass@smtp.example.com:587?tls=required",
+            "smtp://127.0.0.1:2525",
+            "smtp://localhost",
+            "smtp://[::1]:25",
+        ] {
+            assert_eq!(smtp_url(ok), Ok(Some(ok.to_owned())), "{ok}");
+        }
+        assert_eq!(smtp_url(""), Ok(None));
+        for bad in [
+            "smtp://smtp.example.com",
+            "smtp://smtp.example.com?tls=opportunistic",
+            "smtps://smtp.example.com?tls=none",
+            "http://smtp.example.com",
+            "smtps://",
+            "not a url",
+        ] {
+            assert!(smtp_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_sender_is_a_mailbox() {
+        assert_eq!(
+            mailbox("Acme <no-reply@acme.example>"),
+            Ok(Some("Acme <no-reply@acme.example>".to_owned()))
+        );
+        assert_eq!(mailbox(""), Ok(None));
+        assert!(mailbox("no at sign").is_err());
     }
 }

@@ -292,6 +292,10 @@ settings! {
         "Local engine: the WhatsApp sender (E.164) that sends the `whatsapp` channel through Twilio Messaging (`From=whatsapp:+…`), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `whatsapp` goes to VERIFYD_SMS_SENDER (the console shows it; twilio-messaging refuses it).";
     ENV_TWILIO_VOICE_FROM = "TWILIO_VOICE_FROM", default "", plain,
         "Local engine: the number (E.164) that places the `call` channel's calls through Twilio Voice (the message said twice, the code digit by digit, in its language), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `call` goes to VERIFYD_SMS_SENDER.";
+    ENV_SMTP_URL = "VERIFYD_SMTP_URL", default "", url,
+        "Local engine: the SMTP server that sends the `email` channel (turn `email` on in VERIFYD_CHANNELS): `smtps://user:pass@host` (TLS from the start, port 465 by default) or `smtp://user:pass@host:587?tls=required` (STARTTLS); plain `smtp://` only to a loopback host (a local relay). Credentials are redacted in output. 10 s timeout, never retried. Unset: `email` goes to VERIFYD_SMS_SENDER (the console shows it; the webhook passes the address on; SMS vendors refuse it).";
+    ENV_EMAIL_FROM = "VERIFYD_EMAIL_FROM", default "", plain,
+        "The `From` of code emails, `no-reply@example.com` or `Example <no-reply@example.com>`; required with VERIFYD_SMTP_URL.";
     ENV_CHANNEL_FALLBACK = "VERIFYD_CHANNEL_FALLBACK", default "", plain,
         "Channels in fallback order, e.g. `whatsapp,sms`: when delivery on one fails, the same code goes out on the next (one more send attempt of the same verification, within its 5 sends). Every channel listed must be in VERIFYD_CHANNELS.";
     // telemetry (the operator console)

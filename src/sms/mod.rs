@@ -5,6 +5,7 @@
 
 pub mod channels;
 pub mod console;
+pub mod email;
 pub mod null;
 pub mod receipt;
 pub mod routes;
@@ -21,10 +22,11 @@ use secrecy::SecretString;
 
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, SenderKind, TwilioSettings};
-use crate::domain::{Channel, PhoneNumber, VerificationSid};
+use crate::domain::{Channel, PhoneNumber, Recipient, VerificationSid};
 
 pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
+pub use email::SmtpSender;
 pub use null::NullSender;
 pub use routes::{Breaker, RoutedSender};
 pub use telnyx::TelnyxSender;
@@ -34,13 +36,27 @@ pub use webhook::WebhookSender;
 
 /// One message to deliver. The body contains the code, so it is a secret.
 pub struct OutgoingMessage {
-    pub to: PhoneNumber,
+    pub to: Recipient,
     pub channel: Channel,
     pub body: SecretString,
     pub code_length: usize,
     pub verification_sid: VerificationSid,
     /// The language the body is written in (a call's voice speaks it).
     pub locale: crate::messages::Locale,
+    /// The subject, text and HTML of an email (the `email` channel only).
+    pub email: Option<crate::messages::EmailParts>,
+}
+
+impl OutgoingMessage {
+    /// The phone number this message goes to.
+    ///
+    /// # Errors
+    /// [`SmsError::Refused`] when it goes to an email address (a phone sender never sends one).
+    pub fn phone(&self) -> Result<&PhoneNumber, SmsError> {
+        self.to
+            .phone()
+            .ok_or_else(|| SmsError::Refused(format!("{} needs a phone number", self.channel)))
+    }
 }
 
 /// The sender failed; the message may or may not have gone out.
@@ -144,18 +160,25 @@ pub fn one_sender(
     }
 }
 
-/// `sender` for SMS, with the WhatsApp and voice senders the channel settings configure in front
-/// of it (every channel without its own sender goes to `sender`).
+/// `sender` for SMS, with the WhatsApp, voice and email senders the channel settings configure
+/// in front of it (every channel without its own sender goes to `sender`).
 ///
 /// # Errors
-/// [`SmsError::Setup`] when a channel's HTTP client cannot be built.
+/// [`SmsError::Setup`] when a channel's client cannot be built.
 pub fn with_channels(
     sender: Arc<dyn SmsSender>,
     channels: &crate::config::ChannelSettings,
     twilio: &TwilioSettings,
 ) -> Result<Arc<dyn SmsSender>, SmsError> {
+    let email: Option<Arc<dyn SmsSender>> = match &channels.email {
+        Some(settings) => Some(Arc::new(SmtpSender::new(settings)?)),
+        None => None,
+    };
     let Some(account) = &channels.twilio else {
-        return Ok(sender);
+        return Ok(match email {
+            Some(email) => Arc::new(ChannelRouter::new(sender, None, None).with_email(email)),
+            None => sender,
+        });
     };
     let whatsapp: Option<Arc<dyn SmsSender>> = match &channels.whatsapp_from {
         Some(from) => Some(Arc::new(TwilioWhatsappSender::new(
@@ -177,5 +200,9 @@ pub fn with_channels(
         )?)),
         None => None,
     };
-    Ok(Arc::new(ChannelRouter::new(sender, whatsapp, call)))
+    let router = ChannelRouter::new(sender, whatsapp, call);
+    Ok(Arc::new(match email {
+        Some(email) => router.with_email(email),
+        None => router,
+    }))
 }

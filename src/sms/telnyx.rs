@@ -72,7 +72,7 @@ impl TelnyxSender {
 impl SmsSender for TelnyxSender {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError> {
         let body = Body {
-            to: message.to.e164(),
+            to: message.phone()?.e164(),
             text: message.body.expose_secret(),
             from: self.from.as_deref(),
             messaging_profile_id: self.messaging_profile_id.as_deref(),

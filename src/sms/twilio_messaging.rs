@@ -59,7 +59,7 @@ impl SmsSender for TwilioMessagingSender {
             )));
         }
         let mut form = vec![
-            ("To", message.to.e164()),
+            ("To", message.phone()?.e164()),
             ("Body", message.body.expose_secret()),
         ];
         match &self.from {

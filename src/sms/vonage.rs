@@ -59,7 +59,7 @@ impl VonageSender {
 #[async_trait]
 impl SmsSender for VonageSender {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError> {
-        let to = message.to.e164().trim_start_matches('+');
+        let to = message.phone()?.e164().trim_start_matches('+');
         let form = [
             ("api_key", self.api_key.as_str()),
             ("api_secret", self.api_secret.expose_secret()),
