@@ -180,7 +180,8 @@ mod tests {
             ("ann@example.com.", EmailError::InvalidDomain),
             ("ann@exa_mple.com", EmailError::InvalidDomain),
             ("ann@exämple.com", EmailError::InvalidDomain),
-            ("ann@example.com\r\nBcc: x@y.z", EmailError::InvalidDomain),
+            ("ann@example.com\r\nBcc: x@y.z", EmailError::NotAnAddress),
+            ("ann@exam\nple.com", EmailError::InvalidDomain),
             (&long_label, EmailError::InvalidDomain),
             (&long_all, EmailError::TooLong),
         ];
