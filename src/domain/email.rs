@@ -36,6 +36,9 @@ pub enum EmailError {
     InvalidLocalPart,
     #[error("the domain is not a dotted name of letters, digits and hyphens")]
     InvalidDomain,
+    /// Well formed, but the mail server refused the mailbox.
+    #[error("the mail server refused this address")]
+    Refused,
 }
 
 /// A valid email address: the local part as given, the domain lowercased.

@@ -379,6 +379,9 @@ impl From<ProviderError> for ApiError {
             ProviderError::InvalidParameter(InvalidParameter::To) => {
                 ApiError::InvalidPhone(PhoneNumberError::Invalid)
             }
+            ProviderError::InvalidParameter(InvalidParameter::Email) => {
+                ApiError::InvalidEmail(EmailError::Refused)
+            }
             ProviderError::InvalidParameter(InvalidParameter::Channel) => {
                 ApiError::ChannelNotAllowed
             }

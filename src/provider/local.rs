@@ -463,7 +463,11 @@ impl LocalProvider {
         .increment(1);
         result
             .map_err(|e| match e {
-                // The vendor refused the number itself: the caller's error (400 60200 To).
+                // The vendor refused the number (or the SMTP server the mailbox) itself: the
+                // caller's error (400 60200 To).
+                SmsError::Refused(_) if to.email().is_some() => {
+                    ProviderError::InvalidParameter(InvalidParameter::Email)
+                }
                 SmsError::Refused(_) => ProviderError::InvalidParameter(InvalidParameter::To),
                 e => ProviderError::Delivery(e),
             })

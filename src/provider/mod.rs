@@ -137,7 +137,10 @@ pub enum ProviderError {
 /// The parameter a provider refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvalidParameter {
+    /// The number (a vendor refused it).
     To,
+    /// The email address (the SMTP server refused the mailbox).
+    Email,
     Channel,
     Code,
 }

@@ -124,10 +124,10 @@ impl TwilioError {
                 "The request body is larger than 16 KiB",
             ),
             ApiError::InvalidPhone(_) => Self::invalid("To"),
-            ApiError::InvalidEmail(_) => Self::new(
+            ApiError::InvalidEmail(e) => Self::new(
                 S::BAD_REQUEST,
                 60200,
-                "Invalid parameter: To (not a valid email address)",
+                format!("Invalid parameter: To ({e})"),
             ),
             ApiError::PhoneNumberRequired => Self::new(
                 S::BAD_REQUEST,

@@ -14,6 +14,7 @@ mod console;
 mod console_browser;
 mod counters;
 mod doctor;
+mod email;
 mod events;
 mod fake_twilio;
 mod fraud_guard;
