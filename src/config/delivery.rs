@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use super::parse::positive_duration;
 use super::parse::{parse_url, redact_url, sender_id, sid};
 use super::settings::{
-    ENV_PROVIDER, ENV_SMS_ROUTES, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET, ENV_SMS_WEBHOOK_TIMEOUT,
+    ENV_PROVIDER, ENV_SMS_FROM, ENV_SMS_ROUTES, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET, ENV_SMS_WEBHOOK_TIMEOUT,
     ENV_SMS_WEBHOOK_URL, ENV_TWILIO_FROM, ENV_TWILIO_MESSAGING_SERVICE_SID,
 };
 use super::source::Reader;
@@ -33,6 +33,8 @@ pub struct DeliverySettings {
     pub telnyx: Option<super::TelnyxConfig>,
     /// Set when the sender or a route uses Vonage.
     pub vonage: Option<super::VonageConfig>,
+    /// `VERIFYD_SMS_FROM`: the sender per destination country (empty: each vendor's own).
+    pub sms_from: crate::domain::SenderIds,
 }
 
 /// The delivery settings as read, each `None` when its problem was recorded.
@@ -45,6 +47,7 @@ pub(super) struct DeliveryDraft {
     pub routes: Option<super::SmsRoutes>,
     pub telnyx: Option<super::TelnyxConfig>,
     pub vonage: Option<super::VonageConfig>,
+    pub sms_from: Option<crate::domain::SenderIds>,
 }
 
 impl DeliveryDraft {
@@ -58,6 +61,7 @@ impl DeliveryDraft {
             routes: self.routes?,
             telnyx: self.telnyx,
             vonage: self.vonage,
+            sms_from: self.sms_from?,
         })
     }
 }
@@ -201,6 +205,7 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         })
     });
     let routes = r.parse(ENV_SMS_ROUTES, super::routes::parse_routes);
+    let sms_from = r.parse(ENV_SMS_FROM, crate::domain::SenderIds::parse);
     // A vendor's settings are judged when the sender or a route uses it.
     let routed = |kind: SenderKind| {
         sender == Some(kind) || routes.as_ref().is_some_and(|r| r.vendors().contains(&kind))
@@ -342,6 +347,7 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         twilio_messaging,
         webhook,
         routes,
+        sms_from,
         telnyx,
         vonage,
     }

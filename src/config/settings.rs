@@ -146,6 +146,8 @@ settings! {
         "Base URL of Vonage's SMS API (tests point it at a local fake); messages go to `POST /sms/json`.";
     ENV_SMS_ROUTES = "VERIFYD_SMS_ROUTES", default "", plain,
         "Local engine: SMS vendors per country in failover order, `US,CA=twilio-messaging,webhook;*=webhook` (`*` is every other country; without `*` they use VERIFYD_SMS_SENDER). The next vendor is tried on a connect error, timeout, 5xx or 429, never on a refusal of the number (a 4xx, answered as the caller's error); a vendor failing 3 times in a row is skipped for 30 s, then probed with one message. Unset: VERIFYD_SMS_SENDER alone. See docs/vendors.md.";
+    ENV_SMS_FROM = "VERIFYD_SMS_FROM", default "", plain,
+        "Local engine: the SMS sender per destination country, `US=+14155550100,GB=Acme,*=+14155550100` (`*` is every other country): a number in E.164, or an alphanumeric sender ID of 1 to 11 letters, digits and spaces with at least one letter (where the country allows one). Used by the senders that take a `From` (twilio-messaging, telnyx, vonage) in place of their own TWILIO_FROM / TELNYX_FROM / VONAGE_FROM; a country without an entry (and no `*`) keeps that setting. See docs/messages.md.";
     // limits
     ENV_VALID_COUNTRY_CODES = "VERIFYD_VALID_COUNTRY_CODES", default "US", plain,
         "ISO 3166-1 alpha-2 regions that may receive codes (seed S2).";

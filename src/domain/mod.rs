@@ -6,6 +6,7 @@ pub mod code;
 pub mod email;
 pub mod phone;
 pub mod recipient;
+pub mod sender_id;
 pub mod time;
 pub mod verification;
 
@@ -14,6 +15,7 @@ pub use code::{CodeError, CodeLength, OtpCode};
 pub use email::{EmailAddress, EmailError};
 pub use phone::{NumberType, PhoneNumber, PhoneNumberError, Region};
 pub use recipient::{Recipient, RecipientError};
+pub use sender_id::{SenderId, SenderIdError, SenderIds};
 pub use time::Timestamp;
 pub use verification::{
     AttemptSid, CheckOutcome, CheckRefusal, CheckUpdate, CheckVerdict, Counters, Lifecycle,

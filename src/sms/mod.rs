@@ -136,20 +136,23 @@ pub fn one_sender(
                 SmsError::Setup("twilio-messaging needs its TWILIO_* settings".to_owned())
             })?;
             let sender =
-                TwilioMessagingSender::new(settings, &twilio.api_base_url, twilio.timeout)?;
+                TwilioMessagingSender::new(settings, &twilio.api_base_url, twilio.timeout)?
+                    .with_sender_ids(delivery.sms_from.clone());
             Ok((Arc::new(sender), None))
         }
         SenderKind::Telnyx => {
             let settings = delivery.telnyx.as_ref().ok_or_else(|| {
                 SmsError::Setup("telnyx needs TELNYX_API_KEY and TELNYX_FROM".to_owned())
             })?;
-            Ok((Arc::new(TelnyxSender::new(settings)?), None))
+            let sender = TelnyxSender::new(settings)?.with_sender_ids(delivery.sms_from.clone());
+            Ok((Arc::new(sender), None))
         }
         SenderKind::Vonage => {
             let settings = delivery.vonage.as_ref().ok_or_else(|| {
                 SmsError::Setup("vonage needs VONAGE_API_KEY, _SECRET and _FROM".to_owned())
             })?;
-            Ok((Arc::new(VonageSender::new(settings)?), None))
+            let sender = VonageSender::new(settings)?.with_sender_ids(delivery.sms_from.clone());
+            Ok((Arc::new(sender), None))
         }
         SenderKind::Webhook => {
             let settings = delivery.webhook.as_ref().ok_or_else(|| {

@@ -50,6 +50,7 @@ pub struct TelnyxSender {
     api_key: SecretString,
     from: Option<String>,
     messaging_profile_id: Option<String>,
+    per_country: crate::domain::SenderIds,
 }
 
 impl TelnyxSender {
@@ -64,17 +65,30 @@ impl TelnyxSender {
             api_key: settings.api_key.clone(),
             from: settings.from.clone(),
             messaging_profile_id: settings.messaging_profile_id.clone(),
+            per_country: crate::domain::SenderIds::default(),
         })
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: crate::domain::SenderIds) -> Self {
+        self.per_country = ids;
+        self
     }
 }
 
 #[async_trait]
 impl SmsSender for TelnyxSender {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError> {
+        let to = message.phone()?;
+        let from = match self.per_country.for_destination(to) {
+            Some(id) => Some(id.as_str()),
+            None => self.from.as_deref(),
+        };
         let body = Body {
-            to: message.phone()?.e164(),
+            to: to.e164(),
             text: message.body.expose_secret(),
-            from: self.from.as_deref(),
+            from,
             messaging_profile_id: self.messaging_profile_id.as_deref(),
         };
         let response = self

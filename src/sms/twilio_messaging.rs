@@ -1,6 +1,8 @@
 //! The `twilio-messaging` sender: the local engine's messages go out through Twilio
 //! Programmable Messaging, `POST /2010-04-01/Accounts/{AC…}/Messages.json` with `To`, `Body` and
-//! either `MessagingServiceSid` or `From`. SMS only. A send is never retried: after a timeout or
+//! either `MessagingServiceSid` (the service picks the sender, its own per-country senders
+//! included) or `From` (the destination country's sender of `VERIFYD_SMS_FROM` when it has one,
+//! else `TWILIO_FROM`). SMS only. A send is never retried: after a timeout or
 //! a 5xx the message may already be queued at Twilio, and a second one would be a second SMS.
 
 use std::time::Duration;
@@ -10,7 +12,7 @@ use secrecy::ExposeSecret;
 
 use super::{OutgoingMessage, SmsError, SmsSender};
 use crate::config::{MessagingFrom, TwilioMessagingConfig};
-use crate::domain::Channel;
+use crate::domain::{Channel, SenderIds};
 use crate::twilio::{TwilioClient, TwilioError};
 
 /// The part of Twilio's Message resource we read.
@@ -23,6 +25,7 @@ struct Created {
 pub struct TwilioMessagingSender {
     api: TwilioClient,
     from: MessagingFrom,
+    per_country: SenderIds,
 }
 
 impl TwilioMessagingSender {
@@ -45,7 +48,15 @@ impl TwilioMessagingSender {
         Ok(Self {
             api,
             from: settings.from.clone(),
+            per_country: SenderIds::default(),
         })
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: SenderIds) -> Self {
+        self.per_country = ids;
+        self
     }
 }
 
@@ -58,13 +69,14 @@ impl SmsSender for TwilioMessagingSender {
                 message.channel
             )));
         }
-        let mut form = vec![
-            ("To", message.phone()?.e164()),
-            ("Body", message.body.expose_secret()),
-        ];
+        let to = message.phone()?;
+        let mut form = vec![("To", to.e164()), ("Body", message.body.expose_secret())];
         match &self.from {
             MessagingFrom::Service(sid) => form.push(("MessagingServiceSid", sid.as_str())),
-            MessagingFrom::Number(from) => form.push(("From", from.as_str())),
+            MessagingFrom::Number(from) => {
+                let id = self.per_country.for_destination(to);
+                form.push(("From", id.map_or(from.as_str(), |id| id.as_str())));
+            }
         }
         let path = format!(
             "/2010-04-01/Accounts/{}/Messages.json",

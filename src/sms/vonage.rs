@@ -38,6 +38,7 @@ pub struct VonageSender {
     api_key: String,
     api_secret: SecretString,
     from: String,
+    per_country: crate::domain::SenderIds,
 }
 
 impl VonageSender {
@@ -52,18 +53,32 @@ impl VonageSender {
             api_key: settings.api_key.clone(),
             api_secret: settings.api_secret.clone(),
             from: settings.from.trim_start_matches('+').to_owned(),
+            per_country: crate::domain::SenderIds::default(),
         })
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: crate::domain::SenderIds) -> Self {
+        self.per_country = ids;
+        self
     }
 }
 
 #[async_trait]
 impl SmsSender for VonageSender {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError> {
-        let to = message.phone()?.e164().trim_start_matches('+');
+        let phone = message.phone()?;
+        let to = phone.e164().trim_start_matches('+');
+        // Vonage writes numbers without the `+`.
+        let from = self
+            .per_country
+            .for_destination(phone)
+            .map_or(self.from.as_str(), |id| id.as_str().trim_start_matches('+'));
         let form = [
             ("api_key", self.api_key.as_str()),
             ("api_secret", self.api_secret.expose_secret()),
-            ("from", self.from.as_str()),
+            ("from", from),
             ("to", to),
             ("text", message.body.expose_secret()),
         ];
