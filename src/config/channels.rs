@@ -11,9 +11,12 @@ use secrecy::SecretString;
 
 use super::limits::LimitDraft;
 use super::parse::list;
+use super::parse::parse_url;
 use super::settings::{
     ENV_CHANNEL_FALLBACK, ENV_EMAIL_FROM, ENV_SMTP_URL, ENV_TWILIO_VOICE_FROM,
-    ENV_TWILIO_WHATSAPP_FROM,
+    ENV_TWILIO_WHATSAPP_FROM, ENV_WHATSAPP_ACCESS_TOKEN, ENV_WHATSAPP_API_VERSION,
+    ENV_WHATSAPP_BASE_URL, ENV_WHATSAPP_PHONE_NUMBER_ID, ENV_WHATSAPP_SENDER,
+    ENV_WHATSAPP_TEMPLATE,
 };
 use super::source::Reader;
 use super::twilio::TwilioDraft;
@@ -33,7 +36,100 @@ component! {
         pub fallback: Vec<Channel>,
         /// The email channel's SMTP server and sender, when set.
         pub email: Option<EmailSettings>,
+        /// Meta's WhatsApp Cloud API, when `VERIFYD_WHATSAPP_SENDER=meta`.
+        pub meta_whatsapp: Option<MetaWhatsappSettings>,
     }
+}
+
+/// Meta WhatsApp Cloud API settings (named after Meta's own).
+#[derive(Clone)]
+pub struct MetaWhatsappSettings {
+    pub access_token: SecretString,
+    pub phone_number_id: String,
+    pub template: String,
+    pub api_version: String,
+    pub base_url: String,
+}
+
+impl fmt::Debug for MetaWhatsappSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetaWhatsappSettings")
+            .field("access_token", &"<redacted>")
+            .field("phone_number_id", &self.phone_number_id)
+            .field("template", &self.template)
+            .field("api_version", &self.api_version)
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+/// The value of `name`, or a problem saying Meta's sender needs it.
+fn required(r: &mut Reader<'_>, name: &'static str) -> Option<String> {
+    let v = r.text(name).trim().to_owned();
+    if v.is_empty() {
+        r.unset_problem(name, "VERIFYD_WHATSAPP_SENDER=meta needs it");
+        None
+    } else {
+        Some(v)
+    }
+}
+
+/// Reads `WHATSAPP_*` (all required with `VERIFYD_WHATSAPP_SENDER=meta`).
+fn read_meta(r: &mut Reader<'_>) -> Option<Option<MetaWhatsappSettings>> {
+    let sender = r.parse(ENV_WHATSAPP_SENDER, |t| match t {
+        "twilio" => Ok(false),
+        "meta" => Ok(true),
+        _ => Err("expected `twilio` or `meta`".to_owned()),
+    })?;
+    if !sender {
+        return Some(None);
+    }
+    let token = required(r, ENV_WHATSAPP_ACCESS_TOKEN);
+    let phone_number_id = required(r, ENV_WHATSAPP_PHONE_NUMBER_ID);
+    if let Some(id) = &phone_number_id
+        && !(id.len() <= 32 && id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        r.problem(
+            ENV_WHATSAPP_PHONE_NUMBER_ID,
+            id,
+            "expected the phone number's ID (digits)",
+        );
+    }
+    let template = required(r, ENV_WHATSAPP_TEMPLATE);
+    if let Some(t) = &template
+        && !(t.len() <= 512
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+    {
+        r.problem(
+            ENV_WHATSAPP_TEMPLATE,
+            t,
+            "expected a template name (lowercase letters, digits and _)",
+        );
+    }
+    let api_version = r.parse(ENV_WHATSAPP_API_VERSION, |t| {
+        let ok = t.strip_prefix('v').is_some_and(|n| {
+            n.split_once('.').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_digit())
+                    && b.bytes().all(|c| c.is_ascii_digit())
+            })
+        });
+        if ok {
+            Ok(t.to_owned())
+        } else {
+            Err("expected a Graph API version such as v23.0".to_owned())
+        }
+    });
+    let base_url = r.parse(ENV_WHATSAPP_BASE_URL, parse_url);
+    Some(Some(MetaWhatsappSettings {
+        access_token: SecretString::from(token?),
+        phone_number_id: phone_number_id.filter(|id| id.bytes().all(|b| b.is_ascii_digit()))?,
+        template: template?,
+        api_version: api_version?,
+        base_url: base_url?,
+    }))
 }
 
 /// Where code emails go out and whom they come from.
@@ -190,12 +286,14 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft, limits: &LimitDraft
         (Some(None), Some(None)) => Some(None),
         _ => None,
     };
+    let meta_whatsapp = read_meta(r);
     ChannelDraft {
         whatsapp_from,
         voice_from,
         twilio: twilio_account,
         fallback,
         email,
+        meta_whatsapp,
     }
 }
 

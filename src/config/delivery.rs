@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use super::parse::positive_duration;
 use super::parse::{parse_url, redact_url, sender_id, sid};
 use super::settings::{
-    ENV_PROVIDER, ENV_SMS_FROM, ENV_SMS_ROUTES, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET, ENV_SMS_WEBHOOK_TIMEOUT,
-    ENV_SMS_WEBHOOK_URL, ENV_TWILIO_FROM, ENV_TWILIO_MESSAGING_SERVICE_SID,
+    ENV_PROVIDER, ENV_SMS_FROM, ENV_SMS_ROUTES, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET,
+    ENV_SMS_WEBHOOK_TIMEOUT, ENV_SMS_WEBHOOK_URL, ENV_TWILIO_FROM,
+    ENV_TWILIO_MESSAGING_SERVICE_SID,
 };
 use super::source::Reader;
 use super::twilio::TwilioDraft;

@@ -62,7 +62,7 @@ mod twilio;
 mod vendors;
 
 pub use auth::{AuthMode, AuthSettings, JwtConfig};
-pub use channels::{ChannelSettings, EmailSettings, TwilioAccount};
+pub use channels::{ChannelSettings, EmailSettings, MetaWhatsappSettings, TwilioAccount};
 pub use codes::{CodeSettings, TestNumber};
 pub use delivery::{
     DeliverySettings, MessagingFrom, ProviderKind, SenderKind, TwilioMessagingConfig, WebhookConfig,

@@ -292,6 +292,18 @@ settings! {
     // channels
     ENV_TWILIO_WHATSAPP_FROM = "TWILIO_WHATSAPP_FROM", default "", plain,
         "Local engine: the WhatsApp sender (E.164) that sends the `whatsapp` channel through Twilio Messaging (`From=whatsapp:+…`), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `whatsapp` goes to VERIFYD_SMS_SENDER (the console shows it; twilio-messaging refuses it).";
+    ENV_WHATSAPP_SENDER = "VERIFYD_WHATSAPP_SENDER", default "twilio", plain,
+        "Who carries the `whatsapp` channel: `twilio` (Twilio Messaging from TWILIO_WHATSAPP_FROM) or `meta` (Meta's WhatsApp Cloud API with an authentication template: WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_TEMPLATE).";
+    ENV_WHATSAPP_ACCESS_TOKEN = "WHATSAPP_ACCESS_TOKEN", default "", secret,
+        "Meta WhatsApp Cloud API: the access token (a system user's) sent as `Authorization: Bearer`.";
+    ENV_WHATSAPP_PHONE_NUMBER_ID = "WHATSAPP_PHONE_NUMBER_ID", default "", plain,
+        "Meta WhatsApp Cloud API: the ID of the business phone number that sends (digits, from WhatsApp Manager).";
+    ENV_WHATSAPP_TEMPLATE = "WHATSAPP_TEMPLATE", default "", plain,
+        "Meta WhatsApp Cloud API: the name of the approved Authentication template (one code parameter, copy-code button), approved in every language you send in.";
+    ENV_WHATSAPP_API_VERSION = "WHATSAPP_API_VERSION", default "v23.0", plain,
+        "Meta WhatsApp Cloud API: the Graph API version in the path (`v23.0`).";
+    ENV_WHATSAPP_BASE_URL = "WHATSAPP_BASE_URL", default "https://graph.facebook.com", url,
+        "Meta WhatsApp Cloud API: the Graph API's base URL (tests point it at a local fake).";
     ENV_TWILIO_VOICE_FROM = "TWILIO_VOICE_FROM", default "", plain,
         "Local engine: the number (E.164) that places the `call` channel's calls through Twilio Voice (the message said twice, the code digit by digit, in its language), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `call` goes to VERIFYD_SMS_SENDER.";
     ENV_SMTP_URL = "VERIFYD_SMTP_URL", default "", url,

@@ -133,11 +133,7 @@ impl EmailAddress {
     pub fn masked(&self) -> String {
         let domain = self.domain();
         let tld = domain.rsplit('.').next().unwrap_or_default();
-        format!(
-            "{}***@{}***.{tld}",
-            &self.local_part()[..1],
-            &domain[..1]
-        )
+        format!("{}***@{}***.{tld}", &self.local_part()[..1], &domain[..1])
     }
 }
 
@@ -203,7 +199,9 @@ mod tests {
         assert_eq!(a.masked(), "J***@e***.com");
         assert_eq!(format!("{a:?}"), "EmailAddress(J***@e***.com)");
         assert_eq!(
-            EmailAddress::parse("x@xn--bcher-kva.example").unwrap().as_str(),
+            EmailAddress::parse("x@xn--bcher-kva.example")
+                .unwrap()
+                .as_str(),
             "x@xn--bcher-kva.example"
         );
     }

@@ -116,7 +116,11 @@ impl Recipient {
     pub fn suits(&self, channel: Channel) -> bool {
         matches!(
             (self, channel),
-            (Self::Email(_), Channel::Email) | (Self::Phone(_), Channel::Sms | Channel::Whatsapp | Channel::Call | Channel::Sna)
+            (Self::Email(_), Channel::Email)
+                | (
+                    Self::Phone(_),
+                    Channel::Sms | Channel::Whatsapp | Channel::Call | Channel::Sna
+                )
         )
     }
 }
@@ -151,7 +155,11 @@ mod tests {
                 Channel::Email,
                 Err(RecipientError::NotEmailForEmailChannel),
             ),
-            ("ann", Channel::Email, Err(RecipientError::NotEmailForEmailChannel)),
+            (
+                "ann",
+                Channel::Email,
+                Err(RecipientError::NotEmailForEmailChannel),
+            ),
             ("Ann@Example.org", Channel::Email, Ok("Ann@example.org")),
             (
                 "ann@example.org",

@@ -46,9 +46,7 @@ impl SenderId {
                 .map_err(|_| SenderIdError::Number(text.to_owned()));
         }
         let ok = (1..=MAX_ALPHANUMERIC).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b' ')
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
             && text.bytes().any(|b| b.is_ascii_alphabetic())
             && !text.starts_with(' ')
             && !text.ends_with(' ');

@@ -159,13 +159,23 @@ mod tests {
                 l.tag()
             );
         }
-        assert_eq!(SUBJECTS.len(), Locale::all().count(), "a subject for no locale");
+        assert_eq!(
+            SUBJECTS.len(),
+            Locale::all().count(),
+            "a subject for no locale"
+        );
     }
 
     #[test]
     fn html_escapes_every_value_and_has_no_remote_content() {
         let l = Locale::parse("he").unwrap();
-        let e = render(l, Some("<b>Acme</b>"), "Code & <script>", "123456", "\"soon\"");
+        let e = render(
+            l,
+            Some("<b>Acme</b>"),
+            "Code & <script>",
+            "123456",
+            "\"soon\"",
+        );
         assert_eq!(e.subject, "<b>Acme</b>: קוד האימות שלך");
         let html = e.html.expose_secret();
         assert!(html.contains("dir=\"rtl\""));

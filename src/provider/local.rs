@@ -444,6 +444,7 @@ impl LocalProvider {
             to: to.clone(),
             channel,
             body: rendered.text,
+            code: secrecy::SecretString::from(code.expose().to_owned()),
             code_length: code.expose().len(),
             verification_sid: stored.sid.clone(),
             locale: rendered.locale,

@@ -26,8 +26,8 @@ use serde::Deserialize;
 use super::{CheckRequest, InvalidParameter, Provider, ProviderError, StartRequest};
 use crate::config::{Config, TwilioCredentials};
 use crate::domain::{
-    AttemptSid, Channel, CheckOutcome, CheckRefusal, Lifecycle, Recipient, SendAttempt,
-    Timestamp, Verification, VerificationSid, VerificationStatus,
+    AttemptSid, Channel, CheckOutcome, CheckRefusal, Lifecycle, Recipient, SendAttempt, Timestamp,
+    Verification, VerificationSid, VerificationStatus,
 };
 use crate::error::Context;
 use crate::twilio::{TwilioClient, TwilioError};

@@ -83,7 +83,8 @@ impl SmsSender for SmtpSender {
             // A permanent refusal (5xx) is the address's fault; anything else may be passing.
             Err(e) if e.is_permanent() => Err(SmsError::Refused(format!(
                 "the SMTP server refused the email: {}",
-                e.status().map_or_else(|| "5xx".to_owned(), |c| c.to_string())
+                e.status()
+                    .map_or_else(|| "5xx".to_owned(), |c| c.to_string())
             ))),
             Err(e) => Err(SmsError::Failed(format!(
                 "SMTP delivery failed ({}; not retried)",

@@ -6,6 +6,7 @@
 pub mod channels;
 pub mod console;
 pub mod email;
+pub mod meta_whatsapp;
 pub mod null;
 pub mod receipt;
 pub mod routes;
@@ -27,6 +28,7 @@ use crate::domain::{Channel, PhoneNumber, Recipient, VerificationSid};
 pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
 pub use email::SmtpSender;
+pub use meta_whatsapp::MetaWhatsappSender;
 pub use null::NullSender;
 pub use routes::{Breaker, RoutedSender};
 pub use telnyx::TelnyxSender;
@@ -39,6 +41,9 @@ pub struct OutgoingMessage {
     pub to: Recipient,
     pub channel: Channel,
     pub body: SecretString,
+    /// The code alone, for senders whose vendor fills it into its own template (Meta's
+    /// WhatsApp authentication templates).
+    pub code: SecretString,
     pub code_length: usize,
     pub verification_sid: VerificationSid,
     /// The language the body is written in (a call's voice speaks it).
@@ -177,21 +182,30 @@ pub fn with_channels(
         Some(settings) => Some(Arc::new(SmtpSender::new(settings)?)),
         None => None,
     };
-    let Some(account) = &channels.twilio else {
-        return Ok(match email {
-            Some(email) => Arc::new(ChannelRouter::new(sender, None, None).with_email(email)),
-            None => sender,
-        });
+    let meta: Option<Arc<dyn SmsSender>> = match &channels.meta_whatsapp {
+        Some(settings) => Some(Arc::new(MetaWhatsappSender::new(settings)?)),
+        None => None,
     };
-    let whatsapp: Option<Arc<dyn SmsSender>> = match &channels.whatsapp_from {
-        Some(from) => Some(Arc::new(TwilioWhatsappSender::new(
+    let Some(account) = &channels.twilio else {
+        if email.is_none() && meta.is_none() {
+            return Ok(sender);
+        }
+        let router = ChannelRouter::new(sender, meta, None);
+        return Ok(Arc::new(match email {
+            Some(email) => router.with_email(email),
+            None => router,
+        }));
+    };
+    let whatsapp: Option<Arc<dyn SmsSender>> = match (&meta, &channels.whatsapp_from) {
+        (Some(meta), _) => Some(Arc::clone(meta)),
+        (None, Some(from)) => Some(Arc::new(TwilioWhatsappSender::new(
             &twilio.api_base_url,
             &account.account_sid,
             &account.auth_token,
             from,
             twilio.timeout,
         )?)),
-        None => None,
+        (None, None) => None,
     };
     let call: Option<Arc<dyn SmsSender>> = match &channels.voice_from {
         Some(from) => Some(Arc::new(TwilioVoiceSender::new(

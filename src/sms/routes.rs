@@ -291,6 +291,7 @@ mod tests {
             to: PhoneNumber::parse(to).unwrap().into(),
             channel: Channel::Sms,
             body: SecretString::from("Your code is 123456".to_owned()),
+            code: SecretString::from("123456".to_owned()),
             code_length: 6,
             verification_sid: VerificationSid::generate(),
             locale: crate::messages::Locale::english(),

@@ -206,7 +206,9 @@ fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateReques
     // `To` is judged first, as the recipient of the channel named (a number for an unknown one):
     // an email address only for `email`, a number for every other channel.
     let to = params.required("To")?;
-    let named = params.get("Channel").and_then(|c| c.parse::<Channel>().ok());
+    let named = params
+        .get("Channel")
+        .and_then(|c| c.parse::<Channel>().ok());
     let phone = Recipient::for_channel(to, named.unwrap_or(Channel::Sms))
         .map_err(super::error::recipient_error)?;
     let channel = params

@@ -310,7 +310,11 @@ async fn an_emailed_code_arrives_over_smtp_in_the_locale_and_verifies() {
     assert!(mail.header("From").contains("no-reply@acme.example"));
     let code = code_of(&mail.text);
     assert_eq!(code.len(), 6, "{}", mail.text);
-    assert!(mail.text.contains("Minuten"), "the TTL sentence: {}", mail.text);
+    assert!(
+        mail.text.contains("Minuten"),
+        "the TTL sentence: {}",
+        mail.text
+    );
     assert!(mail.html.contains(&format!(">{code}</p>")), "{}", mail.html);
     assert!(mail.html.contains("lang=\"de\""), "{}", mail.html);
     for tracking in ["<img", "http://", "https://", "<a ", "src="] {
@@ -325,13 +329,22 @@ async fn an_emailed_code_arrives_over_smtp_in_the_locale_and_verifies() {
     )
     .await;
     assert_eq!(approved["status"], "approved");
-    assert_error(app.verify(ADDRESS, &code).await, 404, "verification_not_found").await;
+    assert_error(
+        app.verify(ADDRESS, &code).await,
+        404,
+        "verification_not_found",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn without_smtp_the_console_sender_and_the_outbox_show_the_email() {
     let app = spawn_app_with(&[("VERIFYD_CHANNELS", "sms,email")]).await;
-    assert_ok(send_email(&app, ADDRESS, None).await, "Verification code sent!").await;
+    assert_ok(
+        send_email(&app, ADDRESS, None).await,
+        "Verification code sent!",
+    )
+    .await;
     let outbox = app.outbox().await;
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0]["channel"], "email");
@@ -340,7 +353,11 @@ async fn without_smtp_the_console_sender_and_the_outbox_show_the_email() {
     let body = outbox[0]["body"].as_str().unwrap();
     assert!(body.contains("It expires in 10 minutes."), "{body}");
     let code = code_of(body);
-    assert_ok(app.verify(SENT_TO, &code).await, "Verification code is correct!").await;
+    assert_ok(
+        app.verify(SENT_TO, &code).await,
+        "Verification code is correct!",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -427,8 +444,11 @@ async fn a_recipient_of_the_wrong_kind_is_refused_and_nothing_is_sent_or_charged
         );
     }
     assert_error(
-        app.post("/mfa/verify", &json!({"recipient": "ann@", "code": "123456"}))
-            .await,
+        app.post(
+            "/mfa/verify",
+            &json!({"recipient": "ann@", "code": "123456"}),
+        )
+        .await,
         400,
         "invalid_email",
     )
@@ -438,9 +458,18 @@ async fn a_recipient_of_the_wrong_kind_is_refused_and_nothing_is_sent_or_charged
 
     // Nothing was charged: the one send this address may make still goes out, then the next is
     // limited (the bucket is on).
-    assert_ok(send_email(&app, ADDRESS, None).await, "Verification code sent!").await;
+    assert_ok(
+        send_email(&app, ADDRESS, None).await,
+        "Verification code sent!",
+    )
+    .await;
     assert_eq!(sink.mails().len(), 1);
-    assert_error(send_email(&app, "x@example.org", None).await, 429, "rate_limited").await;
+    assert_error(
+        send_email(&app, "x@example.org", None).await,
+        429,
+        "rate_limited",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -451,7 +480,12 @@ async fn email_is_refused_until_the_allowlist_turns_it_on() {
         ("VERIFYD_EMAIL_FROM", FROM),
     ])
     .await;
-    assert_error(send_email(&app, ADDRESS, None).await, 400, "channel_not_allowed").await;
+    assert_error(
+        send_email(&app, ADDRESS, None).await,
+        400,
+        "channel_not_allowed",
+    )
+    .await;
     assert!(sink.mails().is_empty());
 }
 
@@ -461,7 +495,11 @@ async fn v2_takes_an_address_as_to_for_email_and_refuses_each_wrong_kind() {
     let app = spawn_app_with(&v2_settings(&email_settings(&sink, &[]))).await;
     let path = format!("/v2/Services/{SERVICE}/Verifications");
     for (to, channel, says) in [
-        (US_NUMBER, "email", "the email channel needs an email address"),
+        (
+            US_NUMBER,
+            "email",
+            "the email channel needs an email address",
+        ),
         ("ann@example.org", "sms", "needs a phone number"),
         ("ann@@example.org", "email", "no single @"),
     ] {
@@ -473,7 +511,13 @@ async fn v2_takes_an_address_as_to_for_email_and_refuses_each_wrong_kind() {
     }
     assert!(sink.mails().is_empty());
 
-    let created = v2(&app, "POST", &path, &[("To", ADDRESS), ("Channel", "email")]).await;
+    let created = v2(
+        &app,
+        "POST",
+        &path,
+        &[("To", ADDRESS), ("Channel", "email")],
+    )
+    .await;
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["to"], SENT_TO);
     assert_eq!(created.body["channel"], "email");
@@ -534,7 +578,11 @@ async fn console_attempts(app: &TestApp) -> String {
 async fn the_console_shows_email_attempts_masked() {
     let sink = SmtpSink::start(false).await;
     let app = spawn_app_with(&email_settings(&sink, &[])).await;
-    assert_ok(send_email(&app, ADDRESS, None).await, "Verification code sent!").await;
+    assert_ok(
+        send_email(&app, ADDRESS, None).await,
+        "Verification code sent!",
+    )
+    .await;
     let page = console_attempts(&app).await;
     assert!(page.contains(MASKED), "{page}");
     assert!(!page.contains("Jane.Doe"), "the address in clear");
@@ -564,9 +612,17 @@ fn holds(haystack: &[u8], needle: &str) -> bool {
 async fn sqlite_keeps_the_address_only_as_digest_and_ciphertext() {
     let sink = SmtpSink::start(false).await;
     let app = spawn_app_with(&email_settings(&sink, &[])).await;
-    assert_ok(send_email(&app, ADDRESS, None).await, "Verification code sent!").await;
+    assert_ok(
+        send_email(&app, ADDRESS, None).await,
+        "Verification code sent!",
+    )
+    .await;
     let code = code_of(&parse(&sink.mails()[0]).text);
-    assert_ok(app.verify(SENT_TO, &code).await, "Verification code is correct!").await;
+    assert_ok(
+        app.verify(SENT_TO, &code).await,
+        "Verification code is correct!",
+    )
+    .await;
     let (dir, _) = app.stop().await;
     let conn = rusqlite::Connection::open(dir.path().join("verifyd.db")).unwrap();
     let sealed: Vec<Vec<u8>> = conn
@@ -584,7 +640,10 @@ async fn sqlite_keeps_the_address_only_as_digest_and_ciphertext() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(logged, 2, "the send and the check, with no prefix or country");
+    assert_eq!(
+        logged, 2,
+        "the send and the check, with no prefix or country"
+    );
     drop(conn);
     let bytes = sqlite_bytes(dir.path());
     for part in ["jane.doe", "example.com"] {
@@ -604,13 +663,26 @@ async fn postgres_keeps_the_address_only_as_digest_and_ciphertext() {
         &[("VERIFYD_DATABASE_URL", url.as_str())],
     ))
     .await;
-    assert_ok(send_email(&app, ADDRESS, None).await, "Verification code sent!").await;
+    assert_ok(
+        send_email(&app, ADDRESS, None).await,
+        "Verification code sent!",
+    )
+    .await;
     let code = code_of(&parse(&sink.mails()[0]).text);
-    assert_ok(app.verify(SENT_TO, &code).await, "Verification code is correct!").await;
+    assert_ok(
+        app.verify(SENT_TO, &code).await,
+        "Verification code is correct!",
+    )
+    .await;
     app.stop().await;
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    for table in ["verifications", "verification_attempts", "send_attempts", "event_outbox"] {
+    for table in [
+        "verifications",
+        "verification_attempts",
+        "send_attempts",
+        "event_outbox",
+    ] {
         let dump: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT string_agg(t::text, ' ') FROM {table} t"
         )))

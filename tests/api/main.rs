@@ -22,6 +22,7 @@ mod helpers;
 mod jwt;
 mod lifecycle;
 mod messages;
+mod meta_whatsapp;
 mod operability;
 mod outage;
 mod process;

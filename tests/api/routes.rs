@@ -381,7 +381,10 @@ async fn telnyx_and_vonage_send_from_the_destination_countrys_sender_id() {
         ("VERIFYD_SMS_SENDER", "telnyx"),
         ("TELNYX_API_KEY", TELNYX_KEY),
         ("TELNYX_FROM", "+18445550001"),
-        ("TELNYX_MESSAGING_PROFILE_ID", "40017a3e-0000-4000-8000-000000000001"),
+        (
+            "TELNYX_MESSAGING_PROFILE_ID",
+            "40017a3e-0000-4000-8000-000000000001",
+        ),
         ("TELNYX_BASE_URL", telnyx.as_str()),
         ("VERIFYD_SMS_FROM", "GB=Acme,*=+18445550009"),
         ("VERIFYD_VALID_COUNTRY_CODES", "US,GB"),

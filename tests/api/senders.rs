@@ -382,9 +382,16 @@ async fn the_messaging_sender_sends_from_the_destination_countrys_sender_id() {
         ],
     );
     let app = spawn_app_with(&pairs(&settings)).await;
-    assert_ok(app.send_code("+447400123456").await, "Verification code sent!").await;
+    assert_ok(
+        app.send_code("+447400123456").await,
+        "Verification code sent!",
+    )
+    .await;
     let sent = fake.messages();
-    assert_eq!(sent[0].field("MessagingServiceSid"), Some(MESSAGING_SERVICE_SID));
+    assert_eq!(
+        sent[0].field("MessagingServiceSid"),
+        Some(MESSAGING_SERVICE_SID)
+    );
     assert_eq!(sent[0].field("From"), None);
     fake.assert_no_violations();
 }
