@@ -325,6 +325,48 @@ mod tests {
         }
     }
 
+    fn config(pairs: &[(&str, &str)]) -> Result<crate::config::Config, String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        crate::config::Config::from_lookup(move |k| map.get(k).cloned()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_smtp_password_never_shows() {
+        let c = config(&[
+            (
+                ENV_SMTP_URL,
+                "smtps://mailer:hunter2-secret@smtp.example.com",
+            ),
+            (ENV_EMAIL_FROM, "no-reply@example.com"),
+        ])
+        .unwrap();
+        let shown = &c
+            .effective
+            .iter()
+            .find(|(n, ..)| *n == ENV_SMTP_URL)
+            .unwrap()
+            .1;
+        assert_eq!(shown, "smtps://mailer:<redacted>@smtp.example.com");
+        assert!(!format!("{:?}", c.channels).contains("hunter2"));
+        let err = config(&[
+            (
+                ENV_SMTP_URL,
+                "smtp://mailer:hunter2-secret@smtp.example.com",
+            ),
+            (ENV_EMAIL_FROM, "no-reply@example.com"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.contains(ENV_SMTP_URL) && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = config(&[(ENV_SMTP_URL, "smtps://smtp.example.com")]).unwrap_err();
+        assert!(err.contains(ENV_EMAIL_FROM), "{err}");
+    }
+
     #[test]
     fn the_sender_is_a_mailbox() {
         assert_eq!(

@@ -166,6 +166,7 @@ impl Config {
             delivery: &delivery,
             limits: &limits,
             codes: &codes,
+            channels: &channels,
         };
         across_components(&mut r, &drafts);
 
@@ -259,6 +260,7 @@ struct Drafts<'a> {
     delivery: &'a delivery::DeliveryDraft,
     limits: &'a limits::LimitDraft,
     codes: &'a codes::CodeDraft,
+    channels: &'a channels::ChannelDraft,
 }
 
 /// The rules that look at several components: the outbound URLs in use (production refuses
@@ -304,6 +306,9 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
     }
     if let Some(v) = &d.delivery.vonage {
         urls_in_use.push((ENV_VONAGE_BASE_URL, &v.base_url));
+    }
+    if let Some(Some(m)) = &d.channels.meta_whatsapp {
+        urls_in_use.push((settings::ENV_WHATSAPP_BASE_URL, &m.base_url));
     }
     if d.profile == Some(Profile::Production) {
         routes::production_rule(r, provider, d.delivery.routes.as_ref());
