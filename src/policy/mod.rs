@@ -323,6 +323,25 @@ mod tests {
     }
 
     #[test]
+    fn an_email_address_has_recipient_buckets_but_no_prefix_or_country() {
+        let client = ClientKey::from_ip("203.0.113.9".parse().unwrap());
+        let p = policy(&[("VERIFYD_RATE_LIMIT_COUNTRY_MAX", "50")]);
+        let email = |s: &str| Recipient::for_channel(s, Channel::Email).unwrap();
+        let buckets = p.send_buckets(&email("Ann@Example.org"), Some(&client), None);
+        let names: Vec<&str> = buckets.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["ip", "phone", "phone", "global", "cooldown"]);
+        // One recipient whatever the case of its address; another address is another recipient.
+        let same = p.send_buckets(&email("ann@example.org"), Some(&client), None);
+        let other = p.send_buckets(&email("bob@example.org"), Some(&client), None);
+        assert_eq!(buckets[1].key, same[1].key);
+        assert_ne!(buckets[1].key, other[1].key);
+        assert_eq!(
+            p.failure_buckets(&email("Ann@Example.org"), "key:1")[0].key,
+            p.failure_buckets(&email("ann@example.org"), "key:1")[0].key
+        );
+    }
+
+    #[test]
     fn failures_count_per_caller_under_a_shared_ceiling() {
         let p = policy(&[]);
         let number = Recipient::from(phone("+14155552671"));
