@@ -55,7 +55,14 @@ impl SmtpSender {
             .as_str()
             .parse::<Mailbox>()
             .map_err(|e| SmsError::Refused(format!("the address is not a mailbox: {e}")))?;
+        // A Message-ID in the sender's own domain (mail filters look for one).
+        let id = format!(
+            "<{}@{}>",
+            hex::encode(rand::random::<[u8; 16]>()),
+            self.from.email.domain()
+        );
         Message::builder()
+            .message_id(Some(id))
             .from(self.from.clone())
             .to(to)
             .subject(parts.subject.clone())

@@ -305,9 +305,18 @@ async fn an_emailed_code_arrives_over_smtp_in_the_locale_and_verifies() {
     assert_eq!(mails.len(), 1, "one email");
     assert_eq!(mails[0].from, "no-reply@acme.example");
     assert_eq!(mails[0].to, vec![SENT_TO.to_owned()]);
+    println!(
+        "captured SMTP envelope: MAIL FROM:<{}> RCPT TO:<{}>\n{}",
+        mails[0].from, mails[0].to[0], mails[0].data
+    );
     let mail = parse(&mails[0]);
     assert_eq!(decode_words(mail.header("Subject")), "Ihr Bestätigungscode");
     assert!(mail.header("From").contains("no-reply@acme.example"));
+    assert!(
+        mail.header("Message-ID").ends_with("@acme.example>"),
+        "{}",
+        mail.header("Message-ID")
+    );
     let code = code_of(&mail.text);
     assert_eq!(code.len(), 6, "{}", mail.text);
     assert!(
