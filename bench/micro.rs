@@ -58,7 +58,8 @@ fn phone_and_policy(c: &mut Criterion) {
                 let phone = PhoneNumber::parse(black_box("+12122001234")).expect("valid");
                 policy.check_channel(Channel::Sms).expect("sms");
                 policy.check_number(&phone).expect("allowed");
-                policy.send_buckets(&phone, Some(&client), None)
+                let to = verifyd::domain::Recipient::from(phone);
+                policy.send_buckets(&to, Some(&client), None)
             });
         },
     );
@@ -116,7 +117,8 @@ fn limiter(c: &mut Criterion) {
     });
     // The default send-code bucket set (ip, phone x2, prefix, global, cooldown), a day apart.
     let policy = default_policy(keys());
-    let phone = PhoneNumber::parse("+12122001234").expect("valid");
+    let phone =
+        verifyd::domain::Recipient::from(PhoneNumber::parse("+12122001234").expect("valid"));
     let client = ClientKey::from_ip("198.18.3.4".parse().expect("IP"));
     let buckets = policy.send_buckets(&phone, Some(&client), None);
     let memory = MemoryLimiter::new(1_000_000);

@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use crate::clock::Clock;
 use crate::flood::{FloodTally, Summary};
 use crate::crypto::Keys;
-use crate::domain::{Channel, MessageFacts, PhoneNumber, Timestamp};
+use crate::domain::{Channel, MessageFacts, Recipient, Timestamp};
 use crate::rotation::PHONE_CONTEXT;
 use crate::store::{AttemptKind, AttemptRecord, AttemptStore};
 
@@ -52,7 +52,7 @@ pub struct AttemptEntry {
     /// The send attempt's `VL…`.
     pub attempt_sid: Option<String>,
     pub channel: Option<Channel>,
-    pub phone: Option<PhoneNumber>,
+    pub phone: Option<Recipient>,
     pub vendor: Option<&'static str>,
     pub status: Option<&'static str>,
     pub reason: Option<&'static str>,
@@ -71,7 +71,7 @@ impl AttemptEntry {
         kind: AttemptKind,
         time: Timestamp,
         scope: Option<String>,
-        phone: &PhoneNumber,
+        phone: &Recipient,
     ) -> Self {
         Self {
             kind,
@@ -151,10 +151,11 @@ struct Writer {
 /// without a service belongs to `default_service`.
 pub fn seal(e: AttemptEntry, keys: &Keys, default_service: &str) -> AttemptRecord {
     let (lookup, sealed, prefix, country) = match &e.phone {
+        // An email address has no prefix or country: none of it is kept in clear.
         Some(p) => (
-            Some(keys.phone_lookup(p.e164()).to_vec()),
-            Some(keys.seal(p.e164().as_bytes(), PHONE_CONTEXT)),
-            Some(p.e164().chars().take(5).collect()),
+            Some(keys.phone_lookup(&p.key()).to_vec()),
+            Some(keys.seal(p.as_str().as_bytes(), PHONE_CONTEXT)),
+            p.phone().map(|n| n.e164().chars().take(5).collect()),
             p.region().map(|r| r.to_string()),
         ),
         None => (None, None, None, None),

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::app::{Application, Components};
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::domain::{Channel, OtpCode, PhoneNumber, VerificationSid};
+use crate::domain::{Channel, OtpCode, Recipient, VerificationSid};
 use crate::error::Chain;
 use crate::http::ApiError;
 use crate::http::mfa::{Envelope, VerificationData};
@@ -249,10 +249,10 @@ pub async fn run(cli: Cli) -> i32 {
             one_shot(
                 config,
                 |parts| async move {
-                    let phone = PhoneNumber::parse(&number)?;
-                    let channel = channel
-                        .parse::<Channel>()
-                        .map_err(|_| ApiError::ChannelNotAllowed)?;
+                    let named = channel.parse::<Channel>();
+                    let phone =
+                        Recipient::for_channel(&number, *named.as_ref().unwrap_or(&Channel::Sms))?;
+                    let channel = named.map_err(|_| ApiError::ChannelNotAllowed)?;
                     Ok(parts
                         .verifier
                         .send_code(phone, channel, Caller::default())
@@ -305,7 +305,7 @@ pub async fn run(cli: Cli) -> i32 {
             one_shot(
                 config,
                 |parts| async move {
-                    let phone = PhoneNumber::parse(&number)?;
+                    let phone = Recipient::parse(&number)?;
                     let code = OtpCode::parse(&code, length)?;
                     Ok(parts
                         .verifier

@@ -16,7 +16,7 @@ use crate::store::{AttemptKind, SafeListStore};
 
 use crate::clock::Clock;
 use crate::domain::{
-    Channel, CheckOutcome, CheckRefusal, NumberType, OtpCode, PhoneNumber, Timestamp, Verification,
+    Channel, CheckOutcome, CheckRefusal, NumberType, OtpCode, Recipient, Timestamp, Verification,
     VerificationSid, VerificationStatus,
 };
 use crate::error::Chain;
@@ -119,7 +119,8 @@ impl Verifier {
 
     /// Tells the guard that `phone`'s code was approved (a failure is logged, never refused:
     /// the user did nothing wrong).
-    async fn guard_converted(&self, phone: &PhoneNumber, now: Timestamp) {
+    async fn guard_converted(&self, to: &Recipient, now: Timestamp) {
+        let Some(phone) = to.phone() else { return };
         if let Some((guard, _)) = self.fraud.get()
             && let Err(e) = guard.converted(phone, now).await
         {
@@ -143,8 +144,8 @@ impl Verifier {
 
     /// Whether `phone` is on the safe list (a point read of the store, so an entry added on any
     /// replica is in force at once).
-    async fn safe_listed(&self, phone: &PhoneNumber) -> Result<bool, ServiceError> {
-        let Some((store, keys)) = self.safe_list.get() else {
+    async fn safe_listed(&self, to: &Recipient) -> Result<bool, ServiceError> {
+        let (Some((store, keys)), Some(phone)) = (self.safe_list.get(), to.phone()) else {
             return Ok(false);
         };
         let found = store
@@ -209,7 +210,7 @@ impl Verifier {
     /// [`ServiceError`] naming the step that refused.
     pub async fn send_code(
         &self,
-        phone: PhoneNumber,
+        phone: Recipient,
         channel: Channel,
         caller: Caller,
     ) -> Result<Verification, ServiceError> {
@@ -224,7 +225,7 @@ impl Verifier {
     /// [`ServiceError`] naming the step that refused.
     pub async fn send_code_with(
         &self,
-        phone: PhoneNumber,
+        phone: Recipient,
         channel: Channel,
         caller: Caller,
         options: SendOptions,
@@ -258,7 +259,7 @@ impl Verifier {
         &self,
         result: &Result<Verification, ServiceError>,
         scope: Option<String>,
-        phone: &PhoneNumber,
+        phone: &Recipient,
         channel: Channel,
     ) -> AttemptEntry {
         let now = self.clock.now();
@@ -310,7 +311,7 @@ impl Verifier {
     /// The send itself (see [`send_code_with`](Self::send_code_with)).
     async fn send_inner(
         &self,
-        phone: PhoneNumber,
+        phone: Recipient,
         channel: Channel,
         caller: Caller,
         options: SendOptions,
@@ -322,11 +323,12 @@ impl Verifier {
         // A safe-listed number skips the country and number-type rules and the shared
         // buckets (prefix, country, global); never the per-number and per-IP limits.
         let safe = self.safe_listed(&phone).await?;
-        if !safe {
+        // The country and number-type rules are about numbers; an email address meets none.
+        if !safe && let Some(number) = phone.phone() {
             self.policy
-                .check_number(&phone)
+                .check_number(number)
                 .inspect_err(count_refusal)?;
-            if options.skip_landlines && phone.number_type() == NumberType::FixedLine {
+            if options.skip_landlines && number.number_type() == NumberType::FixedLine {
                 let refused = PolicyError::NumberTypeNotAllowed(NumberType::FixedLine);
                 count_refusal(&refused);
                 return Err(refused.into());
@@ -335,13 +337,15 @@ impl Verifier {
         let now = self.clock.now();
         let test_number = self.test_numbers.code(&phone, now).is_some();
         // The fraud guard, before any bucket: safe-listed and test numbers never meet it.
+        // It watches number prefixes and countries (SMS pumping); an email address has neither.
         let mut reservation = None;
         if !safe
             && !test_number
+            && let Some(number) = phone.phone()
             && let Some((guard, _)) = self.fraud.get()
         {
             let admission = guard
-                .check_send(&phone, now)
+                .check_send(number, now)
                 .await
                 .map_err(LimiterError::new)?;
             if admission.enforced
@@ -407,7 +411,7 @@ impl Verifier {
     /// [`ServiceError`] naming the step that refused.
     pub async fn verify_code(
         &self,
-        phone: PhoneNumber,
+        phone: Recipient,
         code: OtpCode,
         caller: Caller,
     ) -> Result<Verification, ServiceError> {
@@ -422,7 +426,7 @@ impl Verifier {
     /// [`ServiceError`] naming the step that refused.
     pub async fn verify_code_with(
         &self,
-        phone: PhoneNumber,
+        phone: Recipient,
         code: OtpCode,
         caller: Caller,
         options: CheckOptions,
@@ -485,7 +489,7 @@ impl Verifier {
     /// The check itself (see [`verify_code_with`](Self::verify_code_with)).
     async fn verify_inner(
         &self,
-        phone: PhoneNumber,
+        phone: Recipient,
         code: OtpCode,
         caller: Caller,
         options: CheckOptions,
@@ -587,7 +591,7 @@ impl Verifier {
 
     /// Whether the local engine serves `phone` and writes its rows itself (in the store
     /// transaction of each change), so the service must not queue them too.
-    fn journaled(&self, phone: &PhoneNumber) -> bool {
+    fn journaled(&self, phone: &Recipient) -> bool {
         self.local.journals()
             && (self.provider.name() == "local"
                 || self.test_numbers.code(phone, self.clock.now()).is_some())

@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use super::parse::positive_duration;
 use super::parse::{parse_url, redact_url, sender_id, sid};
 use super::settings::{
-    ENV_PROVIDER, ENV_SMS_ROUTES, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET, ENV_SMS_WEBHOOK_TIMEOUT,
-    ENV_SMS_WEBHOOK_URL, ENV_TWILIO_FROM, ENV_TWILIO_MESSAGING_SERVICE_SID,
+    ENV_PROVIDER, ENV_SMS_FROM, ENV_SMS_ROUTES, ENV_SMS_SENDER, ENV_SMS_WEBHOOK_SECRET,
+    ENV_SMS_WEBHOOK_TIMEOUT, ENV_SMS_WEBHOOK_URL, ENV_TWILIO_FROM,
+    ENV_TWILIO_MESSAGING_SERVICE_SID,
 };
 use super::source::Reader;
 use super::twilio::TwilioDraft;
@@ -38,6 +39,8 @@ pub struct DeliverySettings {
     /// `VERIFYD_PUBLIC_URL` (copied from the server's settings): where vendors post delivery
     /// receipts. None: no receipts are asked for.
     pub public_url: Option<String>,
+    /// `VERIFYD_SMS_FROM`: the sender per destination country (empty: each vendor's own).
+    pub sms_from: crate::domain::SenderIds,
 }
 
 impl DeliverySettings {
@@ -61,6 +64,7 @@ pub(super) struct DeliveryDraft {
     pub telnyx: Option<super::TelnyxConfig>,
     pub vonage: Option<super::VonageConfig>,
     pub more: super::MoreVendors,
+    pub sms_from: Option<crate::domain::SenderIds>,
 }
 
 impl DeliveryDraft {
@@ -76,6 +80,7 @@ impl DeliveryDraft {
             vonage: self.vonage,
             more: self.more,
             public_url: None,
+            sms_from: self.sms_from?,
         })
     }
 }
@@ -227,6 +232,7 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         })
     });
     let routes = r.parse(ENV_SMS_ROUTES, super::routes::parse_routes);
+    let sms_from = r.parse(ENV_SMS_FROM, crate::domain::SenderIds::parse);
     // A vendor's settings are judged when the sender or a route uses it.
     let routed = |kind: SenderKind| {
         sender == Some(kind) || routes.as_ref().is_some_and(|r| r.vendors().contains(&kind))
@@ -373,6 +379,7 @@ pub(super) fn read(r: &mut Reader<'_>, twilio: &TwilioDraft) -> DeliveryDraft {
         twilio_messaging,
         webhook,
         routes,
+        sms_from,
         telnyx,
         vonage,
         more,

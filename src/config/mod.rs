@@ -63,7 +63,7 @@ mod twilio;
 mod vendors;
 
 pub use auth::{AuthMode, AuthSettings, JwtConfig};
-pub use channels::{ChannelSettings, TwilioAccount};
+pub use channels::{ChannelSettings, EmailSettings, MetaWhatsappSettings, TwilioAccount};
 pub use codes::{CodeSettings, TestNumber};
 pub use delivery::{
     DeliverySettings, MessagingFrom, ProviderKind, SenderKind, TwilioMessagingConfig, WebhookConfig,
@@ -168,6 +168,7 @@ impl Config {
             delivery: &delivery,
             limits: &limits,
             codes: &codes,
+            channels: &channels,
         };
         across_components(&mut r, &drafts);
 
@@ -264,6 +265,7 @@ struct Drafts<'a> {
     delivery: &'a delivery::DeliveryDraft,
     limits: &'a limits::LimitDraft,
     codes: &'a codes::CodeDraft,
+    channels: &'a channels::ChannelDraft,
 }
 
 /// The rules that look at several components: the outbound URLs in use (production refuses
@@ -315,6 +317,9 @@ fn across_components(r: &mut Reader<'_>, d: &Drafts<'_>) {
         urls_in_use.push((ENV_VONAGE_BASE_URL, &v.base_url));
     }
     d.delivery.more.urls_in_use(&mut urls_in_use);
+    if let Some(Some(m)) = &d.channels.meta_whatsapp {
+        urls_in_use.push((settings::ENV_WHATSAPP_BASE_URL, &m.base_url));
+    }
     if d.profile == Some(Profile::Production) {
         routes::production_rule(r, provider, d.delivery.routes.as_ref());
     }

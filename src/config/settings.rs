@@ -184,6 +184,8 @@ settings! {
         "bird vendor: the webhook signing secret (`whsec_…`) Bird signs events with (Standard Webhooks). Unset: receipts from Bird are refused.";
     ENV_SMS_ROUTES = "VERIFYD_SMS_ROUTES", default "", plain,
         "Local engine: SMS vendors per country in failover order, `US,CA=twilio-messaging,webhook;*=webhook` (`*` is every other country; without `*` they use VERIFYD_SMS_SENDER). The next vendor is tried on a connect error, timeout, 5xx or 429, never on a refusal of the number (a 4xx, answered as the caller's error); a vendor failing 3 times in a row is skipped for 30 s, then probed with one message. Unset: VERIFYD_SMS_SENDER alone. See docs/vendors.md.";
+    ENV_SMS_FROM = "VERIFYD_SMS_FROM", default "", plain,
+        "Local engine: the SMS sender per destination country, `US=+14155550100,GB=Acme,*=+14155550100` (`*` is every other country): a number in E.164, or an alphanumeric sender ID of 1 to 11 letters, digits and spaces with at least one letter (where the country allows one). Used by the senders that take a `From` (twilio-messaging, telnyx, vonage) in place of their own TWILIO_FROM / TELNYX_FROM / VONAGE_FROM; a country without an entry (and no `*`) keeps that setting. See docs/messages.md.";
     // limits
     ENV_VALID_COUNTRY_CODES = "VERIFYD_VALID_COUNTRY_CODES", default "US", plain,
         "ISO 3166-1 alpha-2 regions that may receive codes (seed S2).";
@@ -328,8 +330,24 @@ settings! {
     // channels
     ENV_TWILIO_WHATSAPP_FROM = "TWILIO_WHATSAPP_FROM", default "", plain,
         "Local engine: the WhatsApp sender (E.164) that sends the `whatsapp` channel through Twilio Messaging (`From=whatsapp:+…`), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `whatsapp` goes to VERIFYD_SMS_SENDER (the console shows it; twilio-messaging refuses it).";
+    ENV_WHATSAPP_SENDER = "VERIFYD_WHATSAPP_SENDER", default "twilio", plain,
+        "Who carries the `whatsapp` channel: `twilio` (Twilio Messaging from TWILIO_WHATSAPP_FROM) or `meta` (Meta's WhatsApp Cloud API with an authentication template: WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_TEMPLATE).";
+    ENV_WHATSAPP_ACCESS_TOKEN = "WHATSAPP_ACCESS_TOKEN", default "", secret,
+        "Meta WhatsApp Cloud API: the access token (a system user's) sent as `Authorization: Bearer`.";
+    ENV_WHATSAPP_PHONE_NUMBER_ID = "WHATSAPP_PHONE_NUMBER_ID", default "", plain,
+        "Meta WhatsApp Cloud API: the ID of the business phone number that sends (digits, from WhatsApp Manager).";
+    ENV_WHATSAPP_TEMPLATE = "WHATSAPP_TEMPLATE", default "", plain,
+        "Meta WhatsApp Cloud API: the name of the approved Authentication template (one code parameter, copy-code button), approved in every language you send in.";
+    ENV_WHATSAPP_API_VERSION = "WHATSAPP_API_VERSION", default "v23.0", plain,
+        "Meta WhatsApp Cloud API: the Graph API version in the path (`v23.0`).";
+    ENV_WHATSAPP_BASE_URL = "WHATSAPP_BASE_URL", default "https://graph.facebook.com", url,
+        "Meta WhatsApp Cloud API: the Graph API's base URL (tests point it at a local fake).";
     ENV_TWILIO_VOICE_FROM = "TWILIO_VOICE_FROM", default "", plain,
         "Local engine: the number (E.164) that places the `call` channel's calls through Twilio Voice (the message said twice, the code digit by digit, in its language), with TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Unset: `call` goes to VERIFYD_SMS_SENDER.";
+    ENV_SMTP_URL = "VERIFYD_SMTP_URL", default "", url,
+        "Local engine: the SMTP server that sends the `email` channel (turn `email` on in VERIFYD_CHANNELS): `smtps://user:pass@host` (TLS from the start, port 465 by default) or `smtp://user:pass@host:587?tls=required` (STARTTLS); plain `smtp://` only to a loopback host (a local relay). Credentials are redacted in output. 10 s timeout, never retried. Unset: `email` goes to VERIFYD_SMS_SENDER (the console shows it; the webhook passes the address on; SMS vendors refuse it).";
+    ENV_EMAIL_FROM = "VERIFYD_EMAIL_FROM", default "", plain,
+        "The `From` of code emails, `no-reply@example.com` or `Example <no-reply@example.com>`; required with VERIFYD_SMTP_URL.";
     ENV_CHANNEL_FALLBACK = "VERIFYD_CHANNEL_FALLBACK", default "", plain,
         "Channels in fallback order, e.g. `whatsapp,sms`: when delivery on one fails, the same code goes out on the next (one more send attempt of the same verification, within its 5 sends). Every channel listed must be in VERIFYD_CHANNELS.";
     // telemetry (the operator console)

@@ -19,7 +19,7 @@ use super::pages::{self, FilterForm, Frame, OutboxEntry, Row, SafeEntry};
 use super::session::{self, Session, SessionError};
 use super::{LOGIN_INTERVAL, LOGIN_MAX};
 use crate::crypto::api_key_digest;
-use crate::domain::{PhoneNumber, Timestamp};
+use crate::domain::{PhoneNumber, Recipient, Timestamp};
 use crate::error::Chain;
 use crate::http::AppState;
 use crate::limiter::Decision;
@@ -352,12 +352,12 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
     )
 }
 
-/// A number as pages show it: opened and masked, else its prefix and stars.
+/// A number or email address as pages show it: opened and masked, else its prefix and stars.
 fn masked(state: &AppState, sealed: Option<&[u8]>, prefix: Option<&str>) -> String {
     sealed
         .and_then(|s| state.keys.open(s, PHONE_CONTEXT).ok())
         .and_then(|p| String::from_utf8(p).ok())
-        .and_then(|n| PhoneNumber::parse(&n).ok())
+        .and_then(|n| Recipient::parse_stored(&n))
         .map_or_else(
             || prefix.map_or_else(String::new, |p| format!("{p}***")),
             |p| p.masked(),
@@ -504,10 +504,10 @@ fn filter_of(
     }
     let number = field(&q.number);
     if !number.is_empty() {
-        let phone = PhoneNumber::parse(&number).map_err(|_| {
-            "Exact number must be a phone number in E.164 form, like +12025550123.".to_owned()
+        let to = Recipient::parse(&number).map_err(|_| {
+            "Exact number must be a phone number in E.164 form, like +12025550123, or an email address.".to_owned()
         })?;
-        f.phone_lookup = Some(state.keys.phone_lookup(phone.e164()).to_vec());
+        f.phone_lookup = Some(state.keys.phone_lookup(&to.key()).to_vec());
     }
     let before = match field(&q.before).as_str() {
         "" => None,
@@ -814,9 +814,7 @@ pub async fn outbox(State(state): State<AppState>, headers: HeaderMap) -> Respon
         .into_iter()
         .map(|m| OutboxEntry {
             time: when(m.at),
-            to: PhoneNumber::parse(&m.to)
-                .map(|p| p.masked())
-                .unwrap_or_else(|_| m.to.clone()),
+            to: Recipient::parse(&m.to).map_or_else(|_| "?".to_owned(), |p| p.masked()),
             channel: m.channel,
             body: m.body,
         })

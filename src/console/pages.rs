@@ -346,7 +346,7 @@ pub fn attempts(
                         @for (v, l) in STATUSES { option value=(v) selected[form.status == *v] { (l) } }
                     }
                 }
-                label { "Exact number" input type="tel" name="number" value=(form.number) placeholder="+12025550123"; }
+                label { "Exact number or email" input type="text" name="number" value=(form.number) placeholder="+12025550123"; }
                 button.primary type="submit" { "Filter" }
                 a href="/console/attempts" { "Clear" }
             }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 
-use super::{Channel, PhoneNumber, Timestamp};
+use super::{Channel, Recipient, Timestamp};
 
 macro_rules! sid_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
@@ -124,7 +124,7 @@ pub struct SendAttempt {
 #[derive(Clone, Debug)]
 pub struct Verification {
     pub sid: VerificationSid,
-    pub to: PhoneNumber,
+    pub to: Recipient,
     pub channel: Channel,
     pub status: VerificationStatus,
     pub send_attempts: Vec<SendAttempt>,

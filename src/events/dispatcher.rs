@@ -33,7 +33,7 @@ use crate::clock::Clock;
 use crate::config::{EventEndpoint, EventSettings};
 use crate::crypto::Keys;
 use crate::domain::{
-    Channel, Lifecycle, PhoneNumber, Timestamp, Verification, VerificationSid, VerificationStatus,
+    Channel, Lifecycle, Recipient, Timestamp, Verification, VerificationSid, VerificationStatus,
 };
 use crate::error::Chain;
 use crate::rotation::PHONE_CONTEXT;
@@ -354,7 +354,7 @@ async fn sweep(
 /// The public view of an expired verification (its number opened, never its code).
 fn expired_view(keys: &Keys, v: &crate::store::ExpiredVerification) -> Option<Verification> {
     let plain = keys.open(&v.phone_sealed, PHONE_CONTEXT).ok()?;
-    let to = PhoneNumber::parse(std::str::from_utf8(&plain).ok()?).ok()?;
+    let to = Recipient::parse_stored(std::str::from_utf8(&plain).ok()?)?;
     Some(Verification {
         sid: VerificationSid::parse(&v.sid)?,
         to,

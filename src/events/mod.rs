@@ -166,7 +166,7 @@ impl Emitter {
     /// The `data` of a verification event.
     pub fn verification_data(&self, v: &Verification, scope: Option<&str>) -> serde_json::Value {
         let to = if self.full_number {
-            v.to.e164().to_owned()
+            v.to.as_str().to_owned()
         } else {
             v.to.masked()
         };

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{CheckRefusal, CodeError, PhoneNumberError};
+use crate::domain::{CheckRefusal, CodeError, EmailError, PhoneNumberError, RecipientError};
 use crate::error::BoxError;
 use crate::limiter::LimiterError;
 use crate::policy::{BucketName, PolicyError};
@@ -34,6 +34,14 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error(transparent)]
     InvalidPhone(#[from] PhoneNumberError),
+    #[error(transparent)]
+    InvalidEmail(#[from] EmailError),
+    /// An email address for `sms`, `whatsapp` or `call`.
+    #[error("this channel sends to phone numbers; an email address was given")]
+    PhoneNumberRequired,
+    /// Anything but an email address for `email`.
+    #[error("the email channel sends to email addresses; give one as the recipient")]
+    EmailRequired,
     #[error("codes cannot be sent to numbers in this country")]
     CountryNotAllowed,
     #[error("this channel is not enabled")]
@@ -93,6 +101,9 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     PayloadTooLarge,
     InvalidPhoneNumber,
+    InvalidEmail,
+    PhoneNumberRequired,
+    EmailRequired,
     CountryNotAllowed,
     ChannelNotAllowed,
     NumberTypeNotAllowed,
@@ -132,6 +143,9 @@ const ERROR_CODE_NAMES: &[(ErrorCode, &str)] = &[
     (ErrorCode::UnsupportedMediaType, "unsupported_media_type"),
     (ErrorCode::PayloadTooLarge, "payload_too_large"),
     (ErrorCode::InvalidPhoneNumber, "invalid_phone_number"),
+    (ErrorCode::InvalidEmail, "invalid_email"),
+    (ErrorCode::PhoneNumberRequired, "phone_number_required"),
+    (ErrorCode::EmailRequired, "email_required"),
     (ErrorCode::CountryNotAllowed, "country_not_allowed"),
     (ErrorCode::ChannelNotAllowed, "channel_not_allowed"),
     (ErrorCode::NumberTypeNotAllowed, "number_type_not_allowed"),
@@ -218,6 +232,17 @@ pub fn retry_after_secs(d: Duration) -> u64 {
     secs.max(1)
 }
 
+impl From<RecipientError> for ApiError {
+    fn from(e: RecipientError) -> Self {
+        match e {
+            RecipientError::Phone(e) => ApiError::InvalidPhone(e),
+            RecipientError::Email(e) => ApiError::InvalidEmail(e),
+            RecipientError::EmailForPhoneChannel => ApiError::PhoneNumberRequired,
+            RecipientError::NotEmailForEmailChannel => ApiError::EmailRequired,
+        }
+    }
+}
+
 impl ApiError {
     /// The HTTP status and stable machine code.
     pub fn status_and_code(&self) -> (StatusCode, ErrorCode) {
@@ -228,6 +253,9 @@ impl ApiError {
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, C::UnsupportedMediaType),
             PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, C::PayloadTooLarge),
             InvalidPhone(_) => (StatusCode::BAD_REQUEST, C::InvalidPhoneNumber),
+            InvalidEmail(_) => (StatusCode::BAD_REQUEST, C::InvalidEmail),
+            PhoneNumberRequired => (StatusCode::BAD_REQUEST, C::PhoneNumberRequired),
+            EmailRequired => (StatusCode::BAD_REQUEST, C::EmailRequired),
             CountryNotAllowed => (StatusCode::FORBIDDEN, C::CountryNotAllowed),
             ChannelNotAllowed => (StatusCode::BAD_REQUEST, C::ChannelNotAllowed),
             NumberTypeNotAllowed => (StatusCode::FORBIDDEN, C::NumberTypeNotAllowed),
@@ -363,6 +391,9 @@ impl From<ProviderError> for ApiError {
             ProviderError::InvalidParameter(InvalidParameter::To) => {
                 ApiError::InvalidPhone(PhoneNumberError::Invalid)
             }
+            ProviderError::InvalidParameter(InvalidParameter::Email) => {
+                ApiError::InvalidEmail(EmailError::Refused)
+            }
             ProviderError::InvalidParameter(InvalidParameter::Channel) => {
                 ApiError::ChannelNotAllowed
             }
@@ -422,7 +453,7 @@ mod tests {
             assert_eq!(serde_json::to_value(code).unwrap(), *name);
             assert_eq!(code.as_str(), *name);
         }
-        assert_eq!(ERROR_CODE_NAMES.len(), 26, "every variant is listed");
+        assert_eq!(ERROR_CODE_NAMES.len(), 29, "every variant is listed");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::auth::{AuthUser, Principal};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{JsonObject, MfaHeaders};
 use super::idempotency::{self, IdempotencyKey};
-use crate::domain::{Channel, CodeLength, OtpCode, PhoneNumber, Verification};
+use crate::domain::{Channel, CodeLength, OtpCode, Recipient, Verification};
 use crate::messages::{AppHash, Locale};
 use crate::policy::ClientKey;
 use crate::provider::{MessageOptions, SendOptions};
@@ -40,7 +40,7 @@ pub struct VerificationData {
     /// `VE` + 32 hex digits.
     #[schema(pattern = "^VE[0-9a-f]{32}$")]
     pub sid: String,
-    /// The number in E.164.
+    /// The number in E.164, or the email address.
     pub to: String,
     #[schema(example = "sms")]
     pub channel: &'static str,
@@ -86,9 +86,10 @@ pub struct AttemptData {
 /// The send-code body.
 #[derive(ToSchema)]
 pub struct SendCodeRequest {
-    /// International format, `+` and country code first.
+    /// International format, `+` and country code first; with `channel: email`, an email
+    /// address instead.
     #[schema(value_type = String, example = "+14155552671")]
-    recipient: PhoneNumber,
+    recipient: Recipient,
     /// `sms` when absent; must be enabled in `VERIFYD_CHANNELS`.
     #[schema(value_type = Option<String>, example = "sms")]
     channel: Channel,
@@ -104,17 +105,25 @@ pub struct SendCodeRequest {
 }
 
 impl SendCodeRequest {
-    /// `recipient` (`invalid_body` unless a string, `invalid_phone_number` unless a number; the
-    /// masked number is recorded on the request's span), then `channel` (`invalid_body` unless
-    /// a string or absent, `channel_not_allowed` for any unknown name; `sms` when absent).
+    /// `recipient` (`invalid_body` unless a string; for `email` `email_required` unless it has
+    /// an `@`, else `invalid_email` unless an address; for every other channel
+    /// `phone_number_required` when it has an `@`, else `invalid_phone_number` unless a number;
+    /// the masked recipient is recorded on the request's span), then `channel` (`invalid_body`
+    /// unless a string or absent, `channel_not_allowed` for any unknown name; `sms` when
+    /// absent). An unknown channel's recipient is judged as a number's.
     fn parse(body: &JsonObject, span: &Span) -> Result<Self, ApiError> {
-        let recipient = PhoneNumber::parse(body.required_str("recipient")?)?;
+        let raw = body.required_str("recipient")?;
+        let named = body.optional_str("channel")?;
+        let channel = named.map(str::parse::<Channel>);
+        let judged_as = match channel {
+            Some(Ok(c)) => c,
+            _ => Channel::Sms,
+        };
+        let recipient = Recipient::for_channel(raw, judged_as)?;
         record_phone(span, &recipient);
-        let channel = match body.optional_str("channel")? {
+        let channel = match channel {
             None => Channel::Sms,
-            Some(name) => name
-                .parse::<Channel>()
-                .map_err(|_| ApiError::ChannelNotAllowed)?,
+            Some(c) => c.map_err(|_| ApiError::ChannelNotAllowed)?,
         };
         let locale = body
             .optional_str("locale")?
@@ -136,8 +145,9 @@ impl SendCodeRequest {
 /// The verify body.
 #[derive(ToSchema)]
 pub struct VerifyRequest {
+    /// The number, or the email address the code went to.
     #[schema(value_type = String, example = "+14155552671")]
-    recipient: PhoneNumber,
+    recipient: Recipient,
     /// ASCII digits, exactly the configured length (`VERIFYD_CODE_LENGTH`, 4 to 10).
     #[schema(
         value_type = String,
@@ -153,7 +163,7 @@ impl VerifyRequest {
     /// `recipient` (as for a send), then `code` (`invalid_body` unless a string, `invalid_code`
     /// unless `length` ASCII digits).
     fn parse(body: &JsonObject, length: CodeLength, span: &Span) -> Result<Self, ApiError> {
-        let recipient = PhoneNumber::parse(body.required_str("recipient")?)?;
+        let recipient = Recipient::parse(body.required_str("recipient")?)?;
         record_phone(span, &recipient);
         let code = OtpCode::parse(body.required_str("code")?, length)?;
         Ok(Self { recipient, code })
@@ -165,7 +175,7 @@ impl From<Verification> for VerificationData {
         Self {
             valid: v.valid(),
             sid: v.sid.to_string(),
-            to: v.to.e164().to_owned(),
+            to: v.to.as_str().to_owned(),
             channel: v.channel.as_str(),
             status: v.status.as_str(),
             lookup: Lookup { carrier: None },
@@ -210,8 +220,8 @@ fn caller(
     }
 }
 
-/// Records the masked number on the request's `span` (never the number itself).
-fn record_phone(span: &Span, phone: &PhoneNumber) {
+/// Records the masked recipient on the request's `span` (never the recipient itself).
+fn record_phone(span: &Span, phone: &Recipient) {
     if !span.is_disabled() {
         span.record("phone", phone.masked().as_str());
     }
@@ -230,7 +240,7 @@ fn record_phone(span: &Span, phone: &PhoneNumber) {
     ),
     responses(
         (status = 200, description = "Sent (or re-sent within the TTL: the same code)", body = Envelope<VerificationData>),
-        (status = 400, description = "`invalid_body`, `invalid_phone_number`, `channel_not_allowed`, `invalid_locale` or `invalid_app_hash`", body = ErrorBody),
+        (status = 400, description = "`invalid_body`, `invalid_phone_number`, `invalid_email`, `phone_number_required`, `email_required`, `channel_not_allowed`, `invalid_locale` or `invalid_app_hash`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`country_not_allowed`, `number_type_not_allowed` or `fraud_blocked`", body = ErrorBody),
         (status = 409, description = "`idempotency_key_in_use`", body = ErrorBody),
@@ -317,7 +327,7 @@ async fn send_code_inner(
     request_body = VerifyRequest,
     responses(
         (status = 200, description = "Approved", body = Envelope<VerificationData>),
-        (status = 400, description = "`invalid_body`, `invalid_phone_number`, `invalid_code` or `incorrect_code` (with `attemptsRemaining`)", body = ErrorBody),
+        (status = 400, description = "`invalid_body`, `invalid_phone_number`, `invalid_email`, `invalid_code` or `incorrect_code` (with `attemptsRemaining`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`verification_not_found`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),

@@ -5,6 +5,7 @@
 //! never chooses or keeps a code.
 
 pub mod autofill;
+pub mod email;
 pub mod locale;
 pub mod overrides;
 pub mod segments;
@@ -18,6 +19,7 @@ use secrecy::SecretString;
 use crate::domain::Channel;
 
 pub use autofill::{AppHash, AppHashError, WebOtpDomain, WebOtpDomainError};
+pub use email::EmailParts;
 pub use locale::{Locale, LocaleError};
 pub use overrides::{Overrides, Template};
 pub use segments::{Encoding, Segments, segments};
@@ -64,11 +66,13 @@ pub struct Request<'a> {
     pub ttl: Duration,
 }
 
-/// A rendered message: its text (a secret: it holds the code), locale and SMS segments.
+/// A rendered message: its text (a secret: it holds the code), locale and SMS segments, and for
+/// the email channel its subject, text and HTML.
 pub struct Rendered {
     pub text: SecretString,
     pub locale: Locale,
     pub segments: Segments,
+    pub email: Option<EmailParts>,
 }
 
 impl std::fmt::Debug for Rendered {
@@ -77,6 +81,7 @@ impl std::fmt::Debug for Rendered {
             .field("text", &"<redacted>")
             .field("locale", &self.locale)
             .field("segments", &self.segments)
+            .field("email", &self.email)
             .finish()
     }
 }
@@ -158,7 +163,8 @@ impl Messages {
 
     /// The message as sent on `r.channel` (SMS and WhatsApp: the sentence; SMS adds the
     /// autofill lines; a call: the sentence with the code's digits one by one, for a voice to
-    /// read), with its SMS encoding and segments.
+    /// read; email: the sentence and the expiry sentence, in text and HTML, under the locale's
+    /// subject), with its SMS encoding and segments.
     pub fn render(&self, r: &Request<'_>) -> Rendered {
         let spelled;
         let r = if r.channel == Channel::Call {
@@ -181,10 +187,17 @@ impl Messages {
             }
         }
         let segments = segments(&text);
+        let locale = self.locale(r.locale);
+        let email = (r.channel == Channel::Email).then(|| {
+            let ttl = ttl_minutes(r.ttl).to_string();
+            let expires = fill(locale.wording().expires, &[("ttl", &ttl)]);
+            email::render(locale, r.service_name, &text, r.code, &expires)
+        });
         Rendered {
             text: SecretString::from(text),
-            locale: self.locale(r.locale),
+            locale,
             segments,
+            email,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::config::{BucketConfig, LimitSettings, SendLimits, VerifyLimits};
 use crate::crypto::Keys;
-use crate::domain::{Channel, NumberType, PhoneNumber, Region};
+use crate::domain::{Channel, NumberType, PhoneNumber, Recipient, Region};
 
 pub use buckets::{BucketName, BucketRequest, Scope};
 pub use client_ip::{ClientKey, TrustedProxies};
@@ -103,12 +103,13 @@ impl Policy {
         Ok(())
     }
 
-    /// Every bucket a send-code is charged to (all or none): client IP (seed S4), number,
+    /// Every bucket a send-code is charged to (all or none): client IP (seed S4), recipient,
     /// number prefix, country, global, user, and the resend cooldown. Calls without a client
-    /// (the CLI) or without a user skip those keys.
+    /// (the CLI) or without a user skip those keys; an email address has no prefix or country
+    /// (its per-recipient buckets are the `phone` buckets, keyed by the address).
     pub fn send_buckets(
         &self,
-        phone: &PhoneNumber,
+        phone: &Recipient,
         client: Option<&ClientKey>,
         user: Option<&str>,
     ) -> Vec<BucketRequest> {
@@ -125,11 +126,13 @@ impl Policy {
         let phone_key = if self.send.phone.is_empty() && self.cooldown.is_zero() {
             String::new()
         } else {
-            self.keys.bucket_key("phone", phone.e164())
+            self.keys.bucket_key("phone", &phone.key())
         };
         add(BucketName::Phone, &phone_key, &self.send.phone);
-        if !self.send.prefix.is_empty() {
-            let prefix = &phone.e164()[..phone.e164().len().saturating_sub(4)];
+        if !self.send.prefix.is_empty()
+            && let Some(number) = phone.phone()
+        {
+            let prefix = &number.e164()[..number.e164().len().saturating_sub(4)];
             add(
                 BucketName::Prefix,
                 &self.keys.bucket_key("prefix", prefix),
@@ -181,13 +184,13 @@ impl Policy {
     /// ceiling shared by every caller. Both answer 429 with `bucket: "phone"`. They are
     /// reserved before a code is judged and refunded when the check did not fail, so
     /// concurrent wrong guesses can never outrun them.
-    pub fn failure_buckets(&self, phone: &PhoneNumber, caller: &str) -> Vec<BucketRequest> {
+    pub fn failure_buckets(&self, phone: &Recipient, caller: &str) -> Vec<BucketRequest> {
         let per_caller = &self.verify.phone_failures;
         let ceiling = &self.verify.phone_failures_ceiling;
         if per_caller.is_empty() && ceiling.is_empty() {
             return Vec::new();
         }
-        let phone_key = self.keys.bucket_key("phone", phone.e164());
+        let phone_key = self.keys.bucket_key("phone", &phone.key());
         let caller_key = format!("{phone_key}.{}", self.keys.bucket_key("caller", caller));
         let mut out = Vec::with_capacity(per_caller.len() + ceiling.len());
         for size in per_caller {
@@ -292,7 +295,7 @@ mod tests {
     #[test]
     fn send_buckets_follow_the_settings() {
         let client = ClientKey::from_ip("203.0.113.9".parse().unwrap());
-        let number = phone("+14155552671");
+        let number = Recipient::from(phone("+14155552671"));
         let names = |p: &Policy, c: Option<&ClientKey>, u: Option<&str>| {
             p.send_buckets(&number, c, u)
                 .iter()
@@ -320,9 +323,28 @@ mod tests {
     }
 
     #[test]
+    fn an_email_address_has_recipient_buckets_but_no_prefix_or_country() {
+        let client = ClientKey::from_ip("203.0.113.9".parse().unwrap());
+        let p = policy(&[("VERIFYD_RATE_LIMIT_COUNTRY_MAX", "50")]);
+        let email = |s: &str| Recipient::for_channel(s, Channel::Email).unwrap();
+        let buckets = p.send_buckets(&email("Ann@Example.org"), Some(&client), None);
+        let names: Vec<&str> = buckets.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["ip", "phone", "phone", "global", "cooldown"]);
+        // One recipient whatever the case of its address; another address is another recipient.
+        let same = p.send_buckets(&email("ann@example.org"), Some(&client), None);
+        let other = p.send_buckets(&email("bob@example.org"), Some(&client), None);
+        assert_eq!(buckets[1].key, same[1].key);
+        assert_ne!(buckets[1].key, other[1].key);
+        assert_eq!(
+            p.failure_buckets(&email("Ann@Example.org"), "key:1")[0].key,
+            p.failure_buckets(&email("ann@example.org"), "key:1")[0].key
+        );
+    }
+
+    #[test]
     fn failures_count_per_caller_under_a_shared_ceiling() {
         let p = policy(&[]);
-        let number = phone("+14155552671");
+        let number = Recipient::from(phone("+14155552671"));
         let alice = p.failure_buckets(&number, "user:alice");
         let bob = p.failure_buckets(&number, "user:bob");
         let sizes = |b: &[BucketRequest]| {
@@ -380,7 +402,7 @@ mod tests {
     #[test]
     fn bucket_keys_never_hold_the_number() {
         let p = policy(&[]);
-        for b in p.send_buckets(&phone("+14155552671"), None, None) {
+        for b in p.send_buckets(&phone("+14155552671").into(), None, None) {
             assert!(
                 !b.storage_key().contains("4155552671"),
                 "{}",
@@ -390,7 +412,7 @@ mod tests {
         }
         // Same prefix, same prefix bucket; another prefix, another bucket.
         let key = |n: &str| {
-            p.send_buckets(&phone(n), None, None)
+            p.send_buckets(&phone(n).into(), None, None)
                 .into_iter()
                 .find(|b| b.name == BucketName::Prefix)
                 .unwrap()

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::config::TestNumber;
-use crate::domain::{OtpCode, PhoneNumber, Timestamp};
+use crate::domain::{OtpCode, Recipient, Timestamp};
 
 /// The configured test numbers, by E.164.
 pub struct TestNumbers {
@@ -38,10 +38,11 @@ impl TestNumbers {
         }
     }
 
-    /// The fixed code of `phone` if it is a test number still valid at `now`.
-    pub fn code(&self, phone: &PhoneNumber, now: Timestamp) -> Option<&OtpCode> {
+    /// The fixed code of `to` if it is a test number still valid at `now` (an email address
+    /// never is one).
+    pub fn code(&self, to: &Recipient, now: Timestamp) -> Option<&OtpCode> {
         self.by_number
-            .get(phone.e164())
+            .get(to.phone()?.e164())
             .filter(|t| t.valid_until.is_none_or(|until| now < until))
             .map(|t| &t.code)
     }

@@ -28,7 +28,7 @@ use crate::crypto::Keys;
 use crate::domain::MessageFacts;
 use crate::domain::{
     AttemptSid, Channel, CheckOutcome, CheckRefusal, CheckVerdict, CodeLength, Lifecycle,
-    LiveState, OtpCode, PhoneNumber, SendAttempt, Timestamp, Verification, VerificationSid,
+    LiveState, OtpCode, Recipient, SendAttempt, Timestamp, Verification, VerificationSid,
     VerificationStatus,
 };
 use crate::events::{Emitter, EventType};
@@ -178,7 +178,7 @@ impl LocalProvider {
         &self,
         found: &StoredVerification,
         update: &crate::domain::CheckUpdate,
-        phone: &PhoneNumber,
+        phone: &Recipient,
         scope: Option<&str>,
         now: Timestamp,
     ) -> Journal {
@@ -221,7 +221,7 @@ impl LocalProvider {
     fn send_journal(
         &self,
         new: &NewVerification,
-        phone: &PhoneNumber,
+        phone: &Recipient,
         scope: Option<&str>,
         test_number: bool,
         message: Option<MessageFacts>,
@@ -324,7 +324,7 @@ impl LocalProvider {
         &self,
         sid: &VerificationSid,
         scope: Option<&str>,
-    ) -> Result<(StoredVerification, PhoneNumber), ProviderError> {
+    ) -> Result<(StoredVerification, Recipient), ProviderError> {
         let services = self.services.as_ref().ok_or(ProviderError::NotFound)?;
         let owner = services
             .verification_owner(sid)
@@ -338,18 +338,18 @@ impl LocalProvider {
         Ok((stored, phone))
     }
 
-    fn stored_phone(&self, stored: &StoredVerification) -> Result<PhoneNumber, ProviderError> {
+    fn stored_phone(&self, stored: &StoredVerification) -> Result<Recipient, ProviderError> {
         let plain = self
             .keys
             .open(&stored.phone_sealed, PHONE_CONTEXT)
             .map_err(|e| ProviderError::Data(e.into()))?;
         String::from_utf8(plain)
             .ok()
-            .and_then(|s| PhoneNumber::parse(&s).ok())
-            .ok_or_else(|| ProviderError::Data("stored phone number is unreadable".into()))
+            .and_then(|s| Recipient::parse_stored(&s))
+            .ok_or_else(|| ProviderError::Data("stored recipient is unreadable".into()))
     }
 
-    fn view(&self, stored: StoredVerification, to: &PhoneNumber) -> Verification {
+    fn view(&self, stored: StoredVerification, to: &Recipient) -> Verification {
         Verification {
             sid: stored.sid,
             to: to.clone(),
@@ -378,11 +378,11 @@ impl LocalProvider {
     /// the send finds it (one pending verification per number).
     async fn adopt_older_pending(
         &self,
-        phone: &PhoneNumber,
+        phone: &Recipient,
         owner: Option<&str>,
         now: Timestamp,
     ) -> Result<(), ProviderError> {
-        for lookup in self.keys.phone_lookups(phone.e164()).into_iter().skip(1) {
+        for lookup in self.keys.phone_lookups(&phone.key()).into_iter().skip(1) {
             if let Some(old) = self
                 .store
                 .find_pending(std::slice::from_ref(&lookup), owner)
@@ -438,7 +438,7 @@ impl LocalProvider {
         &self,
         stored: &StoredVerification,
         channel: Channel,
-        to: &PhoneNumber,
+        to: &Recipient,
         code: &OtpCode,
         rendered: messages::Rendered,
     ) -> Result<(MessageFacts, crate::sms::Delivery), ProviderError> {
@@ -460,9 +460,11 @@ impl LocalProvider {
             to: to.clone(),
             channel,
             body: rendered.text,
+            code: secrecy::SecretString::from(code.expose().to_owned()),
             code_length: code.expose().len(),
             verification_sid: stored.sid.clone(),
             locale: rendered.locale,
+            email: rendered.email,
         };
         let result = self.sender.deliver(&message).await;
         let country = to
@@ -478,7 +480,11 @@ impl LocalProvider {
         .increment(1);
         result
             .map_err(|e| match e {
-                // The vendor refused the number itself: the caller's error (400 60200 To).
+                // The vendor refused the number (or the SMTP server the mailbox) itself: the
+                // caller's error (400 60200 To).
+                SmsError::Refused(_) if to.email().is_some() => {
+                    ProviderError::InvalidParameter(InvalidParameter::Email)
+                }
                 SmsError::Refused(_) => ProviderError::InvalidParameter(InvalidParameter::To),
                 e => ProviderError::Delivery(e),
             })
@@ -489,7 +495,7 @@ impl LocalProvider {
     /// `channel`.
     fn new_verification(
         &self,
-        phone: &PhoneNumber,
+        phone: &Recipient,
         owner: Option<String>,
         channel: Channel,
         code: &OtpCode,
@@ -499,8 +505,8 @@ impl LocalProvider {
         let sid = VerificationSid::generate();
         NewVerification {
             owner,
-            phone_lookup: self.keys.phone_lookup(phone.e164()),
-            phone_sealed: self.keys.seal(phone.e164().as_bytes(), PHONE_CONTEXT),
+            phone_lookup: self.keys.phone_lookup(&phone.key()),
+            phone_sealed: self.keys.seal(phone.as_str().as_bytes(), PHONE_CONTEXT),
             channel,
             code_digest: self
                 .keys
@@ -528,7 +534,7 @@ impl LocalProvider {
         &self,
         delivered: Result<(MessageFacts, crate::sms::Delivery), ProviderError>,
         stored: StoredVerification,
-        phone: &PhoneNumber,
+        phone: &Recipient,
         code: &OtpCode,
         wording: &MessageOptions,
         scope: &Option<String>,
@@ -542,7 +548,8 @@ impl LocalProvider {
             .map_or(stored.channel, |a| a.channel);
         let mut stored = stored;
         let mut result = delivered;
-        for next in self.fallbacks(first) {
+        // Never from a number to an address or back: only the channels of this recipient.
+        for next in self.fallbacks(first).iter().filter(|c| phone.suits(**c)) {
             let Err(e) = &result else { break };
             if let Some(failed) = stored.send_attempts.last() {
                 self.unsend(&failed.sid).await;
@@ -724,7 +731,7 @@ impl Provider for LocalProvider {
         let presented = bound(code.expose(), options.binding.as_deref());
         // Oldest secret first: a rekey only ever moves a row from an older secret's digest to
         // the newest's, so a row that exists throughout is found even if it moves meanwhile.
-        let mut lookups = self.keys.phone_lookups(phone.e164());
+        let mut lookups = self.keys.phone_lookups(&phone.key());
         lookups.reverse();
         // Another user's pending verification is invisible: it answers exactly like none.
         let Some(mut found) = self.store.find_pending(&lookups, owner.as_deref()).await? else {

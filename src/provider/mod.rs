@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Channel, CheckOutcome, CodeLength, OtpCode, PhoneNumber, Timestamp, Verification,
+    Channel, CheckOutcome, CodeLength, OtpCode, Recipient, Timestamp, Verification,
     VerificationSid, VerificationStatus,
 };
 use crate::error::BoxError;
@@ -26,7 +26,7 @@ pub use twilio_verify::TwilioVerifyProvider;
 /// Start (or resend) a verification.
 #[derive(Debug)]
 pub struct StartRequest {
-    pub phone: PhoneNumber,
+    pub phone: Recipient,
     pub channel: Channel,
     /// The client's rate-limit key, when the request came over HTTP (Twilio's RateLimits).
     pub client: Option<ClientKey>,
@@ -87,7 +87,7 @@ pub struct CheckOptions {
 /// Check a code.
 #[derive(Debug)]
 pub struct CheckRequest {
-    pub phone: PhoneNumber,
+    pub phone: Recipient,
     pub code: OtpCode,
     /// The authenticated user: only their own verification is visible to them.
     pub user: Option<String>,
@@ -137,7 +137,10 @@ pub enum ProviderError {
 /// The parameter a provider refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvalidParameter {
+    /// The number (a vendor refused it).
     To,
+    /// The email address (the SMTP server refused the mailbox).
+    Email,
     Channel,
     Code,
 }

@@ -26,8 +26,8 @@ use serde::Deserialize;
 use super::{CheckRequest, InvalidParameter, Provider, ProviderError, StartRequest};
 use crate::config::{Config, TwilioCredentials};
 use crate::domain::{
-    AttemptSid, Channel, CheckOutcome, CheckRefusal, Lifecycle, PhoneNumber, SendAttempt,
-    Timestamp, Verification, VerificationSid, VerificationStatus,
+    AttemptSid, Channel, CheckOutcome, CheckRefusal, Lifecycle, Recipient, SendAttempt, Timestamp,
+    Verification, VerificationSid, VerificationStatus,
 };
 use crate::error::Context;
 use crate::twilio::{TwilioClient, TwilioError};
@@ -294,7 +294,7 @@ impl TwilioVerifyProvider {
     fn view(
         &self,
         answer: TwilioVerification,
-        phone: Option<&PhoneNumber>,
+        phone: Option<&Recipient>,
         requested: Option<Channel>,
         now: Timestamp,
     ) -> Result<Verification, ProviderError> {
@@ -308,7 +308,7 @@ impl TwilioVerifyProvider {
             None => answer
                 .to
                 .as_deref()
-                .and_then(|t| PhoneNumber::parse(t).ok())
+                .and_then(|t| Recipient::parse(t).ok())
                 .ok_or_else(|| upstream("Twilio's answer has no readable `to`"))?,
         };
         let channel = answer
@@ -380,7 +380,7 @@ impl Provider for TwilioVerifyProvider {
             }
             _ => None,
         };
-        let mut form = vec![("To", phone.e164()), ("Channel", channel.as_str())];
+        let mut form = vec![("To", phone.as_str()), ("Channel", channel.as_str())];
         if let Some(value) = &rate_limits {
             form.push(("RateLimits", value.as_str()));
         }
@@ -403,7 +403,7 @@ impl Provider for TwilioVerifyProvider {
         let answer: TwilioVerification = answered.map_err(|e| provider_error(e, Call::Start))?;
         let verification = self.view(answer, Some(&phone), Some(channel), now)?;
         self.recent.remember(
-            phone.e164(),
+            phone.as_str(),
             &verification.sid,
             &verification.send_attempts,
             user.as_deref(),
@@ -422,11 +422,11 @@ impl Provider for TwilioVerifyProvider {
         } = request;
         if self
             .recent
-            .owned_by_another(phone.e164(), user.as_deref(), now)
+            .owned_by_another(phone.as_str(), user.as_deref(), now)
         {
             return Ok(CheckOutcome::Refused(CheckRefusal::NotFound));
         }
-        let form = [("To", phone.e164()), ("Code", code.expose())];
+        let form = [("To", phone.as_str()), ("Code", code.expose())];
         let answer = match self
             .post_retrying_connect(&self.path("/VerificationCheck"), &form, Call::Check)
             .await
@@ -434,7 +434,7 @@ impl Provider for TwilioVerifyProvider {
             Ok(answer) => answer,
             // 20404: no pending verification; 60202: max check attempts reached.
             Err(TwilioError::Api(failure)) if failure.code == Some(20404) => {
-                self.recent.forget(phone.e164());
+                self.recent.forget(phone.as_str());
                 return Ok(CheckOutcome::Refused(CheckRefusal::NotFound));
             }
             Err(TwilioError::Api(failure)) if failure.code == Some(60202) => {
@@ -447,13 +447,13 @@ impl Provider for TwilioVerifyProvider {
             Some(VerificationStatus::Approved) => {
                 let mut verification = self.view(answer, Some(&phone), None, now)?;
                 verification.send_attempts =
-                    self.recent.attempts(phone.e164(), &verification.sid, now);
-                self.recent.forget(phone.e164());
+                    self.recent.attempts(phone.as_str(), &verification.sid, now);
+                self.recent.forget(phone.as_str());
                 Ok(CheckOutcome::Approved(verification))
             }
             Some(VerificationStatus::Pending) => {
                 Ok(CheckOutcome::Refused(CheckRefusal::Incorrect {
-                    attempts_remaining: self.recent.wrong_check(phone.e164(), sid.as_ref(), now),
+                    attempts_remaining: self.recent.wrong_check(phone.as_str(), sid.as_ref(), now),
                     pending: None,
                 }))
             }
@@ -461,7 +461,7 @@ impl Provider for TwilioVerifyProvider {
                 Ok(CheckOutcome::Refused(CheckRefusal::MaxAttempts))
             }
             Some(_) => {
-                self.recent.forget(phone.e164());
+                self.recent.forget(phone.as_str());
                 Ok(CheckOutcome::Refused(CheckRefusal::NotFound))
             }
             None => Err(upstream("Twilio's check answer has an unknown status")),

@@ -64,7 +64,7 @@ impl BirdSender {
     /// [`SmsError::Failed`] on no answer, 5xx, 429 or 401; [`SmsError::Refused`] on another 4xx.
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Body {
-            to: message.to.e164(),
+            to: message.phone()?.e164(),
             from: &self.from,
             text: message.body.expose_secret(),
             category: "authentication",

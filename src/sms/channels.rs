@@ -1,4 +1,4 @@
-//! The channels beside SMS, over Twilio: `whatsapp` (Twilio Programmable Messaging with
+//! The channels beside SMS, over Twilio (email has its own sender, [`super::email`]): `whatsapp` (Twilio Programmable Messaging with
 //! `whatsapp:` addresses, from the WhatsApp sender `TWILIO_WHATSAPP_FROM`) and `call` (Twilio
 //! Programmable Voice: a call from `TWILIO_VOICE_FROM` whose TwiML says the message, the code digit
 //! by digit, twice, in the message's language). [`ChannelRouter`] hands each message to the
@@ -69,7 +69,7 @@ impl TwilioWhatsappSender {
 #[async_trait]
 impl SmsSender for TwilioWhatsappSender {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError> {
-        let to = format!("whatsapp:{}", message.to.e164());
+        let to = format!("whatsapp:{}", message.phone()?.e164());
         let form = [
             ("To", to.as_str()),
             ("From", self.from.as_str()),
@@ -154,7 +154,7 @@ impl SmsSender for TwilioVoiceSender {
             message.locale.wording().voice,
         ));
         let form = [
-            ("To", message.to.e164()),
+            ("To", message.phone()?.e164()),
             ("From", self.from.as_str()),
             ("Twiml", twiml.expose_secret()),
         ];
@@ -182,6 +182,7 @@ pub struct ChannelRouter {
     default: Arc<dyn SmsSender>,
     whatsapp: Option<Arc<dyn SmsSender>>,
     call: Option<Arc<dyn SmsSender>>,
+    email: Option<Arc<dyn SmsSender>>,
 }
 
 impl ChannelRouter {
@@ -194,13 +195,22 @@ impl ChannelRouter {
             default,
             whatsapp,
             call,
+            email: None,
         }
+    }
+
+    /// The same router, sending the `email` channel through `email`.
+    #[must_use]
+    pub fn with_email(mut self, email: Arc<dyn SmsSender>) -> Self {
+        self.email = Some(email);
+        self
     }
 
     fn sender(&self, channel: Channel) -> &dyn SmsSender {
         let specific = match channel {
             Channel::Whatsapp => self.whatsapp.as_deref(),
             Channel::Call => self.call.as_deref(),
+            Channel::Email => self.email.as_deref(),
             _ => None,
         };
         specific.unwrap_or(self.default.as_ref())

@@ -18,9 +18,14 @@ const OUTBOX_CAPACITY: usize = 1000;
 /// A message as the dev outbox shows it.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct OutboxMessage {
+    /// The number in E.164, or the email address.
     pub to: String,
     pub channel: String,
+    /// The message; for an email, its text body.
     pub body: String,
+    /// An email's subject line (absent for every other channel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub time: String,
     #[serde(skip)]
     #[schema(ignore)]
@@ -76,7 +81,10 @@ impl ConsoleSender {
 impl SmsSender for ConsoleSender {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError> {
         let now = self.clock.now();
-        let body = message.body.expose_secret();
+        let body = match &message.email {
+            Some(email) => email.text.expose_secret(),
+            None => message.body.expose_secret(),
+        };
         {
             let mut out = std::io::stdout().lock();
             // stdout is the console "phone"; a closed stdout must not fail the send.
@@ -90,7 +98,8 @@ impl SmsSender for ConsoleSender {
             let _ = out.flush();
         }
         self.outbox.push(OutboxMessage {
-            to: message.to.e164().to_owned(),
+            to: message.to.as_str().to_owned(),
+            subject: message.email.as_ref().map(|e| e.subject.clone()),
             channel: message.channel.as_str().to_owned(),
             body: body.to_owned(),
             time: now.to_rfc3339(),

@@ -113,7 +113,7 @@ impl InfobipSender {
             messages: [Message {
                 sender: &self.from,
                 destinations: [Destination {
-                    to: message.to.e164().trim_start_matches('+'),
+                    to: message.phone()?.e164().trim_start_matches('+'),
                 }],
                 content: Content {
                     text: message.body.expose_secret(),

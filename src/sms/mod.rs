@@ -8,7 +8,9 @@
 pub mod bird;
 pub mod channels;
 pub mod console;
+pub mod email;
 pub mod infobip;
+pub mod meta_whatsapp;
 pub mod null;
 pub mod plivo;
 pub mod receipt;
@@ -28,12 +30,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::Clock;
 use crate::config::{DeliverySettings, SenderKind, TwilioSettings};
-use crate::domain::{Channel, PhoneNumber, VerificationSid};
+use crate::domain::{Channel, PhoneNumber, Recipient, VerificationSid};
 
 pub use bird::{BirdReceipts, BirdSender};
 pub use channels::{ChannelRouter, TwilioVoiceSender, TwilioWhatsappSender};
 pub use console::{ConsoleSender, Outbox, OutboxMessage};
+pub use email::SmtpSender;
 pub use infobip::{InfobipReceipts, InfobipSender};
+pub use meta_whatsapp::MetaWhatsappSender;
 pub use null::NullSender;
 pub use plivo::{PlivoReceipts, PlivoSender};
 pub use receipt::{DeliveryStatus, ReceiptVerifier};
@@ -46,13 +50,30 @@ pub use webhook::WebhookSender;
 
 /// One message to deliver. The body contains the code, so it is a secret.
 pub struct OutgoingMessage {
-    pub to: PhoneNumber,
+    pub to: Recipient,
     pub channel: Channel,
     pub body: SecretString,
+    /// The code alone, for senders whose vendor fills it into its own template (Meta's
+    /// WhatsApp authentication templates).
+    pub code: SecretString,
     pub code_length: usize,
     pub verification_sid: VerificationSid,
     /// The language the body is written in (a call's voice speaks it).
     pub locale: crate::messages::Locale,
+    /// The subject, text and HTML of an email (the `email` channel only).
+    pub email: Option<crate::messages::EmailParts>,
+}
+
+impl OutgoingMessage {
+    /// The phone number this message goes to.
+    ///
+    /// # Errors
+    /// [`SmsError::Refused`] when it goes to an email address (a phone sender never sends one).
+    pub fn phone(&self) -> Result<&PhoneNumber, SmsError> {
+        self.to
+            .phone()
+            .ok_or_else(|| SmsError::Refused(format!("{} needs a phone number", self.channel)))
+    }
 }
 
 /// The sender failed; the message may or may not have gone out.
@@ -164,7 +185,8 @@ pub fn one_sender(
             })?;
             let sender =
                 TwilioMessagingSender::new(settings, &twilio.api_base_url, twilio.timeout)?
-                    .with_status_callback(delivery.receipt_url("twilio-messaging"));
+                    .with_status_callback(delivery.receipt_url("twilio-messaging"))
+                    .with_sender_ids(delivery.sms_from.clone());
             Ok((Arc::new(sender), None))
         }
         SenderKind::Telnyx => {
@@ -174,7 +196,9 @@ pub fn one_sender(
             let receipts = settings
                 .public_key
                 .and_then(|_| delivery.receipt_url("telnyx"));
-            let sender = TelnyxSender::new(settings)?.with_webhook_url(receipts);
+            let sender = TelnyxSender::new(settings)?
+                .with_webhook_url(receipts)
+                .with_sender_ids(delivery.sms_from.clone());
             Ok((Arc::new(sender), None))
         }
         SenderKind::Vonage => {
@@ -185,7 +209,9 @@ pub fn one_sender(
                 .signature_secret
                 .as_ref()
                 .and_then(|_| delivery.receipt_url("vonage"));
-            let sender = VonageSender::new(settings)?.with_callback(receipts);
+            let sender = VonageSender::new(settings)?
+                .with_callback(receipts)
+                .with_sender_ids(delivery.sms_from.clone());
             Ok((Arc::new(sender), None))
         }
         SenderKind::Plivo => {
@@ -272,28 +298,44 @@ pub fn receipt_verifiers(
     Ok(verifiers)
 }
 
-/// `sender` for SMS, with the WhatsApp and voice senders the channel settings configure in front
-/// of it (every channel without its own sender goes to `sender`).
+/// `sender` for SMS, with the WhatsApp, voice and email senders the channel settings configure
+/// in front of it (every channel without its own sender goes to `sender`).
 ///
 /// # Errors
-/// [`SmsError::Setup`] when a channel's HTTP client cannot be built.
+/// [`SmsError::Setup`] when a channel's client cannot be built.
 pub fn with_channels(
     sender: Arc<dyn SmsSender>,
     channels: &crate::config::ChannelSettings,
     twilio: &TwilioSettings,
 ) -> Result<Arc<dyn SmsSender>, SmsError> {
-    let Some(account) = &channels.twilio else {
-        return Ok(sender);
+    let email: Option<Arc<dyn SmsSender>> = match &channels.email {
+        Some(settings) => Some(Arc::new(SmtpSender::new(settings)?)),
+        None => None,
     };
-    let whatsapp: Option<Arc<dyn SmsSender>> = match &channels.whatsapp_from {
-        Some(from) => Some(Arc::new(TwilioWhatsappSender::new(
+    let meta: Option<Arc<dyn SmsSender>> = match &channels.meta_whatsapp {
+        Some(settings) => Some(Arc::new(MetaWhatsappSender::new(settings)?)),
+        None => None,
+    };
+    let Some(account) = &channels.twilio else {
+        if email.is_none() && meta.is_none() {
+            return Ok(sender);
+        }
+        let router = ChannelRouter::new(sender, meta, None);
+        return Ok(Arc::new(match email {
+            Some(email) => router.with_email(email),
+            None => router,
+        }));
+    };
+    let whatsapp: Option<Arc<dyn SmsSender>> = match (&meta, &channels.whatsapp_from) {
+        (Some(meta), _) => Some(Arc::clone(meta)),
+        (None, Some(from)) => Some(Arc::new(TwilioWhatsappSender::new(
             &twilio.api_base_url,
             &account.account_sid,
             &account.auth_token,
             from,
             twilio.timeout,
         )?)),
-        None => None,
+        (None, None) => None,
     };
     let call: Option<Arc<dyn SmsSender>> = match &channels.voice_from {
         Some(from) => Some(Arc::new(TwilioVoiceSender::new(
@@ -305,7 +347,11 @@ pub fn with_channels(
         )?)),
         None => None,
     };
-    Ok(Arc::new(ChannelRouter::new(sender, whatsapp, call)))
+    let router = ChannelRouter::new(sender, whatsapp, call);
+    Ok(Arc::new(match email {
+        Some(email) => router.with_email(email),
+        None => router,
+    }))
 }
 
 /// The receipt verifiers of the Plivo, Sinch, Infobip and Bird vendors the settings configure,

@@ -81,7 +81,7 @@ impl PlivoSender {
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Body {
             src: &self.from,
-            dst: message.to.e164(),
+            dst: message.phone()?.e164(),
             text: message.body.expose_secret(),
             url: self.callback_url.as_deref(),
             method: self.callback_url.as_ref().map(|_| "POST"),

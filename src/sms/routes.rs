@@ -289,12 +289,14 @@ mod tests {
 
     fn message(to: &str) -> OutgoingMessage {
         OutgoingMessage {
-            to: PhoneNumber::parse(to).unwrap(),
+            to: PhoneNumber::parse(to).unwrap().into(),
             channel: Channel::Sms,
             body: SecretString::from("Your code is 123456".to_owned()),
+            code: SecretString::from("123456".to_owned()),
             code_length: 6,
             verification_sid: VerificationSid::generate(),
             locale: crate::messages::Locale::english(),
+            email: None,
         }
     }
 

@@ -82,7 +82,7 @@ impl SinchSender {
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Body {
             from: &self.from,
-            to: [message.to.e164()],
+            to: [message.phone()?.e164()],
             body: message.body.expose_secret(),
             delivery_report: self.callback_url.as_ref().map(|_| "per_recipient"),
             callback_url: self.callback_url.as_deref(),

@@ -69,6 +69,7 @@ pub struct TelnyxSender {
     messaging_profile_id: Option<String>,
     /// `webhook_url`: where Telnyx posts this message's receipts (none: not asked for).
     webhook_url: Option<String>,
+    per_country: crate::domain::SenderIds,
 }
 
 impl TelnyxSender {
@@ -84,6 +85,7 @@ impl TelnyxSender {
             from: settings.from.clone(),
             messaging_profile_id: settings.messaging_profile_id.clone(),
             webhook_url: None,
+            per_country: crate::domain::SenderIds::default(),
         })
     }
 
@@ -91,6 +93,13 @@ impl TelnyxSender {
     #[must_use]
     pub fn with_webhook_url(mut self, url: Option<String>) -> Self {
         self.webhook_url = url;
+        self
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: crate::domain::SenderIds) -> Self {
+        self.per_country = ids;
         self
     }
 }
@@ -102,10 +111,15 @@ impl SmsSender for TelnyxSender {
     }
 
     async fn deliver(&self, message: &OutgoingMessage) -> Result<Delivery, SmsError> {
+        let to = message.phone()?;
+        let from = match self.per_country.for_destination(to) {
+            Some(id) => Some(id.as_str()),
+            None => self.from.as_deref(),
+        };
         let body = Body {
-            to: message.to.e164(),
+            to: to.e164(),
             text: message.body.expose_secret(),
-            from: self.from.as_deref(),
+            from,
             messaging_profile_id: self.messaging_profile_id.as_deref(),
             webhook_url: self.webhook_url.as_deref(),
         };

@@ -1,6 +1,8 @@
 //! The `twilio-messaging` sender: the local engine's messages go out through Twilio
 //! Programmable Messaging, `POST /2010-04-01/Accounts/{AC…}/Messages.json` with `To`, `Body` and
-//! either `MessagingServiceSid` or `From`. SMS only. A send is never retried: after a timeout or
+//! either `MessagingServiceSid` (the service picks the sender, its own per-country senders
+//! included) or `From` (the destination country's sender of `VERIFYD_SMS_FROM` when it has one,
+//! else `TWILIO_FROM`). SMS only. A send is never retried: after a timeout or
 //! a 5xx the message may already be queued at Twilio, and a second one would be a second SMS.
 //! With `VERIFYD_PUBLIC_URL` set, each message asks for its delivery receipts
 //! (`StatusCallback={public}/callbacks/twilio-messaging`); [`TwilioReceipts`] verifies them
@@ -17,7 +19,7 @@ use super::receipt::{
 };
 use super::{Delivery, OutgoingMessage, SmsError, SmsSender};
 use crate::config::{MessagingFrom, TwilioMessagingConfig};
-use crate::domain::Channel;
+use crate::domain::{Channel, SenderIds};
 use crate::twilio::{TwilioClient, TwilioError};
 
 /// The part of Twilio's Message resource we read.
@@ -33,6 +35,7 @@ pub struct TwilioMessagingSender {
     from: MessagingFrom,
     /// `StatusCallback`: where Twilio posts this message's receipts (none: not asked for).
     status_callback: Option<String>,
+    per_country: SenderIds,
 }
 
 impl TwilioMessagingSender {
@@ -56,6 +59,7 @@ impl TwilioMessagingSender {
             api,
             from: settings.from.clone(),
             status_callback: None,
+            per_country: SenderIds::default(),
         })
     }
 
@@ -63,6 +67,13 @@ impl TwilioMessagingSender {
     #[must_use]
     pub fn with_status_callback(mut self, url: Option<String>) -> Self {
         self.status_callback = url;
+        self
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: SenderIds) -> Self {
+        self.per_country = ids;
         self
     }
 }
@@ -80,13 +91,14 @@ impl SmsSender for TwilioMessagingSender {
                 message.channel
             )));
         }
-        let mut form = vec![
-            ("To", message.to.e164()),
-            ("Body", message.body.expose_secret()),
-        ];
+        let to = message.phone()?;
+        let mut form = vec![("To", to.e164()), ("Body", message.body.expose_secret())];
         match &self.from {
             MessagingFrom::Service(sid) => form.push(("MessagingServiceSid", sid.as_str())),
-            MessagingFrom::Number(from) => form.push(("From", from.as_str())),
+            MessagingFrom::Number(from) => {
+                let id = self.per_country.for_destination(to);
+                form.push(("From", id.map_or(from.as_str(), |id| id.as_str())));
+            }
         }
         if let Some(url) = &self.status_callback {
             form.push(("StatusCallback", url.as_str()));

@@ -48,6 +48,7 @@ pub struct VonageSender {
     from: String,
     /// `callback`: where Vonage posts this message's receipt (none: not asked for).
     callback: Option<String>,
+    per_country: crate::domain::SenderIds,
 }
 
 impl VonageSender {
@@ -63,6 +64,7 @@ impl VonageSender {
             api_secret: settings.api_secret.clone(),
             from: settings.from.trim_start_matches('+').to_owned(),
             callback: None,
+            per_country: crate::domain::SenderIds::default(),
         })
     }
 
@@ -70,6 +72,13 @@ impl VonageSender {
     #[must_use]
     pub fn with_callback(mut self, url: Option<String>) -> Self {
         self.callback = url;
+        self
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: crate::domain::SenderIds) -> Self {
+        self.per_country = ids;
         self
     }
 }
@@ -81,11 +90,17 @@ impl SmsSender for VonageSender {
     }
 
     async fn deliver(&self, message: &OutgoingMessage) -> Result<Delivery, SmsError> {
-        let to = message.to.e164().trim_start_matches('+');
+        let phone = message.phone()?;
+        let to = phone.e164().trim_start_matches('+');
+        // Vonage writes numbers without the `+`.
+        let from = self
+            .per_country
+            .for_destination(phone)
+            .map_or(self.from.as_str(), |id| id.as_str().trim_start_matches('+'));
         let mut form = vec![
             ("api_key", self.api_key.as_str()),
             ("api_secret", self.api_secret.expose_secret()),
-            ("from", self.from.as_str()),
+            ("from", from),
             ("to", to),
             ("text", message.body.expose_secret()),
         ];

@@ -79,7 +79,7 @@ impl WebhookSender {
 impl SmsSender for WebhookSender {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), SmsError> {
         let body = serde_json::to_vec(&Payload {
-            to: message.to.e164(),
+            to: message.to.as_str(),
             channel: message.channel.as_str(),
             body: message.body.expose_secret(),
             code_length: message.code_length,

@@ -12,7 +12,7 @@ use super::form::Params;
 use super::services::{Meta, Paging};
 use super::{TwilioApi, TwilioError, sid};
 use crate::crypto::Keys;
-use crate::domain::{PhoneNumber, Timestamp};
+use crate::domain::{Recipient, Timestamp};
 use crate::http::AppState;
 use crate::rotation::PHONE_CONTEXT;
 use crate::store::{AttemptFilter, SendAttemptRow};
@@ -58,7 +58,12 @@ impl AttemptResource {
             .phone_sealed
             .as_deref()
             .and_then(|sealed| keys.open(sealed, PHONE_CONTEXT).ok())
-            .and_then(|plain| String::from_utf8(plain).ok());
+            .and_then(|plain| String::from_utf8(plain).ok())
+            // A number in E.164 as Twilio lists it; an email address masked (`j***@e***.com`).
+            .map(|to| match Recipient::parse_stored(&to) {
+                Some(email @ Recipient::Email(_)) => email.masked(),
+                _ => to,
+            });
         Self {
             url: api.url(&format!("/v2/Attempts/{sid}")),
             account_sid: api.account_sid.clone(),
@@ -127,8 +132,8 @@ fn filter(keys: &Keys, params: &Params) -> Result<AttemptFilter, TwilioError> {
         f.channel = Some(channel.to_owned());
     }
     if let Some(to) = params.get("ChannelData.To") {
-        let phone = PhoneNumber::parse(to).map_err(|_| TwilioError::invalid("ChannelData.To"))?;
-        f.phone_lookup = Some(keys.phone_lookup(phone.e164()).to_vec());
+        let to = Recipient::parse(to).map_err(|_| TwilioError::invalid("ChannelData.To"))?;
+        f.phone_lookup = Some(keys.phone_lookup(&to.key()).to_vec());
     }
     Ok(f)
 }

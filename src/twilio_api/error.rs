@@ -124,6 +124,21 @@ impl TwilioError {
                 "The request body is larger than 16 KiB",
             ),
             ApiError::InvalidPhone(_) => Self::invalid("To"),
+            ApiError::InvalidEmail(e) => Self::new(
+                S::BAD_REQUEST,
+                60200,
+                format!("Invalid parameter: To ({e})"),
+            ),
+            ApiError::PhoneNumberRequired => Self::new(
+                S::BAD_REQUEST,
+                60200,
+                "Invalid parameter: To (this channel needs a phone number, not an email address)",
+            ),
+            ApiError::EmailRequired => Self::new(
+                S::BAD_REQUEST,
+                60200,
+                "Invalid parameter: To (the email channel needs an email address)",
+            ),
             ApiError::InvalidLocale(_) => Self::invalid("Locale"),
             ApiError::InvalidAppHash(_) => Self::invalid("AppHash"),
             ApiError::InvalidCode(_) => Self::invalid("Code"),
@@ -226,6 +241,15 @@ impl IntoResponse for TwilioError {
                 .insert(ErrorDetail(std::sync::Arc::from(detail)));
         }
         response
+    }
+}
+
+/// 400/60200 naming `To`, saying which rule the recipient broke (a bad number, a bad email
+/// address, an address for a phone channel, a number for email).
+pub fn recipient_error(e: crate::domain::RecipientError) -> TwilioError {
+    match e {
+        crate::domain::RecipientError::Phone(_) => TwilioError::invalid("To"),
+        other => TwilioError::from_api(other.into(), Duration::ZERO),
     }
 }
 

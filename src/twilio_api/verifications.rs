@@ -16,7 +16,7 @@ use super::TwilioApi;
 use super::error::{TwilioError, from_service};
 use super::form::Params;
 use crate::domain::{
-    Channel, CheckRefusal, CodeLength, NumberType, OtpCode, PhoneNumber, Verification,
+    Channel, CheckRefusal, CodeLength, NumberType, OtpCode, Recipient, Verification,
     VerificationSid, VerificationStatus,
 };
 use crate::http::AppState;
@@ -133,7 +133,7 @@ fn verification_resource(
         sid: v.sid.to_string(),
         service_sid: service.to_owned(),
         account_sid: api.account_sid.clone(),
-        to: v.to.e164().to_owned(),
+        to: v.to.as_str().to_owned(),
         channel: v.channel.as_str(),
         status: v.status.as_str(),
         lookup: Lookup { carrier: None },
@@ -160,7 +160,7 @@ fn check_resource(api: &TwilioApi, service: &str, v: Verification, psd2: Psd2) -
         sid: v.sid.to_string(),
         service_sid: service.to_owned(),
         account_sid: api.account_sid.clone(),
-        to: v.to.e164().to_owned(),
+        to: v.to.as_str().to_owned(),
         channel: v.channel.as_str(),
         status: v.status.as_str(),
         amount: psd2.amount,
@@ -193,7 +193,7 @@ fn refusal(api: &TwilioApi, e: ServiceError) -> TwilioError {
 
 /// Every create parameter, validated (in Twilio's order of meaning) before anything happens.
 struct CreateRequest {
-    phone: PhoneNumber,
+    phone: Recipient,
     channel: Channel,
     client: Option<ClientKey>,
     options: SendOptions,
@@ -203,8 +203,14 @@ struct CreateRequest {
 }
 
 fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateRequest, TwilioError> {
-    let phone =
-        PhoneNumber::parse(params.required("To")?).map_err(|_| TwilioError::invalid("To"))?;
+    // `To` is judged first, as the recipient of the channel named (a number for an unknown one):
+    // an email address only for `email`, a number for every other channel.
+    let to = params.required("To")?;
+    let named = params
+        .get("Channel")
+        .and_then(|c| c.parse::<Channel>().ok());
+    let phone = Recipient::for_channel(to, named.unwrap_or(Channel::Sms))
+        .map_err(super::error::recipient_error)?;
     let channel = params
         .required("Channel")?
         .parse::<Channel>()
@@ -297,7 +303,7 @@ fn parse_create(service: &ServiceRecord, params: &Params) -> Result<CreateReques
 }
 
 /// Records the masked number on the request's span (never the number itself).
-fn with_facts(response: Response, phone: Option<&PhoneNumber>) -> Response {
+fn with_facts(response: Response, phone: Option<&Recipient>) -> Response {
     let span = tracing::Span::current();
     if let Some(phone) = phone
         && !span.is_disabled()
@@ -459,7 +465,7 @@ pub async fn check_verification(
                 (found.to, psd2)
             }
             (None, Some(to)) if !to.is_empty() => (
-                PhoneNumber::parse(to).map_err(|_| TwilioError::invalid("To"))?,
+                Recipient::parse(to).map_err(super::error::recipient_error)?,
                 Psd2::from_params(&record, &params)?,
             ),
             _ => return Err(TwilioError::missing("To")),

@@ -214,8 +214,8 @@ async fn a_bucket_filled_before_a_rotation_still_refuses_after_it() {
     let clock: Arc<ManualClock> = Arc::new(ManualClock::starting_now());
     let dir = tempfile::tempdir().unwrap();
     let limiter = MemoryLimiter::new(1000);
-    let phone = PhoneNumber::parse(US_NUMBER).unwrap();
-    let other = PhoneNumber::parse("+14155559999").unwrap();
+    let phone = verifyd::domain::Recipient::from(PhoneNumber::parse(US_NUMBER).unwrap());
+    let other = verifyd::domain::Recipient::from(PhoneNumber::parse("+14155559999").unwrap());
     let build = |secret: String| {
         let dir = &dir;
         let clock = Arc::clone(&clock);

@@ -371,3 +371,50 @@ async fn vonage_gets_its_documented_request_and_a_failed_status_fails_over_but_a
     .await;
     assert_eq!(hits.load(Ordering::SeqCst), 1, "no failover on a refusal");
 }
+
+/// `VERIFYD_SMS_FROM` (issue 21) through the Telnyx and Vonage fakes: the destination country's
+/// sender, else `*`'s, else the vendor's own `…_FROM` (Vonage without the `+`).
+#[tokio::test]
+async fn telnyx_and_vonage_send_from_the_destination_countrys_sender_id() {
+    let (telnyx, fake) = fake_telnyx().await;
+    let app = spawn_app_with(&[
+        ("VERIFYD_SMS_SENDER", "telnyx"),
+        ("TELNYX_API_KEY", TELNYX_KEY),
+        ("TELNYX_FROM", "+18445550001"),
+        (
+            "TELNYX_MESSAGING_PROFILE_ID",
+            "40017a3e-0000-4000-8000-000000000001",
+        ),
+        ("TELNYX_BASE_URL", telnyx.as_str()),
+        ("VERIFYD_SMS_FROM", "GB=Acme,*=+18445550009"),
+        ("VERIFYD_VALID_COUNTRY_CODES", "US,GB"),
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+    ])
+    .await;
+    for (to, from) in [(US_NUMBER, "+18445550009"), ("+447400123456", "Acme")] {
+        assert_ok(app.send_code(to).await, "Verification code sent!").await;
+        let (_, _, _, body) = fake.requests.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(body["to"], to);
+        assert_eq!(body["from"], from, "to {to}");
+    }
+
+    let (vonage, fake) = fake_vonage().await;
+    let app = spawn_app_with(&[
+        ("VERIFYD_SMS_SENDER", "vonage"),
+        ("VONAGE_API_KEY", "abcd1234"),
+        ("VONAGE_API_SECRET", "vonage-secret-test-only"),
+        ("VONAGE_FROM", "AcmeInc"),
+        ("VONAGE_BASE_URL", vonage.as_str()),
+        ("VERIFYD_SMS_FROM", "US=+14155550100"),
+        ("VERIFYD_VALID_COUNTRY_CODES", "US,GB"),
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+    ])
+    .await;
+    for (to, from) in [(US_NUMBER, "14155550100"), ("+447400123456", "AcmeInc")] {
+        assert_ok(app.send_code(to).await, "Verification code sent!").await;
+        let (_, _, form) = fake.requests.lock().unwrap().last().cloned().unwrap();
+        let field = |k: &str| form.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        assert_eq!(field("to"), to.trim_start_matches('+'));
+        assert_eq!(field("from"), from, "to {to}");
+    }
+}

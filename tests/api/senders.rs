@@ -340,3 +340,74 @@ async fn the_webhook_sender_never_follows_a_redirect() {
         );
     }
 }
+
+/// `VERIFYD_SMS_FROM` (issue 21): the destination country's sender, else `*`'s, else
+/// `TWILIO_FROM`; a messaging service picks its own sender (Twilio takes one of the two).
+#[tokio::test]
+async fn the_messaging_sender_sends_from_the_destination_countrys_sender_id() {
+    let fake = FakeTwilio::start().await;
+    let settings = with(
+        &messaging_settings(&fake.url()),
+        &[
+            ("TWILIO_FROM", "+15005550006"),
+            ("VERIFYD_SMS_FROM", "US=+14155550100,GB=Acme"),
+            ("VERIFYD_VALID_COUNTRY_CODES", "US,GB,DE"),
+            ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+            ("VERIFYD_RATE_LIMIT_PREFIX_MAX", "0"),
+        ],
+    );
+    let settings: Vec<(String, String)> = settings
+        .into_iter()
+        .filter(|(k, _)| k != "TWILIO_MESSAGING_SERVICE_SID")
+        .collect();
+    let app = spawn_app_with(&pairs(&settings)).await;
+    for (to, from) in [
+        (US_NUMBER, "+14155550100"),
+        ("+447400123456", "Acme"),
+        ("+4915123456789", "+15005550006"),
+    ] {
+        assert_ok(app.send_code(to).await, "Verification code sent!").await;
+        let m = fake.messages().pop().unwrap();
+        assert_eq!(m.field("To"), Some(to));
+        assert_eq!(m.field("From"), Some(from), "to {to}");
+        assert_eq!(m.field("MessagingServiceSid"), None);
+    }
+
+    let fake = FakeTwilio::start().await;
+    let settings = with(
+        &messaging_settings(&fake.url()),
+        &[
+            ("VERIFYD_SMS_FROM", "GB=Acme"),
+            ("VERIFYD_VALID_COUNTRY_CODES", "US,GB"),
+        ],
+    );
+    let app = spawn_app_with(&pairs(&settings)).await;
+    assert_ok(
+        app.send_code("+447400123456").await,
+        "Verification code sent!",
+    )
+    .await;
+    let sent = fake.messages();
+    assert_eq!(
+        sent[0].field("MessagingServiceSid"),
+        Some(MESSAGING_SERVICE_SID)
+    );
+    assert_eq!(sent[0].field("From"), None);
+    fake.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_bad_sms_from_setting_is_refused_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        "GB=Acme Bank Limited",
+        "GB=12345",
+        "XX=Acme",
+        "US=+1",
+        "GB=Acme,GB=Other",
+        "Acme",
+    ] {
+        let err = load_config(&dir, &[("VERIFYD_SMS_FROM", bad)]).unwrap_err();
+        assert!(err.to_string().contains("VERIFYD_SMS_FROM"), "{bad}: {err}");
+    }
+}

@@ -478,7 +478,7 @@ async fn cancel_closes_the_verification_at_twilio() {
         .await
         .unwrap();
     assert_eq!(canceled.status.as_str(), "canceled");
-    assert_eq!(canceled.to.e164(), US_NUMBER);
+    assert_eq!(canceled.to.as_str(), US_NUMBER);
     let cancel = fake.calls_to("POST", &format!("/Verifications/{sid}"));
     assert_eq!(cancel.len(), 1);
     assert_eq!(
