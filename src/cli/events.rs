@@ -103,7 +103,7 @@ pub async fn events(config: &Config, command: EventsCommand) -> i32 {
                 1
             }
         },
-        (_, Some(which)) => match store.replay_events(&which, SystemClock.now()).await {
+        (_, Some(which)) => match crate::events::replay(store.as_ref(), &which, SystemClock.now(), None).await {
             Ok(0) => {
                 eprintln!("verifyd events replay: no such event");
                 1
