@@ -274,7 +274,14 @@ mod tests {
     #[test]
     fn only_event_ids_are_replayed() {
         assert!(event_id_shaped("msg_0193a5b2c3d4e5f60718293a4b5c6d7e"));
-        for bad in ["", "msg_", "0193a5", "msg_a b", "msg_x'--", &format!("msg_{}", "a".repeat(65))] {
+        for bad in [
+            "",
+            "msg_",
+            "0193a5",
+            "msg_a b",
+            "msg_x'--",
+            &format!("msg_{}", "a".repeat(65)),
+        ] {
             assert!(!event_id_shaped(bad), "{bad}");
         }
     }

@@ -102,7 +102,10 @@ async fn settle(state: &AppState) {
 }
 
 /// The session of a request, with what its pages' header needs; else the login page (401).
-pub(super) fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(Session, Frame), Box<Response>> {
+pub(super) fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Session, Frame), Box<Response>> {
     let cookies = headers
         .get_all(header::COOKIE)
         .iter()

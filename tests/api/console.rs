@@ -72,7 +72,7 @@ async fn login_with(app: &TestApp, key: &str) -> Login {
 }
 
 /// Logs in with the test key and returns the cookie pair.
-async fn session(app: &TestApp) -> String {
+pub(crate) async fn session(app: &TestApp) -> String {
     let login = login_with(app, API_KEY).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER, "login answers 303");
     assert_eq!(login.location, "/console");
@@ -80,7 +80,7 @@ async fn session(app: &TestApp) -> String {
 }
 
 /// GET `path` with `cookie` (none: no session): status and body.
-async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> (StatusCode, String) {
+pub(crate) async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> (StatusCode, String) {
     let mut request = browser().get(app.url(path));
     if let Some(c) = cookie {
         request = request.header(COOKIE, c);
@@ -91,7 +91,7 @@ async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> (StatusCode, S
 }
 
 /// POST a form to `path` with `cookie`.
-async fn post_form(
+pub(crate) async fn post_form(
     app: &TestApp,
     path: &str,
     cookie: &str,
@@ -107,13 +107,13 @@ async fn post_form(
 }
 
 /// The CSRF token in a page's forms.
-fn csrf_in(body: &str) -> String {
+pub(crate) fn csrf_in(body: &str) -> String {
     let at = body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     body[at..at + 64].to_owned()
 }
 
 /// The text of the element with `id`.
-fn figure(body: &str, id: &str) -> String {
+pub(crate) fn figure(body: &str, id: &str) -> String {
     let start = body
         .find(&format!("id=\"{id}\">"))
         .unwrap_or_else(|| panic!("no #{id} in the page"))
@@ -148,6 +148,7 @@ const PAGES: &[&str] = &[
     "/console",
     "/console/attempts",
     "/console/safe-list",
+    "/console/events",
     "/console/settings",
     "/console/outbox",
 ];
