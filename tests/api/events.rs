@@ -867,3 +867,37 @@ async fn monitor_mode_sends_and_writes_no_fraud_guard_blocked_event() {
         "nothing was blocked"
     );
 }
+
+#[tokio::test]
+async fn an_outbox_that_cannot_take_the_event_leaves_the_refusal_a_403() {
+    let receiver = Receiver::start(&[SECRET_A, SECRET_B]).await;
+    let url = receiver.url();
+    let app = spawn_app_with(&event_settings(&url, &quick_guard("enforce"))).await;
+    let first = app.send_code("+12125550101").await;
+    assert_eq!(first.status(), 200);
+    app.clock.advance(Duration::from_secs(90));
+    // The outbox refuses every write (as a store that fails would); the rest of the store works.
+    let db = rusqlite::Connection::open(app.dir.path().join("verifyd.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER outbox_down BEFORE INSERT ON event_outbox \
+         BEGIN SELECT RAISE(ABORT, 'outbox down'); END;",
+    )
+    .unwrap();
+    let refused = app.send_code("+12125550102").await;
+    assert_error(refused, 403, "fraud_blocked").await;
+    db.execute_batch("DROP TRIGGER outbox_down").unwrap();
+    // Back: the next refusal is an event again, and it is the only one.
+    let refused = app.send_code("+12125550103").await;
+    assert_error(refused, 403, "fraud_blocked").await;
+    receiver.wait_for(2, 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let blocked: Vec<Received> = receiver
+        .delivered()
+        .into_iter()
+        .filter(|r| r.kind == "fraud_guard.blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    let to = blocked[0].body["data"]["to"].as_str().unwrap().to_owned();
+    assert!(to.ends_with("0103"), "{to}");
+}
