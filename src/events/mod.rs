@@ -7,6 +7,8 @@
 //!   for a change that did not happen. [`Emitter::publish`] writes an event that reports no
 //!   store change of its own (a fraud-guard block, a delivery receipt) in its own transaction.
 //! - [`sign`]: the `webhook-signature` of a body, one `v1,` entry per secret.
+//! - [`replay`]: dead (or any) events pending again, for `verifyd events replay` and the
+//!   console's replay button alike.
 //! - [`dispatcher`]: leases due rows, posts them, retries on the schedule, marks dead; the
 //!   expiry sweeper that writes `verification.expired` once across replicas; the purge.
 //!
