@@ -699,3 +699,46 @@ async fn a_safe_listed_number_added_in_the_console_is_honoured_by_the_api() {
         "safe-listed: the country rule is skipped"
     );
 }
+
+/// Traffic on two days: a day's range lists that day's rows only, whichever side it is on.
+async fn assert_two_days(app: &TestApp) {
+    traffic(app).await;
+    let (yesterday, _) = days(app);
+    app.clock.advance(Duration::from_secs(24 * 3600));
+    let refused = app.send_code("+447911123457").await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.send_code("+14155552673").await.status(), StatusCode::OK);
+    let (today, _) = days(app);
+    let cookie = session(app).await;
+    let rows = |body: &str| body.matches("<td class=\"number\">").count();
+    for (query, want) in [
+        (format!("from={yesterday}&to={yesterday}"), 6),
+        (format!("from={today}&to={today}"), 2),
+        (format!("from={yesterday}"), 8),
+        (format!("to={yesterday}"), 6),
+        (format!("from={yesterday}&to={yesterday}&status=refused"), 1),
+        (format!("from={today}&status=refused"), 1),
+        ("status=refused".to_owned(), 2),
+        (format!("from={today}&status=approved"), 0),
+    ] {
+        let (status, body) = page(app, &format!("/console/attempts?{query}"), Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        assert_eq!(rows(&body), want, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn a_date_range_lists_its_days_rows_only() {
+    let app = spawn_app().await;
+    assert_two_days(&app).await;
+}
+
+#[tokio::test]
+async fn a_date_range_lists_its_days_rows_only_on_postgresql() {
+    let Some(db) = crate::helpers::postgres_or_skip().await else {
+        return;
+    };
+    let url = db.url();
+    let app = spawn_open(&[("VERIFYD_DATABASE_URL", url.as_str())]).await;
+    assert_two_days(&app).await;
+}
