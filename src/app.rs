@@ -557,6 +557,12 @@ impl Application {
         let verifiers = crate::sms::receipt_verifiers(&config.delivery)
             .map_err(|e| StartupError::Config(e.into()))?;
         let receipts = http::callbacks::Receipts::new(verifiers, &public_url, emitter.clone());
+        if let Some(e) = &emitter {
+            parts
+                .verifier
+                .set_events(Arc::clone(e), Arc::clone(&event_store));
+        }
+        let console_events = emitter.clone();
         let event_tasks = match emitter {
             Some(emitter) => crate::events::dispatcher::start(
                 event_store,
@@ -583,10 +589,10 @@ impl Application {
             keys: Arc::clone(&parts.keys),
             clock: Arc::clone(&parts.clock),
             metrics_on_main: config.telemetry.metrics_addr.is_none(),
-            console: Arc::new(crate::console::Console::new(
-                &config,
-                Arc::clone(&parts.console),
-            )),
+            console: Arc::new(
+                crate::console::Console::new(&config, Arc::clone(&parts.console))
+                    .with_events(console_events),
+            ),
         });
         // Install the metrics recorder before the first request records anything.
         let _ = http::metrics::handle();

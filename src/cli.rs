@@ -374,11 +374,18 @@ where
     // Like the server: each change writes its attempt-log row and its events in its own
     // transaction (a serving replica's dispatcher delivers them).
     match crate::twilio_api::default_service_sid(&config, parts.services.as_ref()).await {
-        Ok(service) => parts.verifier.local_engine().set_journaling(
-            service.clone(),
-            crate::events::Emitter::new(&config.events, service),
-            parts.store.clone(),
-        ),
+        Ok(service) => {
+            let emitter = crate::events::Emitter::new(&config.events, service.clone());
+            if let Some(e) = &emitter {
+                parts
+                    .verifier
+                    .set_events(Arc::clone(e), parts.store.clone());
+            }
+            parts
+                .verifier
+                .local_engine()
+                .set_journaling(service, emitter, parts.store.clone());
+        }
         Err(e) => {
             eprintln!("verifyd: {}", Chain(&e));
             return 1;

@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use crate::attempt_log::{AttemptEntry, AttemptLog};
 use crate::crypto::Keys;
-use crate::store::{AttemptKind, SafeListStore};
+use crate::store::{AttemptKind, EventStore, SafeListStore};
 
 use crate::clock::Clock;
 use crate::domain::{
-    Channel, CheckOutcome, CheckRefusal, NumberType, OtpCode, Recipient, Timestamp, Verification,
+    Channel, CheckOutcome, CheckRefusal, NumberType, OtpCode, PhoneNumber, Recipient, Timestamp, Verification,
     VerificationSid, VerificationStatus,
 };
 use crate::error::Chain;
+use crate::events::{Emitter, EventType, FraudBlock};
 use crate::fraud::FraudGuard;
 use crate::limiter::{Decision, Limiter, LimiterError};
 use crate::policy::{BucketName, BucketRequest, ClientKey, Policy, PolicyError, TestNumbers};
@@ -82,6 +83,8 @@ pub struct Verifier {
     safe_list: OnceLock<(Arc<dyn SafeListStore>, Arc<Keys>)>,
     /// The fraud guard, and whether test numbers skip every bucket too.
     fraud: OnceLock<(Arc<FraudGuard>, bool)>,
+    /// Where events that report no store change of their own go (`fraud_guard.blocked`).
+    events: OnceLock<(Arc<Emitter>, Arc<dyn EventStore>)>,
 }
 
 impl Verifier {
@@ -103,6 +106,7 @@ impl Verifier {
             attempts: OnceLock::new(),
             safe_list: OnceLock::new(),
             fraud: OnceLock::new(),
+            events: OnceLock::new(),
         }
     }
 
@@ -110,6 +114,57 @@ impl Verifier {
     /// skip every bucket when `test_numbers_bypass_limits` (once; later calls are ignored).
     pub fn set_fraud_guard(&self, guard: Arc<FraudGuard>, test_numbers_bypass_limits: bool) {
         let _ = self.fraud.set((guard, test_numbers_bypass_limits));
+    }
+
+    /// Writes a `fraud_guard.blocked` event through `emitter` into `store` for every send the
+    /// guard refuses from now on (once; later calls are ignored).
+    pub fn set_events(&self, emitter: Arc<Emitter>, store: Arc<dyn EventStore>) {
+        let _ = self.events.set((emitter, store));
+    }
+
+    /// Writes the `fraud_guard.blocked` event of a refused send, in its own transaction (the
+    /// refusal changes nothing in the store to write it beside). The refusal stands whatever
+    /// happens here: an outbox that cannot be written is logged, and the answer stays 403
+    /// `fraud_blocked`, as without events (never a 503 for a send that was refused anyway).
+    async fn report_block(
+        &self,
+        guard: &FraudGuard,
+        phone: &PhoneNumber,
+        channel: Channel,
+        scope: Option<&str>,
+        refusal: &crate::fraud::Refusal,
+        now: Timestamp,
+    ) {
+        let Some((emitter, store)) = self.events.get() else {
+            return;
+        };
+        if !emitter.wants(EventType::FraudGuardBlocked) {
+            return;
+        }
+        let (destination, prefix) = guard.refused_destination(phone, refusal);
+        let block = FraudBlock {
+            phone,
+            scope,
+            channel: channel.as_str(),
+            prefix,
+            level: refusal.level.as_str(),
+            destination,
+            reason: refusal.reason.as_str(),
+            until: (refusal.until > 0).then(|| Timestamp::from_millis(refusal.until)),
+        };
+        let data = emitter.fraud_blocked_data(&block);
+        if let Err(e) = emitter
+            .publish(
+                store.as_ref(),
+                EventType::FraudGuardBlocked,
+                &block.destination,
+                data,
+                now,
+            )
+            .await
+        {
+            tracing::error!(error = %Chain(&e), phone = %phone.masked(), "fraud guard: the fraud_guard.blocked event could not be written; the send is refused all the same");
+        }
     }
 
     /// The fraud guard, once set.
@@ -351,6 +406,15 @@ impl Verifier {
             if admission.enforced
                 && let Some(refusal) = admission.refusal
             {
+                self.report_block(
+                    guard,
+                    number,
+                    channel,
+                    options.scope.as_deref(),
+                    &refusal,
+                    now,
+                )
+                .await;
                 return Err(ServiceError::FraudBlocked(refusal));
             }
             reservation = admission.reservation;

@@ -103,20 +103,22 @@ pub async fn events(config: &Config, command: EventsCommand) -> i32 {
                 1
             }
         },
-        (_, Some(which)) => match store.replay_events(&which, SystemClock.now()).await {
-            Ok(0) => {
-                eprintln!("verifyd events replay: no such event");
-                1
+        (_, Some(which)) => {
+            match crate::events::replay(store.as_ref(), &which, SystemClock.now(), None).await {
+                Ok(0) => {
+                    eprintln!("verifyd events replay: no such event");
+                    1
+                }
+                Ok(n) => {
+                    println!("verifyd events replay: {n} event row(s) pending again");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("verifyd events replay: {}", Chain(&e));
+                    1
+                }
             }
-            Ok(n) => {
-                println!("verifyd events replay: {n} event row(s) pending again");
-                0
-            }
-            Err(e) => {
-                eprintln!("verifyd events replay: {}", Chain(&e));
-                1
-            }
-        },
+        }
         (EventsCommand::Replay { .. }, None) => super::EXIT_USAGE,
     }
 }

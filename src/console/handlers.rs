@@ -35,7 +35,7 @@ const TOP: u32 = 10;
 
 /// An HTML answer with the console's security headers: never cached, never framed, no script
 /// allowed, forms only to this origin.
-fn html(status: StatusCode, markup: Markup) -> Response {
+pub(super) fn html(status: StatusCode, markup: Markup) -> Response {
     let mut response = (status, markup.into_string()).into_response();
     let h = response.headers_mut();
     h.insert(
@@ -63,7 +63,7 @@ fn html(status: StatusCode, markup: Markup) -> Response {
 }
 
 /// 303 to `location`, with `cookie` set when given.
-fn see_other(location: &str, cookie: Option<String>) -> Response {
+pub(super) fn see_other(location: &str, cookie: Option<String>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, v);
@@ -102,7 +102,10 @@ async fn settle(state: &AppState) {
 }
 
 /// The session of a request, with what its pages' header needs; else the login page (401).
-fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(Session, Frame), Box<Response>> {
+pub(super) fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Session, Frame), Box<Response>> {
     let cookies = headers
         .get_all(header::COOKIE)
         .iter()
@@ -142,12 +145,12 @@ fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<(Session, Frame), 
 }
 
 /// A page that only says what went wrong.
-fn message(status: StatusCode, frame: &Frame, title: &str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, frame: &Frame, title: &str, text: &str) -> Response {
     html(status, pages::message(title, frame, text))
 }
 
 /// The answer to a store failure: 503 (or 500), the cause logged, never shown.
-fn store_failed(frame: &Frame, e: &StoreError) -> Response {
+pub(super) fn store_failed(frame: &Frame, e: &StoreError) -> Response {
     tracing::error!(error = %Chain(e), "console: store failed");
     let status = match e {
         StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -161,7 +164,7 @@ fn store_failed(frame: &Frame, e: &StoreError) -> Response {
     )
 }
 
-fn csrf_refused(frame: &Frame) -> Response {
+pub(super) fn csrf_refused(frame: &Frame) -> Response {
     message(
         StatusCode::FORBIDDEN,
         frame,
@@ -172,14 +175,18 @@ fn csrf_refused(frame: &Frame) -> Response {
 
 /// A state-changing form's fields.
 #[derive(Deserialize, Default)]
-struct FormFields {
-    csrf: Option<String>,
+pub(super) struct FormFields {
+    pub(super) csrf: Option<String>,
     key: Option<String>,
     number: Option<String>,
-    sid: Option<String>,
+    pub(super) sid: Option<String>,
+    /// An event id (`msg_…`) to replay.
+    pub(super) id: Option<String>,
+    /// `dead`: replay every dead event.
+    pub(super) all: Option<String>,
 }
 
-fn form(body: &Bytes) -> FormFields {
+pub(super) fn form(body: &Bytes) -> FormFields {
     serde_urlencoded::from_bytes(body).unwrap_or_default()
 }
 
@@ -365,7 +372,7 @@ fn masked(state: &AppState, sealed: Option<&[u8]>, prefix: Option<&str>) -> Stri
 }
 
 /// Milliseconds as `2026-12-06 14:03:07`.
-fn when(t: Timestamp) -> String {
+pub(super) fn when(t: Timestamp) -> String {
     let text = t.to_rfc3339();
     text.get(..19).unwrap_or(&text).replace('T', " ")
 }

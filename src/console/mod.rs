@@ -4,15 +4,18 @@
 //! with the console sender, the dev outbox. No script, one embedded stylesheet.
 //!
 //! It holds no rule of its own and never writes to the store itself: a safe-list change goes
-//! through the same function as `/v2/SafeList` and the CLI; everything else only reads.
+//! through the same function as `/v2/SafeList` and the CLI, an event replay through the same
+//! function as `verifyd events replay`; everything else only reads.
 //!
 //! # Layout
 //!
 //! - [`session`]: the signed session cookie and the forms' CSRF tokens.
 //! - [`handlers`]: the routes; sign-in, and what each page reads.
+//! - [`events`]: the events' deliveries per endpoint, and the replay of dead ones.
 //! - [`overview`]: the overview's figures from the counters.
 //! - [`pages`]: the templates and the stylesheet.
 
+pub mod events;
 pub mod handlers;
 pub mod overview;
 pub mod pages;
@@ -45,6 +48,8 @@ pub struct Console {
     pub settings: Vec<(String, String, String)>,
     /// `VERIFYD_SMS_PRICE`: the price of one SMS segment, for the estimated spend.
     pub sms_price: Option<f64>,
+    /// This process's event emitter (none: no endpoint configured), woken after a replay.
+    pub events: Option<Arc<crate::events::Emitter>>,
 }
 
 impl Console {
@@ -71,7 +76,15 @@ impl Console {
             secure_cookies: !(config.profile == Profile::Development && plain_http),
             settings,
             sms_price: config.telemetry.sms_price,
+            events: None,
         }
+    }
+
+    /// The same console, waking `emitter`'s dispatcher after a replay.
+    #[must_use]
+    pub fn with_events(mut self, emitter: Option<Arc<crate::events::Emitter>>) -> Self {
+        self.events = emitter;
+        self
     }
 }
 
@@ -95,6 +108,8 @@ pub fn router() -> Router<AppState> {
             "/console/safe-list/remove",
             post(handlers::remove_safe_number),
         )
+        .route("/console/events", get(events::page))
+        .route("/console/events/replay", post(events::replay))
         .route("/console/settings", get(handlers::settings))
         .route("/console/outbox", get(handlers::outbox))
         .route("/console/assets/console.css", get(handlers::stylesheet))

@@ -34,6 +34,7 @@ pub fn page(title: &str, here: &str, frame: &Frame, body: Markup) -> Markup {
         ("/console", "Overview"),
         ("/console/attempts", "Attempts"),
         ("/console/safe-list", "Safe list"),
+        ("/console/events", "Events"),
         ("/console/settings", "Settings"),
     ];
     if frame.outbox {

@@ -7,6 +7,8 @@
 //!   for a change that did not happen. [`Emitter::publish`] writes an event that reports no
 //!   store change of its own (a fraud-guard block, a delivery receipt) in its own transaction.
 //! - [`sign`]: the `webhook-signature` of a body, one `v1,` entry per secret.
+//! - [`replay`]: dead (or any) events pending again, for `verifyd events replay` and the
+//!   console's replay button alike.
 //! - [`dispatcher`]: leases due rows, posts them, retries on the schedule, marks dead; the
 //!   expiry sweeper that writes `verification.expired` once across replicas; the purge.
 //!
@@ -27,8 +29,8 @@ use tokio::sync::Notify;
 pub use types::{EventSecret, EventType, MIN_SECRET_BYTES, SecretError, UnknownEventType};
 
 use crate::config::EventSettings;
-use crate::domain::{Timestamp, Verification};
-use crate::store::{EventStore, OutboxEvent, StoreError};
+use crate::domain::{PhoneNumber, Timestamp, Verification};
+use crate::store::{EventStore, OutboxEvent, Replay, StoreError};
 
 /// The `webhook-signature` header of `body` sent as `id` at `timestamp` (seconds): the base64
 /// HMAC-SHA256 of `id.timestamp.body` under each secret, as `v1,<signature>`, space-separated.
@@ -61,6 +63,25 @@ pub fn event_id() -> String {
         millis & 0xffff_ffff_ffff,
         random & ((1u128 << 80) - 1)
     )
+}
+
+/// A send the fraud guard refused, as its `fraud_guard.blocked` event tells it.
+#[derive(Clone, Debug)]
+pub struct FraudBlock<'a> {
+    pub phone: &'a PhoneNumber,
+    /// The `/v2` service (none: the default one).
+    pub scope: Option<&'a str>,
+    pub channel: &'a str,
+    /// The number's long prefix (`+1415555`).
+    pub prefix: String,
+    /// `country`, `short_prefix` or `long_prefix`.
+    pub level: &'static str,
+    /// What was refused at that level (`US`, `+1415`, `+1415555`).
+    pub destination: String,
+    /// `blocked`, `closed` or `unproven`.
+    pub reason: &'static str,
+    /// When the block ends on its own (none: when something settles or converts).
+    pub until: Option<Timestamp>,
 }
 
 /// Builds events for the configured endpoints and wakes the dispatcher when some are written.
@@ -186,6 +207,29 @@ impl Emitter {
         })
     }
 
+    /// The `data` of a `fraud_guard.blocked` event: the service, the number's country and long
+    /// prefix, what the guard refused (`level`, `destination`, `reason`: `blocked`, `closed` or
+    /// `unproven`, `until` when it ends on its own), the channel, and the number masked unless
+    /// `VERIFYD_EVENTS_FULL_NUMBER`. Never a code (none was made).
+    pub fn fraud_blocked_data(&self, block: &FraudBlock<'_>) -> serde_json::Value {
+        let to = if self.full_number {
+            block.phone.e164().to_owned()
+        } else {
+            block.phone.masked()
+        };
+        serde_json::json!({
+            "service_sid": block.scope.unwrap_or(&self.default_service),
+            "to": to,
+            "channel": block.channel,
+            "country": block.phone.region().map(|r| r.as_str().to_owned()),
+            "prefix": block.prefix,
+            "level": block.level,
+            "destination": block.destination,
+            "reason": block.reason,
+            "until": block.until.map(Timestamp::to_rfc3339),
+        })
+    }
+
     /// Writes one event that reports no store change of its own (a fraud-guard block, a
     /// delivery receipt: `fraud_guard.blocked`, `attempt.delivered`, `attempt.failed`) in its
     /// own transaction, and wakes the dispatcher. Nothing when no endpoint takes `kind`.
@@ -208,6 +252,35 @@ impl Emitter {
         self.written();
         Ok(())
     }
+}
+
+/// Puts outbox rows back to pending, due at `now`, with their tries reset (one event by id, or
+/// every dead one), and wakes the dispatcher when `emitter` is this process's: what
+/// `verifyd events replay` and the console's replay button both do. How many rows.
+///
+/// # Errors
+/// [`StoreError`] when the outbox cannot be written (nothing changed).
+pub async fn replay(
+    store: &dyn EventStore,
+    which: &Replay,
+    now: Timestamp,
+    emitter: Option<&Emitter>,
+) -> Result<u64, StoreError> {
+    let n = store.replay_events(which, now).await?;
+    if n > 0 {
+        tracing::info!(
+            rows = n,
+            which = match which {
+                Replay::Id(id) => id.as_str(),
+                Replay::AllDead => "every dead event",
+            },
+            "events: replayed"
+        );
+        if let Some(e) = emitter {
+            e.written();
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -226,6 +226,16 @@ impl FraudGuard {
         }
     }
 
+    /// What `refusal` refused for `phone`, as shown to people: the destination at its level
+    /// (`US`, `+1415`, `+1415555`), and the number's long prefix.
+    pub fn refused_destination(&self, phone: &PhoneNumber, refusal: &Refusal) -> (String, String) {
+        let dest = self.destinations(phone);
+        (
+            shown(&dest.keys[level_index(refusal.level)]),
+            shown(&dest.keys[level_index(Level::Long)]),
+        )
+    }
+
     fn att_key(&self, phone: &PhoneNumber) -> String {
         format!("a:{}", self.keys.bucket_key("fraud", phone.e164()))
     }

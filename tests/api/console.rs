@@ -72,7 +72,7 @@ async fn login_with(app: &TestApp, key: &str) -> Login {
 }
 
 /// Logs in with the test key and returns the cookie pair.
-async fn session(app: &TestApp) -> String {
+pub(crate) async fn session(app: &TestApp) -> String {
     let login = login_with(app, API_KEY).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER, "login answers 303");
     assert_eq!(login.location, "/console");
@@ -80,7 +80,7 @@ async fn session(app: &TestApp) -> String {
 }
 
 /// GET `path` with `cookie` (none: no session): status and body.
-async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> (StatusCode, String) {
+pub(crate) async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> (StatusCode, String) {
     let mut request = browser().get(app.url(path));
     if let Some(c) = cookie {
         request = request.header(COOKIE, c);
@@ -91,7 +91,7 @@ async fn page(app: &TestApp, path: &str, cookie: Option<&str>) -> (StatusCode, S
 }
 
 /// POST a form to `path` with `cookie`.
-async fn post_form(
+pub(crate) async fn post_form(
     app: &TestApp,
     path: &str,
     cookie: &str,
@@ -107,13 +107,13 @@ async fn post_form(
 }
 
 /// The CSRF token in a page's forms.
-fn csrf_in(body: &str) -> String {
+pub(crate) fn csrf_in(body: &str) -> String {
     let at = body.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     body[at..at + 64].to_owned()
 }
 
 /// The text of the element with `id`.
-fn figure(body: &str, id: &str) -> String {
+pub(crate) fn figure(body: &str, id: &str) -> String {
     let start = body
         .find(&format!("id=\"{id}\">"))
         .unwrap_or_else(|| panic!("no #{id} in the page"))
@@ -148,6 +148,7 @@ const PAGES: &[&str] = &[
     "/console",
     "/console/attempts",
     "/console/safe-list",
+    "/console/events",
     "/console/settings",
     "/console/outbox",
 ];
@@ -729,4 +730,47 @@ async fn a_flood_of_refusals_is_summarised_in_the_log_and_counted_in_full() {
         body.contains("<td>rate_limited (ip) × 18 more</td>"),
         "one summary row for the other 18: {body}"
     );
+}
+
+/// Traffic on two days: a day's range lists that day's rows only, whichever side it is on.
+async fn assert_two_days(app: &TestApp) {
+    traffic(app).await;
+    let (yesterday, _) = days(app);
+    app.clock.advance(Duration::from_secs(24 * 3600));
+    let refused = app.send_code("+447911123457").await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.send_code("+14155552673").await.status(), StatusCode::OK);
+    let (today, _) = days(app);
+    let cookie = session(app).await;
+    let rows = |body: &str| body.matches("<td class=\"number\">").count();
+    for (query, want) in [
+        (format!("from={yesterday}&to={yesterday}"), 6),
+        (format!("from={today}&to={today}"), 2),
+        (format!("from={yesterday}"), 8),
+        (format!("to={yesterday}"), 6),
+        (format!("from={yesterday}&to={yesterday}&status=refused"), 1),
+        (format!("from={today}&status=refused"), 1),
+        ("status=refused".to_owned(), 2),
+        (format!("from={today}&status=approved"), 0),
+    ] {
+        let (status, body) = page(app, &format!("/console/attempts?{query}"), Some(&cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{query}");
+        assert_eq!(rows(&body), want, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn a_date_range_lists_its_days_rows_only() {
+    let app = spawn_app().await;
+    assert_two_days(&app).await;
+}
+
+#[tokio::test]
+async fn a_date_range_lists_its_days_rows_only_on_postgresql() {
+    let Some(db) = crate::helpers::postgres_or_skip().await else {
+        return;
+    };
+    let url = db.url();
+    let app = spawn_open(&[("VERIFYD_DATABASE_URL", url.as_str())]).await;
+    assert_two_days(&app).await;
 }

@@ -162,6 +162,12 @@ async fn an_operator_logs_in_reads_the_figures_and_edits_the_safe_list_in_chromi
         ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
         ("VERIFYD_RATE_LIMIT_PREFIX_MAX", "0"),
         ("VERIFYD_SMS_PRICE", "0.0079"),
+        // An event endpoint where nothing listens: the events page has rows, none delivered.
+        ("VERIFYD_EVENTS_URL", "http://127.0.0.1:9/events"),
+        (
+            "VERIFYD_EVENTS_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
     ])
     .await;
     let driver = start_driver().await;
@@ -237,6 +243,16 @@ async fn an_operator_logs_in_reads_the_figures_and_edits_the_safe_list_in_chromi
         .await
         .expect("settings");
     shoot(&c, "settings").await;
+    c.goto(&app.url("/console/events")).await.expect("events");
+    let events = c
+        .find_all(Locator::Css("#events tbody tr[data-id]"))
+        .await
+        .expect("event rows");
+    assert!(
+        events.len() >= sent,
+        "a verification.pending per verification"
+    );
+    shoot(&c, "events").await;
     c.goto(&app.url("/console/outbox")).await.expect("outbox");
     shoot(&c, "outbox").await;
 

@@ -636,3 +636,268 @@ async fn two_replicas_on_postgresql_deliver_1000_events_each_once_in_flight() {
     assert_eq!(subjects.len(), made, "one pending event per verification");
     drop((a, b));
 }
+
+/// The rows of the console's events page (one `<tr data-id=…>` per outbox row) with `id`.
+fn console_rows<'a>(body: &'a str, id: &str) -> Vec<&'a str> {
+    body.split("<tr data-id=\"")
+        .skip(1)
+        .filter(|row| row.starts_with(id))
+        .collect()
+}
+
+/// The console's events page with `query`, waiting (real time, at most 10 s) until the row of
+/// `id` shows `state`.
+async fn console_until(app: &TestApp, cookie: &str, query: &str, id: &str, state: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) =
+            crate::console::page(app, &format!("/console/events{query}"), Some(cookie)).await;
+        assert_eq!(status, 200, "{body}");
+        let shown = console_rows(&body, id)
+            .iter()
+            .any(|r| r.contains(&format!("<td class=\"state\">{state}</td>")));
+        if shown || tokio::time::Instant::now() > deadline {
+            assert!(shown, "{id} is not {state} on {query}: {body}");
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_console_lists_deliveries_and_replays_a_dead_event_only_with_its_csrf_token() {
+    let receiver = Receiver::start(&[SECRET_A, SECRET_B]).await;
+    receiver.state.always_fail.store(true, Ordering::SeqCst);
+    let url = receiver.url();
+    let app = spawn_app_with(&event_settings(
+        &url,
+        &[
+            ("VERIFYD_EVENTS_RETRY_SCHEDULE", "5s"),
+            ("VERIFYD_CODE_TTL", "86400"),
+        ],
+    ))
+    .await;
+    let sid = create(&app, A).await;
+    receiver.wait_for_requests(1, 10).await;
+    settle().await;
+    app.clock.advance(Duration::from_secs(5));
+    receiver.wait_for_requests(2, 10).await;
+    settle().await;
+    let id = receiver.seen()[0].id.clone();
+
+    let (status, body) = crate::console::page(&app, "/console/events", None).await;
+    assert_eq!(status, 401, "no page without a session");
+    assert!(!body.contains(&id));
+    let cookie = crate::console::session(&app).await;
+    let body = console_until(&app, &cookie, "", &id, "dead").await;
+    let row = console_rows(&body, &id)[0];
+    assert!(
+        row.contains("verification.pending")
+            && row.contains(&format!("/console/verifications/{sid}"))
+            && row.contains("HTTP 500")
+            && row.contains("<td class=\"num\">2</td>"),
+        "type, verification, last error, tries: {row}"
+    );
+    assert!(!body.contains(&A[2..]), "no number on the page");
+    let code = app.last_code(A).await;
+    assert!(!body.contains(&code), "no code on the page");
+    let (_, delivered) =
+        crate::console::page(&app, "/console/events?status=delivered", Some(&cookie)).await;
+    assert!(console_rows(&delivered, &id).is_empty(), "not delivered");
+    console_until(&app, &cookie, "?status=dead", &id, "dead").await;
+    let (status, bad) =
+        crate::console::page(&app, "/console/events?status=lost", Some(&cookie)).await;
+    assert_eq!(status, 400);
+    assert!(
+        bad.contains("Status is not one of the listed ones."),
+        "{bad}"
+    );
+
+    // Replay: refused without the session's CSRF token, and nothing changes.
+    receiver.state.always_fail.store(false, Ordering::SeqCst);
+    for csrf in [
+        "",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let refused = crate::console::post_form(
+            &app,
+            "/console/events/replay",
+            &cookie,
+            &[("csrf", csrf), ("id", &id)],
+        )
+        .await;
+        assert_eq!(refused.status(), 403, "csrf {csrf:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.seen().len(), 2, "no try after a refused replay");
+    console_until(&app, &cookie, "?status=dead", &id, "dead").await;
+    let csrf = crate::console::csrf_in(&body);
+    let unknown = crate::console::post_form(
+        &app,
+        "/console/events/replay",
+        &cookie,
+        &[("csrf", &csrf), ("id", "msg_unknown")],
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
+    let malformed = crate::console::post_form(
+        &app,
+        "/console/events/replay",
+        &cookie,
+        &[("csrf", &csrf), ("id", "'; DROP TABLE events")],
+    )
+    .await;
+    assert_eq!(malformed.status(), 400);
+
+    // With it: pending again (through the function `verifyd events replay` uses), then sent.
+    receiver.state.always_fail.store(true, Ordering::SeqCst);
+    let replayed = crate::console::post_form(
+        &app,
+        "/console/events/replay",
+        &cookie,
+        &[("csrf", &csrf), ("id", &id)],
+    )
+    .await;
+    assert_eq!(replayed.status(), 303);
+    assert_eq!(
+        replayed.headers()["location"],
+        "/console/events?done=replayed&n=1"
+    );
+    // The dispatcher, woken at once, tries it (the receiver still fails): pending, one try
+    // made, the next due in 5 s on the test clock.
+    receiver.wait_for_requests(3, 10).await;
+    settle().await;
+    let body = console_until(&app, &cookie, "?status=failed", &id, "failed").await;
+    assert!(
+        console_rows(&body, &id)[0].contains("<td class=\"num\">1</td>"),
+        "tries reset"
+    );
+    receiver.state.always_fail.store(false, Ordering::SeqCst);
+    app.clock.advance(Duration::from_secs(5));
+    let delivered = receiver.wait_for(1, 10).await;
+    assert_eq!(delivered[0].id, id, "the same event, delivered");
+    console_until(&app, &cookie, "?status=delivered", &id, "delivered").await;
+}
+
+/// A guard that blocks fast (as in tests/api/fraud_guard.rs): a long prefix with one settled
+/// unconverted code is blocked.
+fn quick_guard(mode: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("VERIFYD_FRAUD_GUARD", mode),
+        ("VERIFYD_FRAUD_GUARD_UNPROVEN_MAX", "1"),
+        ("VERIFYD_FRAUD_GUARD_MIN_SENDS", "1"),
+        ("VERIFYD_FRAUD_GUARD_SETTLE", "60"),
+        ("VERIFYD_FRAUD_GUARD_BLOCK", "600"),
+    ]
+}
+
+/// A code into +1 212 555, left unanswered past the settle time, then a second send there.
+async fn second_send_into_a_silent_prefix(app: &TestApp) -> reqwest::Response {
+    let first = app.send_code("+12125550101").await;
+    assert_eq!(first.status(), 200);
+    app.clock.advance(Duration::from_secs(90));
+    app.send_code("+12125550102").await
+}
+
+#[tokio::test]
+async fn a_fraud_guard_block_yields_exactly_one_fraud_guard_blocked_event() {
+    let receiver = Receiver::start(&[SECRET_A, SECRET_B]).await;
+    let url = receiver.url();
+    let app = spawn_app_with(&event_settings(&url, &quick_guard("enforce"))).await;
+    let refused = second_send_into_a_silent_prefix(&app).await;
+    assert_error(refused, 403, "fraud_blocked").await;
+    // The first send's verification.pending and the block's event.
+    let got = receiver.wait_for(2, 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let blocked: Vec<Received> = receiver
+        .delivered()
+        .into_iter()
+        .filter(|r| r.kind == "fraud_guard.blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1, "exactly one: {got:?}");
+    let event = &blocked[0];
+    assert_eq!(event.valid_signatures, 2, "signed with both secrets");
+    let data = &event.body["data"];
+    assert_eq!(data["service_sid"], SERVICE, "{data}");
+    assert_eq!(data["country"], "US");
+    assert_eq!(data["prefix"], "+1212555");
+    assert_eq!(data["level"], "long_prefix");
+    assert_eq!(data["destination"], "+1212555");
+    assert_eq!(data["reason"], "blocked");
+    assert_eq!(data["channel"], "sms");
+    assert!(data["until"].is_string(), "a block ends on its own: {data}");
+    let to = data["to"].as_str().unwrap();
+    assert!(
+        to.ends_with("0102") && !to.contains("5550102"),
+        "masked: {to}"
+    );
+    assert!(
+        !event.raw.contains("2125550102"),
+        "no full number: {}",
+        event.raw
+    );
+    let code = app.last_code("+12125550101").await;
+    assert!(!event.raw.contains(&code), "never a code");
+
+    // The overview counts it from the attempt log's refusal row.
+    let cookie = crate::console::session(&app).await;
+    let (_, overview) = crate::console::page(&app, "/console", Some(&cookie)).await;
+    assert_eq!(crate::console::figure(&overview, "fraud-blocked-24h"), "1");
+    assert_eq!(crate::console::figure(&overview, "fraud-blocked-7d"), "1");
+}
+
+#[tokio::test]
+async fn monitor_mode_sends_and_writes_no_fraud_guard_blocked_event() {
+    let receiver = Receiver::start(&[SECRET_A, SECRET_B]).await;
+    let url = receiver.url();
+    let app = spawn_app_with(&event_settings(&url, &quick_guard("monitor"))).await;
+    let sent = second_send_into_a_silent_prefix(&app).await;
+    assert_eq!(sent.status(), 200, "monitor sends what it would refuse");
+    let got = receiver.wait_for(2, 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        got.iter().all(|r| r.kind == "verification.pending"),
+        "{got:?}"
+    );
+    assert!(
+        receiver
+            .seen()
+            .iter()
+            .all(|r| r.kind != "fraud_guard.blocked"),
+        "nothing was blocked"
+    );
+}
+
+#[tokio::test]
+async fn an_outbox_that_cannot_take_the_event_leaves_the_refusal_a_403() {
+    let receiver = Receiver::start(&[SECRET_A, SECRET_B]).await;
+    let url = receiver.url();
+    let app = spawn_app_with(&event_settings(&url, &quick_guard("enforce"))).await;
+    let first = app.send_code("+12125550101").await;
+    assert_eq!(first.status(), 200);
+    app.clock.advance(Duration::from_secs(90));
+    // The outbox refuses every write (as a store that fails would); the rest of the store works.
+    let db = rusqlite::Connection::open(app.dir.path().join("verifyd.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER outbox_down BEFORE INSERT ON event_outbox \
+         BEGIN SELECT RAISE(ABORT, 'outbox down'); END;",
+    )
+    .unwrap();
+    let refused = app.send_code("+12125550102").await;
+    assert_error(refused, 403, "fraud_blocked").await;
+    db.execute_batch("DROP TRIGGER outbox_down").unwrap();
+    // Back: the next refusal is an event again, and it is the only one.
+    let refused = app.send_code("+12125550103").await;
+    assert_error(refused, 403, "fraud_blocked").await;
+    receiver.wait_for(2, 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let blocked: Vec<Received> = receiver
+        .delivered()
+        .into_iter()
+        .filter(|r| r.kind == "fraud_guard.blocked")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{blocked:?}");
+    let to = blocked[0].body["data"]["to"].as_str().unwrap().to_owned();
+    assert!(to.ends_with("0103"), "{to}");
+}

@@ -198,12 +198,19 @@ impl ConsoleStore for PostgresStore {
             ));
             for (i, (condition, value)) in conditions.iter().enumerate() {
                 q.push(if i == 0 { " WHERE " } else { " AND " });
-                q.push(*condition).push(" ");
+                q.push(*condition);
                 match value {
-                    FilterValue::Int(v) => q.push_bind(*v),
-                    FilterValue::Text(v) => q.push_bind(v.clone()),
-                    FilterValue::Bytes(v) => q.push_bind(v.clone()),
-                };
+                    None => {}
+                    Some(FilterValue::Int(v)) => {
+                        q.push(" ").push_bind(*v);
+                    }
+                    Some(FilterValue::Text(v)) => {
+                        q.push(" ").push_bind(v.clone());
+                    }
+                    Some(FilterValue::Bytes(v)) => {
+                        q.push(" ").push_bind(v.clone());
+                    }
+                }
             }
             q.push(" ORDER BY seq DESC LIMIT ")
                 .push_bind(i64::from(limit));

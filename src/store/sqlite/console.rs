@@ -195,20 +195,21 @@ impl ConsoleStore for SqliteStore {
                 }
                 let conditions = conditions(&filter, before);
                 let mut sql = format!("SELECT {COLUMNS} FROM verification_attempts");
-                for (i, (condition, _)) in conditions.iter().enumerate() {
+                let mut values: Vec<rusqlite::types::Value> = Vec::new();
+                for (i, (condition, value)) in conditions.iter().enumerate() {
                     let glue = if i == 0 { " WHERE " } else { " AND " };
-                    sql.push_str(&format!("{glue}{condition} ?{}", i + 1));
-                }
-                sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
-                let mut st = c.prepare_cached(&sql).map_err(db_error)?;
-                let values: Vec<rusqlite::types::Value> = conditions
-                    .iter()
-                    .map(|(_, v)| match v {
+                    sql.push_str(glue);
+                    sql.push_str(condition);
+                    let Some(value) = value else { continue };
+                    values.push(match value {
                         FilterValue::Int(i) => rusqlite::types::Value::Integer(*i),
                         FilterValue::Text(t) => rusqlite::types::Value::Text(t.clone()),
                         FilterValue::Bytes(b) => rusqlite::types::Value::Blob(b.clone()),
-                    })
-                    .collect();
+                    });
+                    sql.push_str(&format!(" ?{}", values.len()));
+                }
+                sql.push_str(&format!(" ORDER BY seq DESC LIMIT {limit}"));
+                let mut st = c.prepare_cached(&sql).map_err(db_error)?;
                 st.query_map(rusqlite::params_from_iter(values), logged)
                     .and_then(Iterator::collect)
                     .map_err(db_error)
