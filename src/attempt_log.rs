@@ -28,9 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::flood::{FloodTally, Summary};
 use crate::crypto::Keys;
 use crate::domain::{Channel, MessageFacts, Recipient, Timestamp};
+use crate::flood::{FloodTally, Summary};
 use crate::rotation::PHONE_CONTEXT;
 use crate::store::{AttemptKind, AttemptRecord, AttemptStore};
 
@@ -126,7 +126,6 @@ type RefusalLabel = (&'static str, Option<&'static str>);
 pub const DETAILED_PER_KEY: u64 = crate::http::refusals::LOGGED_PER_KEY;
 /// Separates a client key from a service sid in the tally's key.
 const SCOPE_SEPARATOR: char = ' ';
-
 
 enum Message {
     Entry(Box<AttemptEntry>),

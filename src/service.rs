@@ -16,8 +16,8 @@ use crate::store::{AttemptKind, EventStore, SafeListStore};
 
 use crate::clock::Clock;
 use crate::domain::{
-    Channel, CheckOutcome, CheckRefusal, NumberType, OtpCode, PhoneNumber, Recipient, Timestamp, Verification,
-    VerificationSid, VerificationStatus,
+    Channel, CheckOutcome, CheckRefusal, NumberType, OtpCode, PhoneNumber, Recipient, Timestamp,
+    Verification, VerificationSid, VerificationStatus,
 };
 use crate::error::Chain;
 use crate::events::{Emitter, EventType, FraudBlock};

@@ -246,9 +246,10 @@ pub fn one_sender(
             })?;
             let mut sender = InfobipSender::new(settings)?;
             // Infobip signs nothing: its receipts carry the secret token in the query.
-            if let (Some(url), Some(token)) =
-                (delivery.receipt_url("infobip"), settings.receipt_token.as_ref())
-            {
+            if let (Some(url), Some(token)) = (
+                delivery.receipt_url("infobip"),
+                settings.receipt_token.as_ref(),
+            ) {
                 sender = sender.with_callback_url(format!("{url}?token={}", token.expose_secret()));
             }
             Ok((Arc::new(sender), None))

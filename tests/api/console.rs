@@ -725,7 +725,10 @@ async fn a_flood_of_refusals_is_summarised_in_the_log_and_counted_in_full() {
     let (status, body) = page(&app, "/console/attempts?status=refused", Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK);
     let detailed = body.matches("<td>rate_limited (ip)</td>").count();
-    assert_eq!(detailed, 11, "ten of the first window and one of the next, row by row");
+    assert_eq!(
+        detailed, 11,
+        "ten of the first window and one of the next, row by row"
+    );
     assert!(
         body.contains("<td>rate_limited (ip) × 18 more</td>"),
         "one summary row for the other 18: {body}"
