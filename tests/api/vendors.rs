@@ -319,12 +319,16 @@ fn code_of(request: &Captured) -> String {
 /// A message to hand to a sender directly.
 fn message() -> verifyd::sms::OutgoingMessage {
     verifyd::sms::OutgoingMessage {
-        to: verifyd::domain::PhoneNumber::parse(US_NUMBER).unwrap(),
+        to: verifyd::domain::Recipient::Phone(
+            verifyd::domain::PhoneNumber::parse(US_NUMBER).unwrap(),
+        ),
         channel: verifyd::domain::Channel::Sms,
         body: secrecy::SecretString::from("Your verification code is: 123456".to_owned()),
+        code: secrecy::SecretString::from("123456".to_owned()),
         code_length: 6,
         verification_sid: verifyd::domain::VerificationSid::generate(),
         locale: verifyd::messages::Locale::english(),
+        email: None,
     }
 }
 
