@@ -125,6 +125,12 @@ async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
     ));
     // The recorder ends when this loop (the last sender) is dropped; it is aborted with it.
     let _recorder = AbortOnDrop(recorder);
+    // The highest row leased so far: a wake (new commits, recorded results) leases only rows
+    // after it, which skips the rows in flight; every POLL a full lease finds what that leaves
+    // behind (retries now due, a subject's next event once its previous one was delivered, a
+    // lease another replica let run out, a row committed out of `seq` order).
+    let mut cursor = 0_i64;
+    let mut last_full: Option<std::time::Instant> = None;
     loop {
         while running.try_join_next().is_some() {}
         // Lease in batches: wait until at least half the room is free.
@@ -135,12 +141,20 @@ async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
         }
         let now = shared.clock.now();
         let lease_until = now.plus(shared.timeout + LEASE_MARGIN);
+        let full = last_full.is_none_or(|at| at.elapsed() >= POLL);
+        let after = if full { 0 } else { cursor };
+        if full {
+            last_full = Some(std::time::Instant::now());
+        }
         let leased = match shared
             .store
-            .lease_events(&shared.names, now, lease_until, &shared.owner, room as u32)
+            .lease_events(&shared.names, now, lease_until, &shared.owner, room as u32, after)
             .await
         {
-            Ok(rows) => rows,
+            Ok(rows) => {
+                cursor = rows.iter().map(|r| r.seq).fold(cursor, i64::max);
+                rows
+            }
             Err(e) => {
                 tracing::warn!(error = %Chain(&e), "could not lease due events; will retry");
                 Vec::new()

@@ -145,7 +145,8 @@ pub trait EventStore: Send + Sync {
     /// Leases up to `limit` due rows of `endpoints` (pending, `next_at` reached, no live lease,
     /// and no earlier pending row of the same subject and endpoint) until `lease_until`, as
     /// `owner`; on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so replicas never lease one row
-    /// together. Oldest first.
+    /// together. Oldest first, only rows after `after` (a `seq`; 0 for all): a dispatcher that
+    /// knows which rows it has already seen leases new ones without walking those again.
     async fn lease_events(
         &self,
         endpoints: &[String],
@@ -153,6 +154,7 @@ pub trait EventStore: Send + Sync {
         lease_until: Timestamp,
         owner: &str,
         limit: u32,
+        after: i64,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Records the tries of rows leased by `owner`, each `(seq, result)`, in one transaction

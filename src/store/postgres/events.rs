@@ -125,10 +125,11 @@ impl EventStore for PostgresStore {
         lease_until: Timestamp,
         owner: &str,
         limit: u32,
+        after: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.bounded(async {
             let rows = sqlx::query(concat!(
-                "WITH due AS (SELECT o.seq FROM event_outbox o WHERE o.state = 'pending' \
+                "WITH due AS (SELECT o.seq FROM event_outbox o WHERE o.state = 'pending' AND o.seq > $6 \
                  AND o.next_at <= $3 AND o.lease_until <= $3 AND o.endpoint = ANY($4) \
                  AND NOT EXISTS (SELECT 1 FROM event_outbox p WHERE p.subject = o.subject \
                  AND p.endpoint = o.endpoint AND p.state = 'pending' AND p.seq < o.seq) \
@@ -143,6 +144,7 @@ impl EventStore for PostgresStore {
             .bind(now.as_millis())
             .bind(endpoints)
             .bind(i64::from(limit))
+            .bind(after)
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;

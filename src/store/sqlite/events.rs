@@ -111,6 +111,7 @@ impl EventStore for SqliteStore {
         lease_until: Timestamp,
         owner: &str,
         limit: u32,
+        after: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let endpoints =
             serde_json::to_string(endpoints).map_err(|e| StoreError::internal(e.to_string()))?;
@@ -122,7 +123,7 @@ impl EventStore for SqliteStore {
                     &format!(
                         "UPDATE event_outbox SET lease_until = ?1, leased_by = ?2 WHERE seq IN (\
                          SELECT o.seq FROM event_outbox o INDEXED BY event_outbox_pending \
-                         WHERE o.state = 'pending' \
+                         WHERE o.state = 'pending' AND o.seq > ?6 \
                          AND o.next_at <= ?3 AND o.lease_until <= ?3 \
                          AND o.endpoint IN (SELECT value FROM json_each(?4)) \
                          AND NOT EXISTS (SELECT 1 FROM event_outbox p WHERE p.subject = o.subject \
@@ -134,7 +135,8 @@ impl EventStore for SqliteStore {
                         owner,
                         now.as_millis(),
                         endpoints,
-                        i64::from(limit)
+                        i64::from(limit),
+                        after
                     ],
                 )?;
                 leased.sort_by_key(|e| e.seq);
