@@ -44,7 +44,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// Deliveries in flight at once, per replica.
 const IN_FLIGHT: usize = 64;
 /// How long a wake waits for more commits before leasing (a burst's rows in one lease).
-const GATHER: Duration = Duration::from_millis(5);
+const GATHER: Duration = Duration::from_millis(20);
 /// Most results recorded in one store call.
 const RECORD_BATCH: usize = 256;
 /// A lease outlives the try's timeout by this much.
