@@ -18,6 +18,12 @@
 //! and logged, never blocking or failing a request. A second task purges rows older than
 //! `VERIFYD_ATTEMPT_RETENTION`.
 //!
+//! A flood is summarised, as the log summarises it (`http::refusals`): a refusal that names its
+//! client is written row by row up to [`DETAILED_PER_KEY`] per (client, reason, bucket) and
+//! 10-second window; the rest of that window's are only counted and written as one summary row
+//! when the window ends (`times` = how many, no number), so a flood of 429s costs a counter
+//! instead of a sealed row each while the console's counts stay whole.
+//!
 //! Readers that must see their own writes (the `/v2/Attempts` handlers) call
 //! [`AttemptLog::flush`] first.
 

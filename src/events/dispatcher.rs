@@ -148,7 +148,14 @@ async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
         }
         let leased = match shared
             .store
-            .lease_events(&shared.names, now, lease_until, &shared.owner, room as u32, after)
+            .lease_events(
+                &shared.names,
+                now,
+                lease_until,
+                &shared.owner,
+                room as u32,
+                after,
+            )
             .await
         {
             Ok(rows) => {
