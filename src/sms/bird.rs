@@ -39,6 +39,8 @@ pub struct BirdSender {
     url: String,
     api_key: SecretString,
     from: String,
+    /// `VERIFYD_SMS_FROM`: the sender per destination country, before `from`.
+    per_country: crate::domain::SenderIds,
 }
 
 impl BirdSender {
@@ -55,7 +57,25 @@ impl BirdSender {
             ),
             api_key: settings.api_key.clone(),
             from: settings.from.clone(),
+            per_country: crate::domain::SenderIds::default(),
         })
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: crate::domain::SenderIds) -> Self {
+        self.per_country = ids;
+        self
+    }
+
+    /// The sender for `message`'s destination: its country's from `VERIFYD_SMS_FROM`, else this
+    /// vendor's own.
+    fn sender_for<'a>(&'a self, message: &OutgoingMessage) -> Result<&'a str, SmsError> {
+        let to = message.phone()?;
+        Ok(self
+            .per_country
+            .for_destination(to)
+            .map_or(self.from.as_str(), |id| id.as_str()))
     }
 
     /// Sends `message`; Bird's id of it when the answer names one.
@@ -65,7 +85,7 @@ impl BirdSender {
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Body {
             to: message.phone()?.e164(),
-            from: &self.from,
+            from: self.sender_for(message)?,
             text: message.body.expose_secret(),
             category: "authentication",
         };

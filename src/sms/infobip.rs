@@ -77,6 +77,8 @@ pub struct InfobipSender {
     url: String,
     authorization: SecretString,
     from: String,
+    /// `VERIFYD_SMS_FROM`: the sender per destination country, before `from`.
+    per_country: crate::domain::SenderIds,
     callback_url: Option<String>,
 }
 
@@ -99,8 +101,26 @@ impl InfobipSender {
             url: format!("{}/sms/3/messages", settings.base_url.trim_end_matches('/')),
             authorization: SecretString::from(format!("App {}", settings.api_key.expose_secret())),
             from: settings.from.clone(),
+            per_country: crate::domain::SenderIds::default(),
             callback_url: None,
         })
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: crate::domain::SenderIds) -> Self {
+        self.per_country = ids;
+        self
+    }
+
+    /// The sender for `message`'s destination: its country's from `VERIFYD_SMS_FROM`, else this
+    /// vendor's own.
+    fn sender_for<'a>(&'a self, message: &OutgoingMessage) -> Result<&'a str, SmsError> {
+        let to = message.phone()?;
+        Ok(self
+            .per_country
+            .for_destination(to)
+            .map_or(self.from.as_str(), |id| id.as_str()))
     }
 
     /// Sends `message`; Infobip's `messageId` of it when the answer names one.
@@ -111,7 +131,7 @@ impl InfobipSender {
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Request {
             messages: [Message {
-                sender: &self.from,
+                sender: self.sender_for(message)?,
                 destinations: [Destination {
                     to: message.phone()?.e164().trim_start_matches('+'),
                 }],

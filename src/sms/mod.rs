@@ -218,7 +218,7 @@ pub fn one_sender(
             let settings = delivery.more.plivo.as_ref().ok_or_else(|| {
                 SmsError::Setup("plivo needs PLIVO_AUTH_ID, _AUTH_TOKEN and _FROM".to_owned())
             })?;
-            let mut sender = PlivoSender::new(settings)?;
+            let mut sender = PlivoSender::new(settings)?.with_sender_ids(delivery.sms_from.clone());
             if let Some(url) = delivery.receipt_url("plivo") {
                 sender = sender.with_callback_url(url);
             }
@@ -230,7 +230,7 @@ pub fn one_sender(
                     "sinch needs SINCH_SERVICE_PLAN_ID, SINCH_API_TOKEN and SINCH_FROM".to_owned(),
                 )
             })?;
-            let mut sender = SinchSender::new(settings)?;
+            let mut sender = SinchSender::new(settings)?.with_sender_ids(delivery.sms_from.clone());
             if let Some(url) = settings
                 .webhook_secret
                 .as_ref()
@@ -244,7 +244,8 @@ pub fn one_sender(
             let settings = delivery.more.infobip.as_ref().ok_or_else(|| {
                 SmsError::Setup("infobip needs INFOBIP_API_KEY and INFOBIP_FROM".to_owned())
             })?;
-            let mut sender = InfobipSender::new(settings)?;
+            let mut sender =
+                InfobipSender::new(settings)?.with_sender_ids(delivery.sms_from.clone());
             // Infobip signs nothing: its receipts carry the secret token in the query.
             if let (Some(url), Some(token)) = (
                 delivery.receipt_url("infobip"),
@@ -258,7 +259,8 @@ pub fn one_sender(
             let settings = delivery.more.bird.as_ref().ok_or_else(|| {
                 SmsError::Setup("bird needs BIRD_API_KEY and BIRD_FROM".to_owned())
             })?;
-            Ok((Arc::new(BirdSender::new(settings)?), None))
+            let sender = BirdSender::new(settings)?.with_sender_ids(delivery.sms_from.clone());
+            Ok((Arc::new(sender), None))
         }
         SenderKind::Webhook => {
             let settings = delivery.webhook.as_ref().ok_or_else(|| {

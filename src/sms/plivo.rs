@@ -44,6 +44,8 @@ pub struct PlivoSender {
     auth_id: String,
     auth_token: SecretString,
     from: String,
+    /// `VERIFYD_SMS_FROM`: the sender per destination country, before `from`.
+    per_country: crate::domain::SenderIds,
     callback_url: Option<String>,
 }
 
@@ -70,8 +72,26 @@ impl PlivoSender {
             auth_id: settings.auth_id.clone(),
             auth_token: settings.auth_token.clone(),
             from: settings.from.clone(),
+            per_country: crate::domain::SenderIds::default(),
             callback_url: None,
         })
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: crate::domain::SenderIds) -> Self {
+        self.per_country = ids;
+        self
+    }
+
+    /// The sender for `message`'s destination: its country's from `VERIFYD_SMS_FROM`, else this
+    /// vendor's own.
+    fn sender_for<'a>(&'a self, message: &OutgoingMessage) -> Result<&'a str, SmsError> {
+        let to = message.phone()?;
+        Ok(self
+            .per_country
+            .for_destination(to)
+            .map_or(self.from.as_str(), |id| id.as_str()))
     }
 
     /// Sends `message`; Plivo's id of it (`message_uuid`) when the answer names one.
@@ -80,7 +100,7 @@ impl PlivoSender {
     /// [`SmsError::Failed`] on no answer, 5xx, 429 or 401; [`SmsError::Refused`] on another 4xx.
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Body {
-            src: &self.from,
+            src: self.sender_for(message)?,
             dst: message.phone()?.e164(),
             text: message.body.expose_secret(),
             url: self.callback_url.as_deref(),

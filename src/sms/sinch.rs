@@ -46,6 +46,8 @@ pub struct SinchSender {
     url: String,
     api_token: SecretString,
     from: String,
+    /// `VERIFYD_SMS_FROM`: the sender per destination country, before `from`.
+    per_country: crate::domain::SenderIds,
     callback_url: Option<String>,
 }
 
@@ -71,8 +73,26 @@ impl SinchSender {
             ),
             api_token: settings.api_token.clone(),
             from: settings.from.clone(),
+            per_country: crate::domain::SenderIds::default(),
             callback_url: None,
         })
+    }
+
+    /// The same sender, sending from `ids`' sender for each destination country that has one.
+    #[must_use]
+    pub fn with_sender_ids(mut self, ids: crate::domain::SenderIds) -> Self {
+        self.per_country = ids;
+        self
+    }
+
+    /// The sender for `message`'s destination: its country's from `VERIFYD_SMS_FROM`, else this
+    /// vendor's own.
+    fn sender_for<'a>(&'a self, message: &OutgoingMessage) -> Result<&'a str, SmsError> {
+        let to = message.phone()?;
+        Ok(self
+            .per_country
+            .for_destination(to)
+            .map_or(self.from.as_str(), |id| id.as_str()))
     }
 
     /// Sends `message`; Sinch's id of it (the batch `id`) when the answer names one.
@@ -81,7 +101,7 @@ impl SinchSender {
     /// [`SmsError::Failed`] on no answer, 5xx, 429 or 401; [`SmsError::Refused`] on another 4xx.
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Body {
-            from: &self.from,
+            from: self.sender_for(message)?,
             to: [message.phone()?.e164()],
             body: message.body.expose_secret(),
             delivery_report: self.callback_url.as_ref().map(|_| "per_recipient"),

@@ -726,3 +726,44 @@ async fn the_vonage_send_passes_prism_against_vonages_spec() {
     prism.assert_no_violations();
     println!("prism:\n{}", prism.traffic());
 }
+
+/// `VERIFYD_SMS_FROM` (issue 21) through each of the four vendors' fakes: a destination whose
+/// country has a sender gets it; another gets the vendor's own `…_FROM`.
+#[tokio::test]
+async fn the_four_vendors_send_from_the_destination_countrys_sender_id() {
+    for (case, field) in [
+        (&PLIVO, "/src"),
+        (&SINCH, "/from"),
+        (&INFOBIP, "/messages/0/sender"),
+        (&BIRD, "/from"),
+    ] {
+        let fake = FakeVendor::start(case.accepted.0, case.accepted.1).await;
+        let vendor = (case.settings)(&fake.url);
+        let mut settings: Vec<(&str, &str)> = vec![
+            ("VERIFYD_SMS_SENDER", case.vendor),
+            ("VERIFYD_SMS_FROM", "GB=Acme"),
+            ("VERIFYD_VALID_COUNTRY_CODES", "US,GB"),
+            ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+            ("VERIFYD_RATE_LIMIT_PREFIX_MAX", "0"),
+        ];
+        settings.extend(vendor.iter().map(|(k, v)| (*k, v.as_str())));
+        let app = spawn_app_with(&settings).await;
+        let mut seen = Vec::new();
+        for to in ["+447400123456", US_NUMBER] {
+            assert_ok(app.send_code(to).await, "Verification code sent!").await;
+            let request = fake.requests().last().cloned().unwrap();
+            seen.push(request.json().pointer(field).cloned().unwrap());
+        }
+        let own = vendor
+            .iter()
+            .find(|(k, _)| k.ends_with("_FROM"))
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        assert_eq!(
+            seen,
+            [serde_json::json!("Acme"), serde_json::json!(own)],
+            "{}: GB's sender, then the vendor's own",
+            case.vendor
+        );
+    }
+}
