@@ -700,6 +700,7 @@ impl Application {
         } = self;
         let refusals = Arc::clone(&state.refusals);
         let attempt_log = state.verifier.attempt_log().cloned();
+        let fraud_guard = state.verifier.fraud_guard().cloned();
         let app = http::router(state);
         let metrics_task = metrics_listener.map(|l| {
             tokio::spawn(http::serve::serve(
@@ -737,6 +738,9 @@ impl Application {
             task.abort();
         }
         refusals.flush(true);
+        if let Some(guard) = &fraud_guard {
+            guard.summarise(true);
+        }
         tracing::info!("verifyd stopped");
         result
     }

@@ -14,6 +14,7 @@ pub mod memory;
 pub mod redis;
 pub mod state;
 
+use crate::flood::{FloodTally, Summary};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,6 +159,9 @@ pub struct FraudGuard {
     keys: Arc<Keys>,
     /// Countries shown by status: the allowlist and the monitored ones.
     countries: BTreeSet<Region>,
+    /// The per-decision log lines, summarised under a flood as refusals are (`http::refusals`):
+    /// per (destination, decision) the first few of each window line by line, then a count.
+    decision_log: FloodTally<&'static str>,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -189,7 +193,19 @@ impl FraudGuard {
             backend,
             keys,
             countries: all,
+            decision_log: FloodTally::new(
+                Arc::new(crate::clock::SystemClock),
+                crate::http::refusals::LOGGED_PER_KEY,
+                crate::http::refusals::WINDOW,
+                crate::http::refusals::MAX_CLIENTS,
+            ),
         }
+    }
+
+    /// Logs the decisions summary of the current window if it has ended (or now, with
+    /// `force`: on shutdown).
+    pub fn summarise(&self, force: bool) {
+        report_decisions(&self.decision_log.flush(force));
     }
 
     pub fn mode(&self) -> GuardMode {
@@ -291,16 +307,21 @@ impl FraudGuard {
             Some(r) => {
                 let outcome = if enforced { "refused" } else { "would_refuse" };
                 metrics::counter!("verifyd_fraud_guard_decisions_total", "decision" => outcome, "level" => r.level.as_str(), "reason" => r.reason.as_str(), "monitored" => monitored).increment(1);
-                tracing::info!(
-                    phone = %phone.masked(),
-                    level = r.level.as_str(),
-                    reason = r.reason.as_str(),
-                    destination = %shown(&dest.keys[level_index(r.level)]),
-                    decision = outcome,
-                    "fraud guard: {outcome} ({} {})",
-                    r.level.as_str(),
-                    r.reason.as_str(),
-                );
+                let destination = shown(&dest.keys[level_index(r.level)]);
+                let (logged, ended) = self.decision_log.admit(&destination, outcome);
+                report_decisions(&ended);
+                if logged {
+                    tracing::info!(
+                        phone = %phone.masked(),
+                        level = r.level.as_str(),
+                        reason = r.reason.as_str(),
+                        destination = %destination,
+                        decision = outcome,
+                        "fraud guard: {outcome} ({} {})",
+                        r.level.as_str(),
+                        r.reason.as_str(),
+                    );
+                }
             }
         }
         Ok(Admission {
@@ -515,6 +536,20 @@ fn level_of(key: &str) -> Level {
 }
 
 /// A destination key as people write it: `US`, `+1415`, `+1415555`.
+/// One line per (destination, decision) that was decided more often than logged line by line.
+fn report_decisions(summaries: &[Summary<&'static str>]) {
+    for s in summaries {
+        tracing::info!(
+            destination = %s.client,
+            decision = s.label,
+            total = s.total,
+            not_logged = s.total.saturating_sub(crate::http::refusals::LOGGED_PER_KEY),
+            seconds = s.length.as_secs(),
+            "fraud guard decisions summarised"
+        );
+    }
+}
+
 fn shown(key: &str) -> String {
     match key.split_once(':') {
         Some(("c", c)) => c.to_owned(),

@@ -900,3 +900,47 @@ async fn a_flood_of_refusals_is_summarised_in_the_log_not_dropped() {
     );
     assert!(summary.contains("client=127.0.0.1"), "{summary}");
 }
+
+/// The fraud guard's decisions are summarised in the log under a flood too (issue 24): in
+/// monitor mode, with an allowance of 2 unanswered codes per unproven destination, 30 sends to
+/// one prefix make 28 "would refuse" decisions: 10 lines, then one summary (on shutdown).
+#[tokio::test]
+async fn a_flood_of_fraud_guard_decisions_is_summarised_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = env_with_keys();
+    env.extend([
+        ("VERIFYD_FRAUD_GUARD", "monitor"),
+        ("VERIFYD_FRAUD_GUARD_UNPROVEN_MAX", "2"),
+        ("VERIFYD_RATE_LIMIT_IP_MAX", "0"),
+        ("VERIFYD_RATE_LIMIT_PREFIX_MAX", "0"),
+        ("VERIFYD_RATE_LIMIT_COUNTRY_MAX", "0"),
+        ("VERIFYD_RATE_LIMIT_GLOBAL_MAX", "0"),
+    ]);
+    let server = Server::start(dir.path(), &env, API_KEY);
+    for i in 0..30 {
+        let to = format!("+1650253{:04}", 4000 + i);
+        assert_ok(
+            server
+                .post("/mfa/send-code", json!({ "recipient": to }))
+                .await,
+            "Verification code sent!",
+        )
+        .await;
+    }
+    let logs = server.stop().await;
+    let decided = logs
+        .lines()
+        .filter(|l| l.contains("fraud guard: would_refuse"))
+        .count();
+    assert_eq!(decided, 10, "{logs}");
+    let summaries: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("fraud guard decisions summarised"))
+        .collect();
+    assert_eq!(summaries.len(), 1, "{logs}");
+    assert!(
+        summaries[0].contains("total=28") && summaries[0].contains("not_logged=18"),
+        "{}",
+        summaries[0]
+    );
+}
