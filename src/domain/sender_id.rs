@@ -117,6 +117,12 @@ impl SenderIds {
             .and_then(|r| self.by_region.get(&r))
             .or(self.default.as_ref())
     }
+
+    /// The sender for `to` as text: its country's (or `*`'s), else `own` (the vendor's own
+    /// `…_FROM`).
+    pub fn for_destination_or<'a>(&'a self, to: &PhoneNumber, own: &'a str) -> &'a str {
+        self.for_destination(to).map_or(own, SenderId::as_str)
+    }
 }
 
 #[cfg(test)]

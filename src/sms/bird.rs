@@ -68,16 +68,6 @@ impl BirdSender {
         self
     }
 
-    /// The sender for `message`'s destination: its country's from `VERIFYD_SMS_FROM`, else this
-    /// vendor's own.
-    fn sender_for<'a>(&'a self, message: &OutgoingMessage) -> Result<&'a str, SmsError> {
-        let to = message.phone()?;
-        Ok(self
-            .per_country
-            .for_destination(to)
-            .map_or(self.from.as_str(), |id| id.as_str()))
-    }
-
     /// Sends `message`; Bird's id of it when the answer names one.
     ///
     /// # Errors
@@ -85,7 +75,9 @@ impl BirdSender {
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Body {
             to: message.phone()?.e164(),
-            from: self.sender_for(message)?,
+            from: self
+                .per_country
+                .for_destination_or(message.phone()?, &self.from),
             text: message.body.expose_secret(),
             category: "authentication",
         };

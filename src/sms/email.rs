@@ -82,7 +82,7 @@ impl SmsSender for SmtpSender {
             Ok(response) => {
                 tracing::debug!(
                     to = %message.to.masked(),
-                    code = response.code().to_string(),
+                    smtp_status = response.code().to_string(),
                     "the SMTP server accepted the email"
                 );
                 Ok(())

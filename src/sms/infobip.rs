@@ -113,16 +113,6 @@ impl InfobipSender {
         self
     }
 
-    /// The sender for `message`'s destination: its country's from `VERIFYD_SMS_FROM`, else this
-    /// vendor's own.
-    fn sender_for<'a>(&'a self, message: &OutgoingMessage) -> Result<&'a str, SmsError> {
-        let to = message.phone()?;
-        Ok(self
-            .per_country
-            .for_destination(to)
-            .map_or(self.from.as_str(), |id| id.as_str()))
-    }
-
     /// Sends `message`; Infobip's `messageId` of it when the answer names one.
     ///
     /// # Errors
@@ -131,7 +121,9 @@ impl InfobipSender {
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Request {
             messages: [Message {
-                sender: self.sender_for(message)?,
+                sender: self
+                    .per_country
+                    .for_destination_or(message.phone()?, &self.from),
                 destinations: [Destination {
                     to: message.phone()?.e164().trim_start_matches('+'),
                 }],

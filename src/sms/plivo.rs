@@ -84,23 +84,15 @@ impl PlivoSender {
         self
     }
 
-    /// The sender for `message`'s destination: its country's from `VERIFYD_SMS_FROM`, else this
-    /// vendor's own.
-    fn sender_for<'a>(&'a self, message: &OutgoingMessage) -> Result<&'a str, SmsError> {
-        let to = message.phone()?;
-        Ok(self
-            .per_country
-            .for_destination(to)
-            .map_or(self.from.as_str(), |id| id.as_str()))
-    }
-
     /// Sends `message`; Plivo's id of it (`message_uuid`) when the answer names one.
     ///
     /// # Errors
     /// [`SmsError::Failed`] on no answer, 5xx, 429 or 401; [`SmsError::Refused`] on another 4xx.
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Body {
-            src: self.sender_for(message)?,
+            src: self
+                .per_country
+                .for_destination_or(message.phone()?, &self.from),
             dst: message.phone()?.e164(),
             text: message.body.expose_secret(),
             url: self.callback_url.as_deref(),

@@ -85,23 +85,15 @@ impl SinchSender {
         self
     }
 
-    /// The sender for `message`'s destination: its country's from `VERIFYD_SMS_FROM`, else this
-    /// vendor's own.
-    fn sender_for<'a>(&'a self, message: &OutgoingMessage) -> Result<&'a str, SmsError> {
-        let to = message.phone()?;
-        Ok(self
-            .per_country
-            .for_destination(to)
-            .map_or(self.from.as_str(), |id| id.as_str()))
-    }
-
     /// Sends `message`; Sinch's id of it (the batch `id`) when the answer names one.
     ///
     /// # Errors
     /// [`SmsError::Failed`] on no answer, 5xx, 429 or 401; [`SmsError::Refused`] on another 4xx.
     pub async fn submit(&self, message: &OutgoingMessage) -> Result<Option<String>, SmsError> {
         let body = Body {
-            from: self.sender_for(message)?,
+            from: self
+                .per_country
+                .for_destination_or(message.phone()?, &self.from),
             to: [message.phone()?.e164()],
             body: message.body.expose_secret(),
             delivery_report: self.callback_url.as_ref().map(|_| "per_recipient"),

@@ -96,8 +96,7 @@ impl SmsSender for TwilioMessagingSender {
         match &self.from {
             MessagingFrom::Service(sid) => form.push(("MessagingServiceSid", sid.as_str())),
             MessagingFrom::Number(from) => {
-                let id = self.per_country.for_destination(to);
-                form.push(("From", id.map_or(from.as_str(), |id| id.as_str())));
+                form.push(("From", self.per_country.for_destination_or(to, from)));
             }
         }
         if let Some(url) = &self.status_callback {
