@@ -563,6 +563,7 @@ impl Application {
                 .set_events(Arc::clone(e), Arc::clone(&event_store));
         }
         let console_events = emitter.clone();
+        let load = Arc::new(crate::load::RequestLoad::default());
         let event_tasks = match emitter {
             Some(emitter) => crate::events::dispatcher::start(
                 event_store,
@@ -571,10 +572,12 @@ impl Application {
                 Arc::clone(&parts.keys),
                 Lifecycle::with_ttl(config.codes.ttl),
                 Arc::clone(&parts.clock),
+                Arc::clone(&load),
             ),
             None => Vec::new(),
         };
         let state = AppState::new(http::Shared {
+            load,
             receipts: Arc::new(receipts),
             refusals,
             twilio: Arc::new(twilio),

@@ -34,8 +34,9 @@
 //! - [`console`]: `/console`, the operator's pages (session, templates, embedded assets).
 //! - [`app`], [`cli`], [`telemetry`]: startup, the command line, logging.
 
-// No `unsafe` outside `store::sqlite::file_sync`, which allows it for two SQLite FFI calls
-// (`deny`, not `forbid`, so that one module can; a new `allow` shows in review).
+// No `unsafe` outside `store::sqlite::file_sync`, which allows it for two SQLite FFI calls, and
+// `events::yielding`, for the two libc calls that lower its thread's priority (`deny`, not
+// `forbid`, so that those modules can; a new `allow` shows in review).
 #![deny(unsafe_code)]
 
 pub mod app;
@@ -53,6 +54,7 @@ pub mod flood;
 pub mod fraud;
 pub mod http;
 pub mod limiter;
+pub mod load;
 pub mod messages;
 pub mod policy;
 pub mod provider;

@@ -11,7 +11,11 @@
 //! due times and the schedule are in the [`Clock`]'s time, so tests move time instead of
 //! sleeping.
 //!
-//! It works in batches so that a busy request path pays little for it: a wake (a commit that
+//! Deliveries yield to the requests. They run on a thread of their own at the lowest CPU
+//! priority (see [`Yielding`]), and while the request path is saturated (busy for [`SATURATED`]
+//! of the last [`LOAD_WINDOW`]) the dispatcher leases at most [`SATURATED_BATCH`] rows per
+//! [`SATURATED_PACE`]: the events wait, durably, in the outbox, and go at full speed again as
+//! soon as the load falls. It works in batches so that a busy request path pays little for it: a wake (a commit that
 //! wrote events) is answered after [`GATHER`], so one lease takes a burst's rows together; a
 //! lease waits until at least half of [`IN_FLIGHT`] is free; and the results of finished tries
 //! are recorded by one task, many per store call.
@@ -28,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::yielding::Yielding;
 use super::{Emitter, EventType, sign};
 use crate::clock::Clock;
 use crate::config::{EventEndpoint, EventSettings};
@@ -36,6 +41,7 @@ use crate::domain::{
     Channel, Lifecycle, Recipient, Timestamp, Verification, VerificationSid, VerificationStatus,
 };
 use crate::error::Chain;
+use crate::load::RequestLoad;
 use crate::rotation::PHONE_CONTEXT;
 use crate::store::{DeliveryResult, EventStore, StoredEvent};
 
@@ -47,6 +53,18 @@ const IN_FLIGHT: usize = 64;
 const GATHER: Duration = Duration::from_millis(20);
 /// Most results recorded in one store call.
 const RECORD_BATCH: usize = 256;
+/// The request path counts as saturated once it was busy (a request in flight) for this share of
+/// the last [`LOAD_WINDOW`] ...
+const SATURATED: f64 = 0.95;
+/// ... and has room again under this share (apart, so that the pace does not flap).
+const UNSATURATED: f64 = 0.80;
+/// How often the share is taken.
+const LOAD_WINDOW: Duration = Duration::from_millis(100);
+/// While saturated: at most this many rows per lease ...
+const SATURATED_BATCH: usize = 16;
+/// ... and one lease per this long: at most 64 deliveries a second, a small share of what the
+/// CPU gives the requests (a delivery costs about what a send does).
+const SATURATED_PACE: Duration = Duration::from_millis(250);
 /// A lease outlives the try's timeout by this much.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// How often the sweeper looks for expiries.
@@ -68,6 +86,25 @@ struct Shared {
     clock: Arc<dyn Clock>,
     /// This replica's lease name.
     owner: String,
+    /// The low-priority runtime the deliveries run on (None: it could not be started, and they
+    /// run on the main runtime).
+    deliveries: Option<Yielding>,
+    /// The runtime the store calls run on (the server's own).
+    main: tokio::runtime::Handle,
+    /// Requests in flight on this replica.
+    load: Arc<RequestLoad>,
+}
+
+impl Shared {
+    /// Runs a store call on the server's runtime, so that a pooled database connection is only
+    /// ever bound to its reactor, and waits for it here; `None` if that runtime is shutting
+    /// down.
+    async fn on_main<T: Send + 'static>(
+        &self,
+        call: impl Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        self.main.spawn(call).await.ok()
+    }
 }
 
 /// Starts the dispatcher, the sweeper and the purge; the handles are aborted on shutdown.
@@ -78,6 +115,7 @@ pub fn start(
     keys: Arc<Keys>,
     life: Lifecycle,
     clock: Arc<dyn Clock>,
+    load: Arc<RequestLoad>,
 ) -> Vec<JoinHandle<()>> {
     let http = reqwest::Client::builder()
         .timeout(settings.timeout)
@@ -99,10 +137,23 @@ pub fn start(
         http,
         clock,
         owner: format!("replica-{:016x}", rand::random::<u64>()),
+        deliveries: Yielding::start("verifyd-events")
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "could not start the event deliveries' low-priority thread; they run with the requests");
+            })
+            .ok(),
+        main: tokio::runtime::Handle::current(),
+        load,
     });
     let wake = emitter.wake_handle();
+    // The whole delivery side (leases, posts, results) runs on the low-priority thread: under
+    // saturation it asks the store for rows only as often as that thread gets the CPU.
+    let deliveries = match &shared.deliveries {
+        Some(y) => y.handle().spawn(deliver_loop(Arc::clone(&shared), wake)),
+        None => tokio::spawn(deliver_loop(Arc::clone(&shared), wake)),
+    };
     vec![
-        tokio::spawn(deliver_loop(Arc::clone(&shared), wake)),
+        deliveries,
         tokio::spawn(sweep_loop(Arc::clone(&shared), emitter, keys, life)),
         tokio::spawn(purge_loop(shared)),
     ]
@@ -131,14 +182,35 @@ async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
     // lease another replica let run out, a row committed out of `seq` order).
     let mut cursor = 0_i64;
     let mut last_full: Option<std::time::Instant> = None;
+    let mut last_lease: Option<std::time::Instant> = None;
+    let mut saturation = Saturation::default();
     loop {
         while running.try_join_next().is_some() {}
-        // Lease in batches: wait until at least half the room is free.
-        let room = IN_FLIGHT.saturating_sub(running.len());
-        if room < IN_FLIGHT / 2 {
-            let _ = running.join_next().await;
-            continue;
+        let since = last_lease.map(|at| at.elapsed());
+        let was = saturation.saturated;
+        let saturated = saturation.update(std::time::Instant::now(), shared.load.busy_time());
+        if saturated != was {
+            metrics::gauge!("verifyd_events_paced").set(if saturated { 1.0 } else { 0.0 });
+            if saturated {
+                tracing::info!(
+                    "events: the server is saturated; deliveries paced until it has room"
+                );
+            } else {
+                tracing::info!("events: deliveries at full speed again");
+            }
         }
+        let room = match lease_room(running.len(), saturated, since) {
+            Room::Lease(room) => room,
+            Room::WaitForDeliveries => {
+                let _ = running.join_next().await;
+                continue;
+            }
+            Room::Paced(wait) => {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        };
+        last_lease = Some(std::time::Instant::now());
         let now = shared.clock.now();
         let lease_until = now.plus(shared.timeout + LEASE_MARGIN);
         let full = last_full.is_none_or(|at| at.elapsed() >= POLL);
@@ -146,18 +218,27 @@ async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
         if full {
             last_full = Some(std::time::Instant::now());
         }
-        let leased = match shared
-            .store
-            .lease_events(
-                &shared.names,
-                now,
-                lease_until,
-                &shared.owner,
-                room as u32,
-                after,
-            )
-            .await
-        {
+        let lease = {
+            let shared = Arc::clone(&shared);
+            async move {
+                shared
+                    .store
+                    .lease_events(
+                        &shared.names,
+                        now,
+                        lease_until,
+                        &shared.owner,
+                        room as u32,
+                        after,
+                    )
+                    .await
+            }
+        };
+        let leased = match shared.on_main(lease).await.unwrap_or_else(|| {
+            Err(crate::store::StoreError::unavailable(
+                "the server is shutting down",
+            ))
+        }) {
             Ok(rows) => {
                 cursor = rows.iter().map(|r| r.seq).fold(cursor, i64::max);
                 rows
@@ -192,6 +273,66 @@ async fn deliver_loop(shared: Arc<Shared>, wake: Arc<Notify>) {
     }
 }
 
+/// What the dispatcher may lease now.
+#[derive(Debug, PartialEq, Eq)]
+enum Room {
+    /// Up to this many rows.
+    Lease(usize),
+    /// Nothing until a delivery in flight finishes.
+    WaitForDeliveries,
+    /// Nothing for this long: the request path is saturated and the last lease was recent.
+    Paced(Duration),
+}
+
+/// Whether the request path is saturated, from the busy time's growth over each window.
+#[derive(Debug, Default)]
+struct Saturation {
+    /// The start of the current window and the busy time then.
+    window: Option<(std::time::Instant, Duration)>,
+    saturated: bool,
+}
+
+impl Saturation {
+    /// Takes the busy time at `now`: once a window has passed, its busy share decides (with
+    /// [`SATURATED`] to enter and [`UNSATURATED`] to leave); within one, the last answer holds.
+    fn update(&mut self, now: std::time::Instant, busy: Duration) -> bool {
+        match self.window {
+            Some((start, busy_then)) => {
+                let span = now.saturating_duration_since(start);
+                if span >= LOAD_WINDOW {
+                    let share = busy.saturating_sub(busy_then).as_secs_f64() / span.as_secs_f64();
+                    self.saturated = if self.saturated {
+                        share >= UNSATURATED
+                    } else {
+                        share >= SATURATED
+                    };
+                    self.window = Some((now, busy));
+                }
+            }
+            None => self.window = Some((now, busy)),
+        }
+        self.saturated
+    }
+}
+
+/// How many rows to lease with `posting` deliveries in flight, the request path `saturated` or
+/// not and `since` the last lease: in batches (at least half of [`IN_FLIGHT`] free), and while
+/// the request path is saturated at most [`SATURATED_BATCH`] per [`SATURATED_PACE`], so that the
+/// CPU goes to the requests.
+fn lease_room(posting: usize, saturated: bool, since: Option<Duration>) -> Room {
+    let room = IN_FLIGHT.saturating_sub(posting);
+    if room < IN_FLIGHT / 2 {
+        return Room::WaitForDeliveries;
+    }
+    if !saturated {
+        return Room::Lease(room);
+    }
+    match since {
+        Some(since) if since < SATURATED_PACE => Room::Paced(SATURATED_PACE - since),
+        _ => Room::Lease(room.min(SATURATED_BATCH)),
+    }
+}
+
 /// Aborts a task when dropped.
 struct AbortOnDrop(JoinHandle<()>);
 
@@ -210,14 +351,19 @@ async fn record_loop(
     wake: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(RECORD_BATCH);
-    let mut results = Vec::with_capacity(RECORD_BATCH);
+    let mut results: Vec<(i64, DeliveryResult)> = Vec::with_capacity(RECORD_BATCH);
     while recorded.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         results.extend(
             batch
                 .iter()
                 .filter_map(|(seq, r)| r.as_ref().map(|r| (*seq, r.clone()))),
         );
-        if let Err(e) = shared.store.finish_events(&shared.owner, &results).await {
+        let finish = {
+            let shared = Arc::clone(&shared);
+            let results = std::mem::take(&mut results);
+            async move { shared.store.finish_events(&shared.owner, &results).await }
+        };
+        if let Some(Err(e)) = shared.on_main(finish).await {
             // The leases run out and the rows are tried again: at least once.
             tracing::warn!(error = %Chain(&e), rows = batch.len(), "could not record event deliveries");
         }
@@ -399,5 +545,63 @@ async fn purge_loop(shared: Arc<Shared>) {
             Ok(n) => tracing::debug!(deleted = n, "purged old events"),
             Err(e) => tracing::warn!(error = %Chain(&e), "event purge failed; will retry"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn leases_in_batches_when_half_the_room_is_free() {
+        assert_eq!(lease_room(0, false, None), Room::Lease(IN_FLIGHT));
+        assert_eq!(
+            lease_room(IN_FLIGHT / 2, false, None),
+            Room::Lease(IN_FLIGHT / 2)
+        );
+        assert_eq!(
+            lease_room(IN_FLIGHT / 2 + 1, false, None),
+            Room::WaitForDeliveries
+        );
+    }
+
+    #[test]
+    fn a_saturated_server_gets_small_leases_at_a_pace() {
+        let just_now = Some(Duration::from_millis(10));
+        // Not saturated: no pacing, however recent the last lease.
+        assert_eq!(lease_room(0, false, just_now), Room::Lease(IN_FLIGHT));
+        // Saturated: a paced wait for the rest of the period, then a small batch.
+        assert_eq!(
+            lease_room(0, true, just_now),
+            Room::Paced(SATURATED_PACE - Duration::from_millis(10))
+        );
+        assert_eq!(
+            lease_room(0, true, Some(SATURATED_PACE)),
+            Room::Lease(SATURATED_BATCH)
+        );
+        assert_eq!(lease_room(0, true, None), Room::Lease(SATURATED_BATCH));
+        // Deliveries still in flight come first.
+        assert_eq!(lease_room(IN_FLIGHT, true, None), Room::WaitForDeliveries);
+    }
+
+    #[test]
+    fn saturation_is_the_busy_share_of_a_window_with_hysteresis() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let busy = Duration::from_millis;
+        let mut s = Saturation::default();
+        assert!(!s.update(at(0), busy(0)), "no window yet");
+        // Busy 50 % of a window: not saturated; 96 %: saturated.
+        assert!(!s.update(at(100), busy(50)));
+        assert!(s.update(at(200), busy(146)));
+        // Within a window the answer holds.
+        assert!(s.update(at(250), busy(146)));
+        // 85 % keeps it saturated (above the 80 % to leave); 70 % ends it.
+        assert!(s.update(at(300), busy(231)));
+        assert!(!s.update(at(400), busy(301)));
+        // And 90 % is not enough to enter again.
+        assert!(!s.update(at(500), busy(391)));
     }
 }

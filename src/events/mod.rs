@@ -10,12 +10,15 @@
 //! - [`replay`]: dead (or any) events pending again, for `verifyd events replay` and the
 //!   console's replay button alike.
 //! - [`dispatcher`]: leases due rows, posts them, retries on the schedule, marks dead; the
-//!   expiry sweeper that writes `verification.expired` once across replicas; the purge.
+//!   expiry sweeper that writes `verification.expired` once across replicas; the purge. Its
+//!   deliveries run on a low-priority thread of their own ([`yielding`]), so that a saturated
+//!   request path is not slowed by them.
 //!
 //! Never a code in an event: the payload is built from the verification's public view.
 
 pub mod dispatcher;
 mod types;
+mod yielding;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -89,6 +89,8 @@ pub struct Shared {
     pub console: Arc<crate::console::Console>,
     /// The vendors' delivery receipts (`POST /callbacks/{vendor}`).
     pub receipts: Arc<callbacks::Receipts>,
+    /// Requests in flight (read by the events dispatcher, which yields to a saturated server).
+    pub load: Arc<crate::load::RequestLoad>,
 }
 
 #[derive(OpenApi)]
@@ -201,6 +203,7 @@ pub fn metrics_router() -> Router {
 /// `unavailable` (and logged as such). One middleware does both: each layer costs a boxed
 /// future and a clone of the routes per request.
 async fn log_request(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let _in_flight = state.load.enter();
     let request_id = req
         .headers()
         .get(&REQUEST_ID)
