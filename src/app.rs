@@ -578,6 +578,7 @@ impl Application {
         };
         let state = AppState::new(http::Shared {
             load,
+            request_metrics: http::metrics::RequestMetrics::default(),
             receipts: Arc::new(receipts),
             refusals,
             twilio: Arc::new(twilio),

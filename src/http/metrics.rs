@@ -5,10 +5,13 @@
 //! Conversion rate (approved / sent):
 //! `sum(rate(verifyd_verifications_total{result="approved"}[1h])) / sum(rate(verifyd_sms_sent_total{outcome="sent"}[1h]))`
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
+use std::time::Duration;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -65,4 +68,40 @@ pub async fn render() -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// The per-request counter and latency histogram of each route and status, registered once per
+/// server: registering a labelled metric hashes and copies its labels on every call, which a
+/// flood of refusals pays per request. Routes are templates and statuses a small set, so this
+/// stays small.
+#[derive(Default)]
+pub struct RequestMetrics {
+    by_route: RwLock<HashMap<Box<str>, HashMap<u16, (Counter, Histogram)>>>,
+}
+
+impl RequestMetrics {
+    /// Counts one request of `route` answered `status` after `elapsed`.
+    pub fn record(&self, route: &str, status: u16, elapsed: Duration) {
+        let cached = self
+            .by_route
+            .read()
+            .ok()
+            .and_then(|m| m.get(route).and_then(|s| s.get(&status)).cloned());
+        let (requests, duration) = cached.unwrap_or_else(|| self.register(route, status));
+        requests.increment(1);
+        duration.record(elapsed.as_secs_f64());
+    }
+
+    fn register(&self, route: &str, status: u16) -> (Counter, Histogram) {
+        let handles = (
+            metrics::counter!("verifyd_http_requests_total", "route" => route.to_owned(), "status" => status.to_string()),
+            metrics::histogram!("verifyd_http_request_duration_seconds", "route" => route.to_owned()),
+        );
+        if let Ok(mut m) = self.by_route.write() {
+            m.entry(route.into())
+                .or_default()
+                .insert(status, handles.clone());
+        }
+        handles
+    }
 }

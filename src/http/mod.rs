@@ -91,6 +91,8 @@ pub struct Shared {
     pub receipts: Arc<callbacks::Receipts>,
     /// Requests in flight (read by the events dispatcher, which yields to a saturated server).
     pub load: Arc<crate::load::RequestLoad>,
+    /// Each route's and status's request metrics, registered once.
+    pub request_metrics: metrics::RequestMetrics,
 }
 
 #[derive(OpenApi)]
@@ -219,17 +221,14 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
         HeaderValue::from_str(&request_id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     req.headers_mut().insert(REQUEST_ID.clone(), header.clone());
     // A fixed label set: matched route templates, or "unmatched" (never a raw path).
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| {
-            if p.as_str().starts_with("/docs") {
-                "/docs"
-            } else {
-                p.as_str()
-            }
-        })
-        .to_owned();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", |p| {
+        if p.as_str().starts_with("/docs") {
+            "/docs"
+        } else {
+            p.as_str()
+        }
+    });
     let method = req.method().clone();
     let peer = req
         .extensions()
@@ -268,10 +267,9 @@ async fn log_request(State(state): State<AppState>, mut req: Request, next: Next
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let status = response.status();
-    let status_label = status.as_str().to_owned();
-    ::metrics::counter!("verifyd_http_requests_total", "route" => route.clone(), "status" => status_label).increment(1);
-    ::metrics::histogram!("verifyd_http_request_duration_seconds", "route" => route.clone())
-        .record(elapsed.as_secs_f64());
+    state
+        .request_metrics
+        .record(route, status.as_u16(), elapsed);
     let outcome = response
         .extensions()
         .get::<error::ErrorCode>()
