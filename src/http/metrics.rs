@@ -76,8 +76,11 @@ pub async fn render() -> Response {
 /// stays small.
 #[derive(Default)]
 pub struct RequestMetrics {
-    by_route: RwLock<HashMap<Box<str>, HashMap<u16, (Counter, Histogram)>>>,
+    by_route: RwLock<HashMap<Box<str>, ByStatus>>,
 }
+
+/// One route's handles: per status, its request counter and the route's latency histogram.
+type ByStatus = HashMap<u16, (Counter, Histogram)>;
 
 impl RequestMetrics {
     /// Counts one request of `route` answered `status` after `elapsed`.
