@@ -17,6 +17,7 @@
 //! - [`attempt_log`]: every send, check and refusal (a verification's own rows in its
 //!   transaction, refusals off the request path).
 //! - [`events`]: signed webhooks about verifications, through a transactional outbox.
+//! - [`load`]: how busy the request path is (read by the events dispatcher, which yields to it).
 //! - [`provider`]: the engines (`local`, `twilio-verify`) and the Twilio-side IP bucket sync.
 //! - [`messages`]: wording per locale, operator templates, autofill lines, SMS segments.
 //! - [`sms`]: senders (`console`, `twilio-messaging`, `webhook`, `null`).

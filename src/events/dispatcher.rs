@@ -15,7 +15,9 @@
 //! priority (see [`Yielding`]), and while the request path is saturated (busy for [`SATURATED`]
 //! of the last [`LOAD_WINDOW`]) the dispatcher leases at most [`SATURATED_BATCH`] rows per
 //! [`SATURATED_PACE`]: the events wait, durably, in the outbox, and go at full speed again as
-//! soon as the load falls. It works in batches so that a busy request path pays little for it: a wake (a commit that
+//! soon as the load falls.
+//!
+//! It works in batches so that a busy request path pays little for it: a wake (a commit that
 //! wrote events) is answered after [`GATHER`], so one lease takes a burst's rows together; a
 //! lease waits until at least half of [`IN_FLIGHT`] is free; and the results of finished tries
 //! are recorded by one task, many per store call.

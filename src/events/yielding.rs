@@ -12,9 +12,9 @@
 //! server that is not saturated always does. They are never starved: the smallest share is not
 //! nothing.
 //!
-//! Only the deliveries run here. The store calls (leases, results) stay on the main runtime, so
-//! a pooled database connection is never bound to this thread's reactor (a request waiting on
-//! it would then wait on the lowest-priority thread).
+//! The dispatcher's loop and its posts run here; its store calls (leases, results) are sent back
+//! to the server's runtime, so that a pooled database connection is never bound to this
+//! thread's reactor (a request waiting on it would then wait on the lowest-priority thread).
 //!
 //! `unsafe` is allowed here for the libc calls `gettid` and `setpriority`/`getpriority` on the
 //! calling thread: no pointer, no memory, only the thread's own nice value.

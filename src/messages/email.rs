@@ -6,7 +6,7 @@
 
 use secrecy::SecretString;
 
-use super::Locale;
+use super::{Locale, escape_markup};
 
 /// A rendered email: subject, text and HTML (both bodies hold the code: secrets).
 pub struct EmailParts {
@@ -94,22 +94,6 @@ fn right_to_left(locale: Locale) -> bool {
     matches!(locale.tag().split('-').next(), Some("ar" | "he"))
 }
 
-/// `text` escaped for HTML character data and quoted attribute values.
-pub fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// The email of `sentence` (the code sentence as rendered for every channel), `code` and
 /// `expires` (the expiry sentence, its minutes filled in) in `locale`; `service` (when the
 /// request names one) leads the subject.
@@ -132,11 +116,11 @@ pub fn render(
          <title>{title}</title></head>\n<body>\n<p>{sentence}</p>\n\
          <p style=\"font-size:28px;font-weight:bold;letter-spacing:4px;font-family:monospace\">{code}</p>\n\
          <p>{expires}</p>\n</body>\n</html>\n",
-        lang = html_escape(locale.tag()),
-        title = html_escape(&subject),
-        sentence = html_escape(sentence),
-        code = html_escape(code),
-        expires = html_escape(expires),
+        lang = escape_markup(locale.tag()),
+        title = escape_markup(&subject),
+        sentence = escape_markup(sentence),
+        code = escape_markup(code),
+        expires = escape_markup(expires),
     );
     EmailParts {
         subject,

@@ -202,6 +202,23 @@ impl Messages {
     }
 }
 
+/// `text` escaped for markup: HTML (the email's body) and XML (a call's TwiML) alike, character
+/// data and quoted attribute values (`&#39;` is an apostrophe in both).
+pub fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;
 

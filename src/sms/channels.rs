@@ -120,28 +120,12 @@ impl TwilioVoiceSender {
     }
 }
 
-/// `text` escaped for XML character data and attribute values.
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// The call's TwiML: the message said twice in `language`, a pause between.
 pub fn twiml(text: &str, language: &str) -> String {
     let say = format!(
         "<Say language=\"{}\">{}</Say>",
-        xml_escape(language),
-        xml_escape(text)
+        crate::messages::escape_markup(language),
+        crate::messages::escape_markup(text)
     );
     format!("<Response>{say}<Pause length=\"1\"/>{say}</Response>")
 }
