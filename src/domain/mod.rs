@@ -16,7 +16,7 @@ pub use email::{EmailAddress, EmailError};
 pub use phone::{NumberType, PhoneNumber, PhoneNumberError, Region};
 pub use recipient::{Recipient, RecipientError};
 pub use sender_id::{SenderId, SenderIdError, SenderIds};
-pub use time::Timestamp;
+pub use time::{Rfc3339, Timestamp};
 pub use verification::{
     AttemptSid, CheckOutcome, CheckRefusal, CheckUpdate, CheckVerdict, Counters, Lifecycle,
     LiveState, MessageFacts, SendAttempt, Verification, VerificationSid, VerificationStatus,

@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 pub use types::{EventSecret, EventType, MIN_SECRET_BYTES, SecretError, UnknownEventType};
 
 use crate::config::EventSettings;
-use crate::domain::{PhoneNumber, Timestamp, Verification};
+use crate::domain::{PhoneNumber, Rfc3339, Timestamp, Verification};
 use crate::store::{EventStore, OutboxEvent, Replay, StoreError};
 
 /// The `webhook-signature` header of `body` sent as `id` at `timestamp` (seconds): the base64
@@ -66,6 +66,36 @@ pub fn event_id() -> String {
         millis & 0xffff_ffff_ffff,
         random & ((1u128 << 80) - 1)
     )
+}
+
+/// An event's body (the Standard Webhooks shape). Fields in the order they are written.
+#[derive(serde::Serialize)]
+struct Body<'a, D: serde::Serialize> {
+    data: &'a D,
+    timestamp: Rfc3339,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+/// The `data` of a verification event: the verification as the API shows it, never its code.
+#[derive(serde::Serialize)]
+struct VerificationData<'a> {
+    channel: &'a str,
+    date_created: Rfc3339,
+    date_updated: Rfc3339,
+    send_code_attempts: &'a [AttemptData<'a>],
+    service_sid: &'a str,
+    sid: &'a str,
+    status: &'a str,
+    to: &'a str,
+}
+
+/// One send of a verification, in its event.
+#[derive(serde::Serialize)]
+struct AttemptData<'a> {
+    attempt_sid: &'a str,
+    channel: &'a str,
+    time: Rfc3339,
 }
 
 /// A send the fraud guard refused, as its `fraud_guard.blocked` event tells it.
@@ -131,24 +161,34 @@ impl Emitter {
     }
 
     /// The outbox rows of one event (`kind` about `subject`, `data` as the body's `data`), one
-    /// per endpoint that takes it; empty when none does.
+    /// per endpoint that takes it; empty when none does. `subject_created` is when the subject
+    /// began (a verification's `date_created`): the same for every event of one subject, it
+    /// keeps the outbox's per-subject index in time order (see `EventStore`).
     pub fn rows(
         &self,
         kind: EventType,
         subject: &str,
-        data: serde_json::Value,
+        subject_created: Timestamp,
+        data: &impl serde::Serialize,
         now: Timestamp,
     ) -> Vec<OutboxEvent> {
         if !self.wants(kind) {
             return Vec::new();
         }
+        let body = Body {
+            data,
+            timestamp: now.rfc3339(),
+            kind: kind.as_str(),
+        };
+        let payload = match serde_json::to_string(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                // Only a map with non-string keys fails; no event data has one.
+                tracing::error!(error = %e, kind = kind.as_str(), "an event could not be serialised; not written");
+                return Vec::new();
+            }
+        };
         let id = event_id();
-        let payload = serde_json::json!({
-            "type": kind.as_str(),
-            "timestamp": now.to_rfc3339(),
-            "data": data,
-        })
-        .to_string();
         self.endpoints
             .iter()
             .filter(|(_, types)| types.contains(&kind))
@@ -157,6 +197,7 @@ impl Emitter {
                 endpoint: name.clone(),
                 kind: kind.as_str().to_owned(),
                 subject: subject.to_owned(),
+                subject_created,
                 payload: payload.clone(),
                 created: now,
             })
@@ -175,7 +216,27 @@ impl Emitter {
         if !self.wants(kind) {
             return Vec::new();
         }
-        self.rows(kind, v.sid.as_str(), self.verification_data(v, scope), now)
+        let to = self.recipient(&v.to);
+        let attempts: Vec<AttemptData<'_>> = v
+            .send_attempts
+            .iter()
+            .map(|a| AttemptData {
+                attempt_sid: a.sid.as_str(),
+                channel: a.channel.as_str(),
+                time: a.time.rfc3339(),
+            })
+            .collect();
+        let data = VerificationData {
+            channel: v.channel.as_str(),
+            date_created: v.created.rfc3339(),
+            date_updated: v.updated.rfc3339(),
+            send_code_attempts: &attempts,
+            service_sid: scope.unwrap_or(&self.default_service),
+            sid: v.sid.as_str(),
+            status: v.status.as_str(),
+            to: &to,
+        };
+        self.rows(kind, v.sid.as_str(), v.created, &data, now)
     }
 
     /// A number as events show it: masked unless `VERIFYD_EVENTS_FULL_NUMBER`.
@@ -187,27 +248,13 @@ impl Emitter {
         }
     }
 
-    /// The `data` of a verification event.
-    pub fn verification_data(&self, v: &Verification, scope: Option<&str>) -> serde_json::Value {
-        let to = if self.full_number {
-            v.to.as_str().to_owned()
+    /// A recipient as events show it: masked unless `VERIFYD_EVENTS_FULL_NUMBER`.
+    fn recipient(&self, to: &crate::domain::Recipient) -> String {
+        if self.full_number {
+            to.as_str().to_owned()
         } else {
-            v.to.masked()
-        };
-        serde_json::json!({
-            "sid": v.sid.as_str(),
-            "service_sid": scope.unwrap_or(&self.default_service),
-            "status": v.status.as_str(),
-            "channel": v.channel.as_str(),
-            "to": to,
-            "send_code_attempts": v.send_attempts.iter().map(|a| serde_json::json!({
-                "attempt_sid": a.sid.as_str(),
-                "channel": a.channel.as_str(),
-                "time": a.time.to_rfc3339(),
-            })).collect::<Vec<_>>(),
-            "date_created": v.created.to_rfc3339(),
-            "date_updated": v.updated.to_rfc3339(),
-        })
+            to.masked()
+        }
     }
 
     /// The `data` of a `fraud_guard.blocked` event: the service, the number's country and long
@@ -247,7 +294,8 @@ impl Emitter {
         data: serde_json::Value,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let rows = self.rows(kind, subject, data, now);
+        // Such a subject (a destination) has no beginning of its own: all share the epoch.
+        let rows = self.rows(kind, subject, Timestamp::from_millis(0), &data, now);
         if rows.is_empty() {
             return Ok(());
         }

@@ -169,7 +169,7 @@ async fn apply(
                     .clone()
                     .or_else(|| target.attempt_sid.clone())
                     .unwrap_or_default();
-                e.rows(kind, &subject, data, now)
+                e.rows(kind, &subject, target.subject_created, &data, now)
             }
             _ => Vec::new(),
         };

@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 
 use super::{OutboxEvent, StoreError};
+use crate::domain::Timestamp;
 use crate::sms::DeliveryStatus;
 
 /// What delivery learned, for the send row it updates.
@@ -36,6 +37,9 @@ pub struct ReceiptTarget {
     pub failovers: u32,
     /// The status now (none: the row was never given one).
     pub status: Option<DeliveryStatus>,
+    /// When its verification began (the attempt's own time once the verification is gone): its
+    /// events' `subject_created`.
+    pub subject_created: Timestamp,
 }
 
 /// One receipt's change: `vendor`'s message `message_id` moves from `from` to `to`.

@@ -181,12 +181,13 @@ async fn insert(pool: &PgPool, rows: &[&NewRow]) -> Result<HashSet<String>, sqlx
          code_digest, code_sealed, check_count, send_count, created_at, updated_at, expires_at, \
          owner) SELECT sid, phone_lookup, phone_sealed, channel, 'pending', code_digest, \
          code_sealed, 0, 1, created_at, created_at, expires_at, owner FROM input ORDER BY ord \
-         ON CONFLICT DO NOTHING RETURNING sid), \
+         ON CONFLICT DO NOTHING RETURNING sid, created_at), \
          a AS (INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) \
          SELECT input.attempt_sid, v.sid, input.attempt_channel, input.sent_at \
          FROM v JOIN input ON input.sid = v.sid RETURNING verification_sid), \
-         e AS (INSERT INTO event_outbox (id, endpoint, type, subject, payload, created_at, next_at) \
-         SELECT ev.id, ev.endpoint, ev.type, ev.subject, ev.payload, ev.created_at, ev.created_at \
+         e AS (INSERT INTO event_outbox (id, endpoint, type, subject, payload, created_at, next_at, \
+         subject_created) SELECT ev.id, ev.endpoint, ev.type, ev.subject, ev.payload, \
+         ev.created_at, ev.created_at, v.created_at \
          FROM UNNEST($13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
          $18::bigint[], $19::text[]) AS ev(id, endpoint, type, subject, payload, created_at, vsid) \
          JOIN v ON v.sid = ev.vsid ON CONFLICT (id, endpoint) DO NOTHING), \

@@ -24,7 +24,7 @@ const EXPIRY: &str = "expiry";
 macro_rules! event_columns {
     () => {
         "seq, id, endpoint, type, subject, payload, created_at, state, tries, next_at, \
-         last_error, delivered_at"
+         last_error, delivered_at, subject_created"
     };
 }
 
@@ -38,10 +38,11 @@ pub(super) async fn insert_events(
     }
     let col = |f: fn(&OutboxEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
     sqlx::query(
-        "INSERT INTO event_outbox (id, endpoint, type, subject, payload, created_at, next_at) \
-         SELECT id, endpoint, type, subject, payload, created_at, created_at FROM \
-         UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
-         AS t(id, endpoint, type, subject, payload, created_at) \
+        "INSERT INTO event_outbox (id, endpoint, type, subject, payload, created_at, next_at, \
+         subject_created) \
+         SELECT id, endpoint, type, subject, payload, created_at, created_at, subject_created FROM \
+         UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
+         $7::bigint[]) AS t(id, endpoint, type, subject, payload, created_at, subject_created) \
          ON CONFLICT (id, endpoint) DO NOTHING",
     )
     .bind(col(|e| &e.id))
@@ -53,6 +54,12 @@ pub(super) async fn insert_events(
         events
             .iter()
             .map(|e| e.created.as_millis())
+            .collect::<Vec<i64>>(),
+    )
+    .bind(
+        events
+            .iter()
+            .map(|e| e.subject_created.as_millis())
             .collect::<Vec<i64>>(),
     )
     .execute(&mut *conn)
@@ -95,6 +102,7 @@ fn event_from_row(r: &PgRow) -> Result<StoredEvent, StoreError> {
             subject: r.try_get(4).map_err(db_error)?,
             payload: r.try_get(5).map_err(db_error)?,
             created: Timestamp::from_millis(r.try_get(6).map_err(db_error)?),
+            subject_created: Timestamp::from_millis(r.try_get(12).map_err(db_error)?),
         },
         state: EventState::parse(&state).ok_or_else(|| corrupt("event state"))?,
         tries: u32::try_from(r.try_get::<i32, _>(8).map_err(db_error)?)
@@ -131,13 +139,13 @@ impl EventStore for PostgresStore {
             let rows = sqlx::query(concat!(
                 "WITH due AS (SELECT o.seq FROM event_outbox o WHERE o.state = 'pending' AND o.seq > $6 \
                  AND o.next_at <= $3 AND o.lease_until <= $3 AND o.endpoint = ANY($4) \
-                 AND NOT EXISTS (SELECT 1 FROM event_outbox p WHERE p.subject = o.subject \
-                 AND p.endpoint = o.endpoint AND p.state = 'pending' AND p.seq < o.seq) \
+                 AND NOT EXISTS (SELECT 1 FROM event_outbox p WHERE p.subject_created = \
+                 o.subject_created AND p.subject = o.subject AND p.endpoint = o.endpoint AND p.state = 'pending' AND p.seq < o.seq) \
                  ORDER BY o.seq LIMIT $5 FOR UPDATE SKIP LOCKED) \
                  UPDATE event_outbox SET lease_until = $1, leased_by = $2 FROM due \
                  WHERE event_outbox.seq = due.seq RETURNING ",
                 "event_outbox.seq, id, endpoint, type, subject, payload, created_at, state, \
-                 tries, next_at, last_error, delivered_at"
+                 tries, next_at, last_error, delivered_at, event_outbox.subject_created"
             ))
             .bind(lease_until.as_millis())
             .bind(owner)
@@ -384,7 +392,12 @@ impl EventStore for PostgresStore {
     async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.bounded(async {
             let done = sqlx::query(
-                "DELETE FROM event_outbox WHERE state IN ('delivered', 'dead') AND created_at < $1",
+                // Rows are numbered in the order they are written (one sequence for every
+                // replica): everything before the first row written at or after `before` is
+                // older.
+                "DELETE FROM event_outbox WHERE seq < COALESCE(\
+                 (SELECT seq FROM event_outbox WHERE created_at >= $1 ORDER BY seq LIMIT 1), \
+                 (SELECT max(seq) + 1 FROM event_outbox), 0) AND state IN ('delivered', 'dead')",
             )
             .bind(before.as_millis())
             .execute(&self.pool)

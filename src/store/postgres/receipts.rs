@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use super::events::insert_events;
 use super::{PostgresStore, db_error};
+use crate::domain::Timestamp;
 use crate::store::receipts::{
     DeliveryUpdate, ReceiptChange, ReceiptStore, ReceiptTarget, parse_status,
 };
@@ -44,7 +45,8 @@ impl ReceiptStore for PostgresStore {
         self.bounded(async {
             let row = sqlx::query(
                 "SELECT sid, verification_sid, service_sid, channel, country, phone_sealed, \
-                 failovers, delivery_status FROM verification_attempts \
+                 failovers, delivery_status, COALESCE((SELECT v.created_at FROM verifications v \
+                     WHERE v.sid = a.verification_sid), a.created_at) FROM verification_attempts a \
                  WHERE vendor = $1 AND vendor_message_id = $2 LIMIT 1",
             )
             .bind(vendor)
@@ -66,6 +68,7 @@ impl ReceiptStore for PostgresStore {
                         .and_then(|n| u32::try_from(n).ok())
                         .unwrap_or(0),
                     status: parse_status(r.try_get(7).map_err(db_error)?),
+                    subject_created: Timestamp::from_millis(r.try_get(8).map_err(db_error)?),
                 })
             })
             .transpose()

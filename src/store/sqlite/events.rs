@@ -25,13 +25,15 @@ pub(super) fn insert_events(c: &Connection, events: &[OutboxEvent]) -> Result<()
     for e in events {
         execute(
             c,
-            "INSERT INTO event_outbox (id, endpoint, type, subject, payload, created_at, next_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (id, endpoint) DO NOTHING",
+            "INSERT INTO event_outbox (id, endpoint, type, subject, subject_created, payload, \
+             created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+             ON CONFLICT (id, endpoint) DO NOTHING",
             params![
                 e.id,
                 e.endpoint,
                 e.kind,
                 e.subject,
+                e.subject_created.as_millis(),
                 e.payload,
                 e.created.as_millis()
             ],
@@ -53,7 +55,7 @@ pub(super) fn write_journal(c: &Connection, journal: &Journal) -> Result<(), Sto
 
 /// The columns [`event_from_row`] reads, in its order.
 const EVENT_COLUMNS: &str = "seq, id, endpoint, type, subject, payload, created_at, state, tries, \
-     next_at, last_error, delivered_at";
+     next_at, last_error, delivered_at, subject_created";
 
 fn event_from_row(r: &Row<'_>) -> Result<StoredEvent, StoreError> {
     let state: String = r.get(7).map_err(db_error)?;
@@ -66,6 +68,7 @@ fn event_from_row(r: &Row<'_>) -> Result<StoredEvent, StoreError> {
             subject: r.get(4).map_err(db_error)?,
             payload: r.get(5).map_err(db_error)?,
             created: Timestamp::from_millis(r.get(6).map_err(db_error)?),
+            subject_created: Timestamp::from_millis(r.get(12).map_err(db_error)?),
         },
         state: EventState::parse(&state).ok_or_else(|| corrupt("event state"))?,
         tries: u32::try_from(r.get::<_, i64>(8).map_err(db_error)?)
@@ -126,7 +129,8 @@ impl EventStore for SqliteStore {
                          WHERE o.state = 'pending' AND o.seq > ?6 \
                          AND o.next_at <= ?3 AND o.lease_until <= ?3 \
                          AND o.endpoint IN (SELECT value FROM json_each(?4)) \
-                         AND NOT EXISTS (SELECT 1 FROM event_outbox p WHERE p.subject = o.subject \
+                         AND NOT EXISTS (SELECT 1 FROM event_outbox p \
+                         WHERE p.subject_created = o.subject_created AND p.subject = o.subject \
                          AND p.endpoint = o.endpoint AND p.state = 'pending' AND p.seq < o.seq) \
                          ORDER BY o.seq LIMIT ?5) RETURNING {EVENT_COLUMNS}"
                     ),
@@ -343,9 +347,15 @@ impl EventStore for SqliteStore {
     async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.worker
             .call(Access::Write, move |c| {
+                // Rows are numbered in the order they are written: everything before the first
+                // row written at or after `before` is older (found walking from the oldest, so
+                // the walk costs about what is deleted).
                 execute(
                     c,
-                    "DELETE FROM event_outbox WHERE state IN ('delivered', 'dead') AND created_at < ?1",
+                    "DELETE FROM event_outbox WHERE seq < COALESCE(\
+                     (SELECT seq FROM event_outbox WHERE created_at >= ?1 ORDER BY seq LIMIT 1), \
+                     (SELECT max(seq) + 1 FROM event_outbox), 0) \
+                     AND state IN ('delivered', 'dead')",
                     [before.as_millis()],
                 )
             })

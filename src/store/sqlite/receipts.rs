@@ -7,6 +7,7 @@ use rusqlite::{OptionalExtension, params};
 use super::events::insert_events;
 use super::worker::Access;
 use super::{SqliteStore, db_error, execute};
+use crate::domain::Timestamp;
 use crate::store::receipts::{
     DeliveryUpdate, ReceiptChange, ReceiptStore, ReceiptTarget, parse_status,
 };
@@ -44,7 +45,8 @@ impl ReceiptStore for SqliteStore {
             .call(Access::Read, move |c| {
                 c.prepare_cached(
                     "SELECT sid, verification_sid, service_sid, channel, country, phone_sealed, \
-                     failovers, delivery_status FROM verification_attempts \
+                     failovers, delivery_status, COALESCE((SELECT v.created_at FROM verifications v \
+                     WHERE v.sid = a.verification_sid), a.created_at) FROM verification_attempts a \
                      WHERE vendor = ?1 AND vendor_message_id = ?2 LIMIT 1",
                 )
                 .and_then(|mut st| {
@@ -61,6 +63,7 @@ impl ReceiptStore for SqliteStore {
                                 .and_then(|n| u32::try_from(n).ok())
                                 .unwrap_or(0),
                             status: parse_status(r.get(7)?),
+                            subject_created: Timestamp::from_millis(r.get(8)?),
                         })
                     })
                     .optional()
