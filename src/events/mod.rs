@@ -17,6 +17,7 @@
 //! Never a code in an event: the payload is built from the verification's public view.
 
 pub mod dispatcher;
+mod payload;
 mod types;
 mod yielding;
 
@@ -32,7 +33,8 @@ use tokio::sync::Notify;
 pub use types::{EventSecret, EventType, MIN_SECRET_BYTES, SecretError, UnknownEventType};
 
 use crate::config::EventSettings;
-use crate::domain::{PhoneNumber, Rfc3339, Timestamp, Verification};
+use crate::domain::{PhoneNumber, Timestamp, Verification};
+use payload::{AttemptData, VerificationData};
 use crate::store::{EventStore, OutboxEvent, Replay, StoreError};
 
 /// The `webhook-signature` header of `body` sent as `id` at `timestamp` (seconds): the base64
@@ -66,36 +68,6 @@ pub fn event_id() -> String {
         millis & 0xffff_ffff_ffff,
         random & ((1u128 << 80) - 1)
     )
-}
-
-/// An event's body (the Standard Webhooks shape). Fields in the order they are written.
-#[derive(serde::Serialize)]
-struct Body<'a, D: serde::Serialize> {
-    data: &'a D,
-    timestamp: Rfc3339,
-    #[serde(rename = "type")]
-    kind: &'a str,
-}
-
-/// The `data` of a verification event: the verification as the API shows it, never its code.
-#[derive(serde::Serialize)]
-struct VerificationData<'a> {
-    channel: &'a str,
-    date_created: Rfc3339,
-    date_updated: Rfc3339,
-    send_code_attempts: &'a [AttemptData<'a>],
-    service_sid: &'a str,
-    sid: &'a str,
-    status: &'a str,
-    to: &'a str,
-}
-
-/// One send of a verification, in its event.
-#[derive(serde::Serialize)]
-struct AttemptData<'a> {
-    attempt_sid: &'a str,
-    channel: &'a str,
-    time: Rfc3339,
 }
 
 /// A send the fraud guard refused, as its `fraud_guard.blocked` event tells it.
@@ -175,19 +147,25 @@ impl Emitter {
         if !self.wants(kind) {
             return Vec::new();
         }
-        let body = Body {
-            data,
-            timestamp: now.rfc3339(),
-            kind: kind.as_str(),
-        };
-        let payload = match serde_json::to_string(&body) {
-            Ok(p) => p,
+        match payload::body(kind.as_str(), now.rfc3339(), data) {
+            Ok(payload) => self.rows_of(kind, subject, subject_created, payload, now),
             Err(e) => {
                 // Only a map with non-string keys fails; no event data has one.
                 tracing::error!(error = %e, kind = kind.as_str(), "an event could not be serialised; not written");
-                return Vec::new();
+                Vec::new()
             }
-        };
+        }
+    }
+
+    /// The outbox rows of one event whose body is `payload`.
+    fn rows_of(
+        &self,
+        kind: EventType,
+        subject: &str,
+        subject_created: Timestamp,
+        payload: String,
+        now: Timestamp,
+    ) -> Vec<OutboxEvent> {
         let id = event_id();
         self.endpoints
             .iter()
@@ -236,7 +214,8 @@ impl Emitter {
             status: v.status.as_str(),
             to: &to,
         };
-        self.rows(kind, v.sid.as_str(), v.created, &data, now)
+        let payload = data.body(kind.as_str(), now.rfc3339());
+        self.rows_of(kind, v.sid.as_str(), v.created, payload, now)
     }
 
     /// A number as events show it: masked unless `VERIFYD_EVENTS_FULL_NUMBER`.

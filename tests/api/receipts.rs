@@ -573,6 +573,14 @@ async fn receipts_move_the_attempt_forward_and_refusals_change_nothing(
     let written = events(&store).await;
     assert_eq!(written.len(), 1, "{written:?}");
     assert_eq!(written[0]["type"], "attempt.delivered");
+    // Its subject is the verification, begun with this (its only) send: the per-subject order
+    // keys on that beginning, the same on every event of the verification.
+    let outbox = store.events.list_events(None, 10).await.unwrap();
+    assert_eq!(
+        outbox[0].event.subject.as_str(),
+        rows[0].record.verification_sid.as_deref().unwrap()
+    );
+    assert_eq!(outbox[0].event.subject_created, rows[0].record.time);
     let data = &written[0]["data"];
     assert_eq!(data["vendor"], vendor.name());
     assert_eq!(data["vendor_message_id"], id.as_str());

@@ -14,7 +14,7 @@ use verifyd::domain::{
     VerificationSid, VerificationStatus,
 };
 use verifyd::store::{
-    CheckRecord, NewVerification, PostgresSettings, PostgresStore, SendOutcome, SqliteStore, Store,
+    CheckRecord, DeliveryResult, EventState, NewVerification, OutboxEvent, PostgresSettings, PostgresStore, SendOutcome, SqliteStore, Store,
     VerificationStore,
 };
 
@@ -95,7 +95,40 @@ store_suite!(
     ping_answers,
     find_pending_finds_the_owners_verification_under_the_first_lookup_that_has_one,
     concurrent_judged_checks_approve_once_and_count_at_most_the_budget,
+    the_outbox_holds_a_subjects_next_event_until_its_previous_one_is_delivered,
+    the_event_purge_deletes_finished_rows_written_before_the_cutoff,
 );
+
+/// An outbox row for the default endpoint, about `subject` (begun at `begun`), written at `at`.
+fn outbox_row(id: &str, subject: &str, begun: Timestamp, at: Timestamp) -> OutboxEvent {
+    OutboxEvent {
+        id: id.to_owned(),
+        endpoint: "default".to_owned(),
+        kind: "verification.pending".to_owned(),
+        subject: subject.to_owned(),
+        subject_created: begun,
+        payload: format!(r#"{{"id":"{id}"}}"#),
+        created: at,
+    }
+}
+
+/// The ids a lease at `now` takes (up to 10, from the first row).
+async fn lease_ids(store: &dyn Store, now: Timestamp) -> Vec<(i64, String)> {
+    store
+        .lease_events(
+            &["default".to_owned()],
+            now,
+            now.plus(Duration::from_secs(15)),
+            "suite",
+            10,
+            0,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.seq, e.event.id))
+        .collect()
+}
 
 /// A new verification for the number `lookup`, sent at `now`.
 fn new_verification(lookup: u8, now: Timestamp) -> NewVerification {
@@ -511,6 +544,118 @@ pub mod cases {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    pub async fn the_outbox_holds_a_subjects_next_event_until_its_previous_one_is_delivered(
+        store: Arc<dyn Store>,
+    ) {
+        let s = store.as_ref();
+        // Two events about one verification (begun at T0), one about another begun later.
+        let begun = T0.minus(Duration::from_secs(60));
+        s.write_events(vec![
+            outbox_row("msg_a", "VE-one", begun, T0),
+            outbox_row("msg_b", "VE-one", begun, T0.plus(Duration::from_millis(1))),
+            outbox_row("msg_c", "VE-two", T0, T0.plus(Duration::from_millis(2))),
+        ])
+        .await
+        .unwrap();
+        let now = T0.plus(Duration::from_secs(1));
+        let first = lease_ids(s, now).await;
+        let ids: Vec<&str> = first.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!(ids, ["msg_a", "msg_c"], "a subject's second event waits for its first");
+        let seq = |id: &str| first.iter().find(|(_, i)| i == id).unwrap().0;
+        // The first fails and waits a minute for its retry: the second still waits.
+        s.finish_events(
+            "suite",
+            &[
+                (
+                    seq("msg_a"),
+                    DeliveryResult::Retry {
+                        at: now.plus(Duration::from_secs(60)),
+                        error: "HTTP 500".to_owned(),
+                    },
+                ),
+                (seq("msg_c"), DeliveryResult::Delivered { at: now }),
+            ],
+        )
+        .await
+        .unwrap();
+        assert!(lease_ids(s, now.plus(Duration::from_secs(2))).await.is_empty());
+        let retry_at = now.plus(Duration::from_secs(61));
+        let again = lease_ids(s, retry_at).await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].1, "msg_a", "the retry comes before the subject's next event");
+        s.finish_events(
+            "suite",
+            &[(seq("msg_a"), DeliveryResult::Delivered { at: retry_at })],
+        )
+        .await
+        .unwrap();
+        let last = lease_ids(s, retry_at).await;
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].1, "msg_b", "delivered in order once its predecessor is");
+    }
+
+    pub async fn the_event_purge_deletes_finished_rows_written_before_the_cutoff(
+        store: Arc<dyn Store>,
+    ) {
+        let s = store.as_ref();
+        let hour = Duration::from_secs(3600);
+        s.write_events(vec![
+            outbox_row("msg_old_delivered", "VE-1", T0, T0),
+            outbox_row("msg_old_dead", "VE-2", T0, T0.plus(Duration::from_millis(1))),
+            outbox_row("msg_old_pending", "VE-3", T0, T0.plus(Duration::from_millis(2))),
+            outbox_row("msg_new_delivered", "VE-4", T0, T0.plus(hour * 2)),
+        ])
+        .await
+        .unwrap();
+        let now = T0.plus(hour * 3);
+        let leased = lease_ids(s, now).await;
+        assert_eq!(leased.len(), 4);
+        let seq = |id: &str| leased.iter().find(|(_, i)| i == id).unwrap().0;
+        s.finish_events(
+            "suite",
+            &[
+                (seq("msg_old_delivered"), DeliveryResult::Delivered { at: now }),
+                (
+                    seq("msg_old_dead"),
+                    DeliveryResult::Dead {
+                        error: "HTTP 500".to_owned(),
+                    },
+                ),
+                (
+                    seq("msg_old_pending"),
+                    DeliveryResult::Retry {
+                        at: now.plus(hour),
+                        error: "HTTP 500".to_owned(),
+                    },
+                ),
+                (seq("msg_new_delivered"), DeliveryResult::Delivered { at: now }),
+            ],
+        )
+        .await
+        .unwrap();
+        // The cutoff falls between the old rows and the new one.
+        assert_eq!(s.purge_events(T0.plus(hour)).await.unwrap(), 2);
+        let mut left: Vec<(String, EventState)> = s
+            .list_events(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.event.id, e.state))
+            .collect();
+        left.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            left,
+            [
+                ("msg_new_delivered".to_owned(), EventState::Delivered),
+                ("msg_old_pending".to_owned(), EventState::Pending),
+            ]
+        );
+        assert_eq!(s.purge_events(T0.plus(hour)).await.unwrap(), 0, "nothing twice");
+        // A cutoff after every row: every finished row goes, the pending one stays.
+        assert_eq!(s.purge_events(now.plus(hour * 10)).await.unwrap(), 1);
+        assert_eq!(s.list_events(None, 10).await.unwrap().len(), 1);
     }
 
     pub async fn purge_deletes_the_verifications_that_expired_before_the_cutoff(
