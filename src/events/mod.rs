@@ -34,8 +34,8 @@ pub use types::{EventSecret, EventType, MIN_SECRET_BYTES, SecretError, UnknownEv
 
 use crate::config::EventSettings;
 use crate::domain::{PhoneNumber, Timestamp, Verification};
-use payload::{AttemptData, VerificationData};
 use crate::store::{EventStore, OutboxEvent, Replay, StoreError};
+use payload::{AttemptData, VerificationData};
 
 /// The `webhook-signature` header of `body` sent as `id` at `timestamp` (seconds): the base64
 /// HMAC-SHA256 of `id.timestamp.body` under each secret, as `v1,<signature>`, space-separated.

@@ -135,7 +135,11 @@ mod tests {
             },
         ];
         for (to, service, attempts) in [
-            ("+1415***2671", "VA0123456789abcdef0123456789abcdef", &attempts[..1]),
+            (
+                "+1415***2671",
+                "VA0123456789abcdef0123456789abcdef",
+                &attempts[..1],
+            ),
             ("+14155552671", "VAdefault", &attempts[..]),
             // Strings that need escaping, and UTF-8 that does not.
             ("j\"o\\e\u{1}@e***.com", "s\u{e9}rvice\n", &attempts[..0]),

@@ -14,8 +14,8 @@ use verifyd::domain::{
     VerificationSid, VerificationStatus,
 };
 use verifyd::store::{
-    CheckRecord, DeliveryResult, EventState, NewVerification, OutboxEvent, PostgresSettings, PostgresStore, SendOutcome, SqliteStore, Store,
-    VerificationStore,
+    CheckRecord, DeliveryResult, EventState, NewVerification, OutboxEvent, PostgresSettings,
+    PostgresStore, SendOutcome, SqliteStore, Store, VerificationStore,
 };
 
 use crate::helpers::postgres_or_skip;
@@ -562,7 +562,11 @@ pub mod cases {
         let now = T0.plus(Duration::from_secs(1));
         let first = lease_ids(s, now).await;
         let ids: Vec<&str> = first.iter().map(|(_, id)| id.as_str()).collect();
-        assert_eq!(ids, ["msg_a", "msg_c"], "a subject's second event waits for its first");
+        assert_eq!(
+            ids,
+            ["msg_a", "msg_c"],
+            "a subject's second event waits for its first"
+        );
         let seq = |id: &str| first.iter().find(|(_, i)| i == id).unwrap().0;
         // The first fails and waits a minute for its retry: the second still waits.
         s.finish_events(
@@ -580,11 +584,18 @@ pub mod cases {
         )
         .await
         .unwrap();
-        assert!(lease_ids(s, now.plus(Duration::from_secs(2))).await.is_empty());
+        assert!(
+            lease_ids(s, now.plus(Duration::from_secs(2)))
+                .await
+                .is_empty()
+        );
         let retry_at = now.plus(Duration::from_secs(61));
         let again = lease_ids(s, retry_at).await;
         assert_eq!(again.len(), 1);
-        assert_eq!(again[0].1, "msg_a", "the retry comes before the subject's next event");
+        assert_eq!(
+            again[0].1, "msg_a",
+            "the retry comes before the subject's next event"
+        );
         s.finish_events(
             "suite",
             &[(seq("msg_a"), DeliveryResult::Delivered { at: retry_at })],
@@ -593,7 +604,10 @@ pub mod cases {
         .unwrap();
         let last = lease_ids(s, retry_at).await;
         assert_eq!(last.len(), 1);
-        assert_eq!(last[0].1, "msg_b", "delivered in order once its predecessor is");
+        assert_eq!(
+            last[0].1, "msg_b",
+            "delivered in order once its predecessor is"
+        );
     }
 
     pub async fn the_event_purge_deletes_finished_rows_written_before_the_cutoff(
@@ -603,8 +617,18 @@ pub mod cases {
         let hour = Duration::from_secs(3600);
         s.write_events(vec![
             outbox_row("msg_old_delivered", "VE-1", T0, T0),
-            outbox_row("msg_old_dead", "VE-2", T0, T0.plus(Duration::from_millis(1))),
-            outbox_row("msg_old_pending", "VE-3", T0, T0.plus(Duration::from_millis(2))),
+            outbox_row(
+                "msg_old_dead",
+                "VE-2",
+                T0,
+                T0.plus(Duration::from_millis(1)),
+            ),
+            outbox_row(
+                "msg_old_pending",
+                "VE-3",
+                T0,
+                T0.plus(Duration::from_millis(2)),
+            ),
             outbox_row("msg_new_delivered", "VE-4", T0, T0.plus(hour * 2)),
         ])
         .await
@@ -616,7 +640,10 @@ pub mod cases {
         s.finish_events(
             "suite",
             &[
-                (seq("msg_old_delivered"), DeliveryResult::Delivered { at: now }),
+                (
+                    seq("msg_old_delivered"),
+                    DeliveryResult::Delivered { at: now },
+                ),
                 (
                     seq("msg_old_dead"),
                     DeliveryResult::Dead {
@@ -630,7 +657,10 @@ pub mod cases {
                         error: "HTTP 500".to_owned(),
                     },
                 ),
-                (seq("msg_new_delivered"), DeliveryResult::Delivered { at: now }),
+                (
+                    seq("msg_new_delivered"),
+                    DeliveryResult::Delivered { at: now },
+                ),
             ],
         )
         .await
@@ -652,7 +682,11 @@ pub mod cases {
                 ("msg_old_pending".to_owned(), EventState::Pending),
             ]
         );
-        assert_eq!(s.purge_events(T0.plus(hour)).await.unwrap(), 0, "nothing twice");
+        assert_eq!(
+            s.purge_events(T0.plus(hour)).await.unwrap(),
+            0,
+            "nothing twice"
+        );
         // A cutoff after every row: every finished row goes, the pending one stays.
         assert_eq!(s.purge_events(now.plus(hour * 10)).await.unwrap(), 1);
         assert_eq!(s.list_events(None, 10).await.unwrap().len(), 1);
