@@ -233,13 +233,10 @@ impl EventStore for SqliteStore {
     async fn count_pending_events(&self) -> Result<u64, StoreError> {
         self.worker
             .call(Access::Read, |c| {
-                c.query_row(
-                    "SELECT count(*) FROM event_outbox WHERE state = 'pending'",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map(|n| n.max(0) as u64)
-                .map_err(db_error)
+                c.prepare_cached("SELECT count(*) FROM event_outbox WHERE state = 'pending'")
+                    .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
+                    .map(|n| n.max(0) as u64)
+                    .map_err(db_error)
             })
             .await
     }
@@ -253,13 +250,11 @@ impl EventStore for SqliteStore {
                      ON CONFLICT (name) DO NOTHING",
                     params![EXPIRY, now.as_millis()],
                 )?;
-                c.query_row(
-                    "SELECT swept_until FROM event_sweeps WHERE name = ?1",
-                    [EXPIRY],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map(Timestamp::from_millis)
-                .map_err(db_error)
+                // Cached: the sweeper asks every second.
+                c.prepare_cached("SELECT swept_until FROM event_sweeps WHERE name = ?1")
+                    .and_then(|mut st| st.query_row([EXPIRY], |r| r.get::<_, i64>(0)))
+                    .map(Timestamp::from_millis)
+                    .map_err(db_error)
             })
             .await
     }
