@@ -158,6 +158,8 @@ impl Verifier {
                 store.as_ref(),
                 EventType::FraudGuardBlocked,
                 &block.destination,
+                // A destination has no beginning of its own: all share the epoch.
+                Timestamp::from_millis(0),
                 data,
                 now,
             )

@@ -241,14 +241,9 @@ impl Emitter {
     /// `unproven`, `until` when it ends on its own), the channel, and the number masked unless
     /// `VERIFYD_EVENTS_FULL_NUMBER`. Never a code (none was made).
     pub fn fraud_blocked_data(&self, block: &FraudBlock<'_>) -> serde_json::Value {
-        let to = if self.full_number {
-            block.phone.e164().to_owned()
-        } else {
-            block.phone.masked()
-        };
         serde_json::json!({
             "service_sid": block.scope.unwrap_or(&self.default_service),
-            "to": to,
+            "to": self.number(block.phone),
             "channel": block.channel,
             "country": block.phone.region().map(|r| r.as_str().to_owned()),
             "prefix": block.prefix,
@@ -262,6 +257,7 @@ impl Emitter {
     /// Writes one event that reports no store change of its own (a fraud-guard block, a
     /// delivery receipt: `fraud_guard.blocked`, `attempt.delivered`, `attempt.failed`) in its
     /// own transaction, and wakes the dispatcher. Nothing when no endpoint takes `kind`.
+    /// `subject_created` as for [`rows`](Self::rows).
     ///
     /// # Errors
     /// [`StoreError`] when the outbox cannot be written.
@@ -270,11 +266,11 @@ impl Emitter {
         store: &dyn EventStore,
         kind: EventType,
         subject: &str,
+        subject_created: Timestamp,
         data: serde_json::Value,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        // Such a subject (a destination) has no beginning of its own: all share the epoch.
-        let rows = self.rows(kind, subject, Timestamp::from_millis(0), &data, now);
+        let rows = self.rows(kind, subject, subject_created, &data, now);
         if rows.is_empty() {
             return Ok(());
         }
