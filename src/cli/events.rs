@@ -76,7 +76,7 @@ pub async fn events(config: &Config, command: EventsCommand) -> i32 {
                     println!(
                         "{}  {}  {}  {}  {}  tries={}  {}",
                         r.event.created.to_rfc3339(),
-                        r.event.id,
+                        r.id,
                         r.event.endpoint,
                         r.event.kind,
                         r.state.as_str(),

@@ -60,7 +60,7 @@ fn event_row(r: &StoredEvent) -> EventRow {
     let state = state_of(r);
     EventRow {
         created: when(r.event.created),
-        id: r.event.id.clone(),
+        id: r.id.clone(),
         endpoint: r.event.endpoint.clone(),
         kind: r.event.kind.clone(),
         subject: r.event.subject.clone(),

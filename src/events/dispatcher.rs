@@ -391,17 +391,12 @@ async fn deliver(shared: &Shared, row: StoredEvent) -> Option<DeliveryResult> {
     let label = endpoint.name.clone();
     let sent_at = shared.clock.now();
     let timestamp = sent_at.as_millis().div_euclid(1000);
-    let signature = sign(
-        &endpoint.secrets,
-        &row.event.id,
-        timestamp,
-        &row.event.payload,
-    );
+    let signature = sign(&endpoint.secrets, &row.id, timestamp, &row.event.payload);
     let answer = shared
         .http
         .post(&endpoint.url)
         .header("content-type", "application/json")
-        .header("webhook-id", &row.event.id)
+        .header("webhook-id", &row.id)
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signature)
         .body(row.event.payload.clone())
@@ -429,7 +424,7 @@ async fn deliver(shared: &Shared, row: StoredEvent) -> Option<DeliveryResult> {
                 .increment(1);
             match shared.schedule.get((tries as usize).saturating_sub(1)) {
                 Some(wait) => {
-                    tracing::info!(id = %row.event.id, endpoint = %label, tries, %error, "event not delivered; will retry");
+                    tracing::info!(id = %row.id, endpoint = %label, tries, %error, "event not delivered; will retry");
                     DeliveryResult::Retry {
                         at: now.plus(*wait),
                         error,
@@ -438,7 +433,7 @@ async fn deliver(shared: &Shared, row: StoredEvent) -> Option<DeliveryResult> {
                 None => {
                     metrics::counter!("verifyd_events_dead_total", "endpoint" => label.clone())
                         .increment(1);
-                    tracing::warn!(id = %row.event.id, endpoint = %label, tries, %error, "event not delivered after its last try: dead (verifyd events replay sends it again)");
+                    tracing::warn!(id = %row.id, endpoint = %label, tries, %error, "event not delivered after its last try: dead (verifyd events replay sends it again)");
                     DeliveryResult::Dead { error }
                 }
             }

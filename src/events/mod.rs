@@ -56,20 +56,6 @@ pub fn sign(secrets: &[EventSecret], id: &str, timestamp: i64, body: &str) -> St
         .join(" ")
 }
 
-/// A new event id: `msg_`, then the creation time (ms, 12 hex digits) and 80 random bits, so
-/// ids sort by creation and cannot be guessed.
-pub fn event_id() -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let random: u128 = rand::random();
-    format!(
-        "msg_{:012x}{:020x}",
-        millis & 0xffff_ffff_ffff,
-        random & ((1u128 << 80) - 1)
-    )
-}
-
 /// A send the fraud guard refused, as its `fraud_guard.blocked` event tells it.
 #[derive(Clone, Debug)]
 pub struct FraudBlock<'a> {
@@ -157,7 +143,9 @@ impl Emitter {
         }
     }
 
-    /// The outbox rows of one event whose body is `payload`.
+    /// The outbox rows of one event whose body is `payload` (moved into the last row, cloned
+    /// for the others: one endpoint is the common case). Each row's id is its own, given by the
+    /// store ([`row_id`](crate::store::row_id)).
     fn rows_of(
         &self,
         kind: EventType,
@@ -166,20 +154,30 @@ impl Emitter {
         payload: String,
         now: Timestamp,
     ) -> Vec<OutboxEvent> {
-        let id = event_id();
-        self.endpoints
+        let mut takers = self
+            .endpoints
             .iter()
             .filter(|(_, types)| types.contains(&kind))
-            .map(|(name, _)| OutboxEvent {
-                id: id.clone(),
+            .map(|(name, _)| name)
+            .peekable();
+        let mut rows = Vec::with_capacity(1);
+        let mut payload = Some(payload);
+        while let Some(name) = takers.next() {
+            let payload = if takers.peek().is_none() {
+                payload.take()
+            } else {
+                payload.clone()
+            };
+            rows.push(OutboxEvent {
                 endpoint: name.clone(),
                 kind: kind.as_str().to_owned(),
                 subject: subject.to_owned(),
                 subject_created,
-                payload: payload.clone(),
+                payload: payload.unwrap_or_default(),
                 created: now,
-            })
-            .collect()
+            });
+        }
+        rows
     }
 
     /// The rows of a verification event: `data` is the verification as the API shows it (never
@@ -336,12 +334,5 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_ne!(parts[0], parts[1]);
         assert!(parts.iter().all(|p| p.starts_with("v1,")));
-    }
-
-    #[test]
-    fn event_ids_are_unique_and_prefixed() {
-        let (a, b) = (event_id(), event_id());
-        assert_ne!(a, b);
-        assert!(a.starts_with("msg_") && a.len() == 36, "{a}");
     }
 }

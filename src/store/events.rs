@@ -14,11 +14,10 @@ use async_trait::async_trait;
 use super::{AttemptRecord, StoreError};
 use crate::domain::{SendAttempt, Timestamp};
 
-/// One outbox row to write: one event for one endpoint.
+/// One outbox row to write: one event for one endpoint. Its id is the row's own (see
+/// [`row_id`]), so nothing about it is written or indexed on the request path.
 #[derive(Clone, Debug)]
 pub struct OutboxEvent {
-    /// The event's id (`msg_…`), the same for every endpoint and every try: `webhook-id`.
-    pub id: String,
     /// The endpoint's name (`default` for `VERIFYD_EVENTS_URL`).
     pub endpoint: String,
     /// `verification.pending`, …
@@ -93,6 +92,9 @@ impl EventState {
 #[derive(Clone, Debug)]
 pub struct StoredEvent {
     pub seq: i64,
+    /// Its `webhook-id`: [`row_id`] of its creation and `seq`, or the id stored with a row
+    /// written before ids were the rows' own (the same for every endpoint of its event).
+    pub id: String,
     pub event: OutboxEvent,
     pub state: EventState,
     /// Tries made so far.
@@ -119,10 +121,49 @@ pub enum DeliveryResult {
     },
 }
 
+/// The `webhook-id` of the outbox row `seq` written at `created`: `msg_`, the creation time
+/// (milliseconds, 12 hex digits) and the row's number (16 hex digits). Unique (one row, one
+/// id), the same on every try, sorted by creation, and found again by its number: nothing is
+/// stored or indexed for it, which on the request path measured about 2 % of a send
+/// (BENCHMARKS.md, issue 23). Each endpoint's row of one event has its own id.
+pub fn row_id(created: Timestamp, seq: i64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(ROW_ID_LEN);
+    id.push_str("msg_");
+    // The casts keep the bits: hex digits of the two's-complement value (both are positive).
+    let (millis, seq) = (created.as_millis() as u64, seq as u64);
+    for (value, digits) in [(millis, 12_u32), (seq, 16)] {
+        for i in (0..digits).rev() {
+            // The mask keeps the index below 16.
+            id.push(char::from(HEX[((value >> (4 * i)) & 0xf) as usize]));
+        }
+    }
+    id
+}
+
+/// The length of a [`row_id`] (ids stored before were 36 characters long).
+const ROW_ID_LEN: usize = 4 + 12 + 16;
+
+/// The creation time and row number a [`row_id`] was made of; `None` for any other text (a
+/// stored id of an older row, or no id at all).
+pub fn parse_row_id(id: &str) -> Option<(Timestamp, i64)> {
+    let hex = id.strip_prefix("msg_").filter(|_| id.len() == ROW_ID_LEN)?;
+    if !hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let millis = i64::from_str_radix(&hex[..12], 16).ok()?;
+    let seq = i64::from_str_radix(&hex[12..], 16).ok()?;
+    Some((Timestamp::from_millis(millis), seq))
+}
+
 /// Which rows a replay puts back to pending.
 #[derive(Clone, Debug)]
 pub enum Replay {
-    /// Every row of this event id (every endpoint), whatever its state.
+    /// The row of this id (a [`row_id`]), or every endpoint's row of an older event whose id
+    /// was stored; whatever its state.
     Id(String),
     /// Every dead row.
     AllDead,
@@ -142,6 +183,43 @@ pub struct ExpiredVerification {
 }
 
 /// The outbox, the dispatcher's side.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_id_gives_back_its_time_and_number() {
+        for (millis, seq) in [(0, 1), (1_795_000_000_123, 42), ((1 << 48) - 1, i64::MAX)] {
+            let id = row_id(Timestamp::from_millis(millis), seq);
+            assert_eq!(id.len(), ROW_ID_LEN, "{id}");
+            assert_eq!(
+                id,
+                format!("msg_{millis:012x}{seq:016x}"),
+                "the same digits format! writes"
+            );
+            assert_eq!(
+                parse_row_id(&id),
+                Some((Timestamp::from_millis(millis), seq))
+            );
+        }
+    }
+
+    #[test]
+    fn other_ids_are_not_row_ids() {
+        for id in [
+            "",
+            "msg_",
+            // An id stored by an older verifyd: 36 characters.
+            "msg_0199c0ffee00a1b2c3d4e5f60718293a",
+            "msg_0199C0FFEE000000000000000000002a",
+            "msg_0199c0ffee00000000000000000000-1",
+            "evt_0199c0ffee000000000000000000002a",
+        ] {
+            assert_eq!(parse_row_id(id), None, "{id}");
+        }
+    }
+}
+
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Writes `events` in one transaction, outside any other change (for producers whose

@@ -40,7 +40,7 @@ pub use attempts::{
 pub use console::ConsoleStore;
 pub use events::{
     DeliveryResult, EventState, EventStore, ExpiredVerification, Journal, OutboxEvent, Replay,
-    SendJournal, StoredEvent,
+    SendJournal, StoredEvent, parse_row_id, row_id,
 };
 pub use idempotency::{IdempotencyBegin, IdempotencyStore, SealedAnswer};
 pub use keys::{KeyCheck, KeyStore};

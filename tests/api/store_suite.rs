@@ -15,7 +15,7 @@ use verifyd::domain::{
 };
 use verifyd::store::{
     CheckRecord, DeliveryResult, EventState, NewVerification, OutboxEvent, PostgresSettings,
-    PostgresStore, SendOutcome, SqliteStore, Store, VerificationStore,
+    PostgresStore, Replay, SendOutcome, SqliteStore, Store, VerificationStore,
 };
 
 use crate::helpers::postgres_or_skip;
@@ -97,23 +97,30 @@ store_suite!(
     concurrent_judged_checks_approve_once_and_count_at_most_the_budget,
     the_outbox_holds_a_subjects_next_event_until_its_previous_one_is_delivered,
     the_event_purge_deletes_finished_rows_written_before_the_cutoff,
+    a_lease_after_a_cursor_still_keeps_a_subjects_order,
+    an_event_row_is_replayed_by_its_id,
 );
 
-/// An outbox row for the default endpoint, about `subject` (begun at `begun`), written at `at`.
-fn outbox_row(id: &str, subject: &str, begun: Timestamp, at: Timestamp) -> OutboxEvent {
+/// An outbox row for the default endpoint, about `subject` (begun at `begun`), written at `at`,
+/// whose payload is `label` (how the tests tell rows apart).
+fn outbox_row(label: &str, subject: &str, begun: Timestamp, at: Timestamp) -> OutboxEvent {
     OutboxEvent {
-        id: id.to_owned(),
         endpoint: "default".to_owned(),
         kind: "verification.pending".to_owned(),
         subject: subject.to_owned(),
         subject_created: begun,
-        payload: format!(r#"{{"id":"{id}"}}"#),
+        payload: label.to_owned(),
         created: at,
     }
 }
 
-/// The ids a lease at `now` takes (up to 10, from the first row).
+/// The rows (seq, label) a lease at `now` takes (up to 10, from the first row).
 async fn lease_ids(store: &dyn Store, now: Timestamp) -> Vec<(i64, String)> {
+    lease_after(store, now, 0).await
+}
+
+/// The rows (seq, label) a lease at `now` of the rows after `after` takes (up to 10).
+async fn lease_after(store: &dyn Store, now: Timestamp, after: i64) -> Vec<(i64, String)> {
     store
         .lease_events(
             &["default".to_owned()],
@@ -121,12 +128,12 @@ async fn lease_ids(store: &dyn Store, now: Timestamp) -> Vec<(i64, String)> {
             now.plus(Duration::from_secs(15)),
             "suite",
             10,
-            0,
+            after,
         )
         .await
         .unwrap()
         .into_iter()
-        .map(|e| (e.seq, e.event.id))
+        .map(|e| (e.seq, e.event.payload))
         .collect()
 }
 
@@ -610,6 +617,118 @@ pub mod cases {
         );
     }
 
+    pub async fn a_lease_after_a_cursor_still_keeps_a_subjects_order(store: Arc<dyn Store>) {
+        let s = store.as_ref();
+        s.write_events(vec![outbox_row("first", "VE-one", T0, T0)])
+            .await
+            .unwrap();
+        let now = T0.plus(Duration::from_secs(1));
+        let first = lease_ids(s, now).await;
+        assert_eq!(first.len(), 1);
+        let cursor = first[0].0;
+        // The subject's next event, and another subject's, written while the first is in flight.
+        s.write_events(vec![
+            outbox_row("second", "VE-one", T0, now),
+            outbox_row("other", "VE-two", now, now),
+        ])
+        .await
+        .unwrap();
+        let labels = |rows: Vec<(i64, String)>| rows.into_iter().map(|r| r.1).collect::<Vec<_>>();
+        let other = lease_after(s, now, cursor).await;
+        assert_eq!(
+            labels(other.clone()),
+            ["other"],
+            "the second waits for the first, in flight before the cursor"
+        );
+        s.finish_events(
+            "suite",
+            &[(other[0].0, DeliveryResult::Delivered { at: now })],
+        )
+        .await
+        .unwrap();
+        // The first fails: the second still waits, through its retry.
+        s.finish_events(
+            "suite",
+            &[(
+                cursor,
+                DeliveryResult::Retry {
+                    at: now.plus(Duration::from_secs(60)),
+                    error: "HTTP 500".to_owned(),
+                },
+            )],
+        )
+        .await
+        .unwrap();
+        assert!(
+            lease_after(s, now.plus(Duration::from_secs(2)), cursor)
+                .await
+                .is_empty()
+        );
+        assert!(
+            lease_ids(s, now.plus(Duration::from_secs(2)))
+                .await
+                .is_empty()
+        );
+        let retry_at = now.plus(Duration::from_secs(61));
+        assert_eq!(labels(lease_ids(s, retry_at).await), ["first"]);
+        s.finish_events(
+            "suite",
+            &[(cursor, DeliveryResult::Delivered { at: retry_at })],
+        )
+        .await
+        .unwrap();
+        assert_eq!(labels(lease_ids(s, retry_at).await), ["second"]);
+    }
+
+    pub async fn an_event_row_is_replayed_by_its_id(store: Arc<dyn Store>) {
+        let s = store.as_ref();
+        s.write_events(vec![
+            outbox_row("one", "VE-one", T0, T0),
+            outbox_row("two", "VE-two", T0, T0.plus(Duration::from_millis(1))),
+        ])
+        .await
+        .unwrap();
+        let listed = s.list_events(None, 10).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        for e in &listed {
+            assert_eq!(e.id, verifyd::store::row_id(e.event.created, e.seq));
+        }
+        assert_ne!(listed[0].id, listed[1].id, "one id per row");
+        let now = T0.plus(Duration::from_secs(1));
+        let leased = lease_ids(s, now).await;
+        let results: Vec<_> = leased
+            .iter()
+            .map(|(seq, _)| {
+                (
+                    *seq,
+                    DeliveryResult::Dead {
+                        error: "HTTP 500".to_owned(),
+                    },
+                )
+            })
+            .collect();
+        s.finish_events("suite", &results).await.unwrap();
+        let one = listed.iter().find(|e| e.event.payload == "one").unwrap();
+        // The same number with another time is not that row's id.
+        let forged = verifyd::store::row_id(T0.plus(Duration::from_secs(9)), one.seq);
+        assert_eq!(s.replay_events(&Replay::Id(forged), now).await.unwrap(), 0);
+        assert_eq!(
+            s.replay_events(&Replay::Id("msg_unknown".to_owned()), now)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            s.replay_events(&Replay::Id(one.id.clone()), now)
+                .await
+                .unwrap(),
+            1
+        );
+        let again = lease_ids(s, now).await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].1, "one", "only the replayed row is pending again");
+    }
+
     pub async fn the_event_purge_deletes_finished_rows_written_before_the_cutoff(
         store: Arc<dyn Store>,
     ) {
@@ -672,7 +791,7 @@ pub mod cases {
             .await
             .unwrap()
             .into_iter()
-            .map(|e| (e.event.id, e.state))
+            .map(|e| (e.event.payload, e.state))
             .collect();
         left.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(

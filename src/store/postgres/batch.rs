@@ -185,21 +185,21 @@ async fn insert(pool: &PgPool, rows: &[&NewRow]) -> Result<HashSet<String>, sqlx
          a AS (INSERT INTO send_attempts (sid, verification_sid, channel, sent_at) \
          SELECT input.attempt_sid, v.sid, input.attempt_channel, input.sent_at \
          FROM v JOIN input ON input.sid = v.sid RETURNING verification_sid), \
-         e AS (INSERT INTO event_outbox (id, endpoint, type, subject, payload, created_at, next_at, \
-         subject_created) SELECT ev.id, ev.endpoint, ev.type, ev.subject, ev.payload, \
+         e AS (INSERT INTO event_outbox (endpoint, type, subject, payload, created_at, next_at, \
+         subject_created) SELECT ev.endpoint, ev.type, ev.subject, ev.payload, \
          ev.created_at, ev.created_at, v.created_at \
-         FROM UNNEST($13::text[], $14::text[], $15::text[], $16::text[], $17::text[], \
-         $18::bigint[], $19::text[]) AS ev(id, endpoint, type, subject, payload, created_at, vsid) \
-         JOIN v ON v.sid = ev.vsid ON CONFLICT (id, endpoint) DO NOTHING), \
+         FROM UNNEST($13::text[], $14::text[], $15::text[], $16::text[], \
+         $17::bigint[], $18::text[]) AS ev(endpoint, type, subject, payload, created_at, vsid) \
+         JOIN v ON v.sid = ev.vsid), \
          l AS (INSERT INTO verification_attempts (sid, kind, created_at, service_sid, \
          verification_sid, channel, country, prefix, phone_lookup, phone_sealed, vendor, status, \
          reason, bucket, locale, encoding, segments) SELECT la.sid, la.kind, la.created_at, \
          la.service_sid, la.vsid, la.channel, la.country, la.prefix, la.phone_lookup, \
          la.phone_sealed, la.vendor, la.status, la.reason, la.bucket, la.locale, la.encoding, \
-         la.segments FROM UNNEST($20::text[], $21::text[], $22::bigint[], \
-         $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::bytea[], \
-         $29::bytea[], $30::text[], $31::text[], $32::text[], $33::text[], $34::text[], \
-         $35::text[], $36::int[]) AS la(sid, kind, \
+         la.segments FROM UNNEST($19::text[], $20::text[], $21::bigint[], \
+         $22::text[], $23::text[], $24::text[], $25::text[], $26::text[], $27::bytea[], \
+         $28::bytea[], $29::text[], $30::text[], $31::text[], $32::text[], $33::text[], \
+         $34::text[], $35::int[]) AS la(sid, kind, \
          created_at, service_sid, vsid, channel, country, prefix, phone_lookup, phone_sealed, \
          vendor, status, reason, bucket, locale, encoding, segments) JOIN v ON v.sid = la.vsid \
          ON CONFLICT (sid) DO NOTHING \
@@ -225,7 +225,6 @@ async fn insert(pool: &PgPool, rows: &[&NewRow]) -> Result<HashSet<String>, sqlx
     .bind(column(rows, |r| r.attempt_sid.as_str()))
     .bind(column(rows, |r| r.attempt_channel))
     .bind(column(rows, |r| r.sent_at))
-    .bind(events.iter().map(|(_, e)| e.id.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|(_, e)| e.endpoint.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|(_, e)| e.subject.as_str()).collect::<Vec<_>>())

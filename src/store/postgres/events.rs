@@ -12,7 +12,7 @@ use super::{PostgresStore, db_error};
 use crate::domain::Timestamp;
 use crate::store::events::{
     DeliveryResult, EventState, EventStore, ExpiredVerification, Journal, OutboxEvent, Replay,
-    StoredEvent,
+    StoredEvent, parse_row_id, row_id,
 };
 use crate::store::verifications::parse_attempts;
 use crate::store::{AttemptRecord, StoreError, corrupt};
@@ -28,7 +28,7 @@ macro_rules! event_columns {
     };
 }
 
-/// Inserts `events` (a row already there, same id and endpoint, is left as it is).
+/// Inserts `events`, each a new row (its id is its number: see [`row_id`]).
 pub(super) async fn insert_events(
     conn: &mut PgConnection,
     events: &[OutboxEvent],
@@ -38,14 +38,12 @@ pub(super) async fn insert_events(
     }
     let col = |f: fn(&OutboxEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
     sqlx::query(
-        "INSERT INTO event_outbox (id, endpoint, type, subject, payload, created_at, next_at, \
+        "INSERT INTO event_outbox (endpoint, type, subject, payload, created_at, next_at, \
          subject_created) \
-         SELECT id, endpoint, type, subject, payload, created_at, created_at, subject_created FROM \
-         UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], \
-         $7::bigint[]) AS t(id, endpoint, type, subject, payload, created_at, subject_created) \
-         ON CONFLICT (id, endpoint) DO NOTHING",
+         SELECT endpoint, type, subject, payload, created_at, created_at, subject_created FROM \
+         UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+         $6::bigint[]) AS t(endpoint, type, subject, payload, created_at, subject_created)",
     )
-    .bind(col(|e| &e.id))
     .bind(col(|e| &e.endpoint))
     .bind(col(|e| &e.kind))
     .bind(col(|e| &e.subject))
@@ -93,15 +91,20 @@ pub(super) async fn write_journal(
 
 fn event_from_row(r: &PgRow) -> Result<StoredEvent, StoreError> {
     let state: String = r.try_get(7).map_err(db_error)?;
+    let seq = r.try_get(0).map_err(db_error)?;
+    let created = Timestamp::from_millis(r.try_get(6).map_err(db_error)?);
     Ok(StoredEvent {
-        seq: r.try_get(0).map_err(db_error)?,
+        seq,
+        id: r
+            .try_get::<Option<String>, _>(1)
+            .map_err(db_error)?
+            .unwrap_or_else(|| row_id(created, seq)),
         event: OutboxEvent {
-            id: r.try_get(1).map_err(db_error)?,
             endpoint: r.try_get(2).map_err(db_error)?,
             kind: r.try_get(3).map_err(db_error)?,
             subject: r.try_get(4).map_err(db_error)?,
             payload: r.try_get(5).map_err(db_error)?,
-            created: Timestamp::from_millis(r.try_get(6).map_err(db_error)?),
+            created,
             subject_created: Timestamp::from_millis(r.try_get(12).map_err(db_error)?),
         },
         state: EventState::parse(&state).ok_or_else(|| corrupt("event state"))?,
@@ -247,12 +250,24 @@ impl EventStore for PostgresStore {
     async fn replay_events(&self, which: &Replay, now: Timestamp) -> Result<u64, StoreError> {
         self.bounded(async {
             let done = match which {
-                Replay::Id(id) => sqlx::query(
-                    "UPDATE event_outbox SET state = 'pending', tries = 0, next_at = $1, \
-                     lease_until = 0, leased_by = NULL, delivered_at = NULL WHERE id = $2",
-                )
-                .bind(now.as_millis())
-                .bind(id),
+                Replay::Id(id) => match parse_row_id(id) {
+                    Some((created, seq)) => sqlx::query(
+                        "UPDATE event_outbox SET state = 'pending', tries = 0, next_at = $1, \
+                         lease_until = 0, leased_by = NULL, delivered_at = NULL \
+                         WHERE seq = $2 AND created_at = $3 AND id IS NULL",
+                    )
+                    .bind(now.as_millis())
+                    .bind(seq)
+                    .bind(created.as_millis()),
+                    // An older row's stored id (every endpoint's row of its event).
+                    None => sqlx::query(
+                        "UPDATE event_outbox SET state = 'pending', tries = 0, next_at = $1, \
+                         lease_until = 0, leased_by = NULL, delivered_at = NULL \
+                         WHERE id = $2 AND id IS NOT NULL",
+                    )
+                    .bind(now.as_millis())
+                    .bind(id),
+                },
                 Replay::AllDead => sqlx::query(
                     "UPDATE event_outbox SET state = 'pending', tries = 0, next_at = $1, \
                      lease_until = 0, leased_by = NULL WHERE state = 'dead'",

@@ -1,7 +1,12 @@
 //! The events concern on SQLite: the outbox rows a change's [`Journal`] carries are inserted by
 //! [`write_journal`] inside that change's write job (so inside its batch's transaction), and the
-//! dispatcher's leases are one `UPDATE … RETURNING` write job. One process owns the file, so no
-//! row-level locking is needed: the store's thread runs one job at a time.
+//! dispatcher's leases are one write job ([`lease`]). One process owns the file, so no row-level
+//! locking is needed: the store's thread runs one job at a time.
+//!
+//! A request pays for the outbox row and one index entry (`event_outbox_pending`, the rows to
+//! deliver in `seq` order), nothing more: the row's id is its own number ([`row_id`]), and a
+//! subject's order is kept with an index of the rows the dispatcher has touched, which only the
+//! dispatcher writes (see [`lease`]).
 
 use async_trait::async_trait;
 use rusqlite::{Connection, Row, params};
@@ -12,7 +17,7 @@ use super::{SqliteStore, db_error, execute};
 use crate::domain::Timestamp;
 use crate::store::events::{
     DeliveryResult, EventState, EventStore, ExpiredVerification, Journal, OutboxEvent, Replay,
-    StoredEvent,
+    StoredEvent, parse_row_id, row_id,
 };
 use crate::store::verifications::parse_attempts;
 use crate::store::{StoreError, corrupt};
@@ -20,16 +25,14 @@ use crate::store::{StoreError, corrupt};
 /// The name of the expiry sweeper's watermark row.
 const EXPIRY: &str = "expiry";
 
-/// Inserts `events` (a row already there, same id and endpoint, is left as it is).
+/// Inserts `events`, each a new row (its id is its number: see [`row_id`]).
 pub(super) fn insert_events(c: &Connection, events: &[OutboxEvent]) -> Result<(), StoreError> {
     for e in events {
         execute(
             c,
-            "INSERT INTO event_outbox (id, endpoint, type, subject, subject_created, payload, \
-             created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
-             ON CONFLICT (id, endpoint) DO NOTHING",
+            "INSERT INTO event_outbox (endpoint, type, subject, subject_created, payload, \
+             created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             params![
-                e.id,
                 e.endpoint,
                 e.kind,
                 e.subject,
@@ -59,15 +62,20 @@ const EVENT_COLUMNS: &str = "seq, id, endpoint, type, subject, payload, created_
 
 fn event_from_row(r: &Row<'_>) -> Result<StoredEvent, StoreError> {
     let state: String = r.get(7).map_err(db_error)?;
+    let seq = r.get(0).map_err(db_error)?;
+    let created = Timestamp::from_millis(r.get(6).map_err(db_error)?);
     Ok(StoredEvent {
-        seq: r.get(0).map_err(db_error)?,
+        seq,
+        id: r
+            .get::<_, Option<String>>(1)
+            .map_err(db_error)?
+            .unwrap_or_else(|| row_id(created, seq)),
         event: OutboxEvent {
-            id: r.get(1).map_err(db_error)?,
             endpoint: r.get(2).map_err(db_error)?,
             kind: r.get(3).map_err(db_error)?,
             subject: r.get(4).map_err(db_error)?,
             payload: r.get(5).map_err(db_error)?,
-            created: Timestamp::from_millis(r.get(6).map_err(db_error)?),
+            created,
             subject_created: Timestamp::from_millis(r.get(12).map_err(db_error)?),
         },
         state: EventState::parse(&state).ok_or_else(|| corrupt("event state"))?,
@@ -96,6 +104,93 @@ fn events(
     Ok(found)
 }
 
+/// Leases up to `limit` due rows of `endpoints` after `after` until `lease_until`, as `owner`
+/// (see `EventStore::lease_events`), walking the pending rows in `seq` order.
+///
+/// A subject's order, without an index that every request would pay for: a row is leased only
+/// if it is the first of its subject and endpoint that this walk meets, and no earlier row of
+/// theirs is *held*. Held rows are in `event_outbox_held` (pending, and leased, tried, or
+/// waiting: `lease_until` -1). Only the dispatcher makes a row held, so a request's insert never
+/// touches that index. A row this walk passes over (a later one of a subject, or not due) is
+/// marked waiting, so that a later walk that starts after it (`after`) still sees it: every
+/// pending row before a walk's start has been walked before, and so is leased, tried, waiting,
+/// or delivered.
+fn lease(
+    c: &Connection,
+    endpoints: &[String],
+    now: Timestamp,
+    lease_until: Timestamp,
+    owner: &str,
+    limit: usize,
+    after: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let now_ms = now.as_millis();
+    let mut take = Vec::new();
+    let mut wait = Vec::new();
+    {
+        let mut walk = c
+            .prepare_cached(
+                "SELECT seq, subject, endpoint, tries, next_at, lease_until \
+                 FROM event_outbox INDEXED BY event_outbox_pending \
+                 WHERE state = 'pending' AND seq > ?1 ORDER BY seq",
+            )
+            .map_err(db_error)?;
+        let mut held = c
+            .prepare_cached(
+                "SELECT 1 FROM event_outbox INDEXED BY event_outbox_held \
+                 WHERE subject = ?1 AND endpoint = ?2 AND seq < ?3 \
+                 AND state = 'pending' AND (tries > 0 OR lease_until <> 0) LIMIT 1",
+            )
+            .map_err(db_error)?;
+        let mut met = std::collections::HashSet::new();
+        let mut rows = walk.query([after]).map_err(db_error)?;
+        while take.len() < limit
+            && let Some(r) = rows.next().map_err(db_error)?
+        {
+            let endpoint: String = r.get(2).map_err(db_error)?;
+            if !endpoints.contains(&endpoint) {
+                continue;
+            }
+            let seq: i64 = r.get(0).map_err(db_error)?;
+            let subject: String = r.get(1).map_err(db_error)?;
+            let tries: i64 = r.get(3).map_err(db_error)?;
+            let next_at: i64 = r.get(4).map_err(db_error)?;
+            let leased: i64 = r.get(5).map_err(db_error)?;
+            let first = met.insert((subject.clone(), endpoint.clone()));
+            let due = next_at <= now_ms && leased <= now_ms;
+            if first
+                && due
+                && !held
+                    .exists(params![subject, endpoint, seq])
+                    .map_err(db_error)?
+            {
+                take.push(seq);
+            } else if tries == 0 && leased == 0 {
+                wait.push(seq);
+            }
+        }
+    }
+    for seq in wait {
+        execute(
+            c,
+            "UPDATE event_outbox SET lease_until = -1 WHERE seq = ?1 AND lease_until = 0",
+            [seq],
+        )?;
+    }
+    let mut leased = Vec::with_capacity(take.len());
+    for seq in take {
+        leased.extend(events(
+            c,
+            &format!(
+                "UPDATE event_outbox SET lease_until = ?1, leased_by = ?2 WHERE seq = ?3 \
+                 RETURNING {EVENT_COLUMNS}"
+            ),
+            params![lease_until.as_millis(), owner, seq],
+        )?);
+    }
+    Ok(leased)
+}
+
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn write_events(&self, events: Vec<OutboxEvent>) -> Result<(), StoreError> {
@@ -116,35 +211,19 @@ impl EventStore for SqliteStore {
         limit: u32,
         after: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let endpoints =
-            serde_json::to_string(endpoints).map_err(|e| StoreError::internal(e.to_string()))?;
+        let endpoints = endpoints.to_vec();
         let owner = owner.to_owned();
         self.worker
             .call(Access::Write, move |c| {
-                let mut leased = events(
+                lease(
                     c,
-                    &format!(
-                        "UPDATE event_outbox SET lease_until = ?1, leased_by = ?2 WHERE seq IN (\
-                         SELECT o.seq FROM event_outbox o INDEXED BY event_outbox_pending \
-                         WHERE o.state = 'pending' AND o.seq > ?6 \
-                         AND o.next_at <= ?3 AND o.lease_until <= ?3 \
-                         AND o.endpoint IN (SELECT value FROM json_each(?4)) \
-                         AND NOT EXISTS (SELECT 1 FROM event_outbox p \
-                         WHERE p.subject_created = o.subject_created AND p.subject = o.subject \
-                         AND p.endpoint = o.endpoint AND p.state = 'pending' AND p.seq < o.seq) \
-                         ORDER BY o.seq LIMIT ?5) RETURNING {EVENT_COLUMNS}"
-                    ),
-                    params![
-                        lease_until.as_millis(),
-                        owner,
-                        now.as_millis(),
-                        endpoints,
-                        i64::from(limit),
-                        after
-                    ],
-                )?;
-                leased.sort_by_key(|e| e.seq);
-                Ok(leased)
+                    &endpoints,
+                    now,
+                    lease_until,
+                    &owner,
+                    limit as usize,
+                    after,
+                )
             })
             .await
     }
@@ -214,16 +293,28 @@ impl EventStore for SqliteStore {
         let which = which.clone();
         self.worker
             .call(Access::Write, move |c| match &which {
-                Replay::Id(id) => execute(
-                    c,
-                    "UPDATE event_outbox SET state = 'pending', tries = 0, next_at = ?1, \
-                     lease_until = 0, leased_by = NULL, delivered_at = NULL WHERE id = ?2",
-                    params![now.as_millis(), id],
-                ),
+                // A replayed row is held (`lease_until` -1, see `lease`): a later event of its
+                // subject waits for it, as for any earlier row.
+                Replay::Id(id) => match parse_row_id(id) {
+                    Some((created, seq)) => execute(
+                        c,
+                        "UPDATE event_outbox SET state = 'pending', tries = 0, next_at = ?1, \
+                         lease_until = -1, leased_by = NULL, delivered_at = NULL \
+                         WHERE seq = ?2 AND created_at = ?3 AND id IS NULL",
+                        params![now.as_millis(), seq, created.as_millis()],
+                    ),
+                    None => execute(
+                        c,
+                        "UPDATE event_outbox INDEXED BY event_outbox_legacy_id SET state = 'pending', \
+                         tries = 0, next_at = ?1, lease_until = -1, leased_by = NULL, \
+                         delivered_at = NULL WHERE id = ?2 AND id IS NOT NULL",
+                        params![now.as_millis(), id],
+                    ),
+                },
                 Replay::AllDead => execute(
                     c,
                     "UPDATE event_outbox SET state = 'pending', tries = 0, next_at = ?1, \
-                     lease_until = 0, leased_by = NULL WHERE state = 'dead'",
+                     lease_until = -1, leased_by = NULL WHERE state = 'dead'",
                     params![now.as_millis()],
                 ),
             })
