@@ -1,7 +1,7 @@
 //! `verifyd events list|replay`: the events' outbox from the command line, against the
 //! configured store. `list` shows the newest rows (id, endpoint, type, state, tries, last
 //! error; never a payload, which may carry a number); `replay` puts rows back to pending, due
-//! now, with their tries reset: one event by id (every endpoint), or every dead one. A serving
+//! now, with their tries reset: one event by id (its endpoint's row), or every dead one. A serving
 //! replica's dispatcher sends them within a second.
 
 use std::sync::Arc;

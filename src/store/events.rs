@@ -183,43 +183,6 @@ pub struct ExpiredVerification {
 }
 
 /// The outbox, the dispatcher's side.
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_row_id_gives_back_its_time_and_number() {
-        for (millis, seq) in [(0, 1), (1_795_000_000_123, 42), ((1 << 48) - 1, i64::MAX)] {
-            let id = row_id(Timestamp::from_millis(millis), seq);
-            assert_eq!(id.len(), ROW_ID_LEN, "{id}");
-            assert_eq!(
-                id,
-                format!("msg_{millis:012x}{seq:016x}"),
-                "the same digits format! writes"
-            );
-            assert_eq!(
-                parse_row_id(&id),
-                Some((Timestamp::from_millis(millis), seq))
-            );
-        }
-    }
-
-    #[test]
-    fn other_ids_are_not_row_ids() {
-        for id in [
-            "",
-            "msg_",
-            // An id stored by an older verifyd: 36 characters.
-            "msg_0199c0ffee00a1b2c3d4e5f60718293a",
-            "msg_0199C0FFEE000000000000000000002a",
-            "msg_0199c0ffee00000000000000000000-1",
-            "evt_0199c0ffee000000000000000000002a",
-        ] {
-            assert_eq!(parse_row_id(id), None, "{id}");
-        }
-    }
-}
-
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Writes `events` in one transaction, outside any other change (for producers whose
@@ -294,4 +257,41 @@ pub trait EventStore: Send + Sync {
 
     /// Deletes delivered and dead rows created before `before`. How many.
     async fn purge_events(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_id_gives_back_its_time_and_number() {
+        for (millis, seq) in [(0, 1), (1_795_000_000_123, 42), ((1 << 48) - 1, i64::MAX)] {
+            let id = row_id(Timestamp::from_millis(millis), seq);
+            assert_eq!(id.len(), ROW_ID_LEN, "{id}");
+            assert_eq!(
+                id,
+                format!("msg_{millis:012x}{seq:016x}"),
+                "the same digits format! writes"
+            );
+            assert_eq!(
+                parse_row_id(&id),
+                Some((Timestamp::from_millis(millis), seq))
+            );
+        }
+    }
+
+    #[test]
+    fn other_ids_are_not_row_ids() {
+        for id in [
+            "",
+            "msg_",
+            // An id stored by an older verifyd: 36 characters.
+            "msg_0199c0ffee00a1b2c3d4e5f60718293a",
+            "msg_0199C0FFEE000000000000000000002a",
+            "msg_0199c0ffee00000000000000000000-1",
+            "evt_0199c0ffee000000000000000000002a",
+        ] {
+            assert_eq!(parse_row_id(id), None, "{id}");
+        }
+    }
 }

@@ -118,9 +118,14 @@ mod tests {
 
     /// A database as verifyd left it before migration 5: migrations 1 to 4, recorded.
     fn before_inline_attempts() -> Connection {
+        before(ATTEMPTS_INLINE)
+    }
+
+    /// A database with the migrations before `version` applied and recorded.
+    fn before(version: i64) -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(TABLE).unwrap();
-        for m in MIGRATOR.iter().filter(|m| m.version < ATTEMPTS_INLINE) {
+        for m in MIGRATOR.iter().filter(|m| m.version < version) {
             conn.execute_batch(m.sql.as_str()).unwrap();
             conn.execute(
                 "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
@@ -177,6 +182,65 @@ mod tests {
         assert_eq!(now.applied, MIGRATOR.iter().count());
         // Running again changes nothing.
         run(&conn).unwrap();
+    }
+
+    #[test]
+    fn the_lean_outbox_keeps_older_rows_their_ids_and_their_order() {
+        let conn = before(20_261_207_260_001);
+        // Two pending events of one verification (the second waits for the first), one of
+        // another, one delivered; ids stored as verifyd wrote them then.
+        conn.execute_batch(
+            "INSERT INTO event_outbox (id, endpoint, type, subject, payload, created_at, next_at, \
+               subject_created, state) VALUES \
+               ('msg_a', 'default', 'verification.pending', 'VE1', '{}', 1, 1, 1, 'pending'), \
+               ('msg_b', 'default', 'verification.approved', 'VE1', '{}', 2, 2, 1, 'pending'), \
+               ('msg_c', 'default', 'verification.pending', 'VE2', '{}', 3, 3, 3, 'pending'), \
+               ('msg_d', 'default', 'verification.pending', 'VE3', '{}', 4, 4, 4, 'delivered');",
+        )
+        .unwrap();
+        run(&conn).unwrap();
+        let rows: Vec<(String, i64)> = conn
+            .prepare("SELECT id, lease_until FROM event_outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("msg_a".to_owned(), 0),
+                ("msg_b".to_owned(), -1),
+                ("msg_c".to_owned(), 0),
+                ("msg_d".to_owned(), 0)
+            ],
+            "ids kept; the second event of VE1 waits (held) for the first"
+        );
+        // A new row stores no id, and enters only the pending index.
+        conn.execute(
+            "INSERT INTO event_outbox (endpoint, type, subject, payload, created_at, next_at) \
+             VALUES ('default', 'verification.pending', 'VE4', '{}', 5, 5)",
+            [],
+        )
+        .unwrap();
+        let mut indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'event_outbox'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        indexes.sort();
+        assert_eq!(
+            indexes,
+            [
+                "event_outbox_held",
+                "event_outbox_legacy_id",
+                "event_outbox_pending"
+            ]
+        );
     }
 
     #[test]
