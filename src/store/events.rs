@@ -148,10 +148,8 @@ const ROW_ID_LEN: usize = 4 + 12 + 16;
 /// stored id of an older row, or no id at all).
 pub fn parse_row_id(id: &str) -> Option<(Timestamp, i64)> {
     let hex = id.strip_prefix("msg_").filter(|_| id.len() == ROW_ID_LEN)?;
-    if !hex
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    // Typed back by an operator, possibly in capitals.
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let millis = i64::from_str_radix(&hex[..12], 16).ok()?;
@@ -277,6 +275,11 @@ mod tests {
                 parse_row_id(&id),
                 Some((Timestamp::from_millis(millis), seq))
             );
+            assert_eq!(
+                parse_row_id(&format!("msg_{}", id[4..].to_uppercase())),
+                Some((Timestamp::from_millis(millis), seq)),
+                "typed back in capitals"
+            );
         }
     }
 
@@ -287,7 +290,6 @@ mod tests {
             "msg_",
             // An id stored by an older verifyd: 36 characters.
             "msg_0199c0ffee00a1b2c3d4e5f60718293a",
-            "msg_0199C0FFEE000000000000000000002a",
             "msg_0199c0ffee00000000000000000000-1",
             "evt_0199c0ffee000000000000000000002a",
         ] {

@@ -402,6 +402,38 @@ async fn a_types_filter_and_a_second_endpoint_from_the_toml_file_get_their_own_e
 }
 
 #[tokio::test]
+async fn each_endpoints_copy_of_an_event_has_its_own_id() {
+    let main = Receiver::start(&[SECRET_A]).await;
+    let audit = Receiver::start(&[SECRET_B]).await;
+    let toml = format!(
+        "[[event_endpoints]]\nname = \"audit\"\nurl = \"{}\"\nsecret = \"{SECRET_B}\"\n",
+        audit.url()
+    );
+    let url = main.url();
+    let mut settings = v2_settings(&[
+        ("VERIFYD_EVENTS_URL", url.as_str()),
+        ("VERIFYD_EVENTS_SECRET", SECRET_A),
+    ]);
+    settings.push(("VERIFYD_RATE_LIMIT_IP_MAX", "0"));
+    let app = spawn_app_with_toml(&toml, &settings).await;
+
+    create(&app, A).await;
+    let code = app.last_code(A).await;
+    check(&app, A, &code).await;
+
+    let to_main = main.wait_for(2, 10).await;
+    let to_audit = audit.wait_for(2, 10).await;
+    for (a, b) in to_main.iter().zip(&to_audit) {
+        assert_eq!(a.kind, b.kind, "the same events, in the same order");
+        assert_eq!(a.body, b.body, "the same body");
+        assert_ne!(a.id, b.id, "each endpoint's row has its own webhook-id");
+        for id in [&a.id, &b.id] {
+            assert!(verifyd::store::parse_row_id(id).is_some(), "{id}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_receiver_failing_for_a_while_gets_every_event_at_least_once_and_dedupes_to_once() {
     let receiver = Receiver::start(&[SECRET_A, SECRET_B]).await;
     receiver.state.fail_first.store(3, Ordering::SeqCst);

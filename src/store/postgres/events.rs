@@ -412,7 +412,7 @@ impl EventStore for PostgresStore {
                 // older.
                 "DELETE FROM event_outbox WHERE seq < COALESCE(\
                  (SELECT seq FROM event_outbox WHERE created_at >= $1 ORDER BY seq LIMIT 1), \
-                 (SELECT max(seq) + 1 FROM event_outbox), 0) AND state IN ('delivered', 'dead')",
+                 (SELECT max(seq) FROM event_outbox), 0) AND state IN ('delivered', 'dead')",
             )
             .bind(before.as_millis())
             .execute(&self.pool)

@@ -435,12 +435,14 @@ impl EventStore for SqliteStore {
             .call(Access::Write, move |c| {
                 // Rows are numbered in the order they are written: everything before the first
                 // row written at or after `before` is older (found walking from the oldest, so
-                // the walk costs about what is deleted).
+                // the walk costs about what is deleted). The newest row always stays: SQLite
+                // numbers a new row after the highest one left, and a number used again would
+                // fall behind the dispatcher's cursor (see `lease`) and repeat an old id.
                 execute(
                     c,
                     "DELETE FROM event_outbox WHERE seq < COALESCE(\
                      (SELECT seq FROM event_outbox WHERE created_at >= ?1 ORDER BY seq LIMIT 1), \
-                     (SELECT max(seq) + 1 FROM event_outbox), 0) \
+                     (SELECT max(seq) FROM event_outbox), 0) \
                      AND state IN ('delivered', 'dead')",
                     [before.as_millis()],
                 )
