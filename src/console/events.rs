@@ -154,8 +154,7 @@ fn event_id_shaped(id: &str) -> bool {
 }
 
 /// `POST /console/events/replay` with `id` (one row; an older event's stored id: every endpoint's
-/// row) or `all=dead`, and the
-/// CSRF token: the rows are pending again, due now, tries reset.
+/// row) or `all=dead`, and the CSRF token: the rows are pending again, due now, tries reset.
 pub async fn replay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let (session, frame) = match signed_in(&state, &headers) {
         Ok(s) => s,

@@ -121,7 +121,7 @@ impl Emitter {
     /// The outbox rows of one event (`kind` about `subject`, `data` as the body's `data`), one
     /// per endpoint that takes it; empty when none does. `subject_created` is when the subject
     /// began (a verification's `date_created`): the same for every event of one subject, it
-    /// keeps the outbox's per-subject index in time order (see `EventStore`).
+    /// keeps PostgreSQL's per-subject index in time order (see `OutboxEvent`).
     pub fn rows(
         &self,
         kind: EventType,

@@ -25,10 +25,11 @@ pub struct OutboxEvent {
     /// What it is about (a verification sid): a subject's events go out in order.
     pub subject: String,
     /// When the subject began (a verification's creation; the epoch for a subject without one),
-    /// the same on all its events. The outbox's per-subject index leads with it, so that a new
+    /// the same on all its events. PostgreSQL's per-subject index leads with it, so that a new
     /// event lands at the index's recent end instead of at a random page of it (verification
     /// sids are random): under a backlog that index is as large as the backlog, and random
-    /// inserts into it cost a page write each.
+    /// inserts into it cost a page write each. SQLite keeps the order without that index (see
+    /// its `lease`) and only stores the value.
     pub subject_created: Timestamp,
     /// The request body, finished JSON.
     pub payload: String,
